@@ -1,0 +1,36 @@
+# Two commands a newcomer needs: `make demo` and `make test`.
+# Both create .venv on first use and install the package with the pinned
+# versions in constraints.txt (Python 3.11; PyPI is the only network needed).
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup test test-slow test-all demo clean
+
+setup: $(STAMP)
+
+$(STAMP): setup.py constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "token-dropping needs Python 3.11 (TensorFlow 2.20 and its pinned stack); found " + sys.version.split()[0] + ". Run: make PYTHON=/path/to/python3.11 ...")'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+# The default suite: tiny shapes, a few minutes on 2 CPU cores.
+test: $(STAMP)
+	$(PY) -m pytest -m "not slow" tests
+
+# The slower end-to-end checks kept out of the default run.
+test-slow: $(STAMP)
+	$(PY) -m pytest -m slow tests
+
+test-all: $(STAMP)
+	$(PY) -m pytest tests
+
+demo: $(STAMP)
+	$(PY) tools/demo.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,29 @@
+"""Installs the `token_dropping` package: token dropping for BERT pretraining.
+
+Stack pinned to versions that install together on Python 3.11.
+"""
+import setuptools
+
+setuptools.setup(
+    name="token-dropping",
+    version="0.1.0",
+    description=(
+        "Token Dropping for Efficient BERT Pretraining (Hou et al., ACL 2022) "
+        "on the TensorFlow Model Garden."
+    ),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=setuptools.find_packages(include=["token_dropping", "token_dropping.*"]),
+    package_data={"token_dropping": ["experiments/*.yaml"]},
+    python_requires=">=3.11,<3.12",
+    install_requires=[
+        "tensorflow~=2.20.0",
+        "tf-models-official==2.20.0",
+        "tensorflow-text~=2.20.0",
+        "tf-keras~=2.20.0",
+        "tensorflow-datasets",
+        "absl-py",
+        "gin-config",
+    ],
+    extras_require={"test": ["pytest"]},
+)

@@ -1,0 +1,21 @@
+"""Token dropping for efficient BERT pretraining (Hou et al., ACL 2022).
+
+Importing this package registers every custom Keras class with Keras
+serialization (and, as they are added, Model Garden's task, encoder and
+experiment registries), so configs and saved models that name them load.
+"""
+
+from token_dropping import demo
+from token_dropping.encoder import TokenDropBertEncoder
+from token_dropping.encoder import default_drop_layers
+from token_dropping.token_importance import TokenImportance
+from token_dropping.token_selection import SELECTION_STRATEGIES
+from token_dropping.token_selection import select_kept_positions
+
+__all__ = [
+    "SELECTION_STRATEGIES",
+    "TokenDropBertEncoder",
+    "TokenImportance",
+    "default_drop_layers",
+    "select_kept_positions",
+]

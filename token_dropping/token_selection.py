@@ -1,0 +1,96 @@
+"""Choosing which positions of each sequence the middle layers keep.
+
+One function, `select_kept_positions`, with static shapes so it compiles under
+XLA: one `top_k` over `[batch, seq_length]` priorities (two for "mixed").
+
+Priorities come in three tiers, so the special-token rules hold whatever the
+importance table holds:
+
+1. allow-listed ids ([UNK], [CLS], [SEP], [MASK]): always kept;
+2. ordinary tokens: ranked by importance ("mlm_loss") or at random ("random");
+3. deny-listed ids ([PAD]) and padding (`input_mask == 0`): dropped first, kept
+   only when a sequence has fewer than `keep_k` other tokens (the kept set has a
+   static size, and padding never attends or is attended to anyway).
+
+Ties go to the earlier position (`tf.math.top_k` is stable), and the result is
+sorted ascending, so with `keep_k == seq_length` the drop is the identity.
+"""
+
+import tensorflow as tf
+
+SELECTION_STRATEGIES = ("mlm_loss", "random", "mixed")
+
+# Importance values are MLM losses (cross-entropy, >= 0, typically < 20); the
+# tier sentinels sit far outside the range ordinary tokens are clipped into.
+_SCORE_LIMIT = 1.0e4
+_KEEP_ALWAYS = 3.0e4
+_DROP_FIRST = -3.0e4
+_ALREADY_KEPT = -9.0e4
+
+
+def _tiered(scores, word_ids, input_mask, allow_list, deny_list):
+    """Applies the three tiers to `scores` `[batch, seq]`."""
+    scores = tf.clip_by_value(tf.cast(scores, tf.float32),
+                              -_SCORE_LIMIT, _SCORE_LIMIT)
+    allowed = _is_in(word_ids, allow_list)  # [batch, seq]
+    dropped = _is_in(word_ids, deny_list) | tf.equal(input_mask, 0)
+    scores = tf.where(allowed, _KEEP_ALWAYS, scores)
+    return tf.where(dropped, _DROP_FIRST, scores)  # [batch, seq]
+
+
+def _is_in(word_ids, id_list):
+    if not id_list:
+        return tf.zeros_like(word_ids, dtype=tf.bool)
+    ids = tf.constant(list(id_list), dtype=word_ids.dtype)  # [n]
+    return tf.reduce_any(tf.equal(word_ids[..., None], ids), axis=-1)
+
+
+def _top_positions(priority, k):
+    """The `k` highest-priority positions `[batch, k]`, earlier first on ties."""
+    return tf.math.top_k(priority, k=k, sorted=True).indices
+
+
+def select_kept_positions(importance, word_ids, input_mask, keep_k,
+                          allow_list=(), deny_list=(), strategy="mlm_loss"):
+    """Returns the positions each sequence keeps in the dropped layers.
+
+    Args:
+        importance: float tensor `[batch, seq_length]`: each token's importance
+            (the table looked up at `word_ids`).
+        word_ids: int tensor `[batch, seq_length]`.
+        input_mask: int tensor `[batch, seq_length]`, 0 on padding.
+        keep_k: Python int, `1 <= keep_k <= seq_length`.
+        allow_list: ids always kept.
+        deny_list: ids always dropped first.
+        strategy: "mlm_loss" (top `keep_k` by importance), "random" (uniformly
+            at random) or "mixed" (the top `keep_k - keep_k // 2` by importance
+            plus `keep_k // 2` at random from the rest).
+
+    Returns:
+        int32 tensor `[batch, keep_k]`, ascending along the last axis.
+    """
+    if strategy not in SELECTION_STRATEGIES:
+        raise ValueError(f"selection={strategy!r} is not one of "
+                         f"{', '.join(SELECTION_STRATEGIES)}.")
+    random_scores = lambda: tf.random.uniform(tf.shape(importance))
+    if strategy == "random":
+        importance = random_scores()
+    priority = _tiered(importance, word_ids, input_mask, allow_list, deny_list)
+
+    if strategy == "mixed" and keep_k // 2 > 0:
+        top_k = keep_k - keep_k // 2
+        top = _top_positions(priority, top_k)  # [batch, top_k]
+        batch = tf.shape(top)[0]
+        rows = tf.broadcast_to(tf.range(batch)[:, None], tf.shape(top))
+        already = tf.scatter_nd(
+            tf.stack([rows, top], axis=-1),
+            tf.ones_like(top),
+            tf.shape(priority)) > 0  # [batch, seq]
+        random_priority = _tiered(random_scores(), word_ids, input_mask,
+                                  allow_list, deny_list)
+        random_priority = tf.where(already, _ALREADY_KEPT, random_priority)
+        rest = _top_positions(random_priority, keep_k // 2)  # [batch, k // 2]
+        kept = tf.concat([top, rest], axis=1)  # [batch, keep_k]
+    else:
+        kept = _top_positions(priority, keep_k)  # [batch, keep_k]
+    return tf.sort(tf.cast(kept, tf.int32), axis=-1)
