@@ -14,7 +14,6 @@ setuptools.setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=setuptools.find_packages(include=["token_dropping", "token_dropping.*"]),
-    package_data={"token_dropping": ["experiments/*.yaml"]},
     python_requires=">=3.11,<3.12",
     install_requires=[
         "tensorflow~=2.20.0",

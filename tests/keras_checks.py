@@ -49,7 +49,8 @@ def run_layer_checks(layer_cls, init_kwargs, inputs, expected_output_shape,
     with tf.GradientTape() as tape:
         # A fixed random projection of every output reaches every weight
         # (a mean square would not: layer norm makes it nearly constant).
-        outputs = tf.nest.flatten(layer(inputs, training=True))
+        outputs = [t for t in tf.nest.flatten(layer(inputs, training=True))
+                   if t.dtype.is_floating]
         loss = tf.add_n([
             tf.reduce_sum(t * tf.random.stateless_normal(tf.shape(t), [0, i]))
             for i, t in enumerate(outputs)])

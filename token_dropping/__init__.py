@@ -6,8 +6,12 @@ experiment registries), so configs and saved models that name them load.
 """
 
 from token_dropping import demo
+from token_dropping import experiments  # registers experiments and the task
+from token_dropping.configs import TokenDropBertEncoderConfig
 from token_dropping.encoder import TokenDropBertEncoder
 from token_dropping.encoder import default_drop_layers
+from token_dropping.masked_lm import TokenDropMaskedLMConfig
+from token_dropping.masked_lm import TokenDropMaskedLMTask
 from token_dropping.token_importance import TokenImportance
 from token_dropping.token_selection import SELECTION_STRATEGIES
 from token_dropping.token_selection import select_kept_positions
@@ -15,6 +19,9 @@ from token_dropping.token_selection import select_kept_positions
 __all__ = [
     "SELECTION_STRATEGIES",
     "TokenDropBertEncoder",
+    "TokenDropBertEncoderConfig",
+    "TokenDropMaskedLMConfig",
+    "TokenDropMaskedLMTask",
     "TokenImportance",
     "default_drop_layers",
     "select_kept_positions",

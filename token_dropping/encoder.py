@@ -270,6 +270,7 @@ class TokenDropBertEncoder(bert_encoder.BertEncoderV2):
                 f"{self.token_keep_k} tokens or a smaller token_keep_k.")
 
     def call(self, inputs, training=None):
+        """BertEncoderV2's outputs (same keys whether dropping or not)."""
         if not isinstance(inputs, dict):
             raise ValueError(
                 "TokenDropBertEncoder takes a dict with input_word_ids, "

@@ -1,0 +1,267 @@
+"""tools/train.py end to end, the task under MirroredStrategy, bad input."""
+
+import glob
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from official.core import exp_factory
+from official.core import task_factory
+from official.core import train_utils
+
+import token_dropping  # noqa: F401  (registers the experiments)
+from pretrain_records import write_records
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN = os.path.join(ROOT, "tools", "train.py")
+
+# token_drop_bert_tiny shrunk to seconds: 2 layers, width 16, seq 32, keep 16.
+SHRINK = (
+    "task.model.encoder.any.num_layers=2,"
+    "task.model.encoder.any.hidden_size=16,"
+    "task.model.encoder.any.num_attention_heads=2,"
+    "task.model.encoder.any.intermediate_size=32,"
+    "task.model.encoder.any.vocab_size=200,"
+    "task.model.encoder.any.max_position_embeddings=32,"
+    "task.model.encoder.any.token_keep_k=16,"
+    "task.train_data.seq_length=32,task.validation_data.seq_length=32,"
+    "task.train_data.max_predictions_per_seq=5,"
+    "task.validation_data.max_predictions_per_seq=5,"
+    "task.train_data.global_batch_size=4,"
+    "task.validation_data.global_batch_size=4,"
+    "trainer.steps_per_loop=2,trainer.summary_interval=2,"
+    "trainer.checkpoint_interval=2,trainer.validation_interval=2,"
+    "trainer.validation_steps=2,"
+    "trainer.optimizer_config.warmup.polynomial.warmup_steps=1,"
+    "runtime.enable_xla=false")
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("records")
+    return (write_records(str(folder / "train.tfrecord"), seed=0),
+            write_records(str(folder / "valid.tfrecord"), seed=1))
+
+
+def overrides(records, train_steps, extra=""):
+    train, valid = records
+    text = (f"{SHRINK},trainer.train_steps={train_steps},"
+            f"trainer.optimizer_config.learning_rate.polynomial.decay_steps="
+            f"{train_steps},task.train_data.input_path={train},"
+            f"task.validation_data.input_path={valid}")
+    return text + ("," + extra if extra else "")
+
+
+def train_py(*args):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    return subprocess.run([sys.executable, TRAIN, *args], capture_output=True,
+                          text=True, env=env, cwd=ROOT)
+
+
+def event_tags(folder):
+    tags = set()
+    for path in glob.glob(os.path.join(folder, "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            tags.update(v.tag for v in event.summary.value)
+    return tags
+
+
+def importance_in(checkpoint):
+    reader = tf.train.load_checkpoint(checkpoint)
+    keys = [k for k in reader.get_variable_to_shape_map()
+            if "_token_importance/importance" in k and "OPTIMIZER" not in k]
+    assert len(keys) == 1, keys
+    return reader.get_tensor(keys[0])
+
+
+def test_train_and_eval_end_to_end_then_resume(records, tmp_path):
+    model_dir = str(tmp_path / "run")
+    first = train_py("--experiment=token_drop_bert_tiny",
+                     "--mode=train_and_eval", f"--model_dir={model_dir}",
+                     f"--params_override={overrides(records, 4)}")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "Validation (full sequences, no dropping)" in first.stdout
+    assert "step 4/4" in first.stderr  # the progress line
+    latest = tf.train.latest_checkpoint(model_dir)
+    assert latest.endswith("ckpt-4")
+    table = importance_in(latest)
+    assert table.shape == (200,)
+    assert (table != 10.0).any() and (table[[0, 101, 102, 103]] == 10.0).all()
+
+    tags = event_tags(os.path.join(model_dir, "train"))
+    for tag in ("token_dropping/importance", "token_dropping/flop_ratio",
+                "token_dropping/most_dropped", "token_dropping/most_kept",
+                "dropped_token_fraction", "kept_token_importance",
+                "dropped_token_importance", "lm_example_loss"):
+        assert tag in tags, f"{tag} not in {sorted(tags)}"
+    assert "lm_example_loss" in event_tags(os.path.join(model_dir,
+                                                        "validation"))
+
+    # The same command with more steps continues from step 4.
+    second = train_py("--experiment=token_drop_bert_tiny",
+                      "--mode=train_and_eval", f"--model_dir={model_dir}",
+                      f"--params_override={overrides(records, 6)}")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "Resuming from" in second.stderr and "(step 4 of 6)" in second.stderr
+    assert "step 6/6" in second.stderr and "step 2/6" not in second.stderr
+    assert tf.train.latest_checkpoint(model_dir).endswith("ckpt-6")
+
+
+def test_baseline_experiment_trains_plain_bert(records, tmp_path):
+    shrink = overrides(records, 2).replace("encoder.any.", "encoder.bert.")
+    shrink = shrink.replace("task.model.encoder.bert.token_keep_k=16,", "")
+    result = train_py("--experiment=bert_tiny", "--mode=train",
+                      f"--model_dir={tmp_path / 'bert'}",
+                      f"--params_override={shrink}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    reader = tf.train.load_checkpoint(str(tmp_path / "bert"))
+    assert not any("importance" in k
+                   for k in reader.get_variable_to_shape_map())
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--experiment=token_drop_bert_huge"],
+     "--experiment='token_drop_bert_huge' is not a registered experiment"),
+    (["--experiment=token_drop_bert_tiny", "--params_override=task: [oops"],
+     "not valid YAML"),
+    (["--experiment=token_drop_bert_tiny",
+      "--params_override=task.no_such_field=1"], "no_such_field"),
+    (["--experiment=token_drop_bert_tiny",
+      "--params_override=task.model.encoder.any.token_keep_k=600,"
+      "task.train_data.input_path=dummy,task.validation_data.input_path=dummy"],
+     "token_keep_k=600 exceeds task.train_data.seq_length=128"),
+    (["--experiment=token_drop_bert_tiny",
+      "--params_override=task.train_data.input_path=/nonexistent/x-*,"
+      "task.validation_data.input_path=/nonexistent/y"],
+     "no file matches '/nonexistent/x-*'"),
+])
+def test_bad_input_is_one_clear_line(args, message, tmp_path):
+    model_dir = tmp_path / "run"
+    args = [a for a in args]
+    if not any(a.startswith("--mode") for a in args):
+        args.append("--mode=train_and_eval")
+    result = train_py(*args, f"--model_dir={model_dir}")
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("train.py: error: ") and message in last, last
+    assert "Traceback" not in result.stderr
+    assert not model_dir.exists()  # nothing written, nothing to corrupt
+
+
+def test_unknown_mode_is_refused_by_the_flag_parser(tmp_path):
+    result = train_py("--experiment=token_drop_bert_tiny", "--mode=fly",
+                      f"--model_dir={tmp_path / 'run'}")
+    assert "flag --mode=fly: value should be one of <train|" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_bad_input_leaves_an_existing_checkpoint_alone(records, tmp_path):
+    model_dir = tmp_path / "run"
+    ok = train_py("--experiment=token_drop_bert_tiny", "--mode=train",
+                  f"--model_dir={model_dir}",
+                  f"--params_override={overrides(records, 2)}")
+    assert ok.returncode == 0, ok.stderr[-3000:]
+    before = {p: os.path.getmtime(p) for p in glob.glob(f"{model_dir}/*")}
+    bad = train_py("--experiment=token_drop_bert_tiny", "--mode=train",
+                   f"--model_dir={model_dir}", "--params_override=" +
+                   overrides(records, 4, "task.model.encoder.any."
+                             "token_keep_k=64"))
+    assert bad.returncode != 0 and "token_keep_k=64 exceeds" in bad.stderr
+    assert {p: os.path.getmtime(p)
+            for p in glob.glob(f"{model_dir}/*")} == before
+
+
+@pytest.mark.parametrize("name", [
+    "token_drop_bert_base", "token_drop_bert_large", "token_drop_bert_tiny",
+    "bert_base", "bert_large", "bert_tiny", "token_drop_bert/pretraining"])
+def test_registered_experiments_validate(name):
+    config = exp_factory.get_exp_config(name)
+    config.validate()
+    assert config.task.train_data.use_next_sentence_label is False
+
+
+def test_paper_recipe():
+    config = exp_factory.get_exp_config("token_drop_bert_base")
+    encoder = config.task.model.encoder.any
+    assert (encoder.num_layers, encoder.hidden_size, encoder.token_keep_k) == (
+        12, 768, 256)
+    assert config.task.train_data.seq_length == 512
+    assert config.task.train_data.max_predictions_per_seq == 76
+    assert config.task.train_data.global_batch_size == 512
+    assert config.trainer.train_steps == 1_000_000
+    opt = config.trainer.optimizer_config
+    assert opt.optimizer.type == "adamw"
+    assert opt.optimizer.adamw.weight_decay_rate == 0.01
+    assert opt.learning_rate.polynomial.initial_learning_rate == 1e-4
+    assert opt.warmup.polynomial.warmup_steps == 10_000
+    assert config.runtime.enable_xla
+    large = exp_factory.get_exp_config("token_drop_bert_large")
+    assert large.task.model.encoder.any.num_layers == 24
+    baseline = exp_factory.get_exp_config("bert_base")
+    assert baseline.task.model.encoder.type == "bert"
+    assert baseline.trainer.as_dict() == config.trainer.as_dict()
+
+
+def test_upstream_yamls_load_onto_the_base_experiment():
+    options = train_utils.ParseConfigOptions(
+        experiment="token_drop_bert_base",
+        config_file=[os.path.join(ROOT, "experiments", f) for f in (
+            "bert_en_uncased_base_token_drop.yaml",
+            "wiki_books_pretrain_sequence_pack.yaml")],
+        params_override="task.model.encoder.any.token_keep_k=128")
+    config = train_utils.parse_configuration(options, print_return=False)
+    encoder = config.task.model.encoder.any
+    assert encoder.token_keep_k == 128  # the override wins over the YAML
+    assert tuple(encoder.token_allow_list) == (100, 101, 102, 103)
+    assert tuple(encoder.token_deny_list) == (0,)
+    assert encoder.type_vocab_size == 2
+    assert config.task.train_data.input_path.startswith("/path-to-packed-data")
+    assert config.trainer.checkpoint_interval == 20000
+
+    nsp = train_utils.parse_configuration(train_utils.ParseConfigOptions(
+        experiment="token_drop_bert_base",
+        config_file=[os.path.join(ROOT, "experiments",
+                                  "wiki_books_pretrain.yaml")]),
+        print_return=False)
+    assert nsp.task.train_data.use_next_sentence_label is True
+    assert nsp.task.model.cls_heads[0].name == "next_sentence"
+
+
+def test_task_train_step_under_mirrored_strategy(records):
+    config = exp_factory.get_exp_config("token_drop_bert_tiny")
+    config.override({"task": {
+        "model": {"encoder": {"any": dict(
+            num_layers=2, hidden_size=16, num_attention_heads=2,
+            intermediate_size=32, vocab_size=200,
+            max_position_embeddings=32, token_keep_k=16)}},
+        "train_data": dict(input_path=records[0], seq_length=32,
+                           max_predictions_per_seq=5, global_batch_size=4)}})
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")[:2]]
+    strategy = tf.distribute.MirroredStrategy(devices)
+    with strategy.scope():
+        task = task_factory.get_task(config.task)
+        model = task.build_model()
+        optimizer = train_utils.create_optimizer(task, config)
+        metrics = task.build_metrics(training=True)
+    dataset = strategy.distribute_datasets_from_function(
+        lambda ctx: task.build_inputs(config.task.train_data, ctx))
+    batch = next(iter(dataset))
+
+    @tf.function
+    def step(batch):
+        return strategy.run(task.train_step,
+                            args=(batch, model, optimizer, metrics))
+
+    step(batch)
+    encoder = model.encoder_network
+    tables = [t.numpy() for t in
+              strategy.experimental_local_results(encoder.importance)]
+    np.testing.assert_array_equal(tables[0], tables[1])
+    assert (tables[0] != 10.0).any()
+    results = {m.name: float(m.result()) for m in metrics}
+    assert 0.0 < results["dropped_token_fraction"] < 1.0
+    assert np.isfinite(results["lm_example_loss"])

@@ -1,0 +1,130 @@
+"""Registered experiments: token-dropping BERT and plain-BERT baselines.
+
+Every experiment shares one pretraining recipe (the paper's: AdamW, lr 1e-4
+with polynomial decay and warmup, weight decay 0.01 except LayerNorm and
+biases, no next-sentence prediction). `token_drop_bert_*` use our encoder;
+`bert_*` use Model Garden's own `BertEncoderV2` through its `MaskedLMTask`
+with identical sizes and hyperparameters, for apples-to-apples comparisons.
+
+    python tools/train.py --experiment=token_drop_bert_base --mode=train_and_eval
+"""
+
+from official.core import config_definitions as cfg
+from official.core import exp_factory
+from official.modeling import optimization
+from official.nlp.configs import bert
+from official.nlp.configs import encoders
+from official.nlp.data import pretrain_dataloader
+from official.nlp.tasks import masked_lm
+
+from token_dropping.configs import TokenDropBertEncoderConfig
+from token_dropping.masked_lm import TokenDropMaskedLMConfig
+
+# name: (encoder sizes, data shape, trainer schedule)
+_SIZES = {
+    "base": dict(
+        encoder=dict(num_layers=12, hidden_size=768, num_attention_heads=12,
+                     intermediate_size=3072, max_position_embeddings=512),
+        token_keep_k=256,  # of seq_length 512
+        data=dict(seq_length=512, max_predictions_per_seq=76,
+                  global_batch_size=512),
+        trainer=dict(train_steps=1_000_000, warmup_steps=10_000,
+                     steps_per_loop=1000, checkpoint_interval=20_000,
+                     validation_interval=1000, validation_steps=64)),
+    "large": dict(
+        encoder=dict(num_layers=24, hidden_size=1024, num_attention_heads=16,
+                     intermediate_size=4096, max_position_embeddings=512),
+        token_keep_k=256,
+        data=dict(seq_length=512, max_predictions_per_seq=76,
+                  global_batch_size=512),
+        trainer=dict(train_steps=1_000_000, warmup_steps=10_000,
+                     steps_per_loop=1000, checkpoint_interval=20_000,
+                     validation_interval=1000, validation_steps=64)),
+    # CPU-sized: `make demo` trains it on the embedded corpus in minutes.
+    "tiny": dict(
+        encoder=dict(num_layers=4, hidden_size=128, num_attention_heads=2,
+                     intermediate_size=512, max_position_embeddings=128,
+                     vocab_size=8000, dropout_rate=0.0,
+                     attention_dropout_rate=0.0),
+        token_keep_k=64,  # of seq_length 128
+        data=dict(seq_length=128, max_predictions_per_seq=20,
+                  global_batch_size=32),
+        trainer=dict(train_steps=1500, warmup_steps=150, steps_per_loop=100,
+                     checkpoint_interval=500, validation_interval=500,
+                     validation_steps=20, learning_rate=1e-3)),
+}
+
+
+def _optimizer(train_steps, warmup_steps, learning_rate=1e-4):
+    return optimization.OptimizationConfig({
+        "optimizer": {
+            "type": "adamw",
+            "adamw": {
+                "weight_decay_rate": 0.01,
+                "exclude_from_weight_decay": ["LayerNorm", "layer_norm",
+                                              "bias"],
+            },
+        },
+        "learning_rate": {
+            "type": "polynomial",
+            "polynomial": {"initial_learning_rate": learning_rate,
+                           "decay_steps": train_steps,
+                           "end_learning_rate": 0.0, "power": 1.0},
+        },
+        "warmup": {"type": "polynomial",
+                   "polynomial": {"warmup_steps": warmup_steps, "power": 1}},
+    })
+
+
+def _data(is_training, seq_length, max_predictions_per_seq, global_batch_size):
+    # input_path "" means: the embedded default corpus (tools/train.py).
+    return pretrain_dataloader.BertPretrainDataConfig(
+        input_path="", is_training=is_training, seq_length=seq_length,
+        max_predictions_per_seq=max_predictions_per_seq,
+        global_batch_size=global_batch_size, drop_remainder=is_training,
+        use_next_sentence_label=False, use_v2_feature_names=True,
+        use_position_id=False)
+
+
+def pretraining_experiment(size, token_dropping=True):
+    """The recipe at one size, with our encoder or Model Garden's BERT."""
+    spec = _SIZES[size]
+    schedule = dict(spec["trainer"])
+    optimizer = _optimizer(schedule.pop("train_steps"),
+                           schedule.pop("warmup_steps"),
+                           schedule.pop("learning_rate", 1e-4))
+    train_steps = spec["trainer"]["train_steps"]
+    if token_dropping:
+        encoder = encoders.EncoderConfig(
+            type="any", any=TokenDropBertEncoderConfig(
+                token_keep_k=spec["token_keep_k"], **spec["encoder"]))
+        task_cls = TokenDropMaskedLMConfig
+    else:
+        encoder = encoders.EncoderConfig(
+            type="bert", bert=encoders.BertEncoderConfig(**spec["encoder"]))
+        task_cls = masked_lm.MaskedLMConfig
+    return cfg.ExperimentConfig(
+        runtime=cfg.RuntimeConfig(enable_xla=True),
+        task=task_cls(
+            model=bert.PretrainerConfig(encoder=encoder, cls_heads=[]),
+            train_data=_data(True, **spec["data"]),
+            validation_data=_data(False, **spec["data"])),
+        trainer=cfg.TrainerConfig(
+            train_steps=train_steps, optimizer_config=optimizer,
+            summary_interval=schedule["steps_per_loop"], max_to_keep=5,
+            **schedule),
+        restrictions=[
+            "task.train_data.is_training != None",
+            "task.validation_data.is_training != None",
+        ])
+
+
+for _size in _SIZES:
+    exp_factory.register_config_factory(f"token_drop_bert_{_size}")(
+        lambda size=_size: pretraining_experiment(size))
+    exp_factory.register_config_factory(f"bert_{_size}")(
+        lambda size=_size: pretraining_experiment(size, token_dropping=False))
+
+# Upstream's name for the base experiment.
+exp_factory.register_config_factory("token_drop_bert/pretraining")(
+    lambda: pretraining_experiment("base"))

@@ -1,0 +1,110 @@
+"""TokenDropMaskedLMTask: Model Garden's MaskedLMTask plus importance tracking."""
+
+import dataclasses
+
+import tensorflow as tf
+import tf_keras
+from official.core import task_factory
+from official.nlp.configs import bert
+from official.nlp.tasks import masked_lm
+
+ROUTING_METRICS = ("dropped_token_fraction", "kept_token_importance",
+                   "dropped_token_importance")
+
+
+@dataclasses.dataclass
+class TokenDropMaskedLMConfig(masked_lm.MaskedLMConfig):
+    """MaskedLMConfig without next-sentence prediction by default (the paper)."""
+    model: bert.PretrainerConfig = dataclasses.field(
+        default_factory=lambda: bert.PretrainerConfig(cls_heads=[]))
+    # Vocabulary file, used only to name the pieces in TensorBoard's text
+    # summary of kept and dropped tokens ("" shows ids).
+    vocab_file: str = ""
+
+
+def per_prediction_losses(labels, model_outputs):
+    """`[batch, predictions]` MLM cross-entropy, as MaskedLMTask computes it."""
+    return tf_keras.losses.sparse_categorical_crossentropy(
+        labels["masked_lm_ids"],
+        tf.cast(model_outputs["mlm_logits"], tf.float32),
+        from_logits=True)
+
+
+@task_factory.register_task_cls(TokenDropMaskedLMConfig)
+class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
+    """Masked-LM pretraining that feeds each step's MLM losses to the encoder.
+
+    Everything (model, data, losses, metrics, validation) is Model Garden's
+    `MaskedLMTask`; the one addition is in `train_step`: after the loss, the
+    per-prediction losses and `masked_lm_weights` update the encoder's
+    importance table (`record_mlm_loss`). Training metrics add the share of
+    real tokens dropped and the mean importance of kept vs. dropped ordinary
+    tokens, which Model Garden's trainer logs and writes to TensorBoard.
+    Validation runs the full model (no dropping), like fine-tuning will.
+
+    Example:
+    >>> task = TokenDropMaskedLMTask(config.task)   # via task_factory.get_task
+    """
+
+    def build_metrics(self, training=None):
+        metrics = super().build_metrics(training)
+        if training:
+            metrics += [tf_keras.metrics.Mean(name=n) for n in ROUTING_METRICS]
+        return metrics
+
+    def train_step(self, inputs, model, optimizer, metrics):
+        """MaskedLMTask.train_step, then `record_mlm_loss` (step 4)."""
+        # Steps 1-3 are MaskedLMTask.train_step's: forward, loss, gradients.
+        with tf.GradientTape() as tape:
+            outputs = model(inputs, training=True)
+            loss = self.build_losses(labels=inputs, model_outputs=outputs,
+                                     metrics=metrics, aux_losses=model.losses)
+            if self.task_config.scale_loss:
+                replicas = tf.distribute.get_strategy().num_replicas_in_sync
+                scaled_loss = loss / replicas
+        tvars = model.trainable_variables
+        grads = tape.gradient(
+            scaled_loss if self.task_config.scale_loss else loss, tvars)
+        optimizer.apply_gradients(list(zip(grads, tvars)))
+        # The routing this step used, read before the table changes (the
+        # same selection for "mlm_loss"; an equivalent draw for "random").
+        encoder = model.encoder_network
+        kept = encoder.kept_positions(inputs)  # [batch, keep_k]
+        # Step 4: the importance update (no gradient flows through it).
+        encoder.record_mlm_loss(inputs["masked_lm_ids"],
+                                per_prediction_losses(inputs, outputs),
+                                inputs["masked_lm_weights"])
+        self.process_metrics(metrics, inputs, outputs)
+        self._update_routing_metrics(metrics, encoder, inputs, kept)
+        return {self.loss: loss}
+
+    @staticmethod
+    def _update_routing_metrics(metrics, encoder, inputs, kept):
+        metrics = {m.name: m for m in metrics}
+        if ROUTING_METRICS[0] not in metrics:
+            return
+        word_ids = inputs["input_word_ids"]
+        real = tf.cast(inputs["input_mask"], tf.float32)  # [batch, seq]
+        rows = tf.broadcast_to(tf.range(tf.shape(kept)[0])[:, None],
+                               tf.shape(kept))
+        is_kept = tf.scatter_nd(tf.stack([rows, kept], axis=-1),
+                                tf.ones_like(kept, tf.float32),
+                                tf.shape(real))  # [batch, seq]
+        kept_real = tf.reduce_sum(is_kept * real)
+        metrics["dropped_token_fraction"].update_state(
+            1.0 - tf.math.divide_no_nan(kept_real, tf.reduce_sum(real)))
+        # Importance of ordinary tokens (special tokens are kept by rule).
+        special = tf.constant(
+            list(encoder.token_allow_list) + list(encoder.token_deny_list)
+            or [-1], word_ids.dtype)
+        ordinary = real * tf.cast(~tf.reduce_any(
+            word_ids[..., None] == special, axis=-1), tf.float32)
+        importance = tf.gather(encoder.importance, word_ids)  # [batch, seq]
+        for name, where in (("kept_token_importance", is_kept * ordinary),
+                            ("dropped_token_importance",
+                             (1.0 - is_kept) * ordinary)):
+            total = tf.reduce_sum(where)
+            if_any = tf.cast(total > 0, tf.float32)
+            metrics[name].update_state(
+                tf.math.divide_no_nan(tf.reduce_sum(importance * where), total),
+                sample_weight=if_any)

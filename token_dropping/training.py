@@ -1,0 +1,312 @@
+"""The body of `tools/train.py`: Model Garden's training driver, ready to run.
+
+`run(flags)` does what `official/nlp/train.py` does (parse the experiment,
+YAML files and overrides; pick the distribution strategy; build the task and
+trainer; hand off to `train_lib.run_experiment`), plus what a first run needs:
+
+1. `--model_dir` defaults to `runs/<experiment>`;
+2. with no `input_path` configured, the embedded default corpus is built (once,
+   cached) and used, and the log says so and how to point at real data;
+3. bad input (unknown experiment, malformed override, `token_keep_k` above
+   `seq_length`, no file matching `input_path`) ends with one `TrainError`
+   that names the value, before any checkpoint is touched;
+4. a progress line per loop (step, steps/s, examples/s, ETA, MLM loss and
+   accuracy, dropped share) and token-dropping TensorBoard summaries;
+5. rerunning the same command resumes from the last checkpoint (Model
+   Garden's checkpoint manager; the importance table is part of the model).
+"""
+
+import dataclasses
+import os
+import time
+
+import gin
+import tensorflow as tf
+import yaml
+from absl import logging
+from official.common import distribute_utils
+from official.core import exp_factory
+from official.core import task_factory
+from official.core import train_lib
+from official.core import train_utils
+from official.modeling import performance
+
+from token_dropping import data as token_data
+from token_dropping.summaries import TokenDropSummaries
+
+# The modes Model Garden's train_lib.run_experiment runs.
+MODES = ("train", "eval", "train_and_eval", "continuous_eval",
+         "train_and_post_eval")
+
+
+class TrainError(ValueError):
+    """A problem with what the user asked for, said in one line."""
+
+
+@dataclasses.dataclass
+class RunResult:
+    """What a run leaves behind, for the closing summary."""
+    model_dir: str
+    train_logs: dict = dataclasses.field(default_factory=dict)
+    eval_logs: dict = dataclasses.field(default_factory=dict)
+
+
+def default_model_dir(experiment):
+    return os.path.join("runs", experiment.replace("/", "_"))
+
+
+def parse_params(flags_obj):
+    """The experiment config from the flags, validated, not yet locked."""
+    if flags_obj.mode not in MODES:
+        raise TrainError(f"--mode={flags_obj.mode!r} is not one of "
+                         f"{', '.join(MODES)}.")
+    if not flags_obj.experiment:
+        raise TrainError("--experiment is required, e.g. "
+                         "--experiment=token_drop_bert_tiny.")
+    try:
+        exp_factory.get_exp_config(flags_obj.experiment)
+    except (LookupError, ValueError):
+        raise TrainError(
+            f"--experiment={flags_obj.experiment!r} is not a registered "
+            f"experiment; registered: {', '.join(registered_experiments())}."
+        ) from None
+    for path in flags_obj.config_file or []:
+        if not tf.io.gfile.exists(path):
+            raise TrainError(f"--config_file={path!r}: no such file.")
+    try:
+        return train_utils.parse_configuration(flags_obj, lock_return=False,
+                                               print_return=False)
+    except yaml.YAMLError as e:
+        raise TrainError(
+            f"--params_override={flags_obj.params_override!r} or a "
+            f"--config_file is not valid YAML: {_first_line(e)}") from None
+    except (KeyError, ValueError, TypeError, AttributeError) as e:
+        raise TrainError(
+            "The configuration does not fit the experiment "
+            f"{flags_obj.experiment!r} (--config_file {flags_obj.config_file},"
+            f" --params_override={flags_obj.params_override!r}): "
+            f"{_first_line(e)}") from None
+
+
+def registered_experiments():
+    """Every registered experiment name, e.g. "token_drop_bert/pretraining"."""
+    def walk(tree, prefix):
+        for key, value in tree.items():
+            name = f"{prefix}/{key}" if prefix else key
+            yield from (walk(value, name) if isinstance(value, dict)
+                        else [name])
+    return sorted(walk(exp_factory._REGISTERED_CONFIGS, ""))  # pylint: disable=protected-access
+
+
+def _first_line(error):
+    text = str(error).strip().strip("'\"") or type(error).__name__
+    return text.splitlines()[0]
+
+
+def _encoder_config(params):
+    return params.task.model.encoder.get()
+
+
+def _uses(mode):
+    """Which data configs a mode reads."""
+    uses = []
+    if "train" in mode:
+        uses.append("train_data")
+    if "eval" in mode:
+        uses.append("validation_data")
+    return uses
+
+
+def use_default_data(params, mode, cache_dir=None):
+    """Points empty `input_path`s at the embedded default corpus."""
+    empty = [name for name in _uses(mode)
+             if not getattr(params.task, name).input_path]
+    if not empty:
+        return None
+    shape = getattr(params.task, empty[0])
+    encoder = _encoder_config(params)
+    logging.info(
+        "No input_path configured for %s: using the embedded default corpus "
+        "(English documentation shipped with Python; built once, then "
+        "cached). For real data, build records with tools/prepare_data.py "
+        "and pass --params_override=task.train_data.input_path=...,"
+        "task.validation_data.input_path=...", " and ".join(empty))
+    info = token_data.ensure_default_dataset(
+        seq_length=shape.seq_length,
+        max_predictions_per_seq=shape.max_predictions_per_seq,
+        vocab_size=encoder.vocab_size, cache_dir=cache_dir)
+    for name in empty:
+        getattr(params.task, name).input_path = {
+            "train_data": info.train_input_path,
+            "validation_data": info.validation_input_path}[name]
+    if encoder.vocab_size != info.vocab_size:
+        logging.info("The default corpus's vocabulary has %d pieces; the "
+                     "encoder's vocab_size follows it (was %d).",
+                     info.vocab_size, encoder.vocab_size)
+        encoder.vocab_size = info.vocab_size
+    if hasattr(encoder, "token_allow_list"):
+        encoder.token_allow_list = tuple(info.token_allow_list)
+        encoder.token_deny_list = tuple(info.token_deny_list)
+    if hasattr(params.task, "vocab_file"):
+        params.task.vocab_file = info.vocab_file
+    return info
+
+
+def check_params(params, mode):
+    """Raises TrainError for settings that would fail later, deep in TF."""
+    encoder = _encoder_config(params)
+    for name in _uses(mode):
+        data = getattr(params.task, name)
+        patterns = [] if data.input_path == "dummy" else str(
+            data.input_path).split(",")  # "dummy": Model Garden's fake data
+        for pattern in patterns:
+            if pattern and not tf.io.gfile.glob(pattern):
+                raise TrainError(
+                    f"task.{name}.input_path: no file matches {pattern!r}. "
+                    "Build records with tools/prepare_data.py, or leave "
+                    "input_path empty for the embedded default corpus.")
+        if data.seq_length > encoder.max_position_embeddings:
+            raise TrainError(
+                f"task.{name}.seq_length={data.seq_length} exceeds the "
+                f"encoder's max_position_embeddings="
+                f"{encoder.max_position_embeddings}.")
+        keep_k = getattr(encoder, "token_keep_k", None)
+        drops = name == "train_data" or getattr(encoder, "drop_at_inference",
+                                                False)
+        if keep_k is not None and drops and keep_k > data.seq_length:
+            raise TrainError(
+                f"token_keep_k={keep_k} exceeds task.{name}.seq_length="
+                f"{data.seq_length}; choose token_keep_k <= seq_length "
+                "(the paper keeps half).")
+        if data.max_predictions_per_seq > data.seq_length:
+            raise TrainError(
+                f"task.{name}.max_predictions_per_seq="
+                f"{data.max_predictions_per_seq} exceeds seq_length="
+                f"{data.seq_length}.")
+    try:  # the encoder's own checks (layer range, allow/deny ids, ...)
+        if hasattr(encoder, "token_keep_k"):
+            encoder.BUILDER(encoder)
+    except ValueError as e:
+        raise TrainError(f"task.model.encoder: {e}") from None
+
+
+class ProgressLog:
+    """Orbit train action: one readable line per loop of training."""
+
+    def __init__(self, global_step, total_steps, global_batch_size,
+                 start_step=0):
+        self.global_step = global_step
+        self.total_steps = total_steps
+        self.global_batch_size = global_batch_size
+        # The first loop's rate includes start-up (tracing, compilation).
+        self._last = (start_step, time.time())
+        self.logs = {}
+
+    def __call__(self, output):
+        step = int(self.global_step.numpy())
+        now = time.time()
+        self.logs = {k: float(v) for k, v in (output or {}).items()
+                     if tf.size(v) == 1}
+        last_step, last_time = self._last
+        self._last = (step, now)
+        rate = (step - last_step) / max(now - last_time, 1e-9)
+        eta = (self.total_steps - step) / rate if rate > 0 else float("inf")
+        line = (f"step {step}/{self.total_steps} | {rate:.2f} steps/s | "
+                f"{rate * self.global_batch_size:.0f} examples/s | "
+                f"ETA {_duration(eta)}")
+        for key, label, fmt in (
+                ("lm_example_loss", "MLM loss", "{:.3f}"),
+                ("masked_lm_accuracy", "MLM accuracy", "{:.3f}"),
+                ("dropped_token_fraction", "dropped", "{:.1%}")):
+            if key in self.logs:
+                line += f" | {label} {fmt.format(self.logs[key])}"
+        logging.info(line)
+
+
+class KeepLogs:
+    """Orbit eval action: remembers the latest evaluation results."""
+
+    def __init__(self):
+        self.logs = {}
+
+    def __call__(self, output):
+        self.logs = {k: float(v) for k, v in (output or {}).items()
+                     if tf.size(v) == 1}
+
+
+def _duration(seconds):
+    if seconds == float("inf"):
+        return "?"
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def run(flags_obj, cache_dir=None):
+    """Runs the experiment the flags describe; returns a RunResult."""
+    gin.parse_config_files_and_bindings(flags_obj.gin_file,
+                                        flags_obj.gin_params)
+    params = parse_params(flags_obj)
+    mode = flags_obj.mode
+    model_dir = flags_obj.model_dir or default_model_dir(flags_obj.experiment)
+    use_default_data(params, mode, cache_dir=cache_dir)
+    check_params(params, mode)
+    params.validate()
+    params.lock()
+
+    latest = tf.train.latest_checkpoint(model_dir) if tf.io.gfile.isdir(
+        model_dir) else None
+    start_step = (train_utils.read_global_step_from_checkpoint(latest)
+                  if latest else 0)
+    if latest and "train" in mode:
+        logging.info("Resuming from %s (step %d of %d).", latest, start_step,
+                     params.trainer.train_steps)
+    if "train" in mode:
+        train_utils.serialize_config(params, model_dir)
+    if params.runtime.mixed_precision_dtype:
+        performance.set_mixed_precision_policy(
+            params.runtime.mixed_precision_dtype)
+    strategy = distribute_utils.get_distribution_strategy(
+        distribution_strategy=params.runtime.distribution_strategy,
+        all_reduce_alg=params.runtime.all_reduce_alg,
+        num_gpus=params.runtime.num_gpus,
+        tpu_address=params.runtime.tpu)
+    with strategy.scope():
+        task = task_factory.get_task(params.task, logging_dir=model_dir)
+        trainer = train_utils.create_trainer(
+            params, task, train="train" in mode, evaluate="eval" in mode)
+
+    progress = ProgressLog(trainer.global_step, params.trainer.train_steps,
+                           params.task.train_data.global_batch_size,
+                           start_step)
+    train_actions = [progress]
+    encoder = trainer.model.encoder_network
+    if hasattr(encoder, "record_mlm_loss") and "train" in mode:
+        train_actions.append(TokenDropSummaries.for_task(
+            task, encoder, os.path.join(model_dir, "train"),
+            trainer.global_step))
+    final_eval = KeepLogs()
+    train_lib.run_experiment(
+        distribution_strategy=strategy, task=task, mode=mode, params=params,
+        model_dir=model_dir, trainer=trainer, train_actions=train_actions,
+        eval_actions=[final_eval])
+    train_utils.save_gin_config(mode, model_dir)
+    return RunResult(model_dir=model_dir, train_logs=progress.logs,
+                     eval_logs=final_eval.logs)
+
+
+def summary(result):
+    """The closing lines a person reads after a run."""
+    lines = [f"Run directory: {result.model_dir}"]
+    if result.eval_logs:
+        ev = result.eval_logs
+        lines.append(
+            "Validation (full sequences, no dropping): "
+            f"MLM loss {ev.get('lm_example_loss', float('nan')):.3f}, "
+            f"MLM accuracy {ev.get('masked_lm_accuracy', float('nan')):.3f}")
+    if "dropped_token_fraction" in result.train_logs:
+        lines.append(
+            "Training: share of tokens dropped in the middle layers "
+            f"{result.train_logs['dropped_token_fraction']:.1%}, last MLM "
+            f"loss {result.train_logs.get('lm_example_loss', float('nan')):.3f}")
+    lines.append(f"TensorBoard: tensorboard --logdir {result.model_dir}")
+    return "\n".join(lines)

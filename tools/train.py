@@ -1,0 +1,44 @@
+"""Pretrain (or evaluate) a token-dropping BERT with Model Garden's trainer.
+
+    # The CPU-sized model on the embedded default corpus (what `make demo` runs):
+    python tools/train.py --experiment=token_drop_bert_tiny --mode=train_and_eval
+
+    # The paper's BERT-base recipe; point it at records from prepare_data.py:
+    python tools/train.py --experiment=token_drop_bert_base --mode=train_and_eval \
+        --config_file=experiments/wiki_books_pretrain_sequence_pack.yaml \
+        --params_override=task.train_data.input_path=gs://bucket/train-*
+
+    # Cloud TPU:
+    python tools/train.py --experiment=token_drop_bert_base --mode=train \
+        --tpu=my-tpu --model_dir=gs://bucket/runs/base
+
+    # The plain-BERT baseline with identical hyperparameters:
+    python tools/train.py --experiment=bert_tiny --mode=train_and_eval
+
+Flags are Model Garden's (`--experiment --mode --model_dir --config_file
+--params_override --tpu --gin_file --gin_params`). `--model_dir` defaults to
+runs/<experiment>; rerunning a command resumes from its last checkpoint.
+Everything happens in `token_dropping.training.run`.
+"""
+
+import sys
+
+from absl import app
+from absl import flags
+from official.common import flags as tfm_flags
+
+from token_dropping import training
+
+
+def main(argv):
+    del argv
+    try:
+        result = training.run(flags.FLAGS)
+    except training.TrainError as e:
+        sys.exit(f"train.py: error: {e}")
+    print(training.summary(result))
+
+
+if __name__ == "__main__":
+    tfm_flags.define_flags()
+    app.run(main)
