@@ -4,13 +4,15 @@ Importing this package builds nothing; tensorflow-text and TFDS are loaded
 only when data is prepared.
 
 * `ensure_default_dataset(...)`: the default corpus (Python's documentation),
-  prepared once per shape into a cache and reused.
+    prepared once per shape into a cache and reused.
 * `build_pretraining_data(PrepareDataConfig(...), output_dir)`: any source
-  (the default, text files, a prepared TFDS dataset) into static-masked records
-  for Model Garden's `BertPretrainDataLoader` or raw text for its
-  `BertPretrainTextDataLoader`; what `tools/prepare_data.py` calls.
+    (the default, text files, a prepared TFDS dataset) into static-masked records
+    for Model Garden's `BertPretrainDataLoader` or raw text for its
+    `BertPretrainTextDataLoader`; what `tools/prepare_data.py` calls.
 * `special_token_ids(vocab_file)`: the ids of the special tokens and the
-  paper's allow/deny lists for any vocab.
+    paper's allow/deny lists for any vocab.
+* `prepare_data(config, output_dir, cache_dir)`: what `tools/prepare_data.py`
+    runs: `build_pretraining_data`, or the cache when no directory is given.
 """
 
 from token_dropping.data.builder import build_pretraining_data
@@ -18,6 +20,7 @@ from token_dropping.data.dataset_info import DatasetInfo
 from token_dropping.data.default_corpus import DefaultCorpus
 from token_dropping.data.default_dataset import default_cache_dir
 from token_dropping.data.default_dataset import ensure_default_dataset
+from token_dropping.data.default_dataset import prepare_data
 from token_dropping.data.prepare_data_config import PrepareDataConfig
 from token_dropping.data.text_files import TextFileCorpus
 from token_dropping.data.tfds_corpus import TfdsCorpus

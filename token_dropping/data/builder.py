@@ -3,17 +3,17 @@
 The steps, for any source:
 
 1. Read documents (lists of sentences); drop exact duplicates; hold out a
-   document for validation when a hash of its text falls under
-   `validation_fraction` (the first document always, so validation is never
-   empty).
+      document for validation when a hash of its text falls under
+      `validation_fraction` (the first document always, so validation is never
+      empty).
 2. Take the vocab file, or learn one with tensorflow-text (`vocab.learn_vocab`).
 3. Tokenize sentences in batches with tensorflow-text's `BertTokenizer`, the
-   tokenizer Model Garden's text loader uses.
+      tokenizer Model Garden's text loader uses.
 4. Pack sentences into sequences (`SequencePacker`).
 5. Static format: add [CLS]/[SEP], mask (`MaskedLmMasker`, `dupe_factor` times
-   for training), write Model Garden's v2 features for `BertPretrainDataLoader`.
-   Text format: write the (normalized) text of each sequence for
-   `BertPretrainTextDataLoader`, which masks at training time.
+      for training), write Model Garden's v2 features for `BertPretrainDataLoader`.
+      Text format: write the (normalized) text of each sequence for
+      `BertPretrainTextDataLoader`, which masks at training time.
 6. Shuffle and shard (`ShardedRecordWriter`), write `manifest.json` last.
 
 Everything is written into a hidden `.partial-*` directory inside the output
@@ -53,353 +53,353 @@ _SPECIAL_TOKEN = re.compile(r"^\[[^\]]*\]$")
 def build_pretraining_data(
     config: prepare_data_config.PrepareDataConfig,
     output_dir: str) -> dataset_info.DatasetInfo:
-  """Prepares pretraining records for `config` in `output_dir`, or reuses them.
+    """Prepares pretraining records for `config` in `output_dir`, or reuses them.
 
-  Example:
-  >>> info = build_pretraining_data(
-  ...     PrepareDataConfig(input_files="books/*.txt", seq_length=128), "/data/books")
-  >>> info.train_input_path
-  '/data/books/train-*-of-00004.tfrecord'
+    Example:
+    >>> info = build_pretraining_data(
+    ...     PrepareDataConfig(input_files="books/*.txt", seq_length=128), "/data/books")
+    >>> info.train_input_path
+    '/data/books/train-*-of-00004.tfrecord'
 
-  Args:
-    config: what to read and how to shape it.
-    output_dir: the dataset directory; created if missing.
+    Args:
+        config: what to read and how to shape it.
+        output_dir: the dataset directory; created if missing.
 
-  Returns:
-    The `DatasetInfo` read back from the manifest.
+    Returns:
+        The `DatasetInfo` read back from the manifest.
 
-  Raises:
-    ValueError: for a bad config, missing or empty input, a vocab without the
-      special tokens, or an `output_dir` that holds a different dataset.
-  """
-  config.validate()
-  corpus = config.make_corpus()
-  given_vocab = vocab.read_vocab(config.vocab_file) if config.vocab_file else None
-  fingerprint = dataset_fingerprint(config, corpus.describe(), given_vocab)
-  existing = _existing_dataset(output_dir, fingerprint)
-  if existing is not None:
-    return existing
-  partial_dir = os.path.join(output_dir, f".partial-{uuid.uuid4().hex}")
-  tf.io.gfile.makedirs(partial_dir)
-  start = time.monotonic()
-  try:
-    _Build(config, corpus, given_vocab, fingerprint, partial_dir).run()
-    _publish(partial_dir, output_dir)
-  finally:
-    if tf.io.gfile.exists(partial_dir):
-      tf.io.gfile.rmtree(partial_dir)
-  info = dataset_info.DatasetInfo.from_manifest(
-      os.path.join(output_dir, dataset_info.MANIFEST_FILENAME))
-  logging.info("Prepared %s in %.1fs: %d train and %d validation examples.",
-               output_dir, time.monotonic() - start, info.num_train_examples,
-               info.num_validation_examples)
-  return info
+    Raises:
+        ValueError: for a bad config, missing or empty input, a vocab without the
+            special tokens, or an `output_dir` that holds a different dataset.
+    """
+    config.validate()
+    corpus = config.make_corpus()
+    given_vocab = vocab.read_vocab(config.vocab_file) if config.vocab_file else None
+    fingerprint = dataset_fingerprint(config, corpus.describe(), given_vocab)
+    existing = _existing_dataset(output_dir, fingerprint)
+    if existing is not None:
+        return existing
+    partial_dir = os.path.join(output_dir, f".partial-{uuid.uuid4().hex}")
+    tf.io.gfile.makedirs(partial_dir)
+    start = time.monotonic()
+    try:
+        _Build(config, corpus, given_vocab, fingerprint, partial_dir).run()
+        _publish(partial_dir, output_dir)
+    finally:
+        if tf.io.gfile.exists(partial_dir):
+            tf.io.gfile.rmtree(partial_dir)
+    info = dataset_info.DatasetInfo.from_manifest(
+        os.path.join(output_dir, dataset_info.MANIFEST_FILENAME))
+    logging.info("Prepared %s in %.1fs: %d train and %d validation examples.",
+                 output_dir, time.monotonic() - start, info.num_train_examples,
+                 info.num_validation_examples)
+    return info
 
 
 def dataset_fingerprint(config, source: dict, given_vocab) -> str:
-  """A hash of everything that decides the records' bytes."""
-  described = {
-      "builder_version": BUILDER_VERSION,
-      "config": dataclasses.asdict(config),
-      "source": source,
-      "vocab_sha256": (None if given_vocab is None else hashlib.sha256(
-          "\n".join(given_vocab).encode("utf-8")).hexdigest()),
-  }
-  return hashlib.sha256(
-      json.dumps(described, sort_keys=True).encode("utf-8")).hexdigest()
+    """A hash of everything that decides the records' bytes."""
+    described = {
+        "builder_version": BUILDER_VERSION,
+        "config": dataclasses.asdict(config),
+        "source": source,
+        "vocab_sha256": (None if given_vocab is None else hashlib.sha256(
+            "\n".join(given_vocab).encode("utf-8")).hexdigest()),
+    }
+    return hashlib.sha256(
+        json.dumps(described, sort_keys=True).encode("utf-8")).hexdigest()
 
 
 def _existing_dataset(output_dir: str, fingerprint: str):
-  """The complete dataset with this fingerprint in `output_dir`, if any."""
-  manifest_path = os.path.join(output_dir, dataset_info.MANIFEST_FILENAME)
-  if not tf.io.gfile.exists(manifest_path):
-    return None
-  manifest = dataset_info.read_manifest(manifest_path)
-  if manifest.get("fingerprint") != fingerprint:
-    raise ValueError(
-        f"output_dir={output_dir!r} already holds a different dataset (source "
-        f"{manifest.get('source', {}).get('name')!r}, seq_length="
-        f"{manifest.get('seq_length')}, format {manifest.get('format')!r}); "
-        "choose another output directory or delete that one.")
-  logging.info("Reusing the complete dataset in %s.", output_dir)
-  return dataset_info.DatasetInfo.from_manifest(manifest_path)
+    """The complete dataset with this fingerprint in `output_dir`, if any."""
+    manifest_path = os.path.join(output_dir, dataset_info.MANIFEST_FILENAME)
+    if not tf.io.gfile.exists(manifest_path):
+        return None
+    manifest = dataset_info.read_manifest(manifest_path)
+    if manifest.get("fingerprint") != fingerprint:
+        raise ValueError(
+            f"output_dir={output_dir!r} already holds a different dataset (source "
+            f"{manifest.get('source', {}).get('name')!r}, seq_length="
+            f"{manifest.get('seq_length')}, format {manifest.get('format')!r}); "
+            "choose another output directory or delete that one.")
+    logging.info("Reusing the complete dataset in %s.", output_dir)
+    return dataset_info.DatasetInfo.from_manifest(manifest_path)
 
 
 def _publish(partial_dir: str, output_dir: str) -> None:
-  """Moves finished files into `output_dir`, the manifest last."""
-  names = sorted(tf.io.gfile.listdir(partial_dir))
-  names.remove(dataset_info.MANIFEST_FILENAME)
-  for name in names + [dataset_info.MANIFEST_FILENAME]:
-    tf.io.gfile.rename(os.path.join(partial_dir, name),
-                       os.path.join(output_dir, name), overwrite=True)
+    """Moves finished files into `output_dir`, the manifest last."""
+    names = sorted(tf.io.gfile.listdir(partial_dir))
+    names.remove(dataset_info.MANIFEST_FILENAME)
+    for name in names + [dataset_info.MANIFEST_FILENAME]:
+        tf.io.gfile.rename(os.path.join(partial_dir, name),
+                           os.path.join(output_dir, name), overwrite=True)
 
 
 class _ReplayableDocuments:
-  """Iterates a corpus more than once, reading it once if it fits in memory."""
+    """Iterates a corpus more than once, reading it once if it fits in memory."""
 
-  def __init__(self, corpus, max_documents: int | None):
-    self.corpus = corpus
-    self.max_documents = max_documents
-    self._cached = None
+    def __init__(self, corpus, max_documents: int | None):
+        self.corpus = corpus
+        self.max_documents = max_documents
+        self._cached = None
 
-  def __iter__(self):
-    if self._cached is not None:
-      yield from self._cached
-      return
-    cache, chars = [], 0
-    for document in itertools.islice(self.corpus.documents(),
-                                     self.max_documents):
-      if cache is not None:
-        cache.append(document)
-        chars += sum(len(sentence) for sentence in document)
-        if chars > _MAX_CACHED_CHARS:
-          cache = None
-      yield document
-    self._cached = cache  # Only reached when the corpus was read to its end.
+    def __iter__(self):
+        if self._cached is not None:
+            yield from self._cached
+            return
+        cache, chars = [], 0
+        for document in itertools.islice(self.corpus.documents(),
+                                         self.max_documents):
+            if cache is not None:
+                cache.append(document)
+                chars += sum(len(sentence) for sentence in document)
+                if chars > _MAX_CACHED_CHARS:
+                    cache = None
+            yield document
+        self._cached = cache  # Only reached when the corpus was read to its end.
 
 
 class _Build:
-  """One run of the steps in the module docstring, into `output_dir`."""
+    """One run of the steps in the module docstring, into `output_dir`."""
 
-  def __init__(self, config, corpus, given_vocab, fingerprint, output_dir):
-    self.config = config
-    self.corpus = corpus
-    self.given_vocab = given_vocab
-    self.fingerprint = fingerprint
-    self.output_dir = output_dir
-    self.documents = _ReplayableDocuments(corpus, config.max_documents)
+    def __init__(self, config, corpus, given_vocab, fingerprint, output_dir):
+        self.config = config
+        self.corpus = corpus
+        self.given_vocab = given_vocab
+        self.fingerprint = fingerprint
+        self.output_dir = output_dir
+        self.documents = _ReplayableDocuments(corpus, config.max_documents)
 
-  def run(self) -> None:
-    tokens = self._vocab()
-    vocab_path = os.path.join(self.output_dir, VOCAB_FILENAME)
-    vocab.write_vocab(tokens, vocab_path)
-    special = vocab.write_special_tokens(
-        vocab_path, os.path.join(self.output_dir, vocab.SPECIAL_TOKENS_FILENAME))
-    # pylint: disable=g-import-not-at-top  # Loads custom ops; only when used.
-    import tensorflow_text as tf_text
-    tokenizer = tf_text.BertTokenizer(
-        vocab_path, lower_case=self.config.do_lower_case,
-        token_out_type=tf.int64)
-    splits = {"train": _SplitWriter("train", self.config, tokens, special,
-                                    self.output_dir)}
-    if self.config.validation_fraction > 0:
-      splits["validation"] = _SplitWriter("validation", self.config, tokens,
-                                          special, self.output_dir)
-    num_duplicates = self._write_examples(tokenizer, splits)
-    if splits["train"].num_examples == 0:
-      raise ValueError(
-          f"The source holds no text to train on: {self.corpus.describe()}.")
-    self._write_manifest(tokens, special, splits, num_duplicates)
+    def run(self) -> None:
+        tokens = self._vocab()
+        vocab_path = os.path.join(self.output_dir, VOCAB_FILENAME)
+        vocab.write_vocab(tokens, vocab_path)
+        special = vocab.write_special_tokens(
+            vocab_path, os.path.join(self.output_dir, vocab.SPECIAL_TOKENS_FILENAME))
+        # pylint: disable=g-import-not-at-top  # Loads custom ops; only when used.
+        import tensorflow_text as tf_text
+        tokenizer = tf_text.BertTokenizer(
+            vocab_path, lower_case=self.config.do_lower_case,
+            token_out_type=tf.int64)
+        splits = {"train": _SplitWriter("train", self.config, tokens, special,
+                                        self.output_dir)}
+        if self.config.validation_fraction > 0:
+            splits["validation"] = _SplitWriter("validation", self.config, tokens,
+                                                special, self.output_dir)
+        num_duplicates = self._write_examples(tokenizer, splits)
+        if splits["train"].num_examples == 0:
+            raise ValueError(
+                f"The source holds no text to train on: {self.corpus.describe()}.")
+        self._write_manifest(tokens, special, splits, num_duplicates)
 
-  def _vocab(self) -> list[str]:
-    if self.given_vocab is not None:
-      return self.given_vocab
-    sentences = itertools.islice(
-        (s for document in self.documents for s in document),
-        self.config.vocab_max_sentences)
-    start = time.monotonic()
-    tokens = vocab.learn_vocab(sentences, self.config.vocab_size,
-                               lower_case=self.config.do_lower_case)
-    logging.info("Learned a vocab of %d tokens in %.1fs.", len(tokens),
-                 time.monotonic() - start)
-    return tokens
+    def _vocab(self) -> list[str]:
+        if self.given_vocab is not None:
+            return self.given_vocab
+        sentences = itertools.islice(
+            (s for document in self.documents for s in document),
+            self.config.vocab_max_sentences)
+        start = time.monotonic()
+        tokens = vocab.learn_vocab(sentences, self.config.vocab_size,
+                                   lower_case=self.config.do_lower_case)
+        logging.info("Learned a vocab of %d tokens in %.1fs.", len(tokens),
+                     time.monotonic() - start)
+        return tokens
 
-  def _write_examples(self, tokenizer, splits) -> int:
-    """Routes, tokenizes and writes every document; returns duplicates seen."""
-    seen, num_duplicates, batch = set(), 0, []
-    for document in self.documents:
-      digest = hashlib.sha256("\n".join(document).encode("utf-8")).digest()
-      key = int.from_bytes(digest[:8], "little")
-      if key in seen:
-        num_duplicates += 1
-        continue
-      held_out = (int.from_bytes(digest[8:16], "little") / 2**64 <
-                  self.config.validation_fraction) or not seen
-      seen.add(key)
-      split = splits["validation" if held_out and "validation" in splits
-                     else "train"]
-      batch.append((split, document))
-      if sum(len(d) for _, d in batch) >= _TOKENIZE_BATCH_SENTENCES:
+    def _write_examples(self, tokenizer, splits) -> int:
+        """Routes, tokenizes and writes every document; returns duplicates seen."""
+        seen, num_duplicates, batch = set(), 0, []
+        for document in self.documents:
+            digest = hashlib.sha256("\n".join(document).encode("utf-8")).digest()
+            key = int.from_bytes(digest[:8], "little")
+            if key in seen:
+                num_duplicates += 1
+                continue
+            held_out = (int.from_bytes(digest[8:16], "little") / 2**64 <
+                        self.config.validation_fraction) or not seen
+            seen.add(key)
+            split = splits["validation" if held_out and "validation" in splits
+                           else "train"]
+            batch.append((split, document))
+            if sum(len(d) for _, d in batch) >= _TOKENIZE_BATCH_SENTENCES:
+                self._flush(tokenizer, batch)
+                batch = []
         self._flush(tokenizer, batch)
-        batch = []
-    self._flush(tokenizer, batch)
-    for split in splits.values():
-      split.close()
-    return num_duplicates
+        for split in splits.values():
+            split.close()
+        return num_duplicates
 
-  def _flush(self, tokenizer, batch) -> None:
-    """Tokenizes a batch of documents and hands each to its split."""
-    sentences = [s for _, document in batch for s in document]
-    if not sentences:
-      return
-    ragged = tokenizer.tokenize(tf.constant(sentences)).merge_dims(-2, -1)
-    flat, splits = ragged.flat_values.numpy(), ragged.row_splits.numpy()
-    texts = (normalize_text(sentences, self.config.do_lower_case)
-             if self.config.output_format == "text" else sentences)
-    first = 0
-    for split, document in batch:
-      ids = [flat[splits[i]:splits[i + 1]]
-             for i in range(first, first + len(document))]
-      split.add_document(texts[first:first + len(document)], ids)
-      first += len(document)
+    def _flush(self, tokenizer, batch) -> None:
+        """Tokenizes a batch of documents and hands each to its split."""
+        sentences = [s for _, document in batch for s in document]
+        if not sentences:
+            return
+        ragged = tokenizer.tokenize(tf.constant(sentences)).merge_dims(-2, -1)
+        flat, splits = ragged.flat_values.numpy(), ragged.row_splits.numpy()
+        texts = (normalize_text(sentences, self.config.do_lower_case)
+                 if self.config.output_format == "text" else sentences)
+        first = 0
+        for split, document in batch:
+            ids = [flat[splits[i]:splits[i + 1]]
+                   for i in range(first, first + len(document))]
+            split.add_document(texts[first:first + len(document)], ids)
+            first += len(document)
 
-  def _write_manifest(self, tokens, special, splits, num_duplicates) -> None:
-    # pylint: disable=g-import-not-at-top
-    import tensorflow_text as tf_text
-    config = self.config
-    static = config.output_format == "static"
-    manifest = {
-        "format": (dataset_info.STATIC_FORMAT if static
-                   else dataset_info.TEXT_FORMAT),
-        "fingerprint": self.fingerprint,
-        "source": self.corpus.describe(),
-        "vocab_file": VOCAB_FILENAME,
-        "vocab_learned": self.given_vocab is None,
-        "vocab_source": config.vocab_file or "learned from the corpus",
-        "special_tokens_file": vocab.SPECIAL_TOKENS_FILENAME,
-        "special_tokens": special,
-        "seq_length": config.seq_length,
-        "max_predictions_per_seq": config.max_predictions_per_seq,
-        "feature_names": list(dataset_info.STATIC_FEATURE_NAMES if static
-                              else dataset_info.TEXT_FEATURE_NAMES),
-        "seed": config.seed,
-        "config": dataclasses.asdict(config),
-        "splits": {name: split.stats() for name, split in splits.items()},
-        "num_duplicate_documents": num_duplicates,
-        "undecodable_replacements": self.corpus.undecodable_replacements,
-        "versions": {"python": sys.version.split()[0],
-                     "tensorflow": tf.__version__,
-                     "tensorflow_text": tf_text.__version__,
-                     "builder": BUILDER_VERSION},
-    }
-    path = os.path.join(self.output_dir, dataset_info.MANIFEST_FILENAME)
-    with tf.io.gfile.GFile(path, "w") as f:
-      json.dump(manifest, f, indent=2, sort_keys=True)
-      f.write("\n")
+    def _write_manifest(self, tokens, special, splits, num_duplicates) -> None:
+        # pylint: disable=g-import-not-at-top
+        import tensorflow_text as tf_text
+        config = self.config
+        static = config.output_format == "static"
+        manifest = {
+            "format": (dataset_info.STATIC_FORMAT if static
+                       else dataset_info.TEXT_FORMAT),
+            "fingerprint": self.fingerprint,
+            "source": self.corpus.describe(),
+            "vocab_file": VOCAB_FILENAME,
+            "vocab_learned": self.given_vocab is None,
+            "vocab_source": config.vocab_file or "learned from the corpus",
+            "special_tokens_file": vocab.SPECIAL_TOKENS_FILENAME,
+            "special_tokens": special,
+            "seq_length": config.seq_length,
+            "max_predictions_per_seq": config.max_predictions_per_seq,
+            "feature_names": list(dataset_info.STATIC_FEATURE_NAMES if static
+                                  else dataset_info.TEXT_FEATURE_NAMES),
+            "seed": config.seed,
+            "config": dataclasses.asdict(config),
+            "splits": {name: split.stats() for name, split in splits.items()},
+            "num_duplicate_documents": num_duplicates,
+            "undecodable_replacements": self.corpus.undecodable_replacements,
+            "versions": {"python": sys.version.split()[0],
+                         "tensorflow": tf.__version__,
+                         "tensorflow_text": tf_text.__version__,
+                         "builder": BUILDER_VERSION},
+        }
+        path = os.path.join(self.output_dir, dataset_info.MANIFEST_FILENAME)
+        with tf.io.gfile.GFile(path, "w") as f:
+            json.dump(manifest, f, indent=2, sort_keys=True)
+            f.write("\n")
 
 
 def normalize_text(sentences: list[str], lower_case: bool) -> list[str]:
-  """Applies `BertTokenizer(lower_case=True)`'s normalization to the text.
+    """Applies `BertTokenizer(lower_case=True)`'s normalization to the text.
 
-  Model Garden's `BertPretrainTextDataLoader` tokenizes without lower-casing,
-  so text records for an uncased vocab are stored already case-folded, NFD
-  normalized and stripped of accents, exactly as tensorflow-text's
-  `BasicTokenizer.lower_case` does.
-  """
-  if not lower_case:
-    return list(sentences)
-  import tensorflow_text as tf_text  # pylint: disable=g-import-not-at-top
-  folded = tf_text.normalize_utf8(tf_text.case_fold_utf8(sentences), "NFD")
-  stripped = tf.strings.regex_replace(folded, r"\p{Mn}", "")
-  return [s.decode("utf-8") for s in stripped.numpy()]
+    Model Garden's `BertPretrainTextDataLoader` tokenizes without lower-casing,
+    so text records for an uncased vocab are stored already case-folded, NFD
+    normalized and stripped of accents, exactly as tensorflow-text's
+    `BasicTokenizer.lower_case` does.
+    """
+    if not lower_case:
+        return list(sentences)
+    import tensorflow_text as tf_text  # pylint: disable=g-import-not-at-top
+    folded = tf_text.normalize_utf8(tf_text.case_fold_utf8(sentences), "NFD")
+    stripped = tf.strings.regex_replace(folded, r"\p{Mn}", "")
+    return [s.decode("utf-8") for s in stripped.numpy()]
 
 
 class _SplitWriter:
-  """Packs, masks and writes the examples of one split, counting as it goes."""
+    """Packs, masks and writes the examples of one split, counting as it goes."""
 
-  def __init__(self, name, config, tokens, special, output_dir):
-    self.name = name
-    self.config = config
-    self.static = config.output_format == "static"
-    self.num_shards = (config.num_train_shards if name == "train"
-                       else config.num_validation_shards)
-    self.dupe_factor = config.dupe_factor if name == "train" else 1
-    split_seed = [config.seed, 0 if name == "train" else 1]
-    self.rng = np.random.default_rng(split_seed + [0])
-    self.writer = record_writer.ShardedRecordWriter(
-        output_dir, name, self.num_shards, config.shuffle_buffer_size,
-        rng=np.random.default_rng(split_seed + [1]))
-    self.packer = sequence_packer.SequencePacker(
-        config.budget, packed=config.packed, split_sentences=self.static,
-        separate_documents=self.static)
-    self.special = special
-    self.masker = masking.MaskedLmMasker(
-        mask_id=special["mask_id"],
-        special_ids=[special["cls_id"], special["sep_id"]],
-        replacement_ids=[i for i, t in enumerate(tokens)
-                         if not _SPECIAL_TOKEN.match(t)],
-        max_predictions_per_seq=config.max_predictions_per_seq,
-        masked_lm_prob=config.masked_lm_prob,
-        continuation_ids=([i for i, t in enumerate(tokens) if t.startswith("##")]
-                          if config.whole_word_masking else None))
-    self.counts = dict(documents=0, sentences=0, word_pieces=0, sequences=0,
-                       tokens=0, padding_tokens=0)
+    def __init__(self, name, config, tokens, special, output_dir):
+        self.name = name
+        self.config = config
+        self.static = config.output_format == "static"
+        self.num_shards = (config.num_train_shards if name == "train"
+                           else config.num_validation_shards)
+        self.dupe_factor = config.dupe_factor if name == "train" else 1
+        split_seed = [config.seed, 0 if name == "train" else 1]
+        self.rng = np.random.default_rng(split_seed + [0])
+        self.writer = record_writer.ShardedRecordWriter(
+            output_dir, name, self.num_shards, config.shuffle_buffer_size,
+            rng=np.random.default_rng(split_seed + [1]))
+        self.packer = sequence_packer.SequencePacker(
+            config.budget, packed=config.packed, split_sentences=self.static,
+            separate_documents=self.static)
+        self.special = special
+        self.masker = masking.MaskedLmMasker(
+            mask_id=special["mask_id"],
+            special_ids=[special["cls_id"], special["sep_id"]],
+            replacement_ids=[i for i, t in enumerate(tokens)
+                             if not _SPECIAL_TOKEN.match(t)],
+            max_predictions_per_seq=config.max_predictions_per_seq,
+            masked_lm_prob=config.masked_lm_prob,
+            continuation_ids=([i for i, t in enumerate(tokens) if t.startswith("##")]
+                              if config.whole_word_masking else None))
+        self.counts = dict(documents=0, sentences=0, word_pieces=0, sequences=0,
+                           tokens=0, padding_tokens=0)
 
-  @property
-  def num_examples(self) -> int:
-    return self.writer.num_records
+    @property
+    def num_examples(self) -> int:
+        return self.writer.num_records
 
-  def add_document(self, texts: list[str], ids: list[np.ndarray]) -> None:
-    self.counts["documents"] += 1
-    self.counts["sentences"] += len(ids)
-    self.counts["word_pieces"] += sum(len(x) for x in ids)
-    payloads = ids if self.static else texts
-    for pieces in self.packer.add_document(payloads, [len(x) for x in ids]):
-      self._write_sequence(pieces)
+    def add_document(self, texts: list[str], ids: list[np.ndarray]) -> None:
+        self.counts["documents"] += 1
+        self.counts["sentences"] += len(ids)
+        self.counts["word_pieces"] += sum(len(x) for x in ids)
+        payloads = ids if self.static else texts
+        for pieces in self.packer.add_document(payloads, [len(x) for x in ids]):
+            self._write_sequence(pieces)
 
-  def close(self) -> None:
-    for pieces in self.packer.finish():
-      self._write_sequence(pieces)
-    self.writer.close()
+    def close(self) -> None:
+        for pieces in self.packer.finish():
+            self._write_sequence(pieces)
+        self.writer.close()
 
-  def stats(self) -> dict:
-    input_path = record_writer.shard_pattern(self.name, self.num_shards)
-    stats = {"input_path": input_path, "files": self.writer.filenames,
-             "num_examples": self.num_examples,
-             "num_overlong_sentences": self.packer.num_overlong}
-    stats.update({f"num_{key}": value for key, value in self.counts.items()})
-    if self.static:
-      stats["non_padding_fraction"] = self.counts["tokens"] / max(
-          1, self.counts["tokens"] + self.counts["padding_tokens"])
-    return stats
+    def stats(self) -> dict:
+        input_path = record_writer.shard_pattern(self.name, self.num_shards)
+        stats = {"input_path": input_path, "files": self.writer.filenames,
+                 "num_examples": self.num_examples,
+                 "num_overlong_sentences": self.packer.num_overlong}
+        stats.update({f"num_{key}": value for key, value in self.counts.items()})
+        if self.static:
+            stats["non_padding_fraction"] = self.counts["tokens"] / max(
+                1, self.counts["tokens"] + self.counts["padding_tokens"])
+        return stats
 
-  def _write_sequence(self, pieces) -> None:
-    self.counts["sequences"] += 1
-    if not self.static:
-      text = " ".join(p.payload for p in pieces
-                      if p is not sequence_packer.SEPARATOR)
-      self.writer.write(_text_example(text))
-      return
-    sep = self.special["sep_id"]
-    body = [np.array([sep]) if p is sequence_packer.SEPARATOR
-            else p.payload[p.start:p.end] for p in pieces]
-    ids = np.concatenate([[self.special["cls_id"]], *body, [sep]])
-    self.counts["tokens"] += len(ids)
-    self.counts["padding_tokens"] += self.config.seq_length - len(ids)
-    for _ in range(self.dupe_factor):
-      masked, positions, labels = self.masker.mask(ids, self.rng)
-      self.writer.write(_static_example(
-          masked, positions, labels, self.config.seq_length,
-          self.config.max_predictions_per_seq, self.special["pad_id"]))
+    def _write_sequence(self, pieces) -> None:
+        self.counts["sequences"] += 1
+        if not self.static:
+            text = " ".join(p.payload for p in pieces
+                            if p is not sequence_packer.SEPARATOR)
+            self.writer.write(_text_example(text))
+            return
+        sep = self.special["sep_id"]
+        body = [np.array([sep]) if p is sequence_packer.SEPARATOR
+                else p.payload[p.start:p.end] for p in pieces]
+        ids = np.concatenate([[self.special["cls_id"]], *body, [sep]])
+        self.counts["tokens"] += len(ids)
+        self.counts["padding_tokens"] += self.config.seq_length - len(ids)
+        for _ in range(self.dupe_factor):
+            masked, positions, labels = self.masker.mask(ids, self.rng)
+            self.writer.write(_static_example(
+                masked, positions, labels, self.config.seq_length,
+                self.config.max_predictions_per_seq, self.special["pad_id"]))
 
 
 def _int_feature(values) -> tf.train.Feature:
-  return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
 
 
 def _static_example(masked, positions, labels, seq_length,
                     max_predictions_per_seq, pad_id) -> bytes:
-  """Model Garden's v2 pretraining features (see BertPretrainDataLoader)."""
-  num_tokens, num_targets = len(masked), len(positions)
-  token_padding = seq_length - num_tokens
-  target_padding = max_predictions_per_seq - num_targets
-  features = {
-      "input_word_ids": _int_feature(
-          masked.tolist() + [pad_id] * token_padding),
-      "input_mask": _int_feature([1] * num_tokens + [0] * token_padding),
-      "input_type_ids": _int_feature([0] * seq_length),
-      "masked_lm_positions": _int_feature(
-          positions.tolist() + [0] * target_padding),
-      "masked_lm_ids": _int_feature(labels.tolist() + [0] * target_padding),
-      "masked_lm_weights": tf.train.Feature(float_list=tf.train.FloatList(
-          value=[1.0] * num_targets + [0.0] * target_padding)),
-  }
-  return tf.train.Example(
-      features=tf.train.Features(feature=features)).SerializeToString()
+    """Model Garden's v2 pretraining features (see BertPretrainDataLoader)."""
+    num_tokens, num_targets = len(masked), len(positions)
+    token_padding = seq_length - num_tokens
+    target_padding = max_predictions_per_seq - num_targets
+    features = {
+        "input_word_ids": _int_feature(
+            masked.tolist() + [pad_id] * token_padding),
+        "input_mask": _int_feature([1] * num_tokens + [0] * token_padding),
+        "input_type_ids": _int_feature([0] * seq_length),
+        "masked_lm_positions": _int_feature(
+            positions.tolist() + [0] * target_padding),
+        "masked_lm_ids": _int_feature(labels.tolist() + [0] * target_padding),
+        "masked_lm_weights": tf.train.Feature(float_list=tf.train.FloatList(
+            value=[1.0] * num_targets + [0.0] * target_padding)),
+    }
+    return tf.train.Example(
+        features=tf.train.Features(feature=features)).SerializeToString()
 
 
 def _text_example(text: str) -> bytes:
-  feature = tf.train.Feature(
-      bytes_list=tf.train.BytesList(value=[text.encode("utf-8")]))
-  return tf.train.Example(features=tf.train.Features(
-      feature={"text": feature})).SerializeToString()
+    feature = tf.train.Feature(
+        bytes_list=tf.train.BytesList(value=[text.encode("utf-8")]))
+    return tf.train.Example(features=tf.train.Features(
+        feature={"text": feature})).SerializeToString()

@@ -5,14 +5,14 @@ interpreter carries, read the same way on every run so the bytes are identical
 for the same Python version.
 
 1. `pydoc_data.topics.topics`: the language-reference topics behind `help()`,
-   one document per topic, in sorted key order.
+      one document per topic, in sorted key order.
 2. The standard library's `.py` files, in sorted path order, parsed with `ast`
-   (never imported, so nothing runs): one document per module
-   made of its module, class and function docstrings and its comment blocks, in
-   line order. `site-packages` is skipped; the test suite is read too.
+      (never imported, so nothing runs): one document per module
+      made of its module, class and function docstrings and its comment blocks, in
+      line order. `site-packages` is skipped; the test suite is read too.
 3. The modules compiled into the interpreter (`sys.builtin_module_names`, e.g.
-   `math`, `builtins`), whose docstrings exist only at run time: importing them
-   runs no Python code.
+      `math`, `builtins`), whose docstrings exist only at run time: importing them
+      runs no Python code.
 
 Each piece of text is reduced to prose paragraphs (code, doctests and markup
 dropped), split into sentences, and every sentence is kept only at its first
@@ -45,158 +45,164 @@ _COMMENT_LINE = re.compile(r"^(\s*)#+!?(.*)$")
 
 
 class DefaultCorpus:
-  """The embedded default corpus: Python's own documentation as documents.
+    """The embedded default corpus: Python's own documentation as documents.
 
-  Example:
-  >>> corpus = DefaultCorpus()
-  >>> first = next(iter(corpus.documents()))  # a list of sentences
-  >>> corpus.describe()["name"]
-  'python_docs'
+    Example:
+    >>> corpus = DefaultCorpus()
+    >>> first = next(iter(corpus.documents()))  # a list of sentences
+    >>> corpus.describe()["name"]
+    'python_docs'
 
-  Args:
-    stdlib_dir: the standard library directory to read; defaults to the running
-      interpreter's (`sysconfig.get_paths()["stdlib"]`).
-    max_documents: keep only the first documents (tests); None keeps all.
-  """
+    Args:
+        stdlib_dir: the standard library directory to read; defaults to the running
+            interpreter's (`sysconfig.get_paths()["stdlib"]`).
+        max_documents: keep only the first documents (tests); None keeps all.
+    """
 
-  def __init__(self, stdlib_dir: str | None = None,
-               max_documents: int | None = None):
-    self.stdlib_dir = stdlib_dir or sysconfig.get_paths()["stdlib"]
-    self.max_documents = max_documents
-    self.undecodable_replacements = 0  # Source files are UTF-8; counted anyway.
+    def __init__(self, stdlib_dir: str | None = None,
+                 max_documents: int | None = None):
+        self.stdlib_dir = stdlib_dir or sysconfig.get_paths()["stdlib"]
+        self.max_documents = max_documents
+        self.undecodable_replacements = 0  # Source files are UTF-8; counted anyway.
 
-  def describe(self) -> dict:
-    """What the corpus is, for the manifest and the cache key."""
-    return {
-        "name": "python_docs",
-        "corpus_version": CORPUS_VERSION,
-        "python_version": ".".join(map(str, sys.version_info[:3])),
-        "max_documents": self.max_documents,
-    }
+    def describe(self) -> dict:
+        """What the corpus is, for the manifest and the cache key."""
+        return {
+            "name": "python_docs",
+            "corpus_version": CORPUS_VERSION,
+            "python_version": ".".join(map(str, sys.version_info[:3])),
+            "max_documents": self.max_documents,
+        }
 
-  def documents(self) -> Iterator[list[str]]:
-    """Yields documents (lists of sentences), de-duplicated, deterministically."""
-    self.undecodable_replacements = 0
-    seen, emitted = set(), 0
-    for raw_texts in self._raw_documents():
-      sentences = []
-      for raw in raw_texts:
-        for paragraph in text.prose_paragraphs(raw):
-          for sentence in text.split_sentences(paragraph):
-            if (len(sentence.split()) >= _MIN_WORDS_PER_SENTENCE
-                and sentence not in seen):
-              seen.add(sentence)
-              sentences.append(sentence)
-      if sentences:
-        yield sentences
-        emitted += 1
-        if self.max_documents is not None and emitted >= self.max_documents:
-          return
+    def documents(self) -> Iterator[list[str]]:
+        """Yields documents (lists of sentences), de-duplicated, deterministically."""
+        self.undecodable_replacements = 0
+        seen, emitted = set(), 0
+        for raw_texts in self._raw_documents():
+            sentences = []
+            for raw in raw_texts:
+                for paragraph in text.prose_paragraphs(raw):
+                    for sentence in text.split_sentences(paragraph):
+                        if (len(sentence.split()) >= _MIN_WORDS_PER_SENTENCE
+                            and sentence not in seen):
+                            seen.add(sentence)
+                            sentences.append(sentence)
+            if sentences:
+                yield sentences
+                emitted += 1
+                if self.max_documents is not None and emitted >= self.max_documents:
+                    return
 
-  def _raw_documents(self) -> Iterator[list[str]]:
-    """Yields each document as its list of raw documentation texts."""
-    import pydoc_data.topics  # pylint: disable=g-import-not-at-top  # 0.5 MB dict.
-    topics = pydoc_data.topics.topics
-    for key in sorted(topics):
-      yield [topics[key]]
-    for path in self._stdlib_files():
-      texts = self._module_texts(path)
-      if texts:
-        yield texts
-    for name in sorted(set(sys.builtin_module_names) | {"builtins"}):
-      yield _builtin_module_texts(name)
+    def _raw_documents(self) -> Iterator[list[str]]:
+        """Yields each document as its list of raw documentation texts."""
+        import pydoc_data.topics  # pylint: disable=g-import-not-at-top  # 0.5 MB dict.
+        topics = pydoc_data.topics.topics
+        for key in sorted(topics):
+            yield [topics[key]]
+        for path in self._stdlib_files():
+            texts = self._module_texts(path)
+            if texts:
+                yield texts
+        for name in sorted(set(sys.builtin_module_names) | {"builtins"}):
+            yield _builtin_module_texts(name)
 
-  def _stdlib_files(self) -> list[str]:
-    paths = []
-    for root, dirs, files in os.walk(self.stdlib_dir):
-      dirs[:] = sorted(d for d in dirs
-                       if d not in _SKIPPED_DIRS and not d.startswith("config-"))
-      paths.extend(os.path.join(root, name) for name in sorted(files)
-                   if name.endswith(".py"))
-    return sorted(paths, key=lambda p: os.path.relpath(p, self.stdlib_dir))
+    def _stdlib_files(self) -> list[str]:
+        paths = []
+        for root, dirs, files in os.walk(self.stdlib_dir):
+            dirs[:] = sorted(d for d in dirs
+                             if d not in _SKIPPED_DIRS and not d.startswith("config-"))
+            paths.extend(os.path.join(root, name) for name in sorted(files)
+                         if name.endswith(".py"))
+        return sorted(paths, key=lambda p: os.path.relpath(p, self.stdlib_dir))
 
-  def _module_texts(self, path: str) -> list[str]:
-    """Docstrings and comment blocks of one source file, in line order."""
-    with open(path, "rb") as f:
-      source = f.read()
-    try:
-      tree = ast.parse(source)
-    except (SyntaxError, ValueError):
-      logging.vlog(1, "Skipping %s: not parseable by this Python.", path)
-      return []
-    decoded, replaced = text.decode_utf8(source)
-    self.undecodable_replacements += replaced
-    items = _docstrings(tree) + _comment_blocks(decoded, tree)
-    return [body for _, body in sorted(items, key=lambda item: item[0])]
-
-
-def _statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
-  """Every statement in `body`, nested blocks included (not expressions)."""
-  for node in body:
-    yield node
-    for field in ("body", "orelse", "finalbody", "handlers", "cases"):
-      yield from _statements(getattr(node, field, None) or [])
+    def _module_texts(self, path: str) -> list[str]:
+        """Docstrings and comment blocks of one source file, in line order."""
+        with open(path, "rb") as f:
+            source = f.read()
+        try:
+            tree = ast.parse(source)
+        except (SyntaxError, ValueError):
+            logging.vlog(1, "Skipping %s: not parseable by this Python.", path)
+            return []
+        decoded, replaced = text.decode_utf8(source)
+        self.undecodable_replacements += replaced
+        statements = _statements(tree)
+        items = (_docstrings(tree, statements) +
+                 _comment_blocks(decoded, _string_lines(statements)))
+        return [body for _, body in sorted(items, key=lambda item: item[0])]
 
 
-def _docstrings(tree: ast.Module) -> list[tuple[int, str]]:
-  """(line, docstring) of the module and every class and function in it."""
-  found = []
-  for node in [tree, *_statements(tree.body)]:
-    if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef,
-                         ast.AsyncFunctionDef)):
-      doc = ast.get_docstring(node, clean=True)
-      if doc:
-        found.append((getattr(node, "lineno", 0), doc))
-  return found
+def _statements(tree: ast.Module) -> list[ast.stmt]:
+    """Every statement in the module, nested blocks included (not expressions)."""
+    found, stack = [], list(reversed(tree.body))
+    while stack:
+        node = stack.pop()
+        found.append(node)
+        for field in ("cases", "handlers", "finalbody", "orelse", "body"):
+            stack.extend(reversed(getattr(node, field, None) or []))
+    return found
 
 
-def _string_lines(tree: ast.Module) -> set[int]:
-  """Lines inside multi-line strings that are statements or assigned values."""
-  lines = set()
-  for node in _statements(tree.body):
-    value = getattr(node, "value", None)
-    if (isinstance(value, ast.Constant) and isinstance(value.value, str)
-        and value.end_lineno > value.lineno):
-      lines.update(range(value.lineno + 1, value.end_lineno + 1))
-  return lines
+def _docstrings(tree: ast.Module,
+                statements: list[ast.stmt]) -> list[tuple[int, str]]:
+    """(line, docstring) of the module and every class and function in it."""
+    found = []
+    for node in [tree, *statements]:
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef,
+                             ast.AsyncFunctionDef)):
+            doc = ast.get_docstring(node, clean=True)
+            if doc:
+                found.append((getattr(node, "lineno", 0), doc))
+    return found
 
 
-def _comment_blocks(source: str, tree: ast.Module) -> list[tuple[int, str]]:
-  """(first line, text) of each run of whole-line comments in the same column.
+def _string_lines(statements: list[ast.stmt]) -> set[int]:
+    """Lines inside multi-line strings that are statements or assigned values."""
+    lines = set()
+    for node in statements:
+        value = getattr(node, "value", None)
+        if (isinstance(value, ast.Constant) and isinstance(value.value, str)
+                and value.end_lineno > value.lineno):
+            lines.update(range(value.lineno + 1, value.end_lineno + 1))
+    return lines
 
-  A line scan is used instead of `tokenize` (five times slower); lines inside
-  multi-line strings are excluded using the parsed tree.
-  """
-  in_string = _string_lines(tree)
-  blocks, lines, first_row, last = [], [], 0, None
-  for row, line in enumerate(source.splitlines(), start=1):
-    match = _COMMENT_LINE.match(line)
-    if not match or row in in_string:
-      continue
-    col = len(match.group(1))
-    if last is None or row != last[0] + 1 or col != last[1]:
-      if lines:
+
+def _comment_blocks(source: str,
+                    in_string: set[int]) -> list[tuple[int, str]]:
+    """(first line, text) of each run of whole-line comments in the same column.
+
+    A line scan is used instead of `tokenize` (five times slower); lines inside
+    multi-line strings are excluded using the parsed tree.
+    """
+    blocks, lines, first_row, last = [], [], 0, None
+    for row, line in enumerate(source.splitlines(), start=1):
+        match = _COMMENT_LINE.match(line)
+        if not match or row in in_string:
+            continue
+        col = len(match.group(1))
+        if last is None or row != last[0] + 1 or col != last[1]:
+            if lines:
+                blocks.append((first_row, "\n".join(lines)))
+            lines, first_row = [], row
+        lines.append(match.group(2).strip())  # An empty one is a paragraph break.
+        last = (row, col)
+    if lines:
         blocks.append((first_row, "\n".join(lines)))
-      lines, first_row = [], row
-    lines.append(match.group(2).strip())  # An empty one is a paragraph break.
-    last = (row, col)
-  if lines:
-    blocks.append((first_row, "\n".join(lines)))
-  return blocks
+    return blocks
 
 
 def _builtin_module_texts(name: str) -> list[str]:
-  """Docstrings of a module compiled into the interpreter and its members."""
-  module = importlib.import_module(name)
-  texts = [inspect.cleandoc(module.__doc__ or "")]
-  for attr in sorted(vars(module)):
-    member = vars(module)[attr]
-    if attr.startswith("_") or not callable(member):
-      continue
-    texts.append(inspect.cleandoc(getattr(member, "__doc__", None) or ""))
-    if isinstance(member, type):
-      for method in sorted(vars(member)):
-        doc = getattr(vars(member)[method], "__doc__", None)
-        if not method.startswith("_") and isinstance(doc, str):
-          texts.append(inspect.cleandoc(doc))
-  return [t for t in texts if t]
+    """Docstrings of a module compiled into the interpreter and its members."""
+    module = importlib.import_module(name)
+    texts = [inspect.cleandoc(module.__doc__ or "")]
+    for attr in sorted(vars(module)):
+        member = vars(module)[attr]
+        if attr.startswith("_") or not callable(member):
+            continue
+        texts.append(inspect.cleandoc(getattr(member, "__doc__", None) or ""))
+        if isinstance(member, type):
+            for method in sorted(vars(member)):
+                doc = getattr(vars(member)[method], "__doc__", None)
+                if not method.startswith("_") and isinstance(doc, str):
+                    texts.append(inspect.cleandoc(doc))
+    return [t for t in texts if t]

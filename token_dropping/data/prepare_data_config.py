@@ -15,130 +15,130 @@ OUTPUT_FORMATS = ("static", "text")
 
 @dataclasses.dataclass(frozen=True)
 class PrepareDataConfig:
-  """How to turn a corpus into pretraining records.
+    """How to turn a corpus into pretraining records.
 
-  Example:
-  >>> config = PrepareDataConfig(input_files="wiki/*.txt.gz",
-  ...                            vocab_file="uncased/vocab.txt", seq_length=512,
-  ...                            max_predictions_per_seq=76, dupe_factor=5)
-  >>> config.validate()
+    Example:
+    >>> config = PrepareDataConfig(input_files="wiki/*.txt.gz",
+    ...                            vocab_file="uncased/vocab.txt", seq_length=512,
+    ...                            max_predictions_per_seq=76, dupe_factor=5)
+    >>> config.validate()
 
-  Attributes:
-    input_files: comma-separated globs of text files; "" for another source.
-    input_format: `sentence_per_line` (BERT's) or `document_per_line`.
-    tfds_name: a prepared TFDS dataset to read instead ("" for none).
-    tfds_split: its split.
-    tfds_data_dir: where it is prepared ("" for TFDS's default).
-    tfds_text_key: its text feature.
-    vocab_file: a WordPiece vocab to use; "" learns one from the corpus.
-    vocab_size: the size to learn (BERT's layout reserves 104 ids).
-    do_lower_case: uncased tokenization (lower case, accents stripped).
-    vocab_max_sentences: learn the vocab from at most this many sentences
-      (the first ones); bounds the learning time on large corpora.
-    output_format: `static` (masked records for `BertPretrainDataLoader`) or
-      `text` (raw text for `BertPretrainTextDataLoader`'s dynamic masking).
-    seq_length: tokens per example, [CLS] and [SEP] included.
-    max_predictions_per_seq: masked-LM targets per example (static).
-    masked_lm_prob: fraction of tokens to predict (static), BERT's 0.15.
-    dupe_factor: maskings of each training sequence (static); validation
-      sequences are masked once.
-    whole_word_masking: mask all pieces of a word together (static).
-    packed: fill sequences across sentences and documents (the paper's
-      sequence packing); False keeps each sequence inside one document.
-    validation_fraction: share of documents held out, chosen by a hash of
-      their text; the first document is always held out when > 0.
-    num_train_shards: training TFRecord files.
-    num_validation_shards: validation TFRecord files.
-    shuffle_buffer_size: examples shuffled together before writing.
-    seed: seeds masking and shuffling.
-    max_documents: read only this many documents of the source (quick
-      trials); None reads all.
-  """
-  input_files: str = ""
-  input_format: str = "sentence_per_line"
-  tfds_name: str = ""
-  tfds_split: str = "train"
-  tfds_data_dir: str = ""
-  tfds_text_key: str = "text"
-  vocab_file: str = ""
-  vocab_size: int = 8000  # Enough for the ~3 MB default corpus; BERT: 30522.
-  do_lower_case: bool = True
-  vocab_max_sentences: int = 1_000_000
-  output_format: str = "static"
-  seq_length: int = 128
-  max_predictions_per_seq: int = 20  # BERT's for 128: 0.15 * 128, rounded up.
-  masked_lm_prob: float = 0.15
-  dupe_factor: int = 1
-  whole_word_masking: bool = False
-  packed: bool = True
-  validation_fraction: float = 0.05
-  num_train_shards: int = 4
-  num_validation_shards: int = 1
-  shuffle_buffer_size: int = 10_000  # Examples; ~15 MB at seq_length 128.
-  seed: int = 12345
-  max_documents: int | None = None
-
-  @property
-  def budget(self) -> int:
-    """Word pieces per example: the room left by the special tokens."""
-    # BertPretrainTextDataLoader trims to seq_length - 3 ([CLS] and two [SEP]).
-    return self.seq_length - (3 if self.output_format == "text" else 2)
-
-  def validate(self) -> None:
-    """Checks the fields against each other.
-
-    Raises:
-      ValueError: naming the first bad value and what would be valid.
+    Attributes:
+        input_files: comma-separated globs of text files; "" for another source.
+        input_format: `sentence_per_line` (BERT's) or `document_per_line`.
+        tfds_name: a prepared TFDS dataset to read instead ("" for none).
+        tfds_split: its split.
+        tfds_data_dir: where it is prepared ("" for TFDS's default).
+        tfds_text_key: its text feature.
+        vocab_file: a WordPiece vocab to use; "" learns one from the corpus.
+        vocab_size: the size to learn (BERT's layout reserves 104 ids).
+        do_lower_case: uncased tokenization (lower case, accents stripped).
+        vocab_max_sentences: learn the vocab from at most this many sentences
+            (the first ones); bounds the learning time on large corpora.
+        output_format: `static` (masked records for `BertPretrainDataLoader`) or
+            `text` (raw text for `BertPretrainTextDataLoader`'s dynamic masking).
+        seq_length: tokens per example, [CLS] and [SEP] included.
+        max_predictions_per_seq: masked-LM targets per example (static).
+        masked_lm_prob: fraction of tokens to predict (static), BERT's 0.15.
+        dupe_factor: maskings of each training sequence (static); validation
+            sequences are masked once.
+        whole_word_masking: mask all pieces of a word together (static).
+        packed: fill sequences across sentences and documents (the paper's
+            sequence packing); False keeps each sequence inside one document.
+        validation_fraction: share of documents held out, chosen by a hash of
+            their text; the first document is always held out when > 0.
+        num_train_shards: training TFRecord files.
+        num_validation_shards: validation TFRecord files.
+        shuffle_buffer_size: examples shuffled together before writing.
+        seed: seeds masking and shuffling.
+        max_documents: read only this many documents of the source (quick
+            trials); None reads all.
     """
-    if self.input_files and self.tfds_name:
-      raise ValueError(
-          f"input_files={self.input_files!r} and tfds_name={self.tfds_name!r} "
-          "are both set; give one source (or neither for the default corpus).")
-    if self.input_format not in text_files.INPUT_FORMATS:
-      raise ValueError(f"input_format={self.input_format!r} is not one of "
-                       f"{', '.join(text_files.INPUT_FORMATS)}.")
-    if self.output_format not in OUTPUT_FORMATS:
-      raise ValueError(f"output_format={self.output_format!r} is not one of "
-                       f"{', '.join(OUTPUT_FORMATS)}.")
-    minimum_length = self.seq_length - self.budget + 1
-    if self.seq_length < minimum_length:
-      raise ValueError(
-          f"seq_length={self.seq_length} leaves no room for text next to "
-          f"[CLS] and [SEP]; use seq_length >= {minimum_length}.")
-    if self.output_format == "static" and not (
-        1 <= self.max_predictions_per_seq <= self.budget):
-      raise ValueError(
-          f"max_predictions_per_seq={self.max_predictions_per_seq} must be in "
-          f"[1, {self.budget}]: seq_length={self.seq_length} minus [CLS] and "
-          "[SEP].")
-    if not 0.0 < self.masked_lm_prob <= 1.0:
-      raise ValueError(
-          f"masked_lm_prob={self.masked_lm_prob} must be in (0, 1].")
-    if not 0.0 <= self.validation_fraction < 1.0:
-      raise ValueError(f"validation_fraction={self.validation_fraction} must "
-                       "be in [0, 1).")
-    for name in ("dupe_factor", "num_train_shards", "num_validation_shards",
-                 "vocab_max_sentences", "shuffle_buffer_size"):
-      if getattr(self, name) < 1:
-        raise ValueError(f"{name}={getattr(self, name)} must be at least 1.")
-    if self.max_documents is not None and self.max_documents < 1:
-      raise ValueError(
-          f"max_documents={self.max_documents} must be at least 1 (or None).")
-    minimum_vocab = vocab.min_learned_vocab_size()
-    if not self.vocab_file and self.vocab_size < minimum_vocab:
-      raise ValueError(
-          f"vocab_size={self.vocab_size} is too small to learn: BERT's layout "
-          f"reserves {len(vocab.BERT_RESERVED_TOKENS)} ids; use vocab_size >= "
-          f"{minimum_vocab}.")
+    input_files: str = ""
+    input_format: str = "sentence_per_line"
+    tfds_name: str = ""
+    tfds_split: str = "train"
+    tfds_data_dir: str = ""
+    tfds_text_key: str = "text"
+    vocab_file: str = ""
+    vocab_size: int = 8000  # Enough for the ~3 MB default corpus; BERT: 30522.
+    do_lower_case: bool = True
+    vocab_max_sentences: int = 1_000_000
+    output_format: str = "static"
+    seq_length: int = 128
+    max_predictions_per_seq: int = 20  # BERT's for 128: 0.15 * 128, rounded up.
+    masked_lm_prob: float = 0.15
+    dupe_factor: int = 2  # Model Garden's create_pretraining_data uses 10.
+    whole_word_masking: bool = False
+    packed: bool = True
+    validation_fraction: float = 0.05
+    num_train_shards: int = 4
+    num_validation_shards: int = 1
+    shuffle_buffer_size: int = 10_000  # Examples; ~15 MB at seq_length 128.
+    seed: int = 12345
+    max_documents: int | None = None
 
-  def make_corpus(self):
-    """The corpus this config reads (checks that text files exist)."""
-    # pylint: disable=g-import-not-at-top  # Each source imports only its own.
-    if self.input_files:
-      return text_files.TextFileCorpus(self.input_files, self.input_format)
-    if self.tfds_name:
-      from token_dropping.data import tfds_corpus
-      return tfds_corpus.TfdsCorpus(self.tfds_name, self.tfds_split,
-                                    self.tfds_data_dir, self.tfds_text_key)
-    from token_dropping.data import default_corpus
-    return default_corpus.DefaultCorpus()
+    @property
+    def budget(self) -> int:
+        """Word pieces per example: the room left by the special tokens."""
+        # BertPretrainTextDataLoader trims to seq_length - 3 ([CLS] and two [SEP]).
+        return self.seq_length - (3 if self.output_format == "text" else 2)
+
+    def validate(self) -> None:
+        """Checks the fields against each other.
+
+        Raises:
+            ValueError: naming the first bad value and what would be valid.
+        """
+        if self.input_files and self.tfds_name:
+            raise ValueError(
+                f"input_files={self.input_files!r} and tfds_name={self.tfds_name!r} "
+                "are both set; give one source (or neither for the default corpus).")
+        if self.input_format not in text_files.INPUT_FORMATS:
+            raise ValueError(f"input_format={self.input_format!r} is not one of "
+                             f"{', '.join(text_files.INPUT_FORMATS)}.")
+        if self.output_format not in OUTPUT_FORMATS:
+            raise ValueError(f"output_format={self.output_format!r} is not one of "
+                             f"{', '.join(OUTPUT_FORMATS)}.")
+        minimum_length = self.seq_length - self.budget + 1
+        if self.seq_length < minimum_length:
+            raise ValueError(
+                f"seq_length={self.seq_length} leaves no room for text next to "
+                f"[CLS] and [SEP]; use seq_length >= {minimum_length}.")
+        if self.output_format == "static" and not (
+            1 <= self.max_predictions_per_seq <= self.budget):
+            raise ValueError(
+                f"max_predictions_per_seq={self.max_predictions_per_seq} must be in "
+                f"[1, {self.budget}]: seq_length={self.seq_length} minus [CLS] and "
+                "[SEP].")
+        if not 0.0 < self.masked_lm_prob <= 1.0:
+            raise ValueError(
+                f"masked_lm_prob={self.masked_lm_prob} must be in (0, 1].")
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise ValueError(f"validation_fraction={self.validation_fraction} must "
+                             "be in [0, 1).")
+        for name in ("dupe_factor", "num_train_shards", "num_validation_shards",
+                     "vocab_max_sentences", "shuffle_buffer_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be at least 1.")
+        if self.max_documents is not None and self.max_documents < 1:
+            raise ValueError(
+                f"max_documents={self.max_documents} must be at least 1 (or None).")
+        minimum_vocab = vocab.min_learned_vocab_size()
+        if not self.vocab_file and self.vocab_size < minimum_vocab:
+            raise ValueError(
+                f"vocab_size={self.vocab_size} is too small to learn: BERT's layout "
+                f"reserves {len(vocab.BERT_RESERVED_TOKENS)} ids; use vocab_size >= "
+                f"{minimum_vocab}.")
+
+    def make_corpus(self):
+        """The corpus this config reads (checks that text files exist)."""
+        # pylint: disable=g-import-not-at-top  # Each source imports only its own.
+        if self.input_files:
+            return text_files.TextFileCorpus(self.input_files, self.input_format)
+        if self.tfds_name:
+            from token_dropping.data import tfds_corpus
+            return tfds_corpus.TfdsCorpus(self.tfds_name, self.tfds_split,
+                                          self.tfds_data_dir, self.tfds_text_key)
+        from token_dropping.data import default_corpus
+        return default_corpus.DefaultCorpus()

@@ -16,103 +16,103 @@ _LOG_EVERY_SECONDS = 10.0
 
 
 def shard_filename(prefix: str, index: int, num_shards: int) -> str:
-  return f"{prefix}-{index:05d}-of-{num_shards:05d}.tfrecord"
+    return f"{prefix}-{index:05d}-of-{num_shards:05d}.tfrecord"
 
 
 def shard_pattern(prefix: str, num_shards: int) -> str:
-  """The glob matching every shard of `prefix`, for an `input_path`."""
-  return f"{prefix}-*-of-{num_shards:05d}.tfrecord"
+    """The glob matching every shard of `prefix`, for an `input_path`."""
+    return f"{prefix}-*-of-{num_shards:05d}.tfrecord"
 
 
 class Progress:
-  """Logs a count and its rate every few seconds, and a summary at the end.
+    """Logs a count and its rate every few seconds, and a summary at the end.
 
-  Example:
-  >>> progress = Progress("train examples")
-  >>> for _ in range(3):
-  ...   progress.update()
-  >>> progress.done()  # "train examples: 3 in 0.0s (... /s)"
-  """
+    Example:
+    >>> progress = Progress("train examples")
+    >>> for _ in range(3):
+    ...   progress.update()
+    >>> progress.done()  # "train examples: 3 in 0.0s (... /s)"
+    """
 
-  def __init__(self, what: str, every_seconds: float = _LOG_EVERY_SECONDS):
-    self.what = what
-    self.every_seconds = every_seconds
-    self.count = 0
-    self._start = self._last = time.monotonic()
+    def __init__(self, what: str, every_seconds: float = _LOG_EVERY_SECONDS):
+        self.what = what
+        self.every_seconds = every_seconds
+        self.count = 0
+        self._start = self._last = time.monotonic()
 
-  def update(self, n: int = 1) -> None:
-    self.count += n
-    now = time.monotonic()
-    if now - self._last >= self.every_seconds:
-      self._last = now
-      logging.info("%s: %d so far (%.0f/s)", self.what, self.count,
-                   self.count / max(now - self._start, 1e-9))
+    def update(self, n: int = 1) -> None:
+        self.count += n
+        now = time.monotonic()
+        if now - self._last >= self.every_seconds:
+            self._last = now
+            logging.info("%s: %d so far (%.0f/s)", self.what, self.count,
+                         self.count / max(now - self._start, 1e-9))
 
-  def done(self) -> None:
-    elapsed = time.monotonic() - self._start
-    logging.info("%s: %d in %.1fs (%.0f/s)", self.what, self.count, elapsed,
-                 self.count / max(elapsed, 1e-9))
+    def done(self) -> None:
+        elapsed = time.monotonic() - self._start
+        logging.info("%s: %d in %.1fs (%.0f/s)", self.what, self.count, elapsed,
+                     self.count / max(elapsed, 1e-9))
 
 
 class ShardedRecordWriter:
-  """Writes serialized records to shards through a seeded shuffle buffer.
+    """Writes serialized records to shards through a seeded shuffle buffer.
 
-  Example:
-  >>> with ShardedRecordWriter("/tmp/d", "train", 4, rng=np.random.default_rng(0)) as w:
-  ...   w.write(example.SerializeToString())
+    Example:
+    >>> with ShardedRecordWriter("/tmp/d", "train", 4, rng=np.random.default_rng(0)) as w:
+    ...   w.write(example.SerializeToString())
 
-  Args:
-    output_dir: the directory for the shard files.
-    prefix: the shard name prefix, e.g. `train`.
-    num_shards: how many files to deal the records to.
-    shuffle_buffer_size: records held for shuffling; 1 keeps the order.
-    rng: the generator that decides the order.
-  """
+    Args:
+        output_dir: the directory for the shard files.
+        prefix: the shard name prefix, e.g. `train`.
+        num_shards: how many files to deal the records to.
+        shuffle_buffer_size: records held for shuffling; 1 keeps the order.
+        rng: the generator that decides the order.
+    """
 
-  def __init__(self, output_dir: str, prefix: str, num_shards: int,
-               shuffle_buffer_size: int = 10_000,
-               rng: np.random.Generator | None = None):
-    self.output_dir = output_dir
-    self.prefix = prefix
-    self.num_shards = num_shards
-    self.shuffle_buffer_size = max(1, shuffle_buffer_size)
-    self.rng = rng or np.random.default_rng(0)
-    self.filenames = [shard_filename(prefix, i, num_shards)
-                      for i in range(num_shards)]
-    self.num_records = 0
-    self.progress = Progress(f"{prefix} examples")
-    self._buffer = []
-    self._writers = [tf.io.TFRecordWriter(f"{output_dir}/{name}")
-                     for name in self.filenames]
+    def __init__(self, output_dir: str, prefix: str, num_shards: int,
+                 shuffle_buffer_size: int = 10_000,
+                 rng: np.random.Generator | None = None):
+        self.output_dir = output_dir
+        self.prefix = prefix
+        self.num_shards = num_shards
+        self.shuffle_buffer_size = max(1, shuffle_buffer_size)
+        self.rng = rng or np.random.default_rng(0)
+        self.filenames = [shard_filename(prefix, i, num_shards)
+                          for i in range(num_shards)]
+        self.num_records = 0
+        self.progress = Progress(f"{prefix} examples")
+        self._buffer = []
+        self._writers = [tf.io.TFRecordWriter(f"{output_dir}/{name}")
+                         for name in self.filenames]
 
-  def write(self, record: bytes) -> None:
-    if len(self._buffer) < self.shuffle_buffer_size:
-      self._buffer.append(record)
-      return
-    index = self.rng.integers(len(self._buffer))
-    self._emit(self._buffer[index])
-    self._buffer[index] = record
+    def write(self, record: bytes) -> None:
+        if len(self._buffer) < self.shuffle_buffer_size:
+            self._buffer.append(record)
+            return
+        index = self.rng.integers(len(self._buffer))
+        self._emit(self._buffer[index])
+        self._buffer[index] = record
 
-  def close(self) -> None:
-    """Writes what is left in the buffer, in random order, and closes files."""
-    for index in self.rng.permutation(len(self._buffer)):
-      self._emit(self._buffer[index])
-    self._buffer = []
-    for writer in self._writers:
-      writer.close()
-    self.progress.done()
+    def close(self) -> None:
+        """Writes what is left in the buffer, in random order, and closes files."""
+        for index in self.rng.permutation(len(self._buffer)):
+            self._emit(self._buffer[index])
+        self._buffer = []
+        for writer in self._writers:
+            writer.close()
+        self.progress.done()
 
-  def __enter__(self) -> "ShardedRecordWriter":
-    return self
+    def __enter__(self) -> "ShardedRecordWriter":
+        return self
 
-  def __exit__(self, exc_type, *unused) -> None:
-    if exc_type is None:
-      self.close()
-    else:
-      for writer in self._writers:
-        writer.close()
+    def __exit__(self, exc_type, *unused) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            for writer in self._writers:
+                writer.close()
 
-  def _emit(self, record: bytes) -> None:
-    self._writers[self.num_records % self.num_shards].write(record)
-    self.num_records += 1
-    self.progress.update()
+    def _emit(self, record: bytes) -> None:
+        self._writers[self.num_records % self.num_shards].write(record)
+        self.num_records += 1
+        self.progress.update()

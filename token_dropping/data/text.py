@@ -33,101 +33,102 @@ _CODE_LINE = re.compile(
     r"elif\b|else:|\w+(?:\.\w+)*\s*[-+*/]?=\s|\w+(?:\.\w+)*\(.*\)$|[{}\[\]()]+$)")
 _PUNCTUATION_LINE = re.compile(r"^\W+$")
 _WHITESPACE = re.compile(r"\s+")
-_CODE_CHARS = frozenset("=(){}[]<>_*/\\|@#$%^&~`;")
+_CODE_CHARS_RE = re.compile(r"[=(){}\[\]<>_*/\\|@#$%^&~`;]")
 
 
 def strip_markup(text: str) -> str:
-  """Removes reST roles, literals and emphasis markers, keeping their text."""
-  text = _REST_ROLE.sub(r"\1", text)
-  text = _REST_LITERAL.sub(r"\1", text)
-  text = _REST_INTERPRETED.sub(r"\1", text)
-  return _EMPHASIS.sub(r"\1", text)
+    """Removes reST roles, literals and emphasis markers, keeping their text."""
+    text = _REST_ROLE.sub(r"\1", text)
+    text = _REST_LITERAL.sub(r"\1", text)
+    text = _REST_INTERPRETED.sub(r"\1", text)
+    return _EMPHASIS.sub(r"\1", text)
 
 
 def _is_prose(paragraph: str) -> bool:
-  """Whether a joined paragraph reads like English prose rather than code."""
-  chars = [c for c in paragraph if not c.isspace()]
-  if len(paragraph.split()) < 4 or not chars:
-    return False
-  letters = sum(c.isalpha() for c in chars)
-  code = sum(c in _CODE_CHARS for c in chars)
-  return letters >= 0.75 * len(chars) and code <= 0.04 * len(chars)
+    """Whether a joined paragraph reads like English prose rather than code."""
+    words = paragraph.split()
+    chars = "".join(words)
+    if len(words) < 4:
+        return False
+    letters = sum(map(str.isalpha, chars))
+    code = len(_CODE_CHARS_RE.findall(chars))
+    return letters >= 0.75 * len(chars) and code <= 0.04 * len(chars)
 
 
 def prose_paragraphs(text: str) -> list[str]:
-  """Splits documentation text into prose paragraphs, dropping code and markup.
+    """Splits documentation text into prose paragraphs, dropping code and markup.
 
-  Paragraphs are separated by blank lines. A paragraph is dropped when any of
-  its lines looks like code (doctest prompts, statements, assignments), when it
-  follows a reST literal-block marker (`::`), or when too few of its characters
-  are letters. Bullets and markup are removed, lines are joined with spaces.
+    Paragraphs are separated by blank lines. A paragraph is dropped when any of
+    its lines looks like code (doctest prompts, statements, assignments), when it
+    follows a reST literal-block marker (`::`), or when too few of its characters
+    are letters. Bullets and markup are removed, lines are joined with spaces.
 
-  Args:
-    text: documentation text, e.g. a cleaned docstring or a pydoc topic.
+    Args:
+        text: documentation text, e.g. a cleaned docstring or a pydoc topic.
 
-  Returns:
-    The prose paragraphs, each one line of single-spaced text.
-  """
-  paragraphs, literal_block_next = [], False
-  for block in re.split(r"\n\s*\n", text):
-    lines = [line for line in block.splitlines() if line.strip()]
-    if not lines:
-      continue
-    is_literal = literal_block_next
-    literal_block_next = lines[-1].rstrip().endswith("::")
-    if is_literal or any(_CODE_LINE.match(line) for line in lines):
-      continue
-    lines = [_BULLET.sub("", _FIELD_LABEL.sub("", line)) for line in lines
-             if not _PUNCTUATION_LINE.match(line)]
-    joined = _WHITESPACE.sub(" ", strip_markup(" ".join(lines))).strip()
-    joined = joined.replace("::", ":")
-    if _is_prose(joined):
-      paragraphs.append(joined)
-  return paragraphs
+    Returns:
+        The prose paragraphs, each one line of single-spaced text.
+    """
+    paragraphs, literal_block_next = [], False
+    for block in re.split(r"\n\s*\n", text):
+        lines = [line for line in block.splitlines() if line.strip()]
+        if not lines:
+            continue
+        is_literal = literal_block_next
+        literal_block_next = lines[-1].rstrip().endswith("::")
+        if is_literal or any(_CODE_LINE.match(line) for line in lines):
+            continue
+        lines = [_BULLET.sub("", _FIELD_LABEL.sub("", line)) for line in lines
+                 if not _PUNCTUATION_LINE.match(line)]
+        joined = _WHITESPACE.sub(" ", strip_markup(" ".join(lines))).strip()
+        joined = joined.replace("::", ":")
+        if _is_prose(joined):
+            paragraphs.append(joined)
+    return paragraphs
 
 
 def split_sentences(paragraph: str) -> list[str]:
-  """Splits one paragraph of prose into sentences.
+    """Splits one paragraph of prose into sentences.
 
-  Example:
-  >>> split_sentences("Return x, e.g. 3. Then stop! Done?")
-  ['Return x, e.g. 3.', 'Then stop!', 'Done?']
+    Example:
+    >>> split_sentences("Return x, e.g. 3. Then stop! Done?")
+    ['Return x, e.g. 3.', 'Then stop!', 'Done?']
 
-  Args:
-    paragraph: a single paragraph; line breaks are treated as spaces.
+    Args:
+        paragraph: a single paragraph; line breaks are treated as spaces.
 
-  Returns:
-    The non-empty sentences, stripped, in order.
-  """
-  paragraph = _WHITESPACE.sub(" ", paragraph).strip()
-  sentences, start = [], 0
-  for match in _SENTENCE_END.finditer(paragraph):
-    candidate = paragraph[start:match.start()].strip()
-    last_words = " ".join(candidate.split()[-2:]).lower()
-    last_word = candidate.split()[-1].lower() if candidate else ""
-    if last_word in _ABBREVIATIONS or last_words in _ABBREVIATIONS or (
-        len(last_word) == 2 and last_word[0].isalpha()):  # An initial: "J."
-      continue
-    candidate = paragraph[start:match.end()].strip()
-    if candidate:
-      sentences.append(candidate)
-    start = match.end()
-  tail = paragraph[start:].strip()
-  if tail:
-    sentences.append(tail)
-  return sentences
+    Returns:
+        The non-empty sentences, stripped, in order.
+    """
+    paragraph = _WHITESPACE.sub(" ", paragraph).strip()
+    sentences, start = [], 0
+    for match in _SENTENCE_END.finditer(paragraph):
+        candidate = paragraph[start:match.start()].strip()
+        last_words = " ".join(candidate.split()[-2:]).lower()
+        last_word = candidate.split()[-1].lower() if candidate else ""
+        if last_word in _ABBREVIATIONS or last_words in _ABBREVIATIONS or (
+            len(last_word) == 2 and last_word[0].isalpha()):  # An initial: "J."
+            continue
+        candidate = paragraph[start:match.end()].strip()
+        if candidate:
+            sentences.append(candidate)
+        start = match.end()
+    tail = paragraph[start:].strip()
+    if tail:
+        sentences.append(tail)
+    return sentences
 
 
 def decode_utf8(raw: bytes) -> tuple[str, int]:
-  """Decodes UTF-8, replacing bad bytes by U+FFFD; returns (text, replaced).
+    """Decodes UTF-8, replacing bad bytes by U+FFFD; returns (text, replaced).
 
-  Example:
-  >>> decode_utf8(b"caf\xe9 ok")
-  ('caf\ufffd ok', 1)
-  """
-  try:
-    return raw.decode("utf-8"), 0
-  except UnicodeDecodeError:
-    decoded = raw.decode("utf-8", "replace")
-    replaced = decoded.count("\ufffd") - raw.count("\ufffd".encode("utf-8"))
-    return decoded, replaced
+    Example:
+    >>> decode_utf8(b"caf\xe9 ok")
+    ('caf\ufffd ok', 1)
+    """
+    try:
+        return raw.decode("utf-8"), 0
+    except UnicodeDecodeError:
+        decoded = raw.decode("utf-8", "replace")
+        replaced = decoded.count("\ufffd") - raw.count("\ufffd".encode("utf-8"))
+        return decoded, replaced

@@ -11,66 +11,70 @@ from token_dropping.data import text
 
 
 class TfdsCorpus:
-  """Documents (lists of sentences) from a TFDS split.
+    """Documents (lists of sentences) from a TFDS split.
 
-  Example:
-  >>> corpus = TfdsCorpus("wikipedia/20230601.en", "train", "~/tensorflow_datasets")
-  >>> next(iter(corpus.documents()))[:2]  # the first two sentences
+    Example:
+    >>> corpus = TfdsCorpus("wikipedia/20230601.en", "train", "~/tensorflow_datasets")
+    >>> next(iter(corpus.documents()))[:2]  # the first two sentences
 
-  Args:
-    name: the TFDS name, with config and version if needed.
-    split: the split, any TFDS split expression (`train[:10%]`).
-    data_dir: where the prepared dataset lives; TFDS's default when empty.
-    text_key: the string feature holding the text.
-  """
+    Args:
+        name: the TFDS name, with config and version if needed.
+        split: the split, any TFDS split expression (`train[:10%]`).
+        data_dir: where the prepared dataset lives; TFDS's default when empty.
+        text_key: the string feature holding the text.
+    """
 
-  def __init__(self, name: str, split: str = "train", data_dir: str = "",
-               text_key: str = "text"):
-    self.name = name
-    self.split = split
-    self.data_dir = data_dir
-    self.text_key = text_key
-    self.undecodable_replacements = 0
+    def __init__(self, name: str, split: str = "train", data_dir: str = "",
+                 text_key: str = "text"):
+        self.name = name
+        self.split = split
+        self.data_dir = data_dir
+        self.text_key = text_key
+        self.undecodable_replacements = 0
 
-  def describe(self) -> dict:
-    """What the corpus is, for the manifest."""
-    return {"name": "tfds", "tfds_name": self.name, "split": self.split,
-            "data_dir": self.data_dir, "text_key": self.text_key}
+    def describe(self) -> dict:
+        """What the corpus is, for the manifest."""
+        return {"name": "tfds", "tfds_name": self.name, "split": self.split,
+                "data_dir": self.data_dir, "text_key": self.text_key}
 
-  def _builder(self):
-    """The dataset builder, checked to be prepared and to hold `text_key`."""
-    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-    try:
-      builder = tfds.builder(self.name, data_dir=self.data_dir or None)
-    except Exception as e:  # TFDS raises several types for unknown names.
-      raise ValueError(f"tfds_name={self.name!r} is not a known TFDS dataset "
-                       f"({type(e).__name__}: {e}).") from e
-    if not builder.is_prepared():
-      raise ValueError(
-          f"tfds_name={self.name!r} is not prepared in "
-          f"{builder.data_dir!r}; run `tfds build {self.name}` (or pass "
-          "--tfds_data_dir where it is); nothing is downloaded here.")
-    features = builder.info.features
-    if self.text_key not in features:
-      raise ValueError(
-          f"tfds_text_key={self.text_key!r} is not a feature of "
-          f"{self.name!r}; it has {', '.join(sorted(features.keys()))}.")
-    return builder
+    def _builder(self):
+        """The dataset builder, checked to be prepared and to hold `text_key`."""
+        import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+        try:
+            builder = tfds.builder(self.name, data_dir=self.data_dir or None)
+        except Exception as e:  # TFDS raises several types for unknown names.
+            # Its message lists every dataset; keep the first line and the hint.
+            lines = str(e).splitlines()
+            hints = [line for line in lines if "Did you mean" in line]
+            raise ValueError(
+                f"tfds_name={self.name!r} is not a known TFDS dataset "
+                f"({' '.join(lines[:1] + hints[:1])})") from e
+        if not builder.is_prepared():
+            raise ValueError(
+                f"tfds_name={self.name!r} is not prepared in "
+                f"{builder.data_dir!r}; run `tfds build {self.name}` (or pass "
+                "--tfds_data_dir where it is); nothing is downloaded here.")
+        features = builder.info.features
+        if self.text_key not in features:
+            raise ValueError(
+                f"tfds_text_key={self.text_key!r} is not a feature of "
+                f"{self.name!r}; it has {', '.join(sorted(features.keys()))}.")
+        return builder
 
-  def documents(self) -> Iterator[list[str]]:
-    """Yields each example's text as a list of sentences."""
-    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-    builder = self._builder()
-    try:
-      dataset = builder.as_dataset(split=self.split, shuffle_files=False)
-    except ValueError as e:
-      raise ValueError(f"tfds_split={self.split!r} is not valid for "
-                       f"{self.name!r}: {e}") from e
-    self.undecodable_replacements = 0
-    for example in tfds.as_numpy(dataset):
-      body, replaced = text.decode_utf8(example[self.text_key])
-      self.undecodable_replacements += replaced
-      sentences = [s for paragraph in body.split("\n")
-                   for s in text.split_sentences(paragraph)]
-      if sentences:
-        yield sentences
+    def documents(self) -> Iterator[list[str]]:
+        """Yields each example's text as a list of sentences."""
+        import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+        builder = self._builder()
+        try:
+            dataset = builder.as_dataset(split=self.split, shuffle_files=False)
+        except ValueError as e:
+            raise ValueError(f"tfds_split={self.split!r} is not valid for "
+                             f"{self.name!r}: {e}") from e
+        self.undecodable_replacements = 0
+        for example in tfds.as_numpy(dataset):
+            body, replaced = text.decode_utf8(example[self.text_key])
+            self.undecodable_replacements += replaced
+            sentences = [s for paragraph in body.split("\n")
+                         for s in text.split_sentences(paragraph)]
+            if sentences:
+                yield sentences

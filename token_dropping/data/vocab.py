@@ -30,141 +30,142 @@ _MIN_LEARNED_PIECES = 64  # Room for an alphabet plus a few word pieces.
 
 
 def read_vocab(vocab_file: str) -> list[str]:
-  """Reads a vocab file (one token per line) and checks the special tokens.
+    """Reads a vocab file (one token per line) and checks the special tokens.
 
-  Raises:
-    ValueError: if the file is missing, empty, or lacks a special token.
-  """
-  if not tf.io.gfile.exists(vocab_file):
-    raise ValueError(f"vocab_file={vocab_file!r} does not exist.")
-  with tf.io.gfile.GFile(vocab_file, "r") as f:
-    tokens = [line.rstrip("\r\n") for line in f]
-  while tokens and not tokens[-1]:
-    tokens.pop()
-  missing = [token for token in SPECIAL_TOKENS if token not in tokens]
-  if missing:
-    raise ValueError(
-        f"vocab_file={vocab_file!r} has no {', '.join(missing)} token; a "
-        f"WordPiece vocab for BERT needs all of {', '.join(SPECIAL_TOKENS)}.")
-  return tokens
+    Raises:
+        ValueError: if the file is missing, empty, or lacks a special token.
+    """
+    if not tf.io.gfile.exists(vocab_file):
+        raise ValueError(f"vocab_file={vocab_file!r} does not exist.")
+    with tf.io.gfile.GFile(vocab_file, "r") as f:
+        tokens = [line.rstrip("\r\n") for line in f]
+    while tokens and not tokens[-1]:
+        tokens.pop()
+    missing = [token for token in SPECIAL_TOKENS if token not in tokens]
+    if missing:
+        raise ValueError(
+            f"vocab_file={vocab_file!r} has no {', '.join(missing)} token; a "
+            f"WordPiece vocab for BERT needs all of {', '.join(SPECIAL_TOKENS)}.")
+    return tokens
 
 
 def special_token_ids(vocab_file: str) -> dict:
-  """Ids of the special tokens and the paper's allow/deny lists for a vocab.
+    """Ids of the special tokens and the paper's allow/deny lists for a vocab.
 
-  Example:
-  >>> special_token_ids("uncased_L-12_H-768_A-12/vocab.txt")
-  {'vocab_size': 30522, 'pad_id': 0, 'unk_id': 100, 'cls_id': 101,
-   'sep_id': 102, 'mask_id': 103, 'token_allow_list': [100, 101, 102, 103],
-   'token_deny_list': [0]}
+    Example:
+    >>> special_token_ids("uncased_L-12_H-768_A-12/vocab.txt")
+    {'vocab_size': 30522, 'pad_id': 0, 'unk_id': 100, 'cls_id': 101,
+      'sep_id': 102, 'mask_id': 103, 'token_allow_list': [100, 101, 102, 103],
+      'token_deny_list': [0]}
 
-  Args:
-    vocab_file: a WordPiece vocab file, one token per line.
+    Args:
+        vocab_file: a WordPiece vocab file, one token per line.
 
-  Returns:
-    A JSON-serializable dict: `vocab_size` (number of tokens), `pad_id`,
-    `unk_id`, `cls_id`, `sep_id`, `mask_id`, `token_allow_list` (ids of [UNK],
-    [CLS], [SEP], [MASK]) and `token_deny_list` (id of [PAD]).
+    Returns:
+        A JSON-serializable dict: `vocab_size` (number of tokens), `pad_id`,
+        `unk_id`, `cls_id`, `sep_id`, `mask_id`, `token_allow_list` (ids of [UNK],
+        [CLS], [SEP], [MASK]) and `token_deny_list` (id of [PAD]).
 
-  Raises:
-    ValueError: if the file is missing or lacks a special token.
-  """
-  tokens = read_vocab(vocab_file)
-  return special_token_ids_from_tokens(tokens)
+    Raises:
+        ValueError: if the file is missing or lacks a special token.
+    """
+    tokens = read_vocab(vocab_file)
+    return special_token_ids_from_tokens(tokens)
 
 
 def special_token_ids_from_tokens(tokens: list[str]) -> dict:
-  """`special_token_ids` for a vocab already in memory (no checks)."""
-  index = {}
-  for i, token in enumerate(tokens):
-    index.setdefault(token, i)
-  ids = {"vocab_size": len(tokens)}
-  ids.update({f"{t.strip('[]').lower()}_id": index[t] for t in SPECIAL_TOKENS})
-  ids["token_allow_list"] = [index[t] for t in ALLOW_LIST_TOKENS]
-  ids["token_deny_list"] = [index[t] for t in DENY_LIST_TOKENS]
-  return ids
+    """`special_token_ids` for a vocab already in memory (no checks)."""
+    index = {}
+    for i, token in enumerate(tokens):
+        index.setdefault(token, i)
+    ids = {"vocab_size": len(tokens)}
+    ids.update({f"{t.strip('[]').lower()}_id": index[t] for t in SPECIAL_TOKENS})
+    ids["token_allow_list"] = [index[t] for t in ALLOW_LIST_TOKENS]
+    ids["token_deny_list"] = [index[t] for t in DENY_LIST_TOKENS]
+    return ids
 
 
 def min_learned_vocab_size() -> int:
-  """The smallest `vocab_size` `learn_vocab` accepts."""
-  return len(BERT_RESERVED_TOKENS) + _MIN_LEARNED_PIECES
+    """The smallest `vocab_size` `learn_vocab` accepts."""
+    return len(BERT_RESERVED_TOKENS) + _MIN_LEARNED_PIECES
 
 
 def write_special_tokens(vocab_file: str, output_path: str) -> dict:
-  """Writes `special_token_ids(vocab_file)` as JSON and returns it."""
-  ids = special_token_ids(vocab_file)
-  with tf.io.gfile.GFile(output_path, "w") as f:
-    json.dump(ids, f, indent=2)
-    f.write("\n")
-  return ids
+    """Writes `special_token_ids(vocab_file)` as JSON and returns it."""
+    ids = special_token_ids(vocab_file)
+    with tf.io.gfile.GFile(output_path, "w") as f:
+        json.dump(ids, f, indent=2)
+        f.write("\n")
+    return ids
 
 
 def learn_vocab(sentences: Iterable[str], vocab_size: int,
                 lower_case: bool = True, max_unique_words: int | None = None,
                 batch_size: int = 1024) -> list[str]:
-  """Learns a WordPiece vocab in BERT's layout with tensorflow-text.
+    """Learns a WordPiece vocab in BERT's layout with tensorflow-text.
 
-  The steps of tensorflow-text's `bert_vocab_from_dataset` (BERT's basic
-  tokenizer, `count_words`, then the WordPiece learner's `learn`), with one
-  change: the learner's binary search on the token frequency threshold starts
-  at 4 * words / vocab_size instead of the most frequent word's count, which
-  halves the search (with Zipf-distributed text the threshold found is far
-  below that bound; were it above, the vocab would be cut to size).
+    The steps of tensorflow-text's `bert_vocab_from_dataset` (BERT's basic
+    tokenizer, `count_words`, then the WordPiece learner's `learn`), with one
+    change: the learner's binary search on the token frequency threshold starts
+    at 4 * words / vocab_size instead of the most frequent word's count, which
+    halves the search (with Zipf-distributed text the threshold found is far
+    below that bound; were it above, the vocab would be cut to size).
 
-  Args:
-    sentences: the text to learn from; read once.
-    vocab_size: the largest vocab wanted, reserved tokens included. The
-      learner lands within 5% below it.
-    lower_case: lower-case and strip accents, as for an uncased BERT.
-    max_unique_words: learn from this many most frequent words only (the
-      learner's `max_input_tokens`), which bounds the learning time; default
-      `8 * vocab_size` (at least 4000), plenty for the pieces to be found.
-    batch_size: sentences per tokenizer call.
+    Args:
+        sentences: the text to learn from; read once.
+        vocab_size: the largest vocab wanted, reserved tokens included. The
+            learner lands within 5% below it.
+        lower_case: lower-case and strip accents, as for an uncased BERT.
+        max_unique_words: learn from this many most frequent words only (the
+            learner's `max_input_tokens`), which bounds the learning time; default
+            `8 * vocab_size` (at least 4000), plenty for the pieces to be found.
+        batch_size: sentences per tokenizer call.
 
-  Returns:
-    The tokens: `BERT_RESERVED_TOKENS`, the single characters, then learned
-    pieces by frequency; at most `vocab_size` of them.
+    Returns:
+        The tokens: `BERT_RESERVED_TOKENS`, the single characters, then learned
+        pieces by frequency; at most `vocab_size` of them.
 
-  Raises:
-    ValueError: if `vocab_size` leaves no room for learned pieces or the text
-      is empty.
-  """
-  # pylint: disable=g-import-not-at-top  # Heavy, only needed when learning.
-  from tensorflow_text.python.ops import bert_tokenizer
-  from tensorflow_text.tools.wordpiece_vocab import (
-      wordpiece_tokenizer_learner_lib as learner)
-  minimum = min_learned_vocab_size()
-  if vocab_size < minimum:
-    raise ValueError(
-        f"vocab_size={vocab_size} is too small: BERT's layout reserves "
-        f"{len(BERT_RESERVED_TOKENS)} ids; use vocab_size >= {minimum}.")
-  if max_unique_words is None:
-    max_unique_words = max(4000, 8 * vocab_size)
-  sentences = list(sentences)
-  if not sentences:
-    raise ValueError("Cannot learn a vocab from an empty corpus.")
-  words = tf.data.Dataset.from_tensor_slices(
-      tf.constant(sentences, tf.string)).batch(batch_size).map(
-          bert_tokenizer.BasicTokenizer(lower_case=lower_case).tokenize)
-  word_counts = learner.count_words(words)
-  total_words = sum(word_counts.values())
-  learned = learner.learn(
-      word_counts,
-      vocab_size=vocab_size,
-      reserved_tokens=list(BERT_RESERVED_TOKENS),
-      upper_thresh=max(64, 4 * total_words // (vocab_size - minimum)),
-      lower_thresh=1,
-      max_input_tokens=max_unique_words,
-      # The alphabet is capped so characters cannot crowd out pieces.
-      max_unique_chars=min(1000, max(26, (vocab_size - minimum) // 8)))
-  # The learned pieces come last, sorted by frequency: cutting an overshoot
-  # drops the rarest.
-  return learned[:vocab_size]
+    Raises:
+        ValueError: if `vocab_size` leaves no room for learned pieces or the text
+            is empty.
+    """
+    # pylint: disable=g-import-not-at-top  # Heavy, only needed when learning.
+    from tensorflow_text.python.ops import bert_tokenizer
+    from tensorflow_text.tools.wordpiece_vocab import (
+        wordpiece_tokenizer_learner_lib as learner)
+    minimum = min_learned_vocab_size()
+    if vocab_size < minimum:
+        raise ValueError(
+            f"vocab_size={vocab_size} is too small: BERT's layout reserves "
+            f"{len(BERT_RESERVED_TOKENS)} ids; use vocab_size >= {minimum}.")
+    if max_unique_words is None:
+        max_unique_words = max(4000, 8 * vocab_size)
+    sentences = list(sentences)
+    if not sentences:
+        raise ValueError("Cannot learn a vocab from an empty corpus.")
+    words = tf.data.Dataset.from_tensor_slices(
+        tf.constant(sentences, tf.string)).batch(batch_size).map(
+            bert_tokenizer.BasicTokenizer(lower_case=lower_case).tokenize)
+    word_counts = learner.count_words(words)
+    total_words = sum(word_counts.values())
+    learned = learner.learn(
+        word_counts,
+        vocab_size=vocab_size,
+        reserved_tokens=list(BERT_RESERVED_TOKENS),
+        upper_thresh=max(64, 4 * total_words // (vocab_size - minimum)),
+        lower_thresh=1,
+        max_input_tokens=max_unique_words,
+        # A character takes two ids (`c`, `##c`); the alphabet, most frequent
+        # first, may fill up to half of the ids after the reserved ones.
+        max_unique_chars=min(1000, (vocab_size - len(BERT_RESERVED_TOKENS)) // 4))
+    # The learned pieces come last, sorted by frequency: cutting an overshoot
+    # drops the rarest.
+    return learned[:vocab_size]
 
 
 def write_vocab(tokens: list[str], path: str) -> None:
-  """Writes one token per line, through a temporary name."""
-  tmp_path = f"{path}.tmp-{os.getpid()}"
-  with tf.io.gfile.GFile(tmp_path, "w") as f:
-    f.write("".join(f"{token}\n" for token in tokens))
-  tf.io.gfile.rename(tmp_path, path, overwrite=True)
+    """Writes one token per line, through a temporary name."""
+    tmp_path = f"{path}.tmp-{os.getpid()}"
+    with tf.io.gfile.GFile(tmp_path, "w") as f:
+        f.write("".join(f"{token}\n" for token in tokens))
+    tf.io.gfile.rename(tmp_path, path, overwrite=True)

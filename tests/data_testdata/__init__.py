@@ -1,0 +1,47 @@
+"""Tiny corpora for the data tests, made on the fly (no files are shipped)."""
+
+import gzip
+import random
+
+WORDS = (
+    "the a model token layer drops keeps every sentence word piece vocabulary "
+    "masked loss training importance attention runs fast slow small large "
+    "python text corpus document reads writes learns predicts hidden middle "
+    "first last batch sequence length packing record shard manifest seed "
+    "encoder decoder gradient update moving average special unusual rare "
+    "frequent chosen random stable quickly carefully again never always"
+).split()
+
+
+def tiny_documents(num_documents=20, seed=0, min_sentences=2, max_sentences=6,
+                   words=WORDS):
+    """Deterministic English-like documents: lists of sentences."""
+    rng = random.Random(seed)
+    documents = []
+    for _ in range(num_documents):
+        sentences = []
+        for _ in range(rng.randint(min_sentences, max_sentences)):
+            body = " ".join(rng.choice(words) for _ in range(rng.randint(4, 14)))
+            sentences.append(body.capitalize() + rng.choice(".!?"))
+        documents.append(sentences)
+    return documents
+
+
+def bert_format(documents):
+    """BERT's text format: one sentence per line, a blank line between docs."""
+    return "\n\n".join("\n".join(d) for d in documents) + "\n"
+
+
+def write_text(path, content, gz=False):
+    """Writes `content` (str or bytes) to `path`, gzipped if asked."""
+    raw = content.encode("utf-8") if isinstance(content, str) else content
+    if gz:
+        raw = gzip.compress(raw, mtime=0)
+    with open(path, "wb") as f:
+        f.write(raw)
+    return str(path)
+
+
+def write_lines(path, tokens):
+    """Writes a vocab file, one token per line."""
+    return write_text(path, "".join(t + "\n" for t in tokens))
