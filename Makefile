@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-slow test-all demo clean
+.PHONY: setup test test-slow test-all demo demo-clean clean
 
 setup: $(STAMP)
 
@@ -29,8 +29,16 @@ test-slow: $(STAMP)
 test-all: $(STAMP)
 	$(PY) -m pytest tests
 
+# Pretrains the CPU-sized token-dropping BERT on the embedded default corpus
+# (built on first use, then cached), evaluating on full sequences. Rerunning
+# continues from the last checkpoint; `make demo-clean` starts over.
+DEMO_DIR ?= runs/demo
 demo: $(STAMP)
-	$(PY) tools/demo.py
+	$(PY) tools/train.py --experiment=token_drop_bert_tiny \
+		--mode=train_and_eval --model_dir=$(DEMO_DIR)
+
+demo-clean:
+	rm -rf $(DEMO_DIR)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -83,7 +83,7 @@ def test_train_and_eval_end_to_end_then_resume(records, tmp_path):
                      "--mode=train_and_eval", f"--model_dir={model_dir}",
                      f"--params_override={overrides(records, 4)}")
     assert first.returncode == 0, first.stderr[-3000:]
-    assert "Validation (full sequences, no dropping)" in first.stdout
+    assert "(full sequences, no dropping): MLM loss" in first.stdout
     assert "step 4/4" in first.stderr  # the progress line
     latest = tf.train.latest_checkpoint(model_dir)
     assert latest.endswith("ckpt-4")
@@ -265,3 +265,62 @@ def test_task_train_step_under_mirrored_strategy(records):
     results = {m.name: float(m.result()) for m in metrics}
     assert 0.0 < results["dropped_token_fraction"] < 1.0
     assert np.isfinite(results["lm_example_loss"])
+
+
+def test_task_train_step_compiles_with_xla(records):
+    """What Model Garden does with enable_xla on GPU: jit the task's step."""
+    config = exp_factory.get_exp_config("token_drop_bert_tiny")
+    config.override({"task": {
+        "model": {"encoder": {"any": dict(
+            num_layers=2, hidden_size=16, num_attention_heads=2,
+            intermediate_size=32, vocab_size=200,
+            max_position_embeddings=32, token_keep_k=16)}},
+        "train_data": dict(input_path=records[0], seq_length=32,
+                           max_predictions_per_seq=5, global_batch_size=4)}})
+    task = task_factory.get_task(config.task)
+    model = task.build_model()
+    optimizer = train_utils.create_optimizer(task, config)
+    metrics = task.build_metrics(training=True)
+    batch = next(iter(task.build_inputs(config.task.train_data)))
+    model(batch)  # build the variables outside the compiled step
+    # jit_compile=True raises if any op of the step cannot be compiled.
+    step = tf.function(task.train_step, jit_compile=True)
+    logs = step(batch, model, optimizer, metrics)
+    assert np.isfinite(float(logs["loss"]))
+    assert (model.encoder_network.importance.numpy() != 10.0).any()
+
+
+def test_special_ids_and_vocab_come_from_the_records_manifest(tmp_path):
+    from token_dropping import data
+    from token_dropping import training
+    # A vocab in another layout: [PAD] is 3, [CLS] 0, [SEP] 1, [MASK] 2, [UNK] 4.
+    words = "the cat sat on a mat and dog ran far away".split()
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[CLS]", "[SEP]", "[MASK]", "[PAD]", "[UNK]"]
+                               + words) + "\n")
+    text = tmp_path / "corpus.txt"
+    rng = np.random.RandomState(0)  # distinct documents (they are de-duplicated)
+    text.write_text("\n\n".join(
+        "\n".join(" ".join(rng.choice(words, size=8)) + "." for _ in range(3))
+        for _ in range(60)))
+    info = data.build_pretraining_data(data.PrepareDataConfig(
+        input_files=str(text), vocab_file=str(vocab), seq_length=32,
+        max_predictions_per_seq=5, num_train_shards=1), str(tmp_path / "out"))
+
+    config = exp_factory.get_exp_config("token_drop_bert_tiny")
+    config.override({"task": {
+        "model": {"encoder": {"any": {"vocab_size": 200}}},
+        "train_data": dict(input_path=info.train_input_path, seq_length=32,
+                           max_predictions_per_seq=5),
+        "validation_data": dict(input_path=info.validation_input_path,
+                                seq_length=32, max_predictions_per_seq=5)}})
+    training.use_dataset_manifest(config, "train_and_eval")
+    encoder = config.task.model.encoder.any
+    assert tuple(encoder.token_allow_list) == (4, 0, 1, 2)  # UNK CLS SEP MASK
+    assert tuple(encoder.token_deny_list) == (3,)
+    assert config.task.vocab_file == info.vocab_file
+
+    config.task.train_data.seq_length = 64
+    with pytest.raises(training.TrainError,
+                       match="seq_length=64 but the records .* seq_length=32"):
+        training.use_dataset_manifest(config, "train")

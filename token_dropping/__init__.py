@@ -5,7 +5,6 @@ serialization (and, as they are added, Model Garden's task, encoder and
 experiment registries), so configs and saved models that name them load.
 """
 
-from token_dropping import demo
 from token_dropping import experiments  # registers experiments and the task
 from token_dropping.configs import TokenDropBertEncoderConfig
 from token_dropping.encoder import TokenDropBertEncoder

@@ -17,6 +17,7 @@ trainer; hand off to `train_lib.run_experiment`), plus what a first run needs:
 """
 
 import dataclasses
+import math
 import os
 import time
 
@@ -30,8 +31,10 @@ from official.core import task_factory
 from official.core import train_lib
 from official.core import train_utils
 from official.modeling import performance
+from official.nlp.tasks import masked_lm
 
 from token_dropping import data as token_data
+from token_dropping.data.dataset_info import MANIFEST_FILENAME
 from token_dropping.summaries import TokenDropSummaries
 
 # The modes Model Garden's train_lib.run_experiment runs.
@@ -48,7 +51,12 @@ class RunResult:
     """What a run leaves behind, for the closing summary."""
     model_dir: str
     train_logs: dict = dataclasses.field(default_factory=dict)
-    eval_logs: dict = dataclasses.field(default_factory=dict)
+    eval_history: list = dataclasses.field(default_factory=list)
+    vocab_size: int = 0
+
+    @property
+    def eval_logs(self):
+        return self.eval_history[-1][1] if self.eval_history else {}
 
 
 def default_model_dir(experiment):
@@ -117,12 +125,27 @@ def _uses(mode):
     return uses
 
 
+def _is_pretraining(params):
+    """Masked-LM pretraining (ours or Model Garden's), not fine-tuning."""
+    return isinstance(params.task, masked_lm.MaskedLMConfig)
+
+
 def use_default_data(params, mode, cache_dir=None):
-    """Points empty `input_path`s at the embedded default corpus."""
+    """Points empty `input_path`s at the embedded default corpus.
+
+    Pretraining only: a fine-tuning task (bert/sentence_prediction,
+    bert/squad, ...) with no input_path is a TrainError.
+    """
     empty = [name for name in _uses(mode)
              if not getattr(params.task, name).input_path]
     if not empty:
         return None
+    if not _is_pretraining(params):
+        raise TrainError(
+            f"task.{empty[0]}.input_path is empty; fine-tuning needs its "
+            "data: make records with Model Garden's "
+            "official/nlp/data/create_finetuning_data.py (docs/finetuning.md)"
+            f" and pass --params_override=task.{empty[0]}.input_path=...")
     shape = getattr(params.task, empty[0])
     encoder = _encoder_config(params)
     logging.info(
@@ -152,6 +175,51 @@ def use_default_data(params, mode, cache_dir=None):
     return info
 
 
+def use_dataset_manifest(params, mode):
+    """Takes the special-token ids and vocab from prepared records' manifest.
+
+    `tools/prepare_data.py` writes `manifest.json` beside the records with the
+    allow/deny ids of its vocabulary, so a custom vocabulary needs no ids set
+    by hand. Records from elsewhere have no manifest and change nothing.
+    """
+    encoder = _encoder_config(params)
+    for name in _uses(mode):
+        data = getattr(params.task, name)
+        first = next((p for p in str(data.input_path).split(",") if p), "")
+        files = tf.io.gfile.glob(first) if first and first != "dummy" else []
+        manifest = (os.path.join(os.path.dirname(files[0]),
+                                 MANIFEST_FILENAME)
+                    if files else "")
+        if not manifest or not tf.io.gfile.exists(manifest):
+            continue
+        info = token_data.DatasetInfo.from_manifest(manifest)
+        for field in ("seq_length", "max_predictions_per_seq"):
+            if getattr(data, field) != getattr(info, field):
+                raise TrainError(
+                    f"task.{name}.{field}={getattr(data, field)} but the "
+                    f"records in {info.output_dir} were made with {field}="
+                    f"{getattr(info, field)}; set them equal.")
+        if info.vocab_size > encoder.vocab_size:
+            raise TrainError(
+                f"The records in {info.output_dir} use a vocabulary of "
+                f"{info.vocab_size} pieces but the encoder's vocab_size="
+                f"{encoder.vocab_size}; set task.model.encoder."
+                f"{params.task.model.encoder.type}.vocab_size="
+                f"{info.vocab_size}.")
+        if hasattr(encoder, "token_allow_list") and (
+                tuple(encoder.token_allow_list) != info.token_allow_list
+                or tuple(encoder.token_deny_list) != info.token_deny_list):
+            logging.info(
+                "Special-token ids from %s: allow %s, deny %s (were %s, %s).",
+                info.special_tokens_path, info.token_allow_list,
+                info.token_deny_list, tuple(encoder.token_allow_list),
+                tuple(encoder.token_deny_list))
+            encoder.token_allow_list = info.token_allow_list
+            encoder.token_deny_list = info.token_deny_list
+        if hasattr(params.task, "vocab_file") and not params.task.vocab_file:
+            params.task.vocab_file = info.vocab_file
+
+
 def check_params(params, mode):
     """Raises TrainError for settings that would fail later, deep in TF."""
     encoder = _encoder_config(params)
@@ -163,9 +231,13 @@ def check_params(params, mode):
             if pattern and not tf.io.gfile.glob(pattern):
                 raise TrainError(
                     f"task.{name}.input_path: no file matches {pattern!r}. "
-                    "Build records with tools/prepare_data.py, or leave "
-                    "input_path empty for the embedded default corpus.")
-        if data.seq_length > encoder.max_position_embeddings:
+                    + ("Build records with tools/prepare_data.py, or leave "
+                       "input_path empty for the embedded default corpus."
+                       if _is_pretraining(params) else
+                       "Make records with official/nlp/data/"
+                       "create_finetuning_data.py (docs/finetuning.md)."))
+        if data.seq_length > getattr(encoder, "max_position_embeddings",
+                                     data.seq_length):
             raise TrainError(
                 f"task.{name}.seq_length={data.seq_length} exceeds the "
                 f"encoder's max_position_embeddings="
@@ -178,7 +250,7 @@ def check_params(params, mode):
                 f"token_keep_k={keep_k} exceeds task.{name}.seq_length="
                 f"{data.seq_length}; choose token_keep_k <= seq_length "
                 "(the paper keeps half).")
-        if data.max_predictions_per_seq > data.seq_length:
+        if getattr(data, "max_predictions_per_seq", 0) > data.seq_length:
             raise TrainError(
                 f"task.{name}.max_predictions_per_seq="
                 f"{data.max_predictions_per_seq} exceeds seq_length="
@@ -224,14 +296,15 @@ class ProgressLog:
 
 
 class KeepLogs:
-    """Orbit eval action: remembers the latest evaluation results."""
+    """Orbit eval action: remembers every evaluation's results by step."""
 
-    def __init__(self):
-        self.logs = {}
+    def __init__(self, global_step):
+        self.global_step = global_step
+        self.history = []  # [(step, {metric: value})]
 
     def __call__(self, output):
-        self.logs = {k: float(v) for k, v in (output or {}).items()
-                     if tf.size(v) == 1}
+        self.history.append((int(self.global_step.numpy()), {
+            k: float(v) for k, v in (output or {}).items() if tf.size(v) == 1}))
 
 
 def _duration(seconds):
@@ -248,7 +321,8 @@ def run(flags_obj, cache_dir=None):
     params = parse_params(flags_obj)
     mode = flags_obj.mode
     model_dir = flags_obj.model_dir or default_model_dir(flags_obj.experiment)
-    use_default_data(params, mode, cache_dir=cache_dir)
+    if use_default_data(params, mode, cache_dir=cache_dir) is None:
+        use_dataset_manifest(params, mode)
     check_params(params, mode)
     params.validate()
     params.lock()
@@ -279,30 +353,44 @@ def run(flags_obj, cache_dir=None):
                            params.task.train_data.global_batch_size,
                            start_step)
     train_actions = [progress]
-    encoder = trainer.model.encoder_network
+    encoder = getattr(trainer.model, "encoder_network", None)  # pretraining
     if hasattr(encoder, "record_mlm_loss") and "train" in mode:
         train_actions.append(TokenDropSummaries.for_task(
             task, encoder, os.path.join(model_dir, "train"),
             trainer.global_step))
-    final_eval = KeepLogs()
+    final_eval = KeepLogs(trainer.global_step)
     train_lib.run_experiment(
         distribution_strategy=strategy, task=task, mode=mode, params=params,
         model_dir=model_dir, trainer=trainer, train_actions=train_actions,
         eval_actions=[final_eval])
     train_utils.save_gin_config(mode, model_dir)
     return RunResult(model_dir=model_dir, train_logs=progress.logs,
-                     eval_logs=final_eval.logs)
+                     eval_history=final_eval.history,
+                     vocab_size=_encoder_config(params).vocab_size)
 
 
 def summary(result):
     """The closing lines a person reads after a run."""
     lines = [f"Run directory: {result.model_dir}"]
-    if result.eval_logs:
-        ev = result.eval_logs
-        lines.append(
-            "Validation (full sequences, no dropping): "
-            f"MLM loss {ev.get('lm_example_loss', float('nan')):.3f}, "
-            f"MLM accuracy {ev.get('masked_lm_accuracy', float('nan')):.3f}")
+    if result.eval_logs and "lm_example_loss" not in result.eval_logs:
+        lines.append("Validation: " + ", ".join(  # fine-tuning metrics
+            f"{key} {value:.4f}" for key, value in
+            sorted(result.eval_logs.items())))
+    elif result.eval_history:
+        step, ev = result.eval_history[-1]
+        line = ("Validation at step "
+                f"{step} (full sequences, no dropping): MLM loss "
+                f"{ev.get('lm_example_loss', float('nan')):.3f}, MLM accuracy "
+                f"{ev.get('masked_lm_accuracy', float('nan')):.3f}")
+        if len(result.eval_history) > 1:
+            first_step, first = result.eval_history[0]
+            line += (f" (MLM loss {first.get('lm_example_loss', float('nan')):.3f}"
+                     f" at step {first_step})")
+        lines.append(line)
+        if result.vocab_size > 1:
+            lines.append(f"(An untrained model's MLM loss is about ln("
+                         f"{result.vocab_size}) = "
+                         f"{math.log(result.vocab_size):.2f}.)")
     if "dropped_token_fraction" in result.train_logs:
         lines.append(
             "Training: share of tokens dropped in the middle layers "
