@@ -1,0 +1,120 @@
+"""token_dropping.flops against FLOP counts worked out by hand.
+
+Each product `[m, k] x [k, n]` is `2 * m * n * k`. The sums below are written
+term by term (Q, K, V, scores, weighted sum, output, FFN in, FFN out) so a
+reader can check them without the library.
+"""
+
+import pytest
+
+from token_dropping import flops
+
+
+def test_four_layer_layout_with_default_drop_layers():
+    # seq 8, hidden 4, inner 16, 4 layers, keep 4; default layers (1, 3):
+    # layer 0 full, layer 1 transition, layer 2 dropped, layer 3 full.
+    full = (2 * 8 * 4 * 4 * 3         # Q, K, V: 8 tokens x [4, 4]
+            + 2 * 8 * 8 * 4 * 2       # scores and weighted sum: 8 x 8 x 4
+            + 2 * 8 * 4 * 4           # output projection
+            + 2 * 8 * 4 * 16 * 2)     # FFN in and out
+    assert full == 768 + 1024 + 256 + 2048 == 4096
+    transition = (2 * 4 * 4 * 4       # Q: 4 kept tokens
+                  + 2 * 8 * 4 * 4 * 2  # K, V: all 8 tokens
+                  + 2 * 4 * 8 * 4 * 2  # 4 queries x 8 keys
+                  + 2 * 4 * 4 * 4      # output projection, kept only
+                  + 2 * 4 * 4 * 16 * 2)  # FFN, kept only
+    assert transition == 128 + 512 + 512 + 128 + 1024 == 2304
+    dropped = (2 * 4 * 4 * 4 * 3 + 2 * 4 * 4 * 4 * 2 + 2 * 4 * 4 * 4
+               + 2 * 4 * 4 * 16 * 2)
+    assert dropped == 384 + 256 + 128 + 1024 == 1792
+
+    sizes = dict(seq_length=8, hidden_size=4, num_layers=4, inner_dim=16)
+    assert flops.encoder_flops(**sizes) == 4 * 4096
+    assert flops.encoder_flops(**sizes, token_keep_k=4) == (
+        4096 + 2304 + 1792 + 4096)  # 12288
+    assert flops.flop_ratio(**sizes, token_keep_k=4) == 12288 / 16384
+
+
+def test_three_layer_layout_with_explicit_range_and_mlm_head():
+    # seq 10, hidden 2, inner 6, 3 layers, keep 3, layers (0, 2):
+    # layer 0 transition, layer 1 dropped, layer 2 full. Queries (3) and keys
+    # (10) differ, so swapping them in the transition layer would show.
+    full = (2 * 10 * 2 * 2 * 4        # Q, K, V, output: 80 each
+            + 2 * 10 * 10 * 2 * 2     # scores, weighted sum: 400 each
+            + 2 * 10 * 2 * 6 * 2)     # FFN in and out: 240 each
+    assert full == 1600
+    transition = (2 * 3 * 2 * 2 * 2   # Q and output on 3 kept: 24 each
+                  + 2 * 10 * 2 * 2 * 2  # K and V on all 10: 80 each
+                  + 2 * 3 * 10 * 2 * 2  # 3 queries x 10 keys: 120 each
+                  + 2 * 3 * 2 * 6 * 2)  # FFN on 3 kept: 72 each
+    assert transition == 48 + 160 + 240 + 144 == 592
+    dropped = 2 * 3 * 2 * 2 * 4 + 2 * 3 * 3 * 2 * 2 + 2 * 3 * 2 * 6 * 2
+    assert dropped == 96 + 72 + 144 == 312
+    # MLM head per prediction: transform [2, 2] and vocabulary [2, 7].
+    head = 2 * (2 * 2 * 2 + 2 * 2 * 7)  # 2 predictions x (8 + 28)
+    assert head == 72
+
+    sizes = dict(seq_length=10, hidden_size=2, num_layers=3, inner_dim=6)
+    drop = dict(token_keep_k=3, drop_start_layer=0, drop_end_layer=2)
+    mlm = dict(vocab_size=7, max_predictions_per_seq=2)
+    assert flops.encoder_flops(**sizes, **drop) == 592 + 312 + 1600
+    assert flops.pretraining_flops(**sizes, **mlm) == 3 * 1600 + 72
+    assert flops.pretraining_flops(**sizes, **mlm, **drop) == 2504 + 72
+    assert flops.flop_ratio(**sizes, **drop, **mlm) == 2576 / 4872
+    assert flops.flop_ratio(**sizes, **drop) == 2504 / 4800
+    # Dropping to the very end: transition, then two dropped layers.
+    assert flops.encoder_flops(**sizes, token_keep_k=3, drop_start_layer=0,
+                               drop_end_layer=3) == 592 + 2 * 312
+
+
+def test_keeping_every_token_costs_what_bert_costs():
+    sizes = dict(seq_length=64, hidden_size=32, num_layers=6, inner_dim=128)
+    for start, end in [(None, None), (0, 6), (2, 3)]:
+        assert flops.flop_ratio(**sizes, token_keep_k=64,
+                                drop_start_layer=start,
+                                drop_end_layer=end) == 1.0
+
+
+def test_bert_base_layout_matches_the_paper():
+    # 12 x 768, seq 512, keep 256, layers 5..10 dropped: about 0.75.
+    base = dict(seq_length=512, hidden_size=768, num_layers=12, inner_dim=3072)
+    layers_only = flops.flop_ratio(**base, token_keep_k=256)
+    with_head = flops.flop_ratio(**base, token_keep_k=256, vocab_size=30522,
+                                 max_predictions_per_seq=76)
+    assert layers_only == pytest.approx(0.7458, abs=1e-4)
+    assert with_head == pytest.approx(0.7551, abs=1e-4)
+    # BERT-base's encoder layers: about 96.6 GFLOPs forward per sequence.
+    assert flops.encoder_flops(**base) == pytest.approx(96.64e9, rel=1e-3)
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda: flops.encoder_flops(seq_length=512, hidden_size=768,
+                                 num_layers=12, inner_dim=3072,
+                                 token_keep_k=600),
+     "token_keep_k=600 exceeds seq_length=512"),
+    (lambda: flops.encoder_flops(seq_length=0, hidden_size=768,
+                                 num_layers=12, inner_dim=3072),
+     "seq_length=0"),
+    (lambda: flops.encoder_flops(seq_length=8, hidden_size=4, num_layers=4,
+                                 inner_dim=16, token_keep_k=4,
+                                 drop_start_layer=3, drop_end_layer=3),
+     "drop_start_layer=3 and drop_end_layer=3"),
+    (lambda: flops.encoder_flops(seq_length=8, hidden_size=4, num_layers=4,
+                                 inner_dim=16, drop_start_layer=1),
+     "need a token_keep_k"),
+    (lambda: flops.flop_ratio(seq_length=8, hidden_size=4, num_layers=4,
+                              inner_dim=16, token_keep_k=4, vocab_size=10),
+     "max_predictions_per_seq=None"),
+    (lambda: flops.pretraining_flops(seq_length=8, hidden_size=4,
+                                     num_layers=4, inner_dim=16,
+                                     vocab_size=10,
+                                     max_predictions_per_seq=9),
+     "max_predictions_per_seq=9 exceeds seq_length=8"),
+    (lambda: flops.flop_ratio(seq_length=8, hidden_size=4.5, num_layers=4,
+                              inner_dim=16, token_keep_k=4),
+     "hidden_size=4.5"),
+])
+def test_invalid_arguments_name_the_value(call, message):
+    with pytest.raises(ValueError) as error:
+        call()
+    assert message in str(error.value)

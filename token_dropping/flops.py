@@ -1,0 +1,181 @@
+"""An analytic FLOP model of BERT and of its token-dropping layouts.
+
+Counts the matrix multiplications of one forward pass over one sequence, at
+`2 * m * n * k` FLOPs for an `[m, k] x [k, n]` product. A training step (forward
+plus backward: the backward pass is two products of the same sizes per forward
+product, one for the input gradient and one for the weight gradient) costs about
+3x the forward count; the ratios below hold for training as well.
+
+Per transformer layer, with `q` query tokens attending to `s` key/value tokens,
+hidden size `h` and feed-forward width `f`:
+
+    query projection          2 * q * h * h
+    key + value projections   2 * (2 * s * h * h)
+    attention scores QK^T     2 * q * s * h
+    weighted sum of values    2 * q * s * h
+    output projection         2 * q * h * h
+    feed-forward (2 dense)    2 * (2 * q * h * f)
+
+A full layer has `q = s = seq_length`; the transition layer
+(`drop_start_layer`) has `keep_k` queries over all `seq_length` keys and values,
+so its key/value projections still run on every token; a dropped layer has
+`q = s = keep_k`. The MLM head (`pretraining_flops`) adds, per masked
+prediction, the transform dense (`2 * h * h`) and the projection onto the
+vocabulary (`2 * h * vocab_size`); BERT's MLM head only sees the
+`max_predictions_per_seq` gathered positions.
+
+Left out, because they are small or not matrix products: embedding lookups,
+layer norms, softmax, activations, dropout, biases, the pooler (`2 * h * h` per
+sequence) and the token-dropping bookkeeping (selection, gather, scatter,
+importance update, measured by `tools/benchmark.py` instead).
+
+Example:
+>>> round(flop_ratio(seq_length=512, hidden_size=768, num_layers=12,
+...                  inner_dim=3072, token_keep_k=256), 3)
+0.746
+
+Reference: Hou et al., "Token Dropping for Efficient BERT Pretraining",
+ACL 2022, arXiv 2203.13240.
+"""
+
+from token_dropping.encoder import default_drop_layers
+
+
+def _check_positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}={value!r} must be a positive integer.")
+
+
+def _layer_flops(queries, keys, hidden_size, inner_dim):
+    """Forward FLOPs of one transformer layer: `queries` over `keys` tokens."""
+    projections = 2 * queries * hidden_size * hidden_size * 2  # Q and output
+    projections += 2 * keys * hidden_size * hidden_size * 2  # K and V
+    attention = 2 * queries * keys * hidden_size * 2  # scores, weighted sum
+    feed_forward = 2 * queries * hidden_size * inner_dim * 2  # in and out
+    return projections + attention + feed_forward
+
+
+def _drop_layers(num_layers, token_keep_k, drop_start_layer, drop_end_layer):
+    """Checks the token-drop arguments; returns the resolved layer range."""
+    _check_positive_int("token_keep_k", token_keep_k)
+    default_start, default_end = default_drop_layers(num_layers)
+    start = default_start if drop_start_layer is None else drop_start_layer
+    end = default_end if drop_end_layer is None else drop_end_layer
+    if not (isinstance(start, int) and isinstance(end, int)
+            and 0 <= start < end <= num_layers):
+        raise ValueError(
+            f"drop_start_layer={start!r} and drop_end_layer={end!r} must "
+            f"satisfy 0 <= drop_start_layer < drop_end_layer <= "
+            f"num_layers={num_layers}.")
+    return start, end
+
+
+def encoder_flops(*, seq_length, hidden_size, num_layers, inner_dim,
+                  token_keep_k=None, drop_start_layer=None,
+                  drop_end_layer=None):
+    """Forward FLOPs of the transformer layers for one sequence.
+
+    Args:
+        seq_length: int. Tokens per sequence.
+        hidden_size: int. Width of the transformer layers.
+        num_layers: int. Number of transformer layers.
+        inner_dim: int. Width of the feed-forward layer.
+        token_keep_k: int or None. Tokens kept in the dropped layers, at most
+            `seq_length`; None counts plain BERT.
+        drop_start_layer: int or None. The transition layer; default
+            `default_drop_layers(num_layers)[0]`.
+        drop_end_layer: int or None. First full layer after the drop; default
+            `default_drop_layers(num_layers)[1]`.
+
+    Returns:
+        float: forward FLOPs per sequence (training is about 3x this).
+    """
+    for name, value in (("seq_length", seq_length),
+                        ("hidden_size", hidden_size),
+                        ("num_layers", num_layers), ("inner_dim", inner_dim)):
+        _check_positive_int(name, value)
+    full = _layer_flops(seq_length, seq_length, hidden_size, inner_dim)
+    if token_keep_k is None:
+        if drop_start_layer is not None or drop_end_layer is not None:
+            raise ValueError(
+                f"drop_start_layer={drop_start_layer!r} and drop_end_layer="
+                f"{drop_end_layer!r} need a token_keep_k (None means plain "
+                "BERT, which drops nothing).")
+        return float(num_layers * full)
+    start, end = _drop_layers(num_layers, token_keep_k, drop_start_layer,
+                              drop_end_layer)
+    if token_keep_k > seq_length:
+        raise ValueError(f"token_keep_k={token_keep_k} exceeds "
+                         f"seq_length={seq_length}.")
+    transition = _layer_flops(token_keep_k, seq_length, hidden_size, inner_dim)
+    dropped = _layer_flops(token_keep_k, token_keep_k, hidden_size, inner_dim)
+    full_layers = start + (num_layers - end)
+    return float(full_layers * full + transition
+                 + (end - start - 1) * dropped)
+
+
+def mlm_head_flops(*, hidden_size, vocab_size, max_predictions_per_seq):
+    """Forward FLOPs of BERT's MLM head for one sequence's predictions."""
+    for name, value in (("hidden_size", hidden_size),
+                        ("vocab_size", vocab_size),
+                        ("max_predictions_per_seq", max_predictions_per_seq)):
+        _check_positive_int(name, value)
+    transform = 2 * hidden_size * hidden_size
+    vocab_projection = 2 * hidden_size * vocab_size
+    return float(max_predictions_per_seq * (transform + vocab_projection))
+
+
+def pretraining_flops(*, seq_length, hidden_size, num_layers, inner_dim,
+                      vocab_size, max_predictions_per_seq, token_keep_k=None,
+                      drop_start_layer=None, drop_end_layer=None):
+    """Forward FLOPs of encoder layers plus MLM head for one sequence.
+
+    Args: those of `encoder_flops`, plus
+        vocab_size: int. Rows of the vocabulary projection.
+        max_predictions_per_seq: int. Masked positions the head predicts.
+
+    Returns:
+        float: forward FLOPs per sequence (training is about 3x this).
+    """
+    if (isinstance(max_predictions_per_seq, int)
+            and isinstance(seq_length, int)
+            and max_predictions_per_seq > seq_length):
+        raise ValueError(
+            f"max_predictions_per_seq={max_predictions_per_seq} exceeds "
+            f"seq_length={seq_length}.")
+    return encoder_flops(
+        seq_length=seq_length, hidden_size=hidden_size, num_layers=num_layers,
+        inner_dim=inner_dim, token_keep_k=token_keep_k,
+        drop_start_layer=drop_start_layer,
+        drop_end_layer=drop_end_layer) + mlm_head_flops(
+            hidden_size=hidden_size, vocab_size=vocab_size,
+            max_predictions_per_seq=max_predictions_per_seq)
+
+
+def flop_ratio(*, seq_length, hidden_size, num_layers, inner_dim, token_keep_k,
+               drop_start_layer=None, drop_end_layer=None, vocab_size=None,
+               max_predictions_per_seq=None):
+    """Token-drop FLOPs over plain BERT's, for the same sizes.
+
+    Counts the encoder layers only, or also the MLM head when both
+    `vocab_size` and `max_predictions_per_seq` are given. 12x768, seq 512,
+    keep 256: 0.746 layers only, 0.755 with a 30522-id head over 76
+    predictions (the head costs both models the same).
+    """
+    if (vocab_size is None) != (max_predictions_per_seq is None):
+        raise ValueError(
+            f"vocab_size={vocab_size!r} and max_predictions_per_seq="
+            f"{max_predictions_per_seq!r}: give both to count the MLM head, "
+            "or neither.")
+    if token_keep_k is None:
+        raise ValueError("token_keep_k=None: the ratio needs a token_keep_k.")
+    sizes = dict(seq_length=seq_length, hidden_size=hidden_size,
+                 num_layers=num_layers, inner_dim=inner_dim)
+    drop = dict(token_keep_k=token_keep_k, drop_start_layer=drop_start_layer,
+                drop_end_layer=drop_end_layer)
+    if vocab_size is None:
+        return encoder_flops(**sizes, **drop) / encoder_flops(**sizes)
+    head = dict(vocab_size=vocab_size,
+                max_predictions_per_seq=max_predictions_per_seq)
+    return (pretraining_flops(**sizes, **head, **drop)
+            / pretraining_flops(**sizes, **head))
