@@ -13,6 +13,7 @@ from official.nlp.data import pretrain_text_dataloader
 
 from data_testdata import bert_format, tiny_documents, write_lines, write_text
 from token_dropping.data import builder
+from token_dropping.data import vocab
 from token_dropping.data import PrepareDataConfig, build_pretraining_data
 
 SEQ, PRED = 48, 8
@@ -87,8 +88,9 @@ def test_static_records_have_exactly_the_features_the_task_reads(static_info):
     for x in examples:
         num_tokens = int(x["input_mask"].sum())
         num_targets = min(PRED, max(1, int(round(num_tokens * 0.15))))
-        expected_weights = np.r_[np.ones(num_targets), np.zeros(PRED - num_targets)]
-        np.testing.assert_array_equal(x["masked_lm_weights"], expected_weights)
+        np.testing.assert_array_equal(
+            x["masked_lm_weights"],
+            np.r_[np.ones(num_targets), np.zeros(PRED - num_targets)])
         assert (x["masked_lm_positions"][num_targets:] == 0).all()
         assert (x["masked_lm_ids"][num_targets:] == 0).all()
         assert (x["input_type_ids"] == 0).all()
@@ -97,7 +99,8 @@ def test_static_records_have_exactly_the_features_the_task_reads(static_info):
         assert (x["input_word_ids"][num_tokens:] == 0).all()
 
 
-def test_static_records_hold_the_corpus_tokens_in_order(static_info, corpus_files):
+def test_static_records_hold_the_corpus_tokens_in_order(static_info,
+                                                         corpus_files):
     _, documents = corpus_files
     _, examples = _examples(static_info)
     stream = [i for i in _unmasked_stream(examples) if i not in (101, 102)]
@@ -114,17 +117,20 @@ def test_manifest_and_special_tokens_describe_the_records(static_info):
     assert manifest["source"]["name"] == "text_files"
     assert len(manifest["source"]["files"]) == 3
     assert manifest["splits"]["train"]["num_documents"] == 40
-    assert static_info.vocab_size == len(open(static_info.vocab_file).read().splitlines())
+    with open(static_info.vocab_file) as f:
+        assert static_info.vocab_size == len(f.read().splitlines())
     assert json.load(open(static_info.special_tokens_path))[
         "token_allow_list"] == [100, 101, 102, 103]
     assert static_info.token_allow_list == (100, 101, 102, 103)
     assert static_info.token_deny_list == (0,)
 
 
-def test_masks_80_percent_of_targets_over_thousands_of_examples(corpus_files, tmp_path):
+def test_masks_80_percent_of_targets_over_thousands_of_examples(corpus_files,
+                                                                tmp_path):
     files, _ = corpus_files
-    info = build_pretraining_data(_config(files, dupe_factor=40, seq_length=32,
-                                          max_predictions_per_seq=5), str(tmp_path))
+    config = _config(files, dupe_factor=40, seq_length=32,
+                     max_predictions_per_seq=5)
+    info = build_pretraining_data(config, str(tmp_path))
     _, examples = _examples(info)
     assert len(examples) > 2000
     masked = kept = total = 0
@@ -149,8 +155,10 @@ def test_unpacked_output_keeps_documents_apart(tmp_path):
     # Every document has its own words, each a token of a given vocab.
     words = [[f"d{d}w{w}" for w in range(6)] for d in range(12)]
     documents = tiny_documents(12, seed=3)
-    documents = [[" ".join(words[d][(i + j) % 6] for j in range(len(s.split())))
-                  for i, s in enumerate(doc)] for d, doc in enumerate(documents)]
+    documents = [
+        [" ".join(words[d][(i + j) % 6] for j in range(len(s.split())))
+         for i, s in enumerate(doc)]
+        for d, doc in enumerate(documents)]
     tokens = (["[PAD]"] + [f"[unused{i}]" for i in range(99)] +
               ["[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sum(words, []))
     vocab_file = write_lines(tmp_path / "vocab.txt", tokens)
@@ -191,7 +199,8 @@ def test_text_records_feed_the_text_loader_with_the_same_tokens(tmp_path):
 
 def test_document_per_line_and_undecodable_bytes(tmp_path):
     lines = [" ".join(d) for d in tiny_documents(8, seed=5)]
-    raw = ("\n".join(lines) + "\n").encode("utf-8") + b"Bad \xff\xfe bytes here.\n"
+    raw = (("\n".join(lines) + "\n").encode("utf-8") +
+           b"Bad \xff\xfe bytes here.\n")
     files = write_text(tmp_path / "docs.txt", raw)
     info = build_pretraining_data(
         _config(files, input_format="document_per_line"), str(tmp_path / "out"))
@@ -252,7 +261,8 @@ def test_a_vocab_in_another_layout_is_followed(corpus_files, tmp_path):
     files, documents = corpus_files
     words = sorted({w.strip(".!?").lower() for d in documents for s in d
                     for w in s.split()})
-    tokens = words + ["!", ".", "?", "[MASK]", "[SEP]", "[CLS]", "[UNK]", "[PAD]"]
+    tokens = words + ["!", ".", "?"] + ["[MASK]", "[SEP]", "[CLS]", "[UNK]",
+                                        "[PAD]"]
     vocab_file = write_lines(tmp_path / "vocab.txt", tokens)
     info = build_pretraining_data(_config(files, vocab_file=vocab_file),
                                   str(tmp_path / "out"))
@@ -270,7 +280,8 @@ def test_a_vocab_in_another_layout_is_followed(corpus_files, tmp_path):
      r"input_files pattern '/nonexistent/\*.txt' matches no files"),
     (dict(seq_length=2), r"seq_length=2 leaves no room for text"),
     (dict(output_format="text", seq_length=3), r"seq_length=3 leaves no room"),
-    (dict(max_predictions_per_seq=47), r"max_predictions_per_seq=47 must be in \[1, 46\]"),
+    (dict(max_predictions_per_seq=47),
+     r"max_predictions_per_seq=47 must be in \[1, 46\]"),
     (dict(tfds_name="wikipedia"), r"are both set"),
     (dict(input_format="csv"), r"input_format='csv' is not one of"),
     (dict(vocab_size=100), r"vocab_size=100 is too small"),
@@ -286,10 +297,10 @@ def test_bad_settings_name_the_value(corpus_files, tmp_path, change, message):
 def test_bad_inputs_name_the_value(corpus_files, tmp_path):
     files, _ = corpus_files
     empty = write_text(tmp_path / "empty.txt", "\n\n")
+    specials_only = write_lines(tmp_path / "v.txt", vocab.SPECIAL_TOKENS)
     with pytest.raises(ValueError, match="holds no text"):
-        build_pretraining_data(_config(empty, vocab_file=write_lines(
-            tmp_path / "v.txt", ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])),
-            str(tmp_path / "out0"))
+        build_pretraining_data(_config(empty, vocab_file=specials_only),
+                               str(tmp_path / "out0"))
     bad_vocab = write_lines(tmp_path / "bad_vocab.txt", ["[PAD]", "a", "b"])
     with pytest.raises(ValueError, match=r"bad_vocab.txt' has no \[UNK\]"):
         build_pretraining_data(_config(files, vocab_file=bad_vocab),

@@ -25,8 +25,8 @@ def inputs(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
     words = sorted({w.strip(".!?").lower() for d in tiny_documents(10)
                     for s in d for w in s.split()})
-    vocab_file = write_lines(root / "vocab.txt",
-                             list(vocab.BERT_RESERVED_TOKENS) + words + list(".!?"))
+    tokens = list(vocab.BERT_RESERVED_TOKENS) + words + list(".!?")
+    vocab_file = write_lines(root / "vocab.txt", tokens)
     text = write_text(root / "docs.txt", bert_format(tiny_documents(10)))
     return root, text, vocab_file
 

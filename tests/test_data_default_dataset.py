@@ -1,5 +1,6 @@
 """The embedded default corpus and its cached dataset."""
 
+import json
 import os
 import threading
 
@@ -9,14 +10,16 @@ from official.nlp.data import pretrain_dataloader
 
 from data_testdata import bert_format
 from token_dropping.data import builder
-from token_dropping.data import DefaultCorpus, default_cache_dir, ensure_default_dataset
+from token_dropping.data import DefaultCorpus
+from token_dropping.data import default_cache_dir
+from token_dropping.data import ensure_default_dataset
 
 SHAPE = dict(seq_length=64, max_predictions_per_seq=10, vocab_size=300)
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    """Two threads ask for the same dataset at once; one build must serve both."""
+    """Two threads ask for one dataset at once; one build must serve both."""
     cache = str(tmp_path_factory.mktemp("cache"))
     runs, results = [], [None, None]
     original = builder._Build.run
@@ -67,7 +70,6 @@ def test_default_dataset_describes_itself(built):
 
 def test_default_corpus_is_large_enough(built):
     _, _, (info, _) = built
-    import json
     with open(info.manifest_path) as f:
         manifest = json.load(f)
     splits = manifest["splits"]
@@ -115,7 +117,8 @@ def test_default_corpus_reads_a_standard_library_tree(tmp_path):
     (tmp_path / "pkg").mkdir()
     (tmp_path / "site-packages").mkdir()
     (tmp_path / "test").mkdir()
-    (tmp_path / "pkg" / "mod.py").write_text('''"""Tools for parsing the sky. They are old.
+    (tmp_path / "pkg" / "mod.py").write_text('''"""Tools for parsing the sky.
+They are old.
 
 >>> parse("sky")
 'blue'

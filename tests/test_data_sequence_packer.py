@@ -1,4 +1,5 @@
-"""SequencePacker: packed sequences fill up, unpacked ones keep documents apart."""
+"""SequencePacker: packed sequences fill up, unpacked ones keep documents
+apart."""
 
 from token_dropping.data.sequence_packer import SEPARATOR, Piece, SequencePacker
 

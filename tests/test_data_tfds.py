@@ -6,7 +6,9 @@ import pytest
 import tensorflow_datasets as tfds
 
 from data_testdata import bert_format, tiny_documents, write_text
-from token_dropping.data import PrepareDataConfig, TfdsCorpus, build_pretraining_data
+from token_dropping.data import PrepareDataConfig
+from token_dropping.data import TfdsCorpus
+from token_dropping.data import build_pretraining_data
 
 DOCUMENTS = tiny_documents(12, seed=7)
 
@@ -54,7 +56,8 @@ def test_tfds_and_text_files_give_the_same_records(data_dir, tmp_path):
         tfds_name="token_dropping_tiny_docs", tfds_split="train",
         tfds_data_dir=data_dir, **shape), str(tmp_path / "tfds"))
     from_text = build_pretraining_data(
-        PrepareDataConfig(input_files=text_file, **shape), str(tmp_path / "text"))
+        PrepareDataConfig(input_files=text_file, **shape),
+        str(tmp_path / "text"))
     assert from_tfds.num_train_examples == from_text.num_train_examples > 0
     for name in sorted(os.listdir(tmp_path / "tfds")):
         if name.endswith(".tfrecord") or name == "vocab.txt":
@@ -63,8 +66,10 @@ def test_tfds_and_text_files_give_the_same_records(data_dir, tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(name="token_dropping_tiny_docs", data_dir="EMPTY"), "is not prepared"),
-    (dict(name="token_dropping_no_such_dataset"), "is not a known TFDS dataset"),
+    (dict(name="token_dropping_tiny_docs", data_dir="EMPTY"),
+     "is not prepared"),
+    (dict(name="token_dropping_no_such_dataset"),
+     "is not a known TFDS dataset"),
     (dict(name="token_dropping_tiny_docs", text_key="body"),
      "tfds_text_key='body' is not a feature of .* it has text, title"),
     (dict(name="token_dropping_tiny_docs", split="test"), "tfds_split='test'"),

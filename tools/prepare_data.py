@@ -1,6 +1,6 @@
 """Prepare BERT pretraining records for Model Garden's data loaders.
 
-    # The embedded default corpus (Python's own documentation), into a directory:
+    # The embedded default corpus (Python's documentation), into a directory:
     python tools/prepare_data.py --output_dir=/tmp/python_docs
 
     # ... or into the cache that tools/train.py uses when no input path is set
@@ -8,7 +8,7 @@
     python tools/prepare_data.py --seq_length=128 --max_predictions_per_seq=20
 
     # Text files (BERT's format: one sentence per line, blank line between
-    # documents), plain or gzipped, with BERT's uncased vocab, the paper's shape:
+    # documents), plain or gzipped, BERT's uncased vocab, the paper's shape:
     python tools/prepare_data.py --output_dir=/data/wiki_books_512 \
         --input_files='/data/wiki/*.txt.gz,/data/books/*.txt' \
         --vocab_file=/models/uncased_L-12_H-768_A-12/vocab.txt \

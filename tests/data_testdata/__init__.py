@@ -21,7 +21,8 @@ def tiny_documents(num_documents=20, seed=0, min_sentences=2, max_sentences=6,
     for _ in range(num_documents):
         sentences = []
         for _ in range(rng.randint(min_sentences, max_sentences)):
-            body = " ".join(rng.choice(words) for _ in range(rng.randint(4, 14)))
+            length = rng.randint(4, 14)
+            body = " ".join(rng.choice(words) for _ in range(length))
             sentences.append(body.capitalize() + rng.choice(".!?"))
         documents.append(sentences)
     return documents

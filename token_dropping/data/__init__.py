@@ -6,8 +6,8 @@ only when data is prepared.
 * `ensure_default_dataset(...)`: the default corpus (Python's documentation),
     prepared once per shape into a cache and reused.
 * `build_pretraining_data(PrepareDataConfig(...), output_dir)`: any source
-    (the default, text files, a prepared TFDS dataset) into static-masked records
-    for Model Garden's `BertPretrainDataLoader` or raw text for its
+    (the default, text files, a prepared TFDS dataset) into static-masked
+    records for Model Garden's `BertPretrainDataLoader` or raw text for its
     `BertPretrainTextDataLoader`; what `tools/prepare_data.py` calls.
 * `special_token_ids(vocab_file)`: the ids of the special tokens and the
     paper's allow/deny lists for any vocab.

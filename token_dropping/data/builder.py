@@ -3,17 +3,17 @@
 The steps, for any source:
 
 1. Read documents (lists of sentences); drop exact duplicates; hold out a
-      document for validation when a hash of its text falls under
-      `validation_fraction` (the first document always, so validation is never
-      empty).
+   document for validation when a hash of its text falls under
+   `validation_fraction` (the first document always, so validation is never
+   empty).
 2. Take the vocab file, or learn one with tensorflow-text (`vocab.learn_vocab`).
 3. Tokenize sentences in batches with tensorflow-text's `BertTokenizer`, the
-      tokenizer Model Garden's text loader uses.
+   tokenizer Model Garden's text loader uses.
 4. Pack sentences into sequences (`SequencePacker`).
 5. Static format: add [CLS]/[SEP], mask (`MaskedLmMasker`, `dupe_factor` times
-      for training), write Model Garden's v2 features for `BertPretrainDataLoader`.
-      Text format: write the (normalized) text of each sequence for
-      `BertPretrainTextDataLoader`, which masks at training time.
+   for training), write Model Garden's v2 features for `BertPretrainDataLoader`.
+   Text format: write the (normalized) text of each sequence for
+   `BertPretrainTextDataLoader`, which masks at training time.
 6. Shuffle and shard (`ShardedRecordWriter`), write `manifest.json` last.
 
 Everything is written into a hidden `.partial-*` directory inside the output
@@ -51,13 +51,13 @@ _SPECIAL_TOKEN = re.compile(r"^\[[^\]]*\]$")
 
 
 def build_pretraining_data(
-    config: prepare_data_config.PrepareDataConfig,
-    output_dir: str) -> dataset_info.DatasetInfo:
-    """Prepares pretraining records for `config` in `output_dir`, or reuses them.
+        config: prepare_data_config.PrepareDataConfig,
+        output_dir: str) -> dataset_info.DatasetInfo:
+    """Prepares records for `config` in `output_dir`, or finds them there.
 
     Example:
-    >>> info = build_pretraining_data(
-    ...     PrepareDataConfig(input_files="books/*.txt", seq_length=128), "/data/books")
+    >>> config = PrepareDataConfig(input_files="books/*.txt", seq_length=128)
+    >>> info = build_pretraining_data(config, "/data/books")
     >>> info.train_input_path
     '/data/books/train-*-of-00004.tfrecord'
 
@@ -69,12 +69,14 @@ def build_pretraining_data(
         The `DatasetInfo` read back from the manifest.
 
     Raises:
-        ValueError: for a bad config, missing or empty input, a vocab without the
-            special tokens, or an `output_dir` that holds a different dataset.
+        ValueError: for a bad config, missing or empty input, a vocab without
+            the special tokens, or an `output_dir` that holds a different
+            dataset.
     """
     config.validate()
     corpus = config.make_corpus()
-    given_vocab = vocab.read_vocab(config.vocab_file) if config.vocab_file else None
+    given_vocab = (vocab.read_vocab(config.vocab_file) if config.vocab_file
+                   else None)
     fingerprint = dataset_fingerprint(config, corpus.describe(), given_vocab)
     existing = _existing_dataset(output_dir, fingerprint)
     if existing is not None:
@@ -117,10 +119,11 @@ def _existing_dataset(output_dir: str, fingerprint: str):
     manifest = dataset_info.read_manifest(manifest_path)
     if manifest.get("fingerprint") != fingerprint:
         raise ValueError(
-            f"output_dir={output_dir!r} already holds a different dataset (source "
-            f"{manifest.get('source', {}).get('name')!r}, seq_length="
-            f"{manifest.get('seq_length')}, format {manifest.get('format')!r}); "
-            "choose another output directory or delete that one.")
+            f"output_dir={output_dir!r} already holds a different dataset "
+            f"(source {manifest.get('source', {}).get('name')!r}, seq_length="
+            f"{manifest.get('seq_length')}, format "
+            f"{manifest.get('format')!r}); choose another output directory or "
+            "delete that one.")
     logging.info("Reusing the complete dataset in %s.", output_dir)
     return dataset_info.DatasetInfo.from_manifest(manifest_path)
 
@@ -135,7 +138,7 @@ def _publish(partial_dir: str, output_dir: str) -> None:
 
 
 class _ReplayableDocuments:
-    """Iterates a corpus more than once, reading it once if it fits in memory."""
+    """Iterates a corpus twice, reading it once if it fits in memory."""
 
     def __init__(self, corpus, max_documents: int | None):
         self.corpus = corpus
@@ -155,7 +158,7 @@ class _ReplayableDocuments:
                 if chars > _MAX_CACHED_CHARS:
                     cache = None
             yield document
-        self._cached = cache  # Only reached when the corpus was read to its end.
+        self._cached = cache  # Reached only when the whole corpus was read.
 
 
 class _Build:
@@ -173,23 +176,21 @@ class _Build:
         tokens = self._vocab()
         vocab_path = os.path.join(self.output_dir, VOCAB_FILENAME)
         vocab.write_vocab(tokens, vocab_path)
-        special = vocab.write_special_tokens(
-            vocab_path, os.path.join(self.output_dir, vocab.SPECIAL_TOKENS_FILENAME))
-        # pylint: disable=g-import-not-at-top  # Loads custom ops; only when used.
-        import tensorflow_text as tf_text
+        special = vocab.write_special_tokens(vocab_path, os.path.join(
+            self.output_dir, vocab.SPECIAL_TOKENS_FILENAME))
+        import tensorflow_text as tf_text  # Lazy: loads custom ops.
         tokenizer = tf_text.BertTokenizer(
             vocab_path, lower_case=self.config.do_lower_case,
             token_out_type=tf.int64)
-        splits = {"train": _SplitWriter("train", self.config, tokens, special,
-                                        self.output_dir)}
-        if self.config.validation_fraction > 0:
-            splits["validation"] = _SplitWriter("validation", self.config, tokens,
-                                                special, self.output_dir)
+        names = ["train"] + (["validation"] if self.config.validation_fraction
+                             else [])
+        splits = {name: _SplitWriter(name, self.config, tokens, special,
+                                     self.output_dir) for name in names}
         num_duplicates = self._write_examples(tokenizer, splits)
         if splits["train"].num_examples == 0:
-            raise ValueError(
-                f"The source holds no text to train on: {self.corpus.describe()}.")
-        self._write_manifest(tokens, special, splits, num_duplicates)
+            raise ValueError("The source holds no text to train on: "
+                             f"{self.corpus.describe()}.")
+        self._write_manifest(special, splits, num_duplicates)
 
     def _vocab(self) -> list[str]:
         if self.given_vocab is not None:
@@ -205,10 +206,11 @@ class _Build:
         return tokens
 
     def _write_examples(self, tokenizer, splits) -> int:
-        """Routes, tokenizes and writes every document; returns duplicates seen."""
+        """Routes, tokenizes and writes every document; counts duplicates."""
         seen, num_duplicates, batch = set(), 0, []
         for document in self.documents:
-            digest = hashlib.sha256("\n".join(document).encode("utf-8")).digest()
+            digest = hashlib.sha256(
+                "\n".join(document).encode("utf-8")).digest()
             key = int.from_bytes(digest[:8], "little")
             if key in seen:
                 num_duplicates += 1
@@ -243,9 +245,8 @@ class _Build:
             split.add_document(texts[first:first + len(document)], ids)
             first += len(document)
 
-    def _write_manifest(self, tokens, special, splits, num_duplicates) -> None:
-        # pylint: disable=g-import-not-at-top
-        import tensorflow_text as tf_text
+    def _write_manifest(self, special, splits, num_duplicates) -> None:
+        import tensorflow_text as tf_text  # Lazy: loads custom ops.
         config = self.config
         static = config.output_format == "static"
         manifest = {
@@ -288,14 +289,14 @@ def normalize_text(sentences: list[str], lower_case: bool) -> list[str]:
     """
     if not lower_case:
         return list(sentences)
-    import tensorflow_text as tf_text  # pylint: disable=g-import-not-at-top
+    import tensorflow_text as tf_text  # Lazy: loads custom ops.
     folded = tf_text.normalize_utf8(tf_text.case_fold_utf8(sentences), "NFD")
     stripped = tf.strings.regex_replace(folded, r"\p{Mn}", "")
     return [s.decode("utf-8") for s in stripped.numpy()]
 
 
 class _SplitWriter:
-    """Packs, masks and writes the examples of one split, counting as it goes."""
+    """Packs, masks and writes one split's examples, counting as it goes."""
 
     def __init__(self, name, config, tokens, special, output_dir):
         self.name = name
@@ -313,15 +314,7 @@ class _SplitWriter:
             config.budget, packed=config.packed, split_sentences=self.static,
             separate_documents=self.static)
         self.special = special
-        self.masker = masking.MaskedLmMasker(
-            mask_id=special["mask_id"],
-            special_ids=[special["cls_id"], special["sep_id"]],
-            replacement_ids=[i for i, t in enumerate(tokens)
-                             if not _SPECIAL_TOKEN.match(t)],
-            max_predictions_per_seq=config.max_predictions_per_seq,
-            masked_lm_prob=config.masked_lm_prob,
-            continuation_ids=([i for i, t in enumerate(tokens) if t.startswith("##")]
-                              if config.whole_word_masking else None))
+        self.masker = _masker(config, tokens, special) if self.static else None
         self.counts = dict(documents=0, sentences=0, word_pieces=0, sequences=0,
                            tokens=0, padding_tokens=0)
 
@@ -347,7 +340,7 @@ class _SplitWriter:
         stats = {"input_path": input_path, "files": self.writer.filenames,
                  "num_examples": self.num_examples,
                  "num_overlong_sentences": self.packer.num_overlong}
-        stats.update({f"num_{key}": value for key, value in self.counts.items()})
+        stats.update({f"num_{k}": value for k, value in self.counts.items()})
         if self.static:
             stats["non_padding_fraction"] = self.counts["tokens"] / max(
                 1, self.counts["tokens"] + self.counts["padding_tokens"])
@@ -371,6 +364,19 @@ class _SplitWriter:
             self.writer.write(_static_example(
                 masked, positions, labels, self.config.seq_length,
                 self.config.max_predictions_per_seq, self.special["pad_id"]))
+
+
+def _masker(config, tokens, special) -> masking.MaskedLmMasker:
+    """BERT's masking for this vocab; random replacements are real pieces."""
+    continuations = [i for i, t in enumerate(tokens) if t.startswith("##")]
+    return masking.MaskedLmMasker(
+        mask_id=special["mask_id"],
+        special_ids=[special["cls_id"], special["sep_id"]],
+        replacement_ids=[i for i, t in enumerate(tokens)
+                         if not _SPECIAL_TOKEN.match(t)],
+        max_predictions_per_seq=config.max_predictions_per_seq,
+        masked_lm_prob=config.masked_lm_prob,
+        continuation_ids=continuations if config.whole_word_masking else None)
 
 
 def _int_feature(values) -> tf.train.Feature:

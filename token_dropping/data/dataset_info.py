@@ -32,7 +32,7 @@ class DatasetInfo:
 
     Attributes:
         output_dir: the dataset directory.
-        data_format: `bert_pretrain_v2` (static masking) or `bert_pretrain_text`.
+        data_format: `bert_pretrain_v2` (static masks) or `bert_pretrain_text`.
         train_input_path: glob of the training shards, for a data config's
             `input_path`.
         validation_input_path: glob of the validation shards ("" if none).
@@ -74,6 +74,9 @@ class DatasetInfo:
             pattern = splits[split]["input_path"] if split in splits else ""
             return os.path.join(output_dir, pattern) if pattern else ""
 
+        def num_examples(split):
+            return int(splits.get(split, {}).get("num_examples", 0))
+
         return cls(
             output_dir=output_dir,
             data_format=manifest["format"],
@@ -88,9 +91,8 @@ class DatasetInfo:
             manifest_path=os.path.join(output_dir, MANIFEST_FILENAME),
             special_tokens_path=os.path.join(output_dir,
                                              manifest["special_tokens_file"]),
-            num_train_examples=int(splits.get("train", {}).get("num_examples", 0)),
-            num_validation_examples=int(
-                splits.get("validation", {}).get("num_examples", 0)),
+            num_train_examples=num_examples("train"),
+            num_validation_examples=num_examples("validation"),
         )
 
     def data_config(self, split: str = "train", global_batch_size: int = 32,
@@ -104,16 +106,18 @@ class DatasetInfo:
 
         Returns:
             A `BertPretrainDataConfig` (static masking, v2 feature names, no
-            next-sentence labels) or a `BertPretrainTextDataConfig` (dynamic masking).
+            next-sentence labels) or a `BertPretrainTextDataConfig` (dynamic
+            masking).
         """
-        # pylint: disable=g-import-not-at-top  # Model Garden only when asked.
+        # Lazy: Model Garden's loaders only when asked for.
         from official.nlp.data import pretrain_dataloader
         from official.nlp.data import pretrain_text_dataloader
         if split not in ("train", "validation"):
             raise ValueError(f"split={split!r} is not 'train' or 'validation'.")
         input_path = (self.train_input_path if split == "train"
                       else self.validation_input_path)
-        common = dict(input_path=input_path, global_batch_size=global_batch_size,
+        common = dict(input_path=input_path,
+                      global_batch_size=global_batch_size,
                       is_training=split == "train", seq_length=self.seq_length,
                       max_predictions_per_seq=self.max_predictions_per_seq,
                       use_next_sentence_label=False)

@@ -5,14 +5,14 @@ interpreter carries, read the same way on every run so the bytes are identical
 for the same Python version.
 
 1. `pydoc_data.topics.topics`: the language-reference topics behind `help()`,
-      one document per topic, in sorted key order.
+   one document per topic, in sorted key order.
 2. The standard library's `.py` files, in sorted path order, parsed with `ast`
-      (never imported, so nothing runs): one document per module
-      made of its module, class and function docstrings and its comment blocks, in
-      line order. `site-packages` is skipped; the test suite is read too.
+   (never imported, so nothing runs): one document per module made of its
+   module, class and function docstrings and its comment blocks, in line
+   order. `site-packages` is skipped; the test suite is read too.
 3. The modules compiled into the interpreter (`sys.builtin_module_names`, e.g.
-      `math`, `builtins`), whose docstrings exist only at run time: importing them
-      runs no Python code.
+   `math`, `builtins`), whose docstrings exist only at run time: importing
+   them runs no Python code.
 
 Each piece of text is reduced to prose paragraphs (code, doctests and markup
 dropped), split into sentences, and every sentence is kept only at its first
@@ -33,7 +33,7 @@ from absl import logging
 
 from token_dropping.data import text
 
-# Bump when the extraction changes, so caches built by older code are not reused.
+# Bump when the extraction changes, so caches of older code are not reused.
 CORPUS_VERSION = 1
 # Third-party packages are not part of Python; the test suite is (its
 # docstrings and comments are a third of the prose).
@@ -54,8 +54,8 @@ class DefaultCorpus:
     'python_docs'
 
     Args:
-        stdlib_dir: the standard library directory to read; defaults to the running
-            interpreter's (`sysconfig.get_paths()["stdlib"]`).
+        stdlib_dir: the standard library directory to read; defaults to the
+            running interpreter's (`sysconfig.get_paths()["stdlib"]`).
         max_documents: keep only the first documents (tests); None keeps all.
     """
 
@@ -63,7 +63,7 @@ class DefaultCorpus:
                  max_documents: int | None = None):
         self.stdlib_dir = stdlib_dir or sysconfig.get_paths()["stdlib"]
         self.max_documents = max_documents
-        self.undecodable_replacements = 0  # Source files are UTF-8; counted anyway.
+        self.undecodable_replacements = 0  # Sources are UTF-8; still counted.
 
     def describe(self) -> dict:
         """What the corpus is, for the manifest and the cache key."""
@@ -75,7 +75,7 @@ class DefaultCorpus:
         }
 
     def documents(self) -> Iterator[list[str]]:
-        """Yields documents (lists of sentences), de-duplicated, deterministically."""
+        """Yields documents (lists of sentences), deduplicated, in order."""
         self.undecodable_replacements = 0
         seen, emitted = set(), 0
         for raw_texts in self._raw_documents():
@@ -90,12 +90,12 @@ class DefaultCorpus:
             if sentences:
                 yield sentences
                 emitted += 1
-                if self.max_documents is not None and emitted >= self.max_documents:
+                if emitted == self.max_documents:
                     return
 
     def _raw_documents(self) -> Iterator[list[str]]:
         """Yields each document as its list of raw documentation texts."""
-        import pydoc_data.topics  # pylint: disable=g-import-not-at-top  # 0.5 MB dict.
+        import pydoc_data.topics  # Lazy: a 0.5 MB dict.
         topics = pydoc_data.topics.topics
         for key in sorted(topics):
             yield [topics[key]]
@@ -109,8 +109,8 @@ class DefaultCorpus:
     def _stdlib_files(self) -> list[str]:
         paths = []
         for root, dirs, files in os.walk(self.stdlib_dir):
-            dirs[:] = sorted(d for d in dirs
-                             if d not in _SKIPPED_DIRS and not d.startswith("config-"))
+            dirs[:] = sorted(d for d in dirs if d not in _SKIPPED_DIRS
+                             and not d.startswith("config-"))
             paths.extend(os.path.join(root, name) for name in sorted(files)
                          if name.endswith(".py"))
         return sorted(paths, key=lambda p: os.path.relpath(p, self.stdlib_dir))
@@ -133,7 +133,7 @@ class DefaultCorpus:
 
 
 def _statements(tree: ast.Module) -> list[ast.stmt]:
-    """Every statement in the module, nested blocks included (not expressions)."""
+    """Every statement of the module, in nested blocks too, in source order."""
     found, stack = [], list(reversed(tree.body))
     while stack:
         node = stack.pop()
@@ -157,7 +157,7 @@ def _docstrings(tree: ast.Module,
 
 
 def _string_lines(statements: list[ast.stmt]) -> set[int]:
-    """Lines inside multi-line strings that are statements or assigned values."""
+    """Lines inside multi-line strings that are statements or assigned."""
     lines = set()
     for node in statements:
         value = getattr(node, "value", None)
@@ -184,7 +184,7 @@ def _comment_blocks(source: str,
             if lines:
                 blocks.append((first_row, "\n".join(lines)))
             lines, first_row = [], row
-        lines.append(match.group(2).strip())  # An empty one is a paragraph break.
+        lines.append(match.group(2).strip())  # An empty one ends a paragraph.
         last = (row, col)
     if lines:
         blocks.append((first_row, "\n".join(lines)))

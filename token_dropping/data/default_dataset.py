@@ -1,4 +1,4 @@
-"""ensure_default_dataset: the embedded default corpus, prepared once and cached.
+"""ensure_default_dataset: the embedded default corpus, built once, cached.
 
 With no input path configured, training uses Python's own documentation
 (`DefaultCorpus`) with a WordPiece vocab learned from it. The first call for a
@@ -12,7 +12,9 @@ last (see `builder`), so a crash never leaves a dataset that looks complete.
 """
 
 import contextlib
+import glob
 import os
+import shutil
 
 from absl import logging
 
@@ -38,7 +40,7 @@ def ensure_default_dataset(seq_length: int = 128,
     """Builds (first use) or reuses (cached) the default pretraining dataset.
 
     Example:
-    >>> info = ensure_default_dataset(seq_length=128, max_predictions_per_seq=20)
+    >>> info = ensure_default_dataset(seq_length=128)
     >>> info.vocab_size, info.token_allow_list, info.token_deny_list
     (7657, (100, 101, 102, 103), (0,))
 
@@ -72,7 +74,7 @@ def prepare_data(config: prepare_data_config.PrepareDataConfig,
 
     Args:
         config: the source and the shape of the records.
-        output_dir: the dataset directory; "" caches the embedded default corpus.
+        output_dir: the dataset directory; "" caches the default corpus.
         cache_dir: the cache for `output_dir=""`; default `default_cache_dir()`.
 
     Returns:
@@ -87,14 +89,15 @@ def prepare_data(config: prepare_data_config.PrepareDataConfig,
         return builder.build_pretraining_data(config, output_dir)
     if config.input_files or config.tfds_name:
         raise ValueError(
-            "output_dir is empty: only the embedded default corpus is cached; give "
-            "an output directory for input_files or tfds_name.")
+            "output_dir is empty: only the embedded default corpus is cached; "
+            "give an output directory for input_files or tfds_name.")
     cache_dir = os.path.abspath(cache_dir or default_cache_dir())
     fingerprint = builder.dataset_fingerprint(
         config, default_corpus.DefaultCorpus().describe(), None)
-    name = (f"python_docs-L{config.seq_length}-P{config.max_predictions_per_seq}"
-            f"-V{config.vocab_size}-{'packed' if config.packed else 'unpacked'}"
-            f"-{fingerprint[:12]}")
+    layout = "packed" if config.packed else "unpacked"
+    name = (f"python_docs-L{config.seq_length}-"
+            f"P{config.max_predictions_per_seq}-V{config.vocab_size}-{layout}-"
+            f"{fingerprint[:12]}")
     output_dir = os.path.join(cache_dir, name)
     manifest_path = os.path.join(output_dir, dataset_info.MANIFEST_FILENAME)
     if os.path.exists(manifest_path):  # The common case: no lock needed.
@@ -103,8 +106,12 @@ def prepare_data(config: prepare_data_config.PrepareDataConfig,
     os.makedirs(cache_dir, exist_ok=True)
     with _exclusive_lock(output_dir + ".lock"):
         if not os.path.exists(manifest_path):
-            logging.info("Building the default dataset (Python's documentation) "
-                         "into %s; once per shape, about a minute.", output_dir)
+            logging.info("Building the default dataset (Python's docs) into "
+                         "%s; once per shape, about a minute.", output_dir)
+            # Builders of this directory hold the lock, so any partial build
+            # left there is a crashed one's.
+            for stale in glob.glob(os.path.join(output_dir, ".partial-*")):
+                shutil.rmtree(stale, ignore_errors=True)
         return builder.build_pretraining_data(config, output_dir)
 
 
@@ -112,7 +119,7 @@ def prepare_data(config: prepare_data_config.PrepareDataConfig,
 def _exclusive_lock(path: str):
     """Holds an exclusive `flock` on `path` (a no-op where fcntl is missing)."""
     try:
-        import fcntl  # pylint: disable=g-import-not-at-top  # POSIX only.
+        import fcntl  # POSIX only.
     except ImportError:
         yield
         return

@@ -33,8 +33,9 @@ class MaskedLmMasker:
         max_predictions_per_seq: the most targets per sequence.
         masked_lm_prob: the fraction of a sequence's tokens (specials included,
             as in BERT) to predict.
-        continuation_ids: with whole-word masking, the ids of `##` pieces; a word
-            is a piece and the continuations after it. None masks single pieces.
+        continuation_ids: with whole-word masking, the ids of `##` pieces; a
+            word is a piece and the continuations after it. None masks single
+            pieces.
     """
 
     def __init__(self, mask_id: int, special_ids, replacement_ids,
@@ -56,19 +57,22 @@ class MaskedLmMasker:
             rng: the random generator; the same state gives the same result.
 
         Returns:
-            (masked ids, sorted target positions, original ids at those positions),
-            numpy int64 arrays.
+            (masked ids, sorted target positions, original ids at those
+            positions), numpy int64 arrays.
         """
         token_ids = np.asarray(token_ids, np.int64)
-        num_to_predict = min(self.max_predictions_per_seq,
-                             max(1, int(round(len(token_ids) * self.masked_lm_prob))))
+        num_to_predict = min(
+            self.max_predictions_per_seq,
+            max(1, int(round(len(token_ids) * self.masked_lm_prob))))
         candidates = np.flatnonzero(~np.isin(token_ids, self.special_ids))
         if self.continuation_ids is None:
             positions = rng.permutation(candidates)[:num_to_predict]
             word_lengths = np.ones_like(positions)
         else:
-            words = self._choose_words(token_ids, candidates, num_to_predict, rng)
-            positions = np.concatenate(words) if words else np.zeros([0], np.int64)
+            words = self._choose_words(token_ids, candidates, num_to_predict,
+                                       rng)
+            positions = (np.concatenate(words) if words
+                         else np.zeros([0], np.int64))
             word_lengths = np.array([len(word) for word in words], np.int64)
         # One action per word, as in BERT: all of a word's pieces share it.
         action = np.repeat(rng.random(len(word_lengths)), word_lengths)
@@ -82,7 +86,7 @@ class MaskedLmMasker:
         return masked, positions, token_ids[positions]
 
     def _choose_words(self, token_ids, candidates, num_to_predict, rng):
-        """Whole words in random order, each taken if it still fits the budget."""
+        """Whole words in random order, each taken if it still fits."""
         is_continuation = np.zeros(len(token_ids), bool)
         is_continuation[candidates] = np.isin(token_ids[candidates],
                                               self.continuation_ids)

@@ -7,7 +7,9 @@ is how an output directory or the cache recognizes its own dataset.
 
 import dataclasses
 
+from token_dropping.data import default_corpus
 from token_dropping.data import text_files
+from token_dropping.data import tfds_corpus
 from token_dropping.data import vocab
 
 OUTPUT_FORMATS = ("static", "text")
@@ -18,9 +20,9 @@ class PrepareDataConfig:
     """How to turn a corpus into pretraining records.
 
     Example:
-    >>> config = PrepareDataConfig(input_files="wiki/*.txt.gz",
-    ...                            vocab_file="uncased/vocab.txt", seq_length=512,
-    ...                            max_predictions_per_seq=76, dupe_factor=5)
+    >>> config = PrepareDataConfig(
+    ...     input_files="wiki/*.txt.gz", vocab_file="uncased/vocab.txt",
+    ...     seq_length=512, max_predictions_per_seq=76, dupe_factor=5)
     >>> config.validate()
 
     Attributes:
@@ -36,7 +38,8 @@ class PrepareDataConfig:
         vocab_max_sentences: learn the vocab from at most this many sentences
             (the first ones); bounds the learning time on large corpora.
         output_format: `static` (masked records for `BertPretrainDataLoader`) or
-            `text` (raw text for `BertPretrainTextDataLoader`'s dynamic masking).
+            `text` (raw text for `BertPretrainTextDataLoader`'s dynamic
+            masking).
         seq_length: tokens per example, [CLS] and [SEP] included.
         max_predictions_per_seq: masked-LM targets per example (static).
         masked_lm_prob: fraction of tokens to predict (static), BERT's 0.15.
@@ -81,7 +84,7 @@ class PrepareDataConfig:
     @property
     def budget(self) -> int:
         """Word pieces per example: the room left by the special tokens."""
-        # BertPretrainTextDataLoader trims to seq_length - 3 ([CLS] and two [SEP]).
+        # BertPretrainTextDataLoader trims to seq_length - 3 ([CLS], 2 [SEP]).
         return self.seq_length - (3 if self.output_format == "text" else 2)
 
     def validate(self) -> None:
@@ -92,14 +95,17 @@ class PrepareDataConfig:
         """
         if self.input_files and self.tfds_name:
             raise ValueError(
-                f"input_files={self.input_files!r} and tfds_name={self.tfds_name!r} "
-                "are both set; give one source (or neither for the default corpus).")
+                f"input_files={self.input_files!r} and tfds_name="
+                f"{self.tfds_name!r} are both set; give one source (or neither "
+                "for the default corpus).")
         if self.input_format not in text_files.INPUT_FORMATS:
-            raise ValueError(f"input_format={self.input_format!r} is not one of "
-                             f"{', '.join(text_files.INPUT_FORMATS)}.")
+            raise ValueError(
+                f"input_format={self.input_format!r} is not one of "
+                f"{', '.join(text_files.INPUT_FORMATS)}.")
         if self.output_format not in OUTPUT_FORMATS:
-            raise ValueError(f"output_format={self.output_format!r} is not one of "
-                             f"{', '.join(OUTPUT_FORMATS)}.")
+            raise ValueError(
+                f"output_format={self.output_format!r} is not one of "
+                f"{', '.join(OUTPUT_FORMATS)}.")
         minimum_length = self.seq_length - self.budget + 1
         if self.seq_length < minimum_length:
             raise ValueError(
@@ -108,37 +114,38 @@ class PrepareDataConfig:
         if self.output_format == "static" and not (
             1 <= self.max_predictions_per_seq <= self.budget):
             raise ValueError(
-                f"max_predictions_per_seq={self.max_predictions_per_seq} must be in "
-                f"[1, {self.budget}]: seq_length={self.seq_length} minus [CLS] and "
-                "[SEP].")
+                f"max_predictions_per_seq={self.max_predictions_per_seq} must "
+                f"be in [1, {self.budget}]: seq_length={self.seq_length} minus "
+                "[CLS] and [SEP].")
         if not 0.0 < self.masked_lm_prob <= 1.0:
             raise ValueError(
                 f"masked_lm_prob={self.masked_lm_prob} must be in (0, 1].")
         if not 0.0 <= self.validation_fraction < 1.0:
-            raise ValueError(f"validation_fraction={self.validation_fraction} must "
-                             "be in [0, 1).")
+            raise ValueError(
+                f"validation_fraction={self.validation_fraction} must be in "
+                "[0, 1).")
         for name in ("dupe_factor", "num_train_shards", "num_validation_shards",
                      "vocab_max_sentences", "shuffle_buffer_size"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)} must be at least 1.")
+                raise ValueError(
+                    f"{name}={getattr(self, name)} must be at least 1.")
         if self.max_documents is not None and self.max_documents < 1:
-            raise ValueError(
-                f"max_documents={self.max_documents} must be at least 1 (or None).")
+            raise ValueError(f"max_documents={self.max_documents} must be at "
+                             "least 1 (or None).")
         minimum_vocab = vocab.min_learned_vocab_size()
         if not self.vocab_file and self.vocab_size < minimum_vocab:
             raise ValueError(
-                f"vocab_size={self.vocab_size} is too small to learn: BERT's layout "
-                f"reserves {len(vocab.BERT_RESERVED_TOKENS)} ids; use vocab_size >= "
-                f"{minimum_vocab}.")
+                f"vocab_size={self.vocab_size} is too small to learn: BERT's "
+                f"layout reserves {len(vocab.BERT_RESERVED_TOKENS)} ids; use "
+                f"vocab_size >= {minimum_vocab}.")
 
     def make_corpus(self):
         """The corpus this config reads (checks that text files exist)."""
-        # pylint: disable=g-import-not-at-top  # Each source imports only its own.
         if self.input_files:
-            return text_files.TextFileCorpus(self.input_files, self.input_format)
+            return text_files.TextFileCorpus(self.input_files,
+                                             self.input_format)
         if self.tfds_name:
-            from token_dropping.data import tfds_corpus
             return tfds_corpus.TfdsCorpus(self.tfds_name, self.tfds_split,
-                                          self.tfds_data_dir, self.tfds_text_key)
-        from token_dropping.data import default_corpus
+                                          self.tfds_data_dir,
+                                          self.tfds_text_key)
         return default_corpus.DefaultCorpus()

@@ -58,8 +58,9 @@ class ShardedRecordWriter:
     """Writes serialized records to shards through a seeded shuffle buffer.
 
     Example:
-    >>> with ShardedRecordWriter("/tmp/d", "train", 4, rng=np.random.default_rng(0)) as w:
-    ...   w.write(example.SerializeToString())
+    >>> rng = np.random.default_rng(0)
+    >>> with ShardedRecordWriter("/tmp/d", "train", 4, rng=rng) as writer:
+    ...     writer.write(example.SerializeToString())
 
     Args:
         output_dir: the directory for the shard files.
@@ -94,7 +95,7 @@ class ShardedRecordWriter:
         self._buffer[index] = record
 
     def close(self) -> None:
-        """Writes what is left in the buffer, in random order, and closes files."""
+        """Writes what is left in the buffer, in random order; closes files."""
         for index in self.rng.permutation(len(self._buffer)):
             self._emit(self._buffer[index])
         self._buffer = []

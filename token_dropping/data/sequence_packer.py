@@ -45,11 +45,12 @@ class SequencePacker:
     Args:
         budget: tokens per sequence, not counting [CLS] and the final [SEP].
         packed: fill sequences across documents (True) or keep documents apart.
-        split_sentences: may a sentence be cut between two sequences. Without it a
-            sentence longer than `budget` forms a sequence alone, longer than the
-            budget (counted in `num_overlong`), for a consumer that truncates.
-        separate_documents: in packed mode, put a `SEPARATOR` (one token) between
-            documents that share a sequence.
+        split_sentences: may a sentence be cut between two sequences. Without it
+            a sentence longer than `budget` forms a sequence alone, longer than
+            the budget (counted in `num_overlong`), for a consumer that
+            truncates.
+        separate_documents: in packed mode, put a `SEPARATOR` (one token)
+            between documents that share a sequence.
     """
 
     def __init__(self, budget: int, packed: bool = True,
@@ -66,11 +67,11 @@ class SequencePacker:
 
     def add_document(self, payloads: Sequence[Any],
                      lengths: Sequence[int]) -> Iterator[list]:
-        """Adds one document's sentences; yields the sequences completed by it."""
+        """Adds one document's sentences; yields the sequences it completes."""
         if not self.packed:
             yield from self.finish()
         elif self._pieces and self.separate_documents:
-            if self._used + 1 >= self.budget:  # No room for a separator and a token.
+            if self._used + 1 >= self.budget:  # No room for [SEP] and a token.
                 yield from self.finish()
             else:
                 self._pieces.append(SEPARATOR)
@@ -93,7 +94,8 @@ class SequencePacker:
             if remaining <= room:
                 self._take(payload, start, length)
                 start = length
-            elif self.split_sentences and (self.packed or remaining > self.budget):
+            elif self.split_sentences and (self.packed
+                                           or remaining > self.budget):
                 # Packed: fill the sequence exactly. Unpacked: only an over-long
                 # sentence is cut, into whole sequences.
                 if self.packed or not self._pieces:
@@ -101,8 +103,8 @@ class SequencePacker:
                     start += room
                 yield from self.finish()
             elif self._pieces:
-                yield from self.finish()  # Start the sentence in a fresh sequence.
-            else:  # Over-long and may not be split: alone, for the consumer to cut.
+                yield from self.finish()  # The sentence starts a new sequence.
+            else:  # Over-long, may not be split: alone, for the reader to cut.
                 self.num_overlong += 1
                 self._take(payload, start, length)
                 start = length

@@ -1,4 +1,4 @@
-"""Plain-text helpers: prose paragraphs out of documentation, sentences out of prose.
+"""Plain-text helpers: prose out of documentation, sentences out of prose.
 
 BERT's pretraining data is documents made of sentences (Devlin et al. 2019,
 `create_pretraining_data.py` in Model Garden reads one sentence per line). The
@@ -23,14 +23,16 @@ _REST_ROLE = re.compile(r":[\w:+-]+:`~?([^`<]*?)(?:\s*<[^`>]*>)?`")
 _REST_LITERAL = re.compile(r"``([^`]*)``")
 _REST_INTERPRETED = re.compile(r"`([^`]*)`_?")
 _EMPHASIS = re.compile(r"(?<![\w*])\*{1,2}([^*\s][^*]*?)\*{1,2}(?![\w*])")
-# Sphinx field lists (":param name:", ":returns:"): the label goes, the text stays.
+# Sphinx field lists (":param name:", ":returns:"): the label goes, the text
+# stays.
 _FIELD_LABEL = re.compile(r"^\s*:(?:param|type|returns?|rtype|raises?|arg|"
                           r"keyword|ivar|var|cvar)\b[^:]*:\s*")
 _BULLET = re.compile(r"^\s*(?:[-*+\u2022]|\(?\d{1,2}[.)]|\(?[a-z][.)])\s+")
 _CODE_LINE = re.compile(
     r"^\s*(?:>>>|\.\.\.\s|\$ |%|#|@\w|def |class |import |from \S+ import |"
-    r"return\b|raise\b|yield\b|if .*:$|for .*:$|while .*:$|try:|except\b|with .*:$|"
-    r"elif\b|else:|\w+(?:\.\w+)*\s*[-+*/]?=\s|\w+(?:\.\w+)*\(.*\)$|[{}\[\]()]+$)")
+    r"return\b|raise\b|yield\b|if .*:$|for .*:$|while .*:$|try:|except\b|"
+    r"with .*:$|elif\b|else:|\w+(?:\.\w+)*\s*[-+*/]?=\s|\w+(?:\.\w+)*\(.*\)$|"
+    r"[{}\[\]()]+$)")
 _PUNCTUATION_LINE = re.compile(r"^\W+$")
 _WHITESPACE = re.compile(r"\s+")
 _CODE_CHARS_RE = re.compile(r"[=(){}\[\]<>_*/\\|@#$%^&~`;]")
@@ -56,12 +58,14 @@ def _is_prose(paragraph: str) -> bool:
 
 
 def prose_paragraphs(text: str) -> list[str]:
-    """Splits documentation text into prose paragraphs, dropping code and markup.
+    """Splits documentation text into prose paragraphs, dropping code and
+    markup.
 
     Paragraphs are separated by blank lines. A paragraph is dropped when any of
-    its lines looks like code (doctest prompts, statements, assignments), when it
-    follows a reST literal-block marker (`::`), or when too few of its characters
-    are letters. Bullets and markup are removed, lines are joined with spaces.
+    its lines looks like code (doctest prompts, statements, assignments), when
+    it follows a reST literal-block marker (`::`), or when too few of its
+    characters are letters. Bullets and markup are removed, lines are joined
+    with spaces.
 
     Args:
         text: documentation text, e.g. a cleaned docstring or a pydoc topic.

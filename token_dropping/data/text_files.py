@@ -35,7 +35,8 @@ def match_files(input_files: str) -> list[str]:
             continue
         matched = sorted(tf.io.gfile.glob(pattern))
         if not matched:
-            raise ValueError(f"input_files pattern {pattern!r} matches no files.")
+            raise ValueError(
+                f"input_files pattern {pattern!r} matches no files.")
         paths.extend(path for path in matched if path not in paths)
     if not paths:
         raise ValueError(f"input_files={input_files!r} names no file patterns.")
@@ -51,7 +52,8 @@ class TextFileCorpus:
     ...   ...
 
     Args:
-        input_files: comma-separated glob patterns; `.gz` files are decompressed.
+        input_files: comma-separated glob patterns; `.gz` files are
+            decompressed.
         input_format: `sentence_per_line` (BERT's format: blank line between
             documents) or `document_per_line`.
 
@@ -59,7 +61,8 @@ class TextFileCorpus:
         ValueError: for an unknown format or a pattern that matches no files.
     """
 
-    def __init__(self, input_files: str, input_format: str = "sentence_per_line"):
+    def __init__(self, input_files: str,
+                 input_format: str = "sentence_per_line"):
         if input_format not in INPUT_FORMATS:
             raise ValueError(f"input_format={input_format!r} is not one of "
                              f"{', '.join(INPUT_FORMATS)}.")
@@ -74,7 +77,7 @@ class TextFileCorpus:
                 "input_format": self.input_format, "files": self.paths}
 
     def documents(self) -> Iterator[list[str]]:
-        """Yields each non-empty document as a list of sentences, file by file."""
+        """Yields each non-empty document as a list of sentences, in order."""
         self.undecodable_replacements = 0
         for path in self.paths:
             if self.input_format == "sentence_per_line":

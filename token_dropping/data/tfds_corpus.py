@@ -14,7 +14,7 @@ class TfdsCorpus:
     """Documents (lists of sentences) from a TFDS split.
 
     Example:
-    >>> corpus = TfdsCorpus("wikipedia/20230601.en", "train", "~/tensorflow_datasets")
+    >>> corpus = TfdsCorpus("wikipedia/20230601.en", "train", "/data/tfds")
     >>> next(iter(corpus.documents()))[:2]  # the first two sentences
 
     Args:
@@ -38,8 +38,8 @@ class TfdsCorpus:
                 "data_dir": self.data_dir, "text_key": self.text_key}
 
     def _builder(self):
-        """The dataset builder, checked to be prepared and to hold `text_key`."""
-        import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+        """The dataset builder, checked to be prepared and to hold the text."""
+        import tensorflow_datasets as tfds  # Lazy: slow to import.
         try:
             builder = tfds.builder(self.name, data_dir=self.data_dir or None)
         except Exception as e:  # TFDS raises several types for unknown names.
@@ -63,7 +63,7 @@ class TfdsCorpus:
 
     def documents(self) -> Iterator[list[str]]:
         """Yields each example's text as a list of sentences."""
-        import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+        import tensorflow_datasets as tfds  # Lazy: slow to import.
         builder = self._builder()
         try:
             dataset = builder.as_dataset(split=self.split, shuffle_files=False)

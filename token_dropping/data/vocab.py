@@ -1,7 +1,7 @@
 """WordPiece vocabularies: learned in BERT's layout, or read from a file.
 
-Learning reuses tensorflow-text's `bert_vocab_from_dataset` (BERT's basic
-tokenizer, then the WordPiece learner of
+Learning runs the steps of tensorflow-text's `bert_vocab_from_dataset` (BERT's
+basic tokenizer, then the WordPiece learner of
 `tensorflow_text/tools/wordpiece_vocab`). The learner puts its reserved tokens
 first, so reserving `[PAD]`, 99 `[unused]` fillers, `[UNK]`, `[CLS]`, `[SEP]`
 and `[MASK]` gives BERT's ids (0, 100, 101, 102, 103) and the paper's allow
@@ -11,7 +11,6 @@ For any vocabulary the special ids are looked up by token, never assumed.
 """
 
 import json
-import os
 from typing import Iterable
 
 import tensorflow as tf
@@ -45,7 +44,8 @@ def read_vocab(vocab_file: str) -> list[str]:
     if missing:
         raise ValueError(
             f"vocab_file={vocab_file!r} has no {', '.join(missing)} token; a "
-            f"WordPiece vocab for BERT needs all of {', '.join(SPECIAL_TOKENS)}.")
+            "WordPiece vocab for BERT needs all of "
+            f"{', '.join(SPECIAL_TOKENS)}.")
     return tokens
 
 
@@ -63,23 +63,19 @@ def special_token_ids(vocab_file: str) -> dict:
 
     Returns:
         A JSON-serializable dict: `vocab_size` (number of tokens), `pad_id`,
-        `unk_id`, `cls_id`, `sep_id`, `mask_id`, `token_allow_list` (ids of [UNK],
-        [CLS], [SEP], [MASK]) and `token_deny_list` (id of [PAD]).
+        `unk_id`, `cls_id`, `sep_id`, `mask_id`, `token_allow_list` (ids of
+        [UNK], [CLS], [SEP], [MASK]) and `token_deny_list` (id of [PAD]).
 
     Raises:
         ValueError: if the file is missing or lacks a special token.
     """
     tokens = read_vocab(vocab_file)
-    return special_token_ids_from_tokens(tokens)
-
-
-def special_token_ids_from_tokens(tokens: list[str]) -> dict:
-    """`special_token_ids` for a vocab already in memory (no checks)."""
     index = {}
     for i, token in enumerate(tokens):
         index.setdefault(token, i)
     ids = {"vocab_size": len(tokens)}
-    ids.update({f"{t.strip('[]').lower()}_id": index[t] for t in SPECIAL_TOKENS})
+    ids.update({f"{token.strip('[]').lower()}_id": index[token]
+                for token in SPECIAL_TOKENS})
     ids["token_allow_list"] = [index[t] for t in ALLOW_LIST_TOKENS]
     ids["token_deny_list"] = [index[t] for t in DENY_LIST_TOKENS]
     return ids
@@ -117,8 +113,9 @@ def learn_vocab(sentences: Iterable[str], vocab_size: int,
             learner lands within 5% below it.
         lower_case: lower-case and strip accents, as for an uncased BERT.
         max_unique_words: learn from this many most frequent words only (the
-            learner's `max_input_tokens`), which bounds the learning time; default
-            `8 * vocab_size` (at least 4000), plenty for the pieces to be found.
+            learner's `max_input_tokens`), which bounds the learning time;
+            default `8 * vocab_size` (at least 4000), plenty for the pieces to
+            be found.
         batch_size: sentences per tokenizer call.
 
     Returns:
@@ -126,10 +123,10 @@ def learn_vocab(sentences: Iterable[str], vocab_size: int,
         pieces by frequency; at most `vocab_size` of them.
 
     Raises:
-        ValueError: if `vocab_size` leaves no room for learned pieces or the text
-            is empty.
+        ValueError: if `vocab_size` leaves no room for learned pieces or the
+            text is empty.
     """
-    # pylint: disable=g-import-not-at-top  # Heavy, only needed when learning.
+    # Lazy: only needed when learning.
     from tensorflow_text.python.ops import bert_tokenizer
     from tensorflow_text.tools.wordpiece_vocab import (
         wordpiece_tokenizer_learner_lib as learner)
@@ -157,15 +154,14 @@ def learn_vocab(sentences: Iterable[str], vocab_size: int,
         max_input_tokens=max_unique_words,
         # A character takes two ids (`c`, `##c`); the alphabet, most frequent
         # first, may fill up to half of the ids after the reserved ones.
-        max_unique_chars=min(1000, (vocab_size - len(BERT_RESERVED_TOKENS)) // 4))
+        max_unique_chars=min(1000,
+                             (vocab_size - len(BERT_RESERVED_TOKENS)) // 4))
     # The learned pieces come last, sorted by frequency: cutting an overshoot
     # drops the rarest.
     return learned[:vocab_size]
 
 
 def write_vocab(tokens: list[str], path: str) -> None:
-    """Writes one token per line, through a temporary name."""
-    tmp_path = f"{path}.tmp-{os.getpid()}"
-    with tf.io.gfile.GFile(tmp_path, "w") as f:
+    """Writes one token per line."""
+    with tf.io.gfile.GFile(path, "w") as f:
         f.write("".join(f"{token}\n" for token in tokens))
-    tf.io.gfile.rename(tmp_path, path, overwrite=True)
