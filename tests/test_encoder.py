@@ -261,7 +261,10 @@ def test_training_step_compiles_with_xla():
 def test_mirrored_strategy_updates_every_replica_identically():
     devices = [d.name for d in tf.config.list_logical_devices("CPU")[:2]]
     assert len(devices) == 2, "conftest makes two logical CPU devices"
-    strategy = tf.distribute.MirroredStrategy(devices)
+    # Reduction through one device: collective ops keyed per process clash
+    # when several tests each make a MirroredStrategy.
+    strategy = tf.distribute.MirroredStrategy(
+        devices, cross_device_ops=tf.distribute.ReductionToOneDevice())
     inputs = pretraining_batch()
     inputs = {k: tf.concat([v, v[:1]], axis=0) for k, v in inputs.items()}
     with strategy.scope():

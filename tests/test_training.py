@@ -241,7 +241,10 @@ def test_task_train_step_under_mirrored_strategy(records):
         "train_data": dict(input_path=records[0], seq_length=32,
                            max_predictions_per_seq=5, global_batch_size=4)}})
     devices = [d.name for d in tf.config.list_logical_devices("CPU")[:2]]
-    strategy = tf.distribute.MirroredStrategy(devices)
+    # Reduction through one device: collective ops keyed per process clash
+    # when several tests each make a MirroredStrategy.
+    strategy = tf.distribute.MirroredStrategy(
+        devices, cross_device_ops=tf.distribute.ReductionToOneDevice())
     with strategy.scope():
         task = task_factory.get_task(config.task)
         model = task.build_model()
