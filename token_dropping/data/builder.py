@@ -400,12 +400,19 @@ def _static_example(masked, positions, labels, seq_length,
         "masked_lm_weights": tf.train.Feature(float_list=tf.train.FloatList(
             value=[1.0] * num_targets + [0.0] * target_padding)),
     }
-    return tf.train.Example(
-        features=tf.train.Features(feature=features)).SerializeToString()
+    return _serialize(features)
 
 
 def _text_example(text: str) -> bytes:
-    feature = tf.train.Feature(
-        bytes_list=tf.train.BytesList(value=[text.encode("utf-8")]))
-    return tf.train.Example(features=tf.train.Features(
-        feature={"text": feature})).SerializeToString()
+    return _serialize({"text": tf.train.Feature(
+        bytes_list=tf.train.BytesList(value=[text.encode("utf-8")]))})
+
+
+def _serialize(features: dict) -> bytes:
+    """A tf.Example's bytes, the same in every process.
+
+    Protobuf writes map entries (the feature names) in an order that varies
+    between processes unless asked to sort them.
+    """
+    example = tf.train.Example(features=tf.train.Features(feature=features))
+    return example.SerializeToString(deterministic=True)
