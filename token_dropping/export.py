@@ -1,0 +1,503 @@
+"""export_bert: a token-dropping pretraining run as an ordinary BERT.
+
+The paper's promise is that token dropping changes pretraining only: the
+result is a plain BERT, fine-tuned on full sequences. `export_bert` turns a
+run directory of `tools/train.py` into what Model Garden's fine-tuning tasks
+and TF-Hub-style users expect, all of it checked before anything is written:
+
+1. read the run's `params.yaml` onto the registered experiment it came from
+   and derive the `BertEncoderV2` it describes (Model Garden's
+   `encoders.build_encoder` with `type: bert_v2`);
+2. find the checkpoint (the latest, or the one asked for) and compare its
+   encoder, variable by variable through the checkpoint's object graph, with
+   that `BertEncoderV2`; a different encoder size is named with both shapes;
+3. restore the encoder exactly as Model Garden's `SentencePredictionTask.
+   initialize` does, `tf.train.Checkpoint(encoder=...)` with every encoder
+   variable matched; the importance table is not part of it;
+4. write into a temporary sibling directory, renamed at the end:
+
+   bert_model.ckpt.*     the encoder checkpoint, root `encoder` (an
+                         `init_checkpoint` for bert/sentence_prediction and
+                         bert/squad; `checkpoint` makes the directory one too)
+   bert_config.json      `BertEncoderV2(**json.load(f))` rebuilds the encoder
+   encoder.yaml          `--config_file` for tools/train.py fine-tuning:
+                         task.model.encoder as the matching `bert_v2` config
+   vocab.txt             the WordPiece vocabulary
+   saved_model/          the full encoder (no dropping) as a SavedModel, as
+                         Model Garden's TF-Hub export (export_tfhub_lib)
+                         writes it, plus a serving signature over
+                         input_word_ids, input_mask, input_type_ids (int32,
+                         [batch, seq])
+   token_importance.npy  [vocab_size] float32 moving-average MLM loss per id
+   token_importance.tsv  id, piece, importance (token-dropping runs only)
+
+Example:
+>>> result = export_bert("runs/token_drop_bert_tiny", "exports/tiny")
+>>> result.saved_model
+'exports/tiny/saved_model'
+"""
+
+import dataclasses
+import json
+import os
+import uuid
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+import tf_keras
+import yaml
+from absl import logging
+from official.core import exp_factory
+from official.modeling import hyperparams
+from official.nlp.configs import encoders
+from tensorflow.core.protobuf import trackable_object_graph_pb2
+
+CHECKPOINT_NAME = "bert_model.ckpt"  # BERT's conventional name
+# The registered experiment each pretraining encoder type was trained with;
+# params.yaml overrides every field, so the size variant does not matter.
+_EXPERIMENT_OF_ENCODER = {"any": "token_drop_bert/pretraining",
+                          "bert": "bert_base", "bert_v2": "bert_base"}
+_IMPORTANCE = "_token_importance"  # TokenDropBertEncoder's extra child
+INPUT_NAMES = ("input_word_ids", "input_mask", "input_type_ids")
+SERVING_OUTPUTS = ("pooled_output", "sequence_output", "default")
+
+
+class ExportError(ValueError):
+    """A problem with what the user asked for, said in one line."""
+
+
+@dataclasses.dataclass
+class ExportResult:
+    """Where an export went and what it came from."""
+    output_dir: str
+    source_checkpoint: str
+    global_step: int
+    checkpoint: str
+    bert_config: str
+    encoder_yaml: str
+    vocab_file: str
+    saved_model: str
+    token_importance: Optional[str] = None  # None: a plain BERT run
+
+
+def export_bert(model_dir, output_dir, checkpoint=None, vocab_file=None,
+                overwrite=False, do_lower_case=None):
+    """Exports a pretraining run's encoder as an ordinary BERT.
+
+    Args:
+        model_dir: str. A run directory of tools/train.py (params.yaml and
+            checkpoints `ckpt-N`).
+        output_dir: str. Where the export goes; must be empty or missing
+            unless `overwrite`.
+        checkpoint: str or None. A checkpoint path or directory; default the
+            latest checkpoint in `model_dir`.
+        vocab_file: str or None. The vocabulary; default the run's
+            `task.vocab_file`.
+        overwrite: bool. Replace a non-empty `output_dir`.
+        do_lower_case: bool or None. Stored in the SavedModel for users'
+            tokenizers; None: False if the vocab's path says "cased" (not
+            "uncased"), else True (this project's and BERT's default).
+
+    Returns:
+        An `ExportResult`.
+
+    Raises:
+        ExportError: bad input, before anything is written.
+    """
+    if not model_dir:
+        raise ExportError("--model_dir is required: a run directory of "
+                          "tools/train.py.")
+    if not output_dir:
+        raise ExportError("--output_dir is required.")
+    _check_output_dir(output_dir, model_dir, overwrite)
+    params, experiment = read_run_params(model_dir)
+    encoder_config = bert_encoder_config(params)
+    source = _find_checkpoint(model_dir, checkpoint)
+    vocab_file = _find_vocab(vocab_file, params,
+                             encoder_config.get().vocab_size)
+
+    # Steps 1-3: the BertEncoderV2, checked against the checkpoint, restored.
+    encoder = encoders.build_encoder(encoder_config)
+    encoder(_dummy_inputs())  # creates the variables
+    try:
+        reader = tf.train.load_checkpoint(source)
+    except (tf.errors.OpError, ValueError) as e:
+        raise ExportError(f"cannot read checkpoint {source}: "
+                          f"{_first_line(e)}") from None
+    graph = _object_graph(reader, source)
+    encoder_node = _encoder_node(graph, source)
+    _check_same_encoder(graph, reader, encoder_node, encoder, source,
+                        _describe(encoder_config.get()))
+    status = tf.train.Checkpoint(encoder=encoder).read(source)
+    status.expect_partial().assert_existing_objects_matched()
+    importance = _read_importance(graph, reader, encoder_node)
+    logging.info("Restored the %s encoder from %s.", experiment, source)
+
+    # Step 4: everything into a temporary sibling, renamed at the end.
+    output_dir = output_dir.rstrip("/")
+    parent = os.path.dirname(output_dir) or "."
+    tf.io.gfile.makedirs(parent)
+    partial = os.path.join(
+        parent, f".{os.path.basename(output_dir)}.partial-{uuid.uuid4().hex}")
+    try:
+        _write(partial, encoder, encoder_config, vocab_file, importance,
+               _lower_case(do_lower_case, vocab_file))
+        _replace(partial, output_dir)
+    finally:
+        if tf.io.gfile.exists(partial):
+            tf.io.gfile.rmtree(partial)
+    out = lambda name: os.path.join(output_dir, name)
+    return ExportResult(
+        output_dir=output_dir, source_checkpoint=source,
+        global_step=_global_step(reader),
+        checkpoint=out(CHECKPOINT_NAME), bert_config=out("bert_config.json"),
+        encoder_yaml=out("encoder.yaml"), vocab_file=out("vocab.txt"),
+        saved_model=out("saved_model"),
+        token_importance=(out("token_importance.npy")
+                          if importance is not None else None))
+
+
+def read_run_params(model_dir):
+    """The run's `ExperimentConfig` from params.yaml, and the experiment name.
+
+    The YAML goes onto the registered experiment of its encoder type (every
+    field is in the YAML, so which size variant does not matter), strictly:
+    a field the experiment does not know is an error.
+    """
+    path = os.path.join(model_dir, "params.yaml")
+    if not tf.io.gfile.exists(path):
+        raise ExportError(
+            f"{path} not found: --model_dir must be a run directory written "
+            "by tools/train.py.")
+    try:
+        values = hyperparams.read_yaml_to_params_dict(path).as_dict()
+    except yaml.YAMLError as e:
+        raise ExportError(f"{path} is not valid YAML: {_first_line(e)}"
+                          ) from None
+    encoder_type = (((values.get("task") or {}).get("model") or {}).get(
+        "encoder") or {}).get("type")
+    if encoder_type not in _EXPERIMENT_OF_ENCODER:
+        raise ExportError(
+            f"{path} has task.model.encoder.type={encoder_type!r}; "
+            "export_bert exports pretraining runs of a token-dropping "
+            "('any') or BERT ('bert', 'bert_v2') encoder.")
+    experiment = _EXPERIMENT_OF_ENCODER[encoder_type]
+    params = exp_factory.get_exp_config(experiment)
+    try:
+        params.override(values, is_strict=True)
+    except (KeyError, ValueError, TypeError, AttributeError) as e:
+        raise ExportError(
+            f"{path} does not describe a {experiment} pretraining run: "
+            f"{_first_line(e)}") from None
+    return params, experiment
+
+
+def bert_encoder_config(params):
+    """The `EncoderConfig(type="bert_v2")` of the run's encoder, no dropping.
+
+    `TokenDropBertEncoderConfig` is a `BertEncoderConfig` plus dropping
+    fields, so the BERT part carries over field by field.
+    """
+    encoder = params.task.model.encoder.get()
+    fields = [f.name for f in dataclasses.fields(encoders.BertEncoderConfig)]
+    bert = encoders.BertEncoderConfig(
+        **{name: getattr(encoder, name) for name in fields})
+    return encoders.EncoderConfig(type="bert_v2", bert_v2=bert)
+
+
+def _check_output_dir(output_dir, model_dir, overwrite):
+    out = os.path.abspath(output_dir)
+    run = os.path.abspath(model_dir)
+    if run == out or run.startswith(out.rstrip("/") + "/"):
+        raise ExportError(
+            f"--output_dir={output_dir!r} would replace the run directory "
+            f"{model_dir!r}; choose another output directory.")
+    if not tf.io.gfile.exists(output_dir):
+        return
+    if not tf.io.gfile.isdir(output_dir):
+        raise ExportError(f"--output_dir={output_dir!r} is a file, not a "
+                          "directory.")
+    if tf.io.gfile.listdir(output_dir) and not overwrite:
+        raise ExportError(
+            f"--output_dir={output_dir!r} is not empty; pass --overwrite to "
+            "replace it.")
+
+
+def _find_checkpoint(model_dir, checkpoint):
+    if checkpoint:
+        if tf.io.gfile.isdir(checkpoint):
+            found = tf.train.latest_checkpoint(checkpoint)
+            if not found:
+                raise ExportError(f"--checkpoint={checkpoint!r}: no "
+                                  "checkpoint in that directory.")
+            return found
+        if not tf.io.gfile.exists(checkpoint + ".index"):
+            raise ExportError(
+                f"--checkpoint={checkpoint!r}: no such checkpoint (expected "
+                f"{checkpoint}.index).")
+        return checkpoint
+    found = (tf.train.latest_checkpoint(model_dir)
+             if tf.io.gfile.isdir(model_dir) else None)
+    if not found:
+        raise ExportError(
+            f"{model_dir} has no checkpoint (ckpt-N): train first, or pass "
+            "--checkpoint.")
+    return found
+
+
+def _find_vocab(vocab_file, params, vocab_size):
+    vocab_file = vocab_file or getattr(params.task, "vocab_file", "")
+    if not vocab_file:
+        raise ExportError(
+            "No vocabulary: the run's params.yaml has no task.vocab_file; "
+            "pass --vocab_file=... (the vocab the records were made with).")
+    if not tf.io.gfile.exists(vocab_file):
+        raise ExportError(f"vocab file {vocab_file!r} not found; pass "
+                          "--vocab_file=...")
+    pieces = _read_vocab(vocab_file)
+    if len(pieces) > vocab_size:
+        raise ExportError(
+            f"vocab file {vocab_file!r} has {len(pieces)} pieces, more than "
+            f"the encoder's vocab_size={vocab_size}: not this model's vocab.")
+    return vocab_file
+
+
+def _read_vocab(vocab_file):
+    with tf.io.gfile.GFile(vocab_file) as f:
+        return [line.rstrip("\n") for line in f]
+
+
+def _dummy_inputs():
+    ids = tf.zeros((1, 1), tf.int32)  # [batch, seq]
+    return dict(input_word_ids=ids, input_mask=tf.ones_like(ids),
+                input_type_ids=ids)
+
+
+def _object_graph(reader, source):
+    graph = trackable_object_graph_pb2.TrackableObjectGraph()
+    try:
+        graph.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
+    except (tf.errors.NotFoundError, ValueError):
+        raise ExportError(f"{source} is not an object-based (TF2) "
+                          "checkpoint.") from None
+    return graph
+
+
+def _encoder_node(graph, source):
+    """The checkpoint's `encoder` object: Model Garden's trainer saves
+    `BertPretrainerV2.checkpoint_items` (`encoder`, `masked_lm`) at the root."""
+    for child in graph.nodes[0].children:
+        if child.local_name == "encoder":
+            return child.node_id
+    raise ExportError(
+        f"{source} has no `encoder`; expected a Model Garden pretraining "
+        "checkpoint (tools/train.py) or an encoder checkpoint.")
+
+
+def _checkpoint_variables(graph, node_id):
+    """`{path: node_id}` of the variables under one object, each by its first
+    path breadth first."""
+    found, seen, queue = {}, {node_id}, [((), node_id)]
+    while queue:
+        path, node_id = queue.pop(0)
+        if _variable_key(graph, node_id):
+            found[path] = node_id
+        for child in graph.nodes[node_id].children:
+            if child.node_id not in seen:
+                seen.add(child.node_id)
+                queue.append((path + (child.local_name,), child.node_id))
+    return found
+
+
+def _variable_key(graph, node_id):
+    """The checkpoint key of a variable's value, or None for other objects."""
+    for attribute in graph.nodes[node_id].attributes:
+        if attribute.name == "VARIABLE_VALUE":
+            return attribute.checkpoint_key
+    return None
+
+
+def _follow(graph, node_id, path):
+    """The object at `path` below `node_id`, as a restore finds it; or None."""
+    for name in path:
+        children = {c.local_name: c.node_id
+                    for c in graph.nodes[node_id].children}
+        if name not in children:
+            return None
+        node_id = children[name]
+    return node_id
+
+
+def _python_variables(root):
+    """`{path: variable}` under one object, each by its first path."""
+    found, seen, queue = {}, {id(root)}, [((), root)]
+    while queue:
+        path, obj = queue.pop(0)
+        if isinstance(obj, tf.Variable):
+            found[path] = obj
+            continue
+        for name, child in tf.train.TrackableView.children(obj).items():
+            if id(child) not in seen:
+                seen.add(id(child))
+                queue.append((path + (name,), child))
+    return found
+
+
+def _check_same_encoder(graph, reader, encoder_node, encoder, source,
+                        description):
+    """Raises ExportError unless the checkpoint's encoder has exactly
+    `encoder`'s variables, each with the same shape (importance aside).
+
+    Each variable is looked up along its path the way a restore does; the
+    checkpoint's other encoder variables are the extra ones.
+    """
+    shapes = reader.get_variable_to_shape_map()
+    prefix = (f"{source} does not fit the encoder params.yaml describes "
+              f"({description}):")
+    missing, matched = [], set()
+    for path, variable in sorted(_python_variables(encoder).items()):
+        node_id = _follow(graph, encoder_node, path)
+        key = _variable_key(graph, node_id) if node_id is not None else None
+        if key is None:
+            missing.append(path)
+            continue
+        matched.add(node_id)
+        saved_shape = list(shapes[key])
+        if saved_shape != variable.shape.as_list():
+            raise ExportError(
+                f"{prefix} {'/'.join(path)} has shape {saved_shape} in the "
+                f"checkpoint but {variable.shape.as_list()} in the encoder.")
+    if missing:
+        raise ExportError(
+            f"{prefix} the checkpoint lacks {len(missing)} of its variables, "
+            f"e.g. {'/'.join(missing[0])}.")
+    extra = sorted(path for path, node_id in
+                   _checkpoint_variables(graph, encoder_node).items()
+                   if node_id not in matched and path[:1] != (_IMPORTANCE,))
+    if extra:
+        raise ExportError(
+            f"{prefix} the checkpoint has {len(extra)} encoder variables it "
+            f"lacks, e.g. {'/'.join(extra[0])}.")
+
+
+def _read_importance(graph, reader, encoder_node):
+    """The `[vocab_size]` importance table, or None for a plain BERT run."""
+    node_id = _follow(graph, encoder_node, (_IMPORTANCE,))
+    if node_id is None:
+        return None
+    keys = [_variable_key(graph, n)
+            for n in _checkpoint_variables(graph, node_id).values()]
+    if len(keys) != 1:
+        raise ExportError(f"expected one importance table, found {len(keys)}.")
+    return reader.get_tensor(keys[0]).astype(np.float32)
+
+
+def _global_step(reader):
+    key = "global_step/.ATTRIBUTES/VARIABLE_VALUE"
+    return int(reader.get_tensor(key)) if reader.has_tensor(key) else 0
+
+
+def _describe(encoder):
+    return ", ".join(f"{name}={getattr(encoder, name)}" for name in (
+        "vocab_size", "hidden_size", "num_layers", "num_attention_heads",
+        "intermediate_size", "max_position_embeddings", "type_vocab_size"))
+
+
+def _lower_case(do_lower_case, vocab_file):
+    if do_lower_case is not None:
+        return bool(do_lower_case)
+    name = vocab_file.lower()
+    return not ("cased" in name and "uncased" not in name)
+
+
+def _write(folder, encoder, encoder_config, vocab_file, importance,
+           do_lower_case):
+    """Every artifact into `folder` (module docstring, step 4)."""
+    tf.io.gfile.makedirs(folder)
+    path = lambda name: os.path.join(folder, name)
+    tf.io.gfile.copy(vocab_file, path("vocab.txt"))
+    # The encoder alone, under the root name Model Garden's tasks read; with
+    # a save counter, as `Checkpoint.restore` (the TF-Hub export) expects.
+    checkpoint = tf.train.Checkpoint(encoder=encoder)
+    checkpoint.save_counter.assign(1)
+    checkpoint.write(path(CHECKPOINT_NAME))
+    with tf.io.gfile.GFile(path("checkpoint"), "w") as f:  # CheckpointState
+        f.write(f'model_checkpoint_path: "{CHECKPOINT_NAME}"\n'
+                f'all_model_checkpoint_paths: "{CHECKPOINT_NAME}"\n')
+    with tf.io.gfile.GFile(path("bert_config.json"), "w") as f:
+        json.dump(encoder.get_config(), f, indent=2, sort_keys=True)
+    with tf.io.gfile.GFile(path("encoder.yaml"), "w") as f:
+        f.write("# The exported encoder for Model Garden's fine-tuning tasks "
+                "(bert/sentence_prediction,\n# bert/squad): pass it as "
+                "--config_file to tools/train.py.\n")
+        yaml.safe_dump({"task": {"model": {"encoder": encoder_config.as_dict()
+                                           }}}, f, sort_keys=True)
+    _write_saved_model(path("saved_model"), encoder_config,
+                       path(CHECKPOINT_NAME), path("vocab.txt"), do_lower_case)
+    if importance is not None:
+        with tf.io.gfile.GFile(path("token_importance.npy"), "wb") as f:
+            np.save(f, importance)
+        pieces = _read_vocab(vocab_file)
+        with tf.io.gfile.GFile(path("token_importance.tsv"), "w") as f:
+            f.write("id\tpiece\timportance\n")
+            for i, value in enumerate(importance):
+                piece = pieces[i] if i < len(pieces) else ""
+                f.write(f"{i}\t{piece}\t{value:.6g}\n")
+
+
+def _write_saved_model(folder, encoder_config, checkpoint_path, vocab_file,
+                       do_lower_case):
+    """The encoder as a SavedModel, after Model Garden's TF-Hub export.
+
+    As `export_tfhub_lib.export_model` (with_mlm=False) does: a fresh encoder
+    from the config restores the checkpoint just written, with every object
+    matched; a Keras model maps the input dict to the encoder's outputs plus
+    "default" (= pooled_output); the vocab is an asset beside
+    `do_lower_case`. Unlike it, the inputs are named, and a `serving_default`
+    signature takes `input_word_ids`, `input_mask`, `input_type_ids` (int32,
+    [batch, seq]) and returns pooled_output, sequence_output and default.
+    """
+    encoder = encoders.build_encoder(encoder_config)
+    checkpoint = tf.train.Checkpoint(encoder=encoder)
+    inputs = {name: tf_keras.Input(shape=(None,), dtype=tf.int32, name=name)
+              for name in INPUT_NAMES}
+    outputs = dict(encoder(inputs))
+    outputs["default"] = outputs["pooled_output"]
+    model = tf_keras.Model(inputs=inputs, outputs=outputs)
+    checkpoint.restore(checkpoint_path).assert_existing_objects_matched()
+    model.vocab_file = tf.saved_model.Asset(vocab_file)
+    model.do_lower_case = tf.Variable(do_lower_case, trainable=False)
+
+    @tf.function(input_signature=[
+        tf.TensorSpec([None, None], tf.int32, name=name)
+        for name in INPUT_NAMES])
+    def serve(input_word_ids, input_mask, input_type_ids):
+        result = model(dict(input_word_ids=input_word_ids,
+                            input_mask=input_mask,
+                            input_type_ids=input_type_ids), training=False)
+        return {key: result[key] for key in SERVING_OUTPUTS}
+
+    model.save(folder, include_optimizer=False, save_format="tf",
+               signatures={"serving_default": serve})
+
+
+def _replace(partial, output_dir):
+    """Moves the finished export into place; an old one goes only after."""
+    old = None
+    if tf.io.gfile.exists(output_dir):
+        old = f"{partial}.old"
+        tf.io.gfile.rename(output_dir, old)
+    try:
+        tf.io.gfile.rename(partial, output_dir)
+    except Exception:
+        if old:  # put the previous export back
+            tf.io.gfile.rename(old, output_dir)
+        raise
+    if old:
+        tf.io.gfile.rmtree(old)
+
+
+def _first_line(error):
+    text = str(error).strip().strip("'\"") or type(error).__name__
+    return text.splitlines()[0]
