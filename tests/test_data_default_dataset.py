@@ -143,7 +143,10 @@ class Parser:
         '"""Third party modules are never read here."""\n')
     (tmp_path / "test" / "test_mod.py").write_text(
         '"""Tests check that the sky parser works."""\n')
-    documents = list(DefaultCorpus(stdlib_dir=str(tmp_path)).documents())
+    (tmp_path / "test" / "test_latin.py").write_bytes(
+        b"# -*- coding: latin-1 -*-\n# The sky over the caf\xe9 is blue.\n")
+    corpus = DefaultCorpus(stdlib_dir=str(tmp_path))
+    documents = list(corpus.documents())
     ours = [d for d in documents if any("sky" in s for s in d)]
     assert ours == [
         ["Tools for parsing the sky.", "They are old.",
@@ -151,8 +154,10 @@ class Parser:
          "Each step reads one line of input.",
          "Parses the sky into its colours.",
          "Return the colour of the sky at noon."],
+        ["The sky over the caf\xe9 is blue."],  # Decoded as it declares.
         ["Tests check that the sky parser works."],
     ]
+    assert corpus.undecodable_replacements == 0
     assert not any("Third party" in s for d in documents for s in d)
 
 

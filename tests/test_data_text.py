@@ -44,8 +44,8 @@ def test_prose_paragraphs_drops_code_doctests_and_literal_blocks():
     ]
 
 
-def test_decode_utf8_replaces_and_counts_only_bad_bytes():
-    assert text.decode_utf8("ok \ufffd".encode("utf-8")) == ("ok \ufffd", 0)
-    decoded, replaced = text.decode_utf8(b"caf\xe9 \xff ok")
+def test_decode_text_replaces_and_counts_only_bad_bytes():
+    assert text.decode_text("ok \ufffd".encode("utf-8")) == ("ok \ufffd", 0)
+    decoded, replaced = text.decode_text(b"caf\xe9 \xff ok")
     assert decoded == "caf\ufffd \ufffd ok"
     assert replaced == 2

@@ -1,4 +1,4 @@
-"""Prepare BERT pretraining records for Model Garden's data loaders.
+r"""Prepare BERT pretraining records for Model Garden's data loaders.
 
     # The embedded default corpus (Python's documentation), into a directory:
     python tools/prepare_data.py --output_dir=/tmp/python_docs

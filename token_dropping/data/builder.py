@@ -46,7 +46,7 @@ from token_dropping.data import vocab
 BUILDER_VERSION = 1
 VOCAB_FILENAME = "vocab.txt"
 _TOKENIZE_BATCH_SENTENCES = 4096
-_MAX_CACHED_CHARS = 256 * 2**20  # Keep a corpus this small in memory.
+_MAX_CACHED_CHARS = 64 * 2**20  # Read a corpus this small only once.
 _SPECIAL_TOKEN = re.compile(r"^\[[^\]]*\]$")
 
 

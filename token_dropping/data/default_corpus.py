@@ -23,10 +23,12 @@ docstrings ("Return repr(self).").
 import ast
 import importlib
 import inspect
+import io
 import os
 import re
 import sys
 import sysconfig
+import tokenize
 from typing import Iterator
 
 from absl import logging
@@ -34,7 +36,7 @@ from absl import logging
 from token_dropping.data import text
 
 # Bump when the extraction changes, so caches of older code are not reused.
-CORPUS_VERSION = 1
+CORPUS_VERSION = 2
 # Third-party packages are not part of Python; the test suite is (its
 # docstrings and comments are a third of the prose).
 _SKIPPED_DIRS = frozenset(
@@ -42,6 +44,9 @@ _SKIPPED_DIRS = frozenset(
 _MIN_WORDS_PER_SENTENCE = 3
 # A whole-line comment: indentation, '#' marks (and '#!'), then the text.
 _COMMENT_LINE = re.compile(r"^(\s*)#+!?(.*)$")
+# Comments for tools, not readers: coding cookies, shebangs, linter pragmas.
+_PRAGMA = re.compile(r"^\s*(?:/|-\*-|vim?:|.*coding[:=]|noqa|type: |pylint: |"
+                     r"fmt: |pragma\b|isort: )")
 
 
 class DefaultCorpus:
@@ -124,7 +129,9 @@ class DefaultCorpus:
         except (SyntaxError, ValueError):
             logging.vlog(1, "Skipping %s: not parseable by this Python.", path)
             return []
-        decoded, replaced = text.decode_utf8(source)
+        # The encoding a file declares (PEP 263), as the interpreter reads it.
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(source).readline)
+        decoded, replaced = text.decode_text(source, encoding)
         self.undecodable_replacements += replaced
         statements = _statements(tree)
         items = (_docstrings(tree, statements) +
@@ -177,7 +184,7 @@ def _comment_blocks(source: str,
     blocks, lines, first_row, last = [], [], 0, None
     for row, line in enumerate(source.splitlines(), start=1):
         match = _COMMENT_LINE.match(line)
-        if not match or row in in_string:
+        if not match or row in in_string or _PRAGMA.match(match.group(2)):
             continue
         col = len(match.group(1))
         if last is None or row != last[0] + 1 or col != last[1]:

@@ -123,16 +123,22 @@ def split_sentences(paragraph: str) -> list[str]:
     return sentences
 
 
-def decode_utf8(raw: bytes) -> tuple[str, int]:
-    """Decodes UTF-8, replacing bad bytes by U+FFFD; returns (text, replaced).
+def decode_text(raw: bytes, encoding: str = "utf-8") -> tuple[str, int]:
+    """Decodes bytes, replacing bad ones by U+FFFD; returns (text, replaced).
 
     Example:
-    >>> decode_utf8(b"caf\xe9 ok")
+    >>> decode_text(b"caf\xe9 ok")
     ('caf\ufffd ok', 1)
+
+    Args:
+        raw: the bytes.
+        encoding: their encoding; UTF-8 unless a file declares another.
     """
     try:
-        return raw.decode("utf-8"), 0
+        return raw.decode(encoding), 0
     except UnicodeDecodeError:
-        decoded = raw.decode("utf-8", "replace")
-        replaced = decoded.count("\ufffd") - raw.count("\ufffd".encode("utf-8"))
+        decoded = raw.decode(encoding, "replace")
+        replaced = decoded.count("\ufffd")
+        if encoding == "utf-8":  # U+FFFD already in the text is not counted.
+            replaced -= raw.count("\ufffd".encode("utf-8"))
         return decoded, replaced

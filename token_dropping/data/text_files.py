@@ -104,6 +104,6 @@ class TextFileCorpus:
         with tf.io.gfile.GFile(path, "rb") as raw:
             stream = gzip.GzipFile(fileobj=raw) if path.endswith(".gz") else raw
             for raw_line in stream:
-                line, replaced = text.decode_utf8(raw_line)
+                line, replaced = text.decode_text(raw_line)
                 self.undecodable_replacements += replaced
                 yield line

@@ -72,7 +72,7 @@ class TfdsCorpus:
                              f"{self.name!r}: {e}") from e
         self.undecodable_replacements = 0
         for example in tfds.as_numpy(dataset):
-            body, replaced = text.decode_utf8(example[self.text_key])
+            body, replaced = text.decode_text(example[self.text_key])
             self.undecodable_replacements += replaced
             sentences = [s for paragraph in body.split("\n")
                          for s in text.split_sentences(paragraph)]
