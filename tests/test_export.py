@@ -295,6 +295,31 @@ def test_finetuning_smoke_run_through_train_py(exported, tmp_path):
     assert tf.train.latest_checkpoint(model_dir).endswith("ckpt-2")
 
 
+@pytest.mark.parametrize("experiment,yaml_file,num_classes", [
+    ("bert/sentence_prediction", "glue_sst2_finetune.yaml", 2),
+    ("bert/sentence_prediction", "glue_mnli_finetune.yaml", 3),
+    ("bert/squad", "squad_v1_finetune.yaml", None),
+])
+def test_finetuning_yamls_load_with_the_usual_schedule(
+        experiment, yaml_file, num_classes, exported):
+    params = train_utils.parse_configuration(train_utils.ParseConfigOptions(
+        experiment=experiment, config_file=[
+            os.path.join(ROOT, "experiments", yaml_file),
+            os.path.join(exported, "encoder.yaml")]), print_return=False)
+    assert params.task.model.encoder.bert_v2.num_layers == 2  # the export's
+    if num_classes:
+        assert params.task.model.num_classes == num_classes
+    trainer = params.trainer
+    optimizer = trainer.optimizer_config
+    assert params.task.train_data.global_batch_size == 32
+    schedule = optimizer.learning_rate.polynomial
+    assert 2e-5 <= schedule.initial_learning_rate <= 5e-5
+    assert schedule.decay_steps == trainer.train_steps
+    assert optimizer.warmup.polynomial.warmup_steps == round(
+        trainer.train_steps / 10)
+    assert trainer.summary_interval % trainer.steps_per_loop == 0
+
+
 def test_finetuning_needs_data_the_default_corpus_is_for_pretraining():
     params = exp_factory.get_exp_config("bert/sentence_prediction")
     with pytest.raises(training.TrainError, match=(
