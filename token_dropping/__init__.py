@@ -5,10 +5,16 @@ serialization (and, as they are added, Model Garden's task, encoder and
 experiment registries), so configs and saved models that name them load.
 """
 
+from token_dropping import callbacks
+from token_dropping import data
 from token_dropping import experiments  # registers experiments and the task
+from token_dropping import flops
 from token_dropping.configs import TokenDropBertEncoderConfig
 from token_dropping.encoder import TokenDropBertEncoder
 from token_dropping.encoder import default_drop_layers
+from token_dropping.export import ExportError
+from token_dropping.export import ExportResult
+from token_dropping.export import export_bert
 from token_dropping.masked_lm import TokenDropMaskedLMConfig
 from token_dropping.masked_lm import TokenDropMaskedLMTask
 from token_dropping.token_importance import TokenImportance
@@ -16,6 +22,8 @@ from token_dropping.token_selection import SELECTION_STRATEGIES
 from token_dropping.token_selection import select_kept_positions
 
 __all__ = [
+    "ExportError",
+    "ExportResult",
     "SELECTION_STRATEGIES",
     "TokenDropBertEncoder",
     "TokenDropBertEncoderConfig",
@@ -23,5 +31,6 @@ __all__ = [
     "TokenDropMaskedLMTask",
     "TokenImportance",
     "default_drop_layers",
+    "export_bert",
     "select_kept_positions",
 ]
