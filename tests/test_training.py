@@ -231,15 +231,21 @@ def test_upstream_yamls_load_onto_the_base_experiment():
     assert nsp.task.model.cls_heads[0].name == "next_sentence"
 
 
-def test_task_train_step_under_mirrored_strategy(records):
+def shrunk_tiny_config(train_path):
+    """token_drop_bert_tiny at SHRINK's sizes, as a config object."""
     config = exp_factory.get_exp_config("token_drop_bert_tiny")
     config.override({"task": {
         "model": {"encoder": {"any": dict(
             num_layers=2, hidden_size=16, num_attention_heads=2,
             intermediate_size=32, vocab_size=200,
             max_position_embeddings=32, token_keep_k=16)}},
-        "train_data": dict(input_path=records[0], seq_length=32,
+        "train_data": dict(input_path=train_path, seq_length=32,
                            max_predictions_per_seq=5, global_batch_size=4)}})
+    return config
+
+
+def test_task_train_step_under_mirrored_strategy(records):
+    config = shrunk_tiny_config(records[0])
     devices = [d.name for d in tf.config.list_logical_devices("CPU")[:2]]
     # Reduction through one device: collective ops keyed per process clash
     # when several tests each make a MirroredStrategy.
@@ -272,14 +278,7 @@ def test_task_train_step_under_mirrored_strategy(records):
 
 def test_task_train_step_compiles_with_xla(records):
     """What Model Garden does with enable_xla on GPU: jit the task's step."""
-    config = exp_factory.get_exp_config("token_drop_bert_tiny")
-    config.override({"task": {
-        "model": {"encoder": {"any": dict(
-            num_layers=2, hidden_size=16, num_attention_heads=2,
-            intermediate_size=32, vocab_size=200,
-            max_position_embeddings=32, token_keep_k=16)}},
-        "train_data": dict(input_path=records[0], seq_length=32,
-                           max_predictions_per_seq=5, global_batch_size=4)}})
+    config = shrunk_tiny_config(records[0])
     task = task_factory.get_task(config.task)
     model = task.build_model()
     optimizer = train_utils.create_optimizer(task, config)

@@ -34,15 +34,6 @@ _SIZES = {
         trainer=dict(train_steps=1_000_000, warmup_steps=10_000,
                      steps_per_loop=1000, checkpoint_interval=20_000,
                      validation_interval=1000, validation_steps=64)),
-    "large": dict(
-        encoder=dict(num_layers=24, hidden_size=1024, num_attention_heads=16,
-                     intermediate_size=4096, max_position_embeddings=512),
-        token_keep_k=256,
-        data=dict(seq_length=512, max_predictions_per_seq=76,
-                  global_batch_size=512),
-        trainer=dict(train_steps=1_000_000, warmup_steps=10_000,
-                     steps_per_loop=1000, checkpoint_interval=20_000,
-                     validation_interval=1000, validation_steps=64)),
     # CPU-sized: `make demo` trains it on the embedded corpus in minutes.
     "tiny": dict(
         encoder=dict(num_layers=4, hidden_size=128, num_attention_heads=2,
@@ -57,6 +48,11 @@ _SIZES = {
                      checkpoint_interval=400, validation_interval=400,
                      validation_steps=10, learning_rate=1e-3)),
 }
+
+# BERT-large: the base recipe with the larger encoder.
+_SIZES["large"] = dict(_SIZES["base"], encoder=dict(
+    num_layers=24, hidden_size=1024, num_attention_heads=16,
+    intermediate_size=4096, max_position_embeddings=512))
 
 
 def _optimizer(train_steps, warmup_steps, learning_rate=1e-4):
