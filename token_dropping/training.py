@@ -26,6 +26,7 @@ import tensorflow as tf
 import yaml
 from absl import logging
 from official.common import distribute_utils
+from official.core import base_trainer
 from official.core import exp_factory
 from official.core import task_factory
 from official.core import train_lib
@@ -314,8 +315,13 @@ def _duration(seconds):
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-def run(flags_obj, cache_dir=None):
-    """Runs the experiment the flags describe; returns a RunResult."""
+def run(flags_obj, cache_dir=None, trainer_cls=base_trainer.Trainer):
+    """Runs the experiment the flags describe; returns a RunResult.
+
+    `trainer_cls` is Model Garden's `train_utils.create_trainer` argument: a
+    `base_trainer.Trainer` subclass, e.g. one that times its training loops
+    (`token_dropping.compare`).
+    """
     gin.parse_config_files_and_bindings(flags_obj.gin_file,
                                         flags_obj.gin_params)
     params = parse_params(flags_obj)
@@ -347,7 +353,8 @@ def run(flags_obj, cache_dir=None):
     with strategy.scope():
         task = task_factory.get_task(params.task, logging_dir=model_dir)
         trainer = train_utils.create_trainer(
-            params, task, train="train" in mode, evaluate="eval" in mode)
+            params, task, train="train" in mode, evaluate="eval" in mode,
+            trainer_cls=trainer_cls)
 
     progress = ProgressLog(trainer.global_step, params.trainer.train_steps,
                            params.task.train_data.global_batch_size,

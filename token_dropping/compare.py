@@ -1,0 +1,542 @@
+"""Quality at equal compute: BERT vs token-dropping BERT, in miniature.
+
+`run_comparison` trains the plain-BERT baseline (`bert_<size>`) and the
+token-dropping model (`token_drop_bert_<size>`), and optionally the
+token-dropping model with random instead of loss-based selection, one after
+the other through `token_dropping.training.run`: the real task, Model
+Garden's trainer and orbit controller, in `train_and_eval` mode. All of them
+read the same records in the same order (`task.train_data.seed`), start from
+the same random seed (the initial weights still differ: the two encoders
+draw their variables in a different order), train the same number of steps
+with the same schedule,
+and are evaluated every `eval_every` steps on the whole validation set with
+full sequences (evaluation never drops tokens).
+
+Per evaluation it records:
+
+1. `train_flops`: steps x global batch x 3 x the analytic forward FLOPs per
+   sequence of `token_dropping.flops.pretraining_flops` (encoder layers and
+   MLM head; 3x counts forward plus backward, two products of the forward's
+   size per forward product);
+2. `wall_seconds`: the training time so far, summed over the trainer's
+   training loops (`Trainer.train`, timed by a subclass handed to the
+   trainer factory). Evaluation, checkpoints, summaries and the orbit actions
+   run outside those loops and are not counted; the first loop includes
+   tracing the step function;
+3. the validation MLM loss and accuracy (Model Garden's `lm_example_loss` and
+   `masked_lm_accuracy`).
+
+It writes `comparison.csv`, `comparison.png` (validation loss against
+training FLOPs and against wall time) and `summary.md` (one paragraph: the
+loss gap at equal steps and the share of the baseline's compute the
+token-dropping model needed to reach the baseline's final loss, or that it did
+not) into `output_dir`.
+
+Example:
+>>> result = run_comparison("docs/compare", train_steps=600, eval_every=100)
+>>> print(result.summary)
+
+`compute_to_reach` is the interpolation behind the summary's share.
+
+Reference: Hou et al., "Token Dropping for Efficient BERT Pretraining",
+ACL 2022, arXiv 2203.13240.
+"""
+
+import csv
+import dataclasses
+import os
+import platform
+import shutil
+import tempfile
+import time
+
+import gin
+import tensorflow as tf
+import tf_keras
+from absl import logging
+from official.core import base_trainer
+
+from token_dropping import flops
+from token_dropping import training
+
+CSV_COLUMNS = ("model", "experiment", "step", "train_flops", "wall_seconds",
+               "val_mlm_loss", "val_mlm_accuracy", "train_mlm_loss")
+CSV_NAME = "comparison.csv"
+PNG_NAME = "comparison.png"
+SUMMARY_NAME = "summary.md"
+SIZES = ("tiny", "base", "large")  # the registered experiment sizes
+# Encoder fields only the token-dropping config has (the baseline skips them).
+TOKEN_DROP_FIELDS = ("token_keep_k", "drop_start_layer", "drop_end_layer",
+                     "token_loss_init_value", "token_loss_beta",
+                     "token_allow_list", "token_deny_list", "selection",
+                     "drop_at_inference")
+
+
+class CompareError(ValueError):
+    """A problem with what the user asked for, said in one line."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Model:
+    name: str  # the CSV's `model` column
+    experiment: str
+    label: str  # for the plot and the summary
+    override: str = ""  # params_override for this model only
+
+    @property
+    def encoder_type(self):
+        return "bert" if self.experiment.startswith("bert_") else "any"
+
+
+@dataclasses.dataclass
+class _Options:
+    """What `training.run` reads from absl flags (`tools/train.py`)."""
+    experiment: str
+    model_dir: str
+    params_override: str
+    mode: str = "train_and_eval"
+    config_file: tuple = ()
+    tpu: str = ""
+    tf_data_service: str = ""
+    gin_file: tuple = ()
+    gin_params: tuple = ()
+
+    def __contains__(self, name):  # like train_utils.ParseConfigOptions
+        return name in dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class ComparisonResult:
+    """What `run_comparison` measured and wrote.
+
+    Attributes:
+        rows: one dict per (model, evaluation), keys `CSV_COLUMNS`.
+        summary: the summary paragraph, as written to `summary.md`.
+        csv_path, png_path, summary_path: the files written.
+    """
+    rows: list
+    summary: str
+    csv_path: str
+    png_path: str
+    summary_path: str
+
+
+def compute_to_reach(compute, losses, target):
+    """The compute at which a loss curve first reaches `target`.
+
+    Walks the curve in order and interpolates linearly between the last
+    evaluation above `target` and the first at or below it.
+
+    Example:
+    >>> compute_to_reach([100, 200, 300], [5.0, 4.0, 3.0], target=3.5)
+    250.0
+
+    Args:
+        compute: increasing compute (FLOPs, seconds, steps) at each evaluation.
+        losses: the loss at each evaluation.
+        target: the loss to reach.
+
+    Returns:
+        float, or None if no evaluation reached `target`. If the first one
+        already did, its compute is returned: an upper bound, since the curve
+        before it was not measured.
+    """
+    if len(compute) != len(losses):
+        raise ValueError(f"{len(compute)} compute values but {len(losses)} "
+                         "losses; give one of each per evaluation.")
+    for i, (x, loss) in enumerate(zip(compute, losses)):
+        if loss <= target:
+            if i == 0:
+                return float(x)
+            x0, l0 = compute[i - 1], losses[i - 1]
+            return float(x0 + (l0 - target) / (l0 - loss) * (x - x0))
+    return None
+
+
+def _models(size, with_random):
+    models = [
+        _Model("bert", f"bert_{size}", "BERT (baseline)"),
+        _Model("token_drop", f"token_drop_bert_{size}",
+               "token dropping (MLM-loss selection)"),
+    ]
+    if with_random:
+        models.append(_Model(
+            "token_drop_random", f"token_drop_bert_{size}",
+            "token dropping (random selection)",
+            "task.model.encoder.any.selection=random"))
+    return models
+
+
+def _override(model, train_steps, eval_every, seed, train_input_path,
+              validation_input_path, encoder_overrides, params_override):
+    """The params_override string of one model's run."""
+    warmup = max(1, train_steps // 10)  # the tiny recipe's 10%
+    parts = [
+        f"trainer.train_steps={train_steps}",
+        "trainer.optimizer_config.learning_rate.polynomial.decay_steps="
+        f"{train_steps}",
+        f"trainer.optimizer_config.warmup.polynomial.warmup_steps={warmup}",
+        f"trainer.steps_per_loop={eval_every}",
+        f"trainer.summary_interval={eval_every}",
+        f"trainer.validation_interval={eval_every}",
+        "trainer.validation_steps=-1",  # the whole validation set
+        f"trainer.checkpoint_interval={train_steps}",
+        f"task.train_data.seed={seed}",
+    ]
+    if train_input_path:
+        parts += [f"task.train_data.input_path={train_input_path}",
+                  f"task.validation_data.input_path={validation_input_path}"]
+    for field, value in (encoder_overrides or {}).items():
+        if model.encoder_type == "bert" and field in TOKEN_DROP_FIELDS:
+            continue
+        parts.append(
+            f"task.model.encoder.{model.encoder_type}.{field}={value}")
+    if model.override:
+        parts.append(model.override)
+    if params_override:
+        parts.append(params_override)
+    return ",".join(parts)
+
+
+def _check_arguments(output_dir, size, train_steps, eval_every,
+                     train_input_path, validation_input_path):
+    if not output_dir:
+        raise CompareError("--output_dir is required, e.g. "
+                           "--output_dir=docs/compare.")
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise CompareError(f"--output_dir={output_dir!r} is a file, not a "
+                           "directory.")
+    if size not in SIZES:
+        raise CompareError(f"--size={size!r} is not one of "
+                           f"{', '.join(SIZES)}.")
+    for name, value in (("train_steps", train_steps),
+                        ("eval_every", eval_every)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise CompareError(f"--{name}={value!r} must be a positive "
+                               "integer.")
+    if train_steps % eval_every:
+        raise CompareError(
+            f"--train_steps={train_steps} is not a multiple of --eval_every="
+            f"{eval_every}; every model is evaluated at the same steps, "
+            "including the last.")
+    if bool(train_input_path) != bool(validation_input_path):
+        raise CompareError(
+            "Give both --train_input_path and --validation_input_path (records"
+            " from tools/prepare_data.py), or neither for the embedded "
+            "default corpus.")
+
+
+def _resolved_params(options, cache_dir):
+    """The run's config as `training.run` will see it, checked (no training)."""
+    params = training.parse_params(options)
+    if training.use_default_data(params, options.mode,
+                                 cache_dir=cache_dir) is None:
+        training.use_dataset_manifest(params, options.mode)
+    training.check_params(params, options.mode)
+    params.validate()
+    return params
+
+
+def _flops_per_step(params):
+    """Training FLOPs of one step: 3 x forward FLOPs x global batch size."""
+    encoder = params.task.model.encoder.get()
+    data = params.task.train_data
+    per_sequence = flops.pretraining_flops(
+        seq_length=data.seq_length, hidden_size=encoder.hidden_size,
+        num_layers=encoder.num_layers, inner_dim=encoder.intermediate_size,
+        vocab_size=encoder.vocab_size,
+        max_predictions_per_seq=data.max_predictions_per_seq,
+        token_keep_k=getattr(encoder, "token_keep_k", None),
+        drop_start_layer=getattr(encoder, "drop_start_layer", None),
+        drop_end_layer=getattr(encoder, "drop_end_layer", None))
+    return 3 * per_sequence * data.global_batch_size
+
+
+class _TrainClock:
+    """Training seconds so far, and the last training loop's outputs by step."""
+
+    def __init__(self):
+        self.seconds = 0.0
+        self.at_step = {}  # step: (seconds so far, {metric: value})
+
+
+def _timed_trainer_cls(clock):
+    """A Model Garden Trainer whose training loops add their time to `clock`."""
+
+    class TimedTrainer(base_trainer.Trainer):
+        def train(self, num_steps):
+            start = time.perf_counter()
+            output = super().train(num_steps)
+            # Reading the values waits for the loop's last step to finish.
+            logs = {k: float(v) for k, v in (output or {}).items()
+                    if tf.size(v) == 1}
+            clock.seconds += time.perf_counter() - start
+            clock.at_step[int(self.global_step.numpy())] = (clock.seconds,
+                                                            logs)
+            return output
+
+    return TimedTrainer
+
+
+def _rows(model, result, clock, flops_per_step):
+    rows = []
+    for step, metrics in result.eval_history:
+        seconds, train_logs = clock.at_step.get(step, (float("nan"), {}))
+        rows.append(dict(
+            model=model.name, experiment=model.experiment, step=step,
+            train_flops=step * flops_per_step, wall_seconds=seconds,
+            val_mlm_loss=metrics.get("lm_example_loss", float("nan")),
+            val_mlm_accuracy=metrics.get("masked_lm_accuracy", float("nan")),
+            train_mlm_loss=train_logs.get("lm_example_loss", float("nan"))))
+    return rows
+
+
+def _write_csv(path, rows):
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v)
+                             for k, v in row.items()})
+
+
+def _curve(rows, name, key):
+    return [r[key] for r in rows if r["model"] == name]
+
+
+def _write_png(path, rows, models, title):
+    import matplotlib  # pylint: disable=import-outside-toplevel
+    matplotlib.use("Agg")
+    from matplotlib import pyplot  # pylint: disable=import-outside-toplevel
+
+    figure, axes = pyplot.subplots(1, 2, figsize=(9, 3.6), dpi=80,
+                                   sharey=True)
+    for model, style in zip(models, ("o-", "s-", "^--")):
+        losses = _curve(rows, model.name, "val_mlm_loss")
+        axes[0].plot(_curve(rows, model.name, "train_flops"), losses, style,
+                     label=model.label, markersize=4)
+        axes[1].plot(_curve(rows, model.name, "wall_seconds"), losses, style,
+                     label=model.label, markersize=4)
+    target = _curve(rows, models[0].name, "val_mlm_loss")[-1:]
+    for axis, xlabel in zip(axes, ("training FLOPs (3 x forward, analytic)",
+                                   "training wall time (s, eval excluded)")):
+        if target:
+            axis.axhline(target[0], color="grey", linewidth=0.8, linestyle=":")
+        axis.set_xlabel(xlabel)
+        axis.grid(alpha=0.3)
+    axes[0].set_ylabel("validation MLM loss\n(full sequences)")
+    axes[0].legend(fontsize=8)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path)
+    pyplot.close(figure)
+
+
+def _machine():
+    device = ("GPU" if tf.config.list_physical_devices("GPU") else
+              f"{os.cpu_count()}-core CPU ({platform.machine()})")
+    return f"{device}, TensorFlow {tf.__version__}"
+
+
+def _interpolate(compute, losses, x):
+    """The loss of a piecewise-linear curve at compute `x` (inside it)."""
+    for (x0, l0), (x1, l1) in zip(zip(compute, losses),
+                                  zip(compute[1:], losses[1:])):
+        if x0 <= x <= x1:
+            return l0 + (x - x0) / (x1 - x0) * (l1 - l0)
+    return losses[0]  # a single point
+
+
+def _steady_state(steps, base_wall, drop_wall):
+    """Per-step times after the first training interval (tracing excluded)."""
+    if len(steps) < 2:
+        return ""
+    base, drop = (
+        (wall[-1] - wall[0]) / (steps[-1] - steps[0]) * 1000
+        for wall in (base_wall, drop_wall))
+    return (f", or {drop / base:.2f} after the first {steps[0]} steps, whose "
+            f"time includes tracing ({drop:.0f} ms vs {base:.0f} ms per step)")
+
+
+def _summary(rows, models, params, flop_ratio, train_steps, eval_every,
+             validation_examples, machine, load):
+    base, drop = models[0], models[1]
+    encoder = params[drop.name].task.model.encoder.get()
+    data = params[drop.name].task.train_data
+    base_loss = _curve(rows, base.name, "val_mlm_loss")
+    drop_loss = _curve(rows, drop.name, "val_mlm_loss")
+    base_flops = _curve(rows, base.name, "train_flops")
+    base_wall = _curve(rows, base.name, "wall_seconds")
+    drop_wall = _curve(rows, drop.name, "wall_seconds")
+    steps = _curve(rows, base.name, "step")
+    if not base_loss or not drop_loss:
+        return "No evaluation finished; nothing to compare."
+    target = base_loss[-1]
+    gaps = [d - b for d, b in zip(drop_loss, base_loss)]
+    text = (
+        f"Measured on this machine ({machine}; shared, load average "
+        f"{load[0]:.1f} at the start and {load[1]:.1f} at the end): "
+        f"`{base.experiment}` and `{drop.experiment}` "
+        f"({encoder.num_layers} layers x {encoder.hidden_size}, sequences of "
+        f"{data.seq_length}, token dropping keeps {encoder.token_keep_k} "
+        f"tokens in the middle layers) each trained {train_steps} steps at "
+        f"batch {data.global_batch_size} on the same data in the same order, "
+        f"evaluated every {eval_every} steps on {validation_examples} "
+        f"validation sequences with the full model. "
+        f"A token-dropping step costs {flop_ratio:.3f} of a BERT step in "
+        f"analytic training FLOPs; the whole run took "
+        f"{drop_wall[-1] / base_wall[-1]:.2f} of BERT's training wall time "
+        f"({drop_wall[-1]:.0f} s vs {base_wall[-1]:.0f} s, evaluation "
+        f"excluded){_steady_state(steps, base_wall, drop_wall)}. "
+        f"At equal steps ({steps[-1]}) token dropping's validation MLM loss "
+        f"was {drop_loss[-1]:.3f} against BERT's {target:.3f} (gap "
+        f"{gaps[-1]:+.3f}; mean gap over the {len(gaps)} evaluations "
+        f"{sum(gaps) / len(gaps):+.3f}). ")
+    drop_flops = _curve(rows, drop.name, "train_flops")
+    if base_flops[0] <= drop_flops[-1] <= base_flops[-1]:
+        equal = _interpolate(base_flops, base_loss, drop_flops[-1])
+        text += (
+            f"At equal training FLOPs (token dropping's final "
+            f"{drop_flops[-1]:.3g}) BERT's loss, interpolated along its "
+            "curve, "
+            f"was {equal:.3f} (gap {drop_loss[-1] - equal:+.3f}). ")
+    reach = compute_to_reach(drop_flops, drop_loss, target)
+    if reach is None:
+        text += (
+            f"Token dropping did not reach BERT's final loss {target:.3f} "
+            f"within its {train_steps} steps (its best was "
+            f"{min(drop_loss):.3f}): on this run the "
+            f"{drop_flops[-1] / base_flops[-1]:.0%} of BERT's training FLOPs "
+            "those steps cost was not enough. ")
+    else:
+        wall = compute_to_reach(drop_wall, drop_loss, target)
+        if reach <= drop_flops[0]:  # before the first evaluation
+            how, bound = (f"by its first evaluation, at step {steps[0]}, "
+                          "before which the curve was not measured"), "at most "
+        else:
+            how, bound = "interpolated linearly between evaluations", ""
+        text += (
+            f"Token dropping reached BERT's final loss {target:.3f} with "
+            f"{bound}{reach / base_flops[-1]:.0%} of BERT's training FLOPs "
+            f"({bound}{reach / (drop_flops[-1] / train_steps):.0f} steps, "
+            f"{how}) and {bound}{wall / base_wall[-1]:.0%} of its training "
+            "wall time. ")
+    for model in models[2:]:
+        loss = _curve(rows, model.name, "val_mlm_loss")
+        if loss:
+            text += (f"{model.label[0].upper()}{model.label[1:]} ended at "
+                     f"{loss[-1]:.3f} ({loss[-1] - target:+.3f} against "
+                     "BERT). ")
+    text += (
+        "This is one run with one seed (the spread across seeds was not "
+        "measured) of a small model on a small corpus, not the paper's "
+        "setting (BERT-base, 1M steps, fine-tuning quality), and wall times "
+        "on a shared CPU are noisy.")
+    return text
+
+
+def run_comparison(output_dir, *, size="tiny", train_steps=600,
+                   eval_every=100, with_random=False, train_input_path="",
+                   validation_input_path="", runs_dir="", seed=1,
+                   encoder_overrides=None, params_override="",
+                   cache_dir=None):
+    """Trains BERT and token-dropping BERT side by side; writes the comparison.
+
+    Args:
+        output_dir: str. Where `comparison.csv`, `comparison.png` and
+            `summary.md` go (created if missing).
+        size: str. The registered experiments to compare: `bert_<size>` and
+            `token_drop_bert_<size>`, one of `SIZES`.
+        train_steps: int. Training steps of every model (the learning rate
+            decays to 0 over them, with 10% warmup).
+        eval_every: int. Steps between evaluations; divides `train_steps`.
+        with_random: bool. Also train token dropping with random selection.
+        train_input_path, validation_input_path: str. Pretraining records
+            (`tools/prepare_data.py`); both empty means the embedded default
+            corpus.
+        runs_dir: str. Where the models' checkpoints and TensorBoard summaries
+            go, one directory per model; empty means a temporary directory,
+            deleted at the end.
+        seed: int. Seeds the data order and the initial weights of every model.
+        encoder_overrides: dict or None. Encoder fields set on every model,
+            e.g. `{"num_layers": 2}`; the token-dropping fields
+            (`TOKEN_DROP_FIELDS`) only on the token-dropping models.
+        params_override: str. Model Garden overrides for every model, e.g.
+            `"runtime.num_gpus=1,task.train_data.global_batch_size=64"`.
+        cache_dir: str or None. The default corpus's cache directory.
+
+    Returns:
+        A `ComparisonResult`.
+
+    Raises:
+        CompareError: for bad arguments or configurations, before any
+            training starts.
+    """
+    _check_arguments(output_dir, size, train_steps, eval_every,
+                     train_input_path, validation_input_path)
+    models = _models(size, with_random)
+    own_runs_dir = not runs_dir
+    runs_dir = runs_dir or tempfile.mkdtemp(prefix="token_dropping_compare_")
+    options = {m.name: _Options(
+        experiment=m.experiment, model_dir=os.path.join(runs_dir, m.name),
+        params_override=_override(m, train_steps, eval_every, seed,
+                                  train_input_path, validation_input_path,
+                                  encoder_overrides, params_override))
+        for m in models}
+    try:
+        # Every configuration is checked before the first model trains.
+        params = {}
+        for model in models:
+            if tf.io.gfile.exists(options[model.name].model_dir) and (
+                    tf.io.gfile.listdir(options[model.name].model_dir)):
+                raise CompareError(
+                    f"{options[model.name].model_dir} is not empty: a "
+                    "comparison starts every model from scratch; choose "
+                    "another --runs_dir or delete it.")
+            try:
+                params[model.name] = _resolved_params(options[model.name],
+                                                      cache_dir)
+            except training.TrainError as e:
+                raise CompareError(f"{model.experiment}: {e}") from None
+        flops_per_step = {m.name: _flops_per_step(params[m.name])
+                          for m in models}
+        load = [os.getloadavg()[0]]
+        rows = []
+        for i, model in enumerate(models, 1):
+            logging.info("compare: training %s (%s), model %d of %d.",
+                         model.label, model.experiment, i, len(models))
+            tf_keras.utils.set_random_seed(seed)
+            clock = _TrainClock()
+            # training.run finalizes gin's config; once per model here.
+            with gin.unlock_config():
+                result = training.run(options[model.name],
+                                      cache_dir=cache_dir,
+                                      trainer_cls=_timed_trainer_cls(clock))
+            rows += _rows(model, result, clock, flops_per_step[model.name])
+        load.append(os.getloadavg()[0])
+    finally:
+        if own_runs_dir:
+            shutil.rmtree(runs_dir, ignore_errors=True)
+
+    os.makedirs(output_dir, exist_ok=True)
+    paths = [os.path.join(output_dir, name)
+             for name in (CSV_NAME, PNG_NAME, SUMMARY_NAME)]
+    _write_csv(paths[0], rows)
+    flop_ratio = flops_per_step[models[1].name] / flops_per_step[
+        models[0].name]
+    _write_png(paths[1], rows, models,
+               f"{models[0].experiment} vs {models[1].experiment}, "
+               f"{train_steps} steps each (step FLOP ratio {flop_ratio:.3f})")
+    summary = _summary(rows, models, params, flop_ratio, train_steps,
+                       eval_every, _count_records(
+                           params[models[0].name].task.validation_data),
+                       _machine(), load)
+    with open(paths[2], "w") as f:
+        f.write(summary + "\n")
+    return ComparisonResult(rows, summary, *paths)
+
+
+def _count_records(data):
+    files = [f for pattern in str(data.input_path).split(",") if pattern
+             for f in tf.io.gfile.glob(pattern)]
+    return sum(1 for _ in tf.data.TFRecordDataset(files))
