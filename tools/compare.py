@@ -1,6 +1,6 @@
 """Quality at equal compute: train BERT and token-dropping BERT side by side.
 
-    # The default (about 15 minutes on 2 CPU cores): bert_tiny and
+    # The default (about 10 minutes on 2 CPU cores): bert_tiny and
     # token_drop_bert_tiny, 600 steps each, evaluated every 100 steps, on the
     # embedded default corpus; writes comparison.csv, comparison.png and
     # summary.md.
