@@ -1,0 +1,64 @@
+"""Training-step cost of BERT vs token-dropping BERT, timed side by side.
+
+    # BERT-base shapes (12 x 768, seq 512, keep 256), batch 2, XLA:
+    python tools/benchmark.py --preset=base --batch_size=2 --steps=10 \
+        --output=results/base_xla.json
+    # The same without XLA:
+    python tools/benchmark.py --preset=base --batch_size=2 --steps=10 \
+        --xla=false --output=results/base_no_xla.json
+    # A quick look, and any explicit sizes on top of a preset:
+    python tools/benchmark.py --preset=tiny --steps=5
+    python tools/benchmark.py --preset=small --seq_length=256 --token_keep_k=128
+
+Builds both models with identical sizes and the same full training step
+(forward, MLM loss, backward, AdamW, and the importance update for token
+dropping), compiles both, warms up, then times them interleaved in this one
+process. Prints a markdown table; with --output also writes the JSON, a `.md`
+table and a `.png` bar chart beside it. Everything is in
+`token_dropping.benchmark`, which this file only wires to flags.
+"""
+
+from absl import app
+from absl import flags
+
+from token_dropping import benchmark
+
+_PRESET = flags.DEFINE_string(
+    "preset", "base", f"Sizes to start from: {', '.join(benchmark.PRESETS)}.")
+_STEPS = flags.DEFINE_integer("steps", 10,
+                              "Timed steps per model, after warm-up.")
+_WARMUP_STEPS = flags.DEFINE_integer(
+    "warmup_steps", 2, "Untimed steps per model; the first one compiles.")
+_XLA = flags.DEFINE_bool("xla", True, "Compile the steps with XLA.")
+_MEMORY = flags.DEFINE_bool(
+    "memory", True, "Measure each model's peak memory (on CPU in child "
+    "processes, which compile each model once more).")
+_KEEP_ALL_CONTROL = flags.DEFINE_bool(
+    "keep_all_control", False, "Also time token dropping with token_keep_k = "
+    "seq_length: BERT's FLOPs plus the dropping machinery.")
+_OUTPUT = flags.DEFINE_string(
+    "output", None, "Results JSON path; .md and .png are written beside it.")
+_SIZES = {
+    name: flags.DEFINE_integer(name, None, f"Override the preset's {name}.")
+    for name in benchmark.SIZE_NAMES
+}
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    arguments = dict(preset=_PRESET.value, steps=_STEPS.value,
+                     warmup_steps=_WARMUP_STEPS.value,
+                     **{name: flag.value for name, flag in _SIZES.items()})
+    try:
+        benchmark.check_arguments(**arguments)
+    except ValueError as error:  # bad flags: one line, no traceback
+        raise SystemExit(f"benchmark: {error}") from None
+    results = benchmark.run(
+        **arguments, xla=_XLA.value, measure_memory=_MEMORY.value,
+        keep_all_control=_KEEP_ALL_CONTROL.value, output=_OUTPUT.value)
+    print(benchmark.format_table(results))
+
+
+if __name__ == "__main__":
+    app.run(main)
