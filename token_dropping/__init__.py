@@ -8,6 +8,7 @@ experiment registries), so configs and saved models that name them load.
 from token_dropping import callbacks
 from token_dropping import data
 from token_dropping import experiments  # registers experiments and the task
+from token_dropping import benchmark
 from token_dropping import flops
 from token_dropping.configs import TokenDropBertEncoderConfig
 from token_dropping.encoder import TokenDropBertEncoder
