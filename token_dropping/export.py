@@ -114,8 +114,8 @@ def export_bert(model_dir, output_dir, checkpoint=None, vocab_file=None,
     params, experiment = read_run_params(model_dir)
     encoder_config = bert_encoder_config(params)
     source = _find_checkpoint(model_dir, checkpoint)
-    vocab_file = _find_vocab(vocab_file, params,
-                             encoder_config.get().vocab_size)
+    vocab_file, pieces = _find_vocab(vocab_file, params,
+                                     encoder_config.get().vocab_size)
 
     # Steps 1-3: the BertEncoderV2, checked against the checkpoint, restored.
     encoder = encoders.build_encoder(encoder_config)
@@ -141,8 +141,8 @@ def export_bert(model_dir, output_dir, checkpoint=None, vocab_file=None,
     partial = os.path.join(
         parent, f".{os.path.basename(output_dir)}.partial-{uuid.uuid4().hex}")
     try:
-        _write(partial, encoder, encoder_config, vocab_file, importance,
-               _lower_case(do_lower_case, vocab_file))
+        _write(partial, encoder, encoder_config, vocab_file, pieces,
+               importance, _lower_case(do_lower_case, vocab_file))
         _replace(partial, output_dir)
     finally:
         if tf.io.gfile.exists(partial):
@@ -247,6 +247,7 @@ def _find_checkpoint(model_dir, checkpoint):
 
 
 def _find_vocab(vocab_file, params, vocab_size):
+    """The vocab file to export and its pieces, checked against the encoder."""
     vocab_file = vocab_file or getattr(params.task, "vocab_file", "")
     if not vocab_file:
         raise ExportError(
@@ -255,17 +256,13 @@ def _find_vocab(vocab_file, params, vocab_size):
     if not tf.io.gfile.exists(vocab_file):
         raise ExportError(f"vocab file {vocab_file!r} not found; pass "
                           "--vocab_file=...")
-    pieces = _read_vocab(vocab_file)
+    with tf.io.gfile.GFile(vocab_file) as f:
+        pieces = [line.rstrip("\n") for line in f]
     if len(pieces) > vocab_size:
         raise ExportError(
             f"vocab file {vocab_file!r} has {len(pieces)} pieces, more than "
             f"the encoder's vocab_size={vocab_size}: not this model's vocab.")
-    return vocab_file
-
-
-def _read_vocab(vocab_file):
-    with tf.io.gfile.GFile(vocab_file) as f:
-        return [line.rstrip("\n") for line in f]
+    return vocab_file, pieces
 
 
 def _dummy_inputs():
@@ -411,7 +408,7 @@ def _lower_case(do_lower_case, vocab_file):
     return not ("cased" in name and "uncased" not in name)
 
 
-def _write(folder, encoder, encoder_config, vocab_file, importance,
+def _write(folder, encoder, encoder_config, vocab_file, pieces, importance,
            do_lower_case):
     """Every artifact into `folder` (module docstring, step 4)."""
     tf.io.gfile.makedirs(folder)
@@ -438,7 +435,6 @@ def _write(folder, encoder, encoder_config, vocab_file, importance,
     if importance is not None:
         with tf.io.gfile.GFile(path("token_importance.npy"), "wb") as f:
             np.save(f, importance)
-        pieces = _read_vocab(vocab_file)
         with tf.io.gfile.GFile(path("token_importance.tsv"), "w") as f:
             f.write("id\tpiece\timportance\n")
             for i, value in enumerate(importance):
