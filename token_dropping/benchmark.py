@@ -51,19 +51,20 @@ from token_dropping.encoder import default_drop_layers
 # Sizes per preset. max_predictions_per_seq is BERT's masking budget
 # (about 15% of seq_length: 76 of 512, 20 of 128); batch_size is the
 # default for a 2-core CPU and can be overridden.
+_TINY = dict(num_layers=2, hidden_size=128, num_attention_heads=2,
+             inner_dim=512, seq_length=128, token_keep_k=64,
+             vocab_size=30522, max_predictions_per_seq=20, batch_size=8)
+_BASE = dict(num_layers=12, hidden_size=768, num_attention_heads=12,
+             inner_dim=3072, seq_length=512, token_keep_k=256,
+             vocab_size=30522, max_predictions_per_seq=76, batch_size=2)
+# small and large: tiny's and base's sequences and masking, larger layers.
 PRESETS = {
-    "tiny": dict(num_layers=2, hidden_size=128, num_attention_heads=2,
-                 inner_dim=512, seq_length=128, token_keep_k=64,
-                 vocab_size=30522, max_predictions_per_seq=20, batch_size=8),
-    "small": dict(num_layers=4, hidden_size=512, num_attention_heads=8,
-                  inner_dim=2048, seq_length=128, token_keep_k=64,
-                  vocab_size=30522, max_predictions_per_seq=20, batch_size=8),
-    "base": dict(num_layers=12, hidden_size=768, num_attention_heads=12,
-                 inner_dim=3072, seq_length=512, token_keep_k=256,
-                 vocab_size=30522, max_predictions_per_seq=76, batch_size=2),
-    "large": dict(num_layers=24, hidden_size=1024, num_attention_heads=16,
-                  inner_dim=4096, seq_length=512, token_keep_k=256,
-                  vocab_size=30522, max_predictions_per_seq=76, batch_size=1),
+    "tiny": _TINY,
+    "small": dict(_TINY, num_layers=4, hidden_size=512, num_attention_heads=8,
+                  inner_dim=2048),
+    "base": _BASE,
+    "large": dict(_BASE, num_layers=24, hidden_size=1024,
+                  num_attention_heads=16, inner_dim=4096, batch_size=1),
 }
 SIZE_NAMES = tuple(PRESETS["base"]) + ("drop_start_layer", "drop_end_layer")
 
