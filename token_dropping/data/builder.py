@@ -207,7 +207,7 @@ class _Build:
 
     def _write_examples(self, tokenizer, splits) -> int:
         """Routes, tokenizes and writes every document; counts duplicates."""
-        seen, num_duplicates, batch = set(), 0, []
+        seen, num_duplicates, batch, batch_sentences = set(), 0, [], 0
         for document in self.documents:
             digest = hashlib.sha256(
                 "\n".join(document).encode("utf-8")).digest()
@@ -221,9 +221,10 @@ class _Build:
             split = splits["validation" if held_out and "validation" in splits
                            else "train"]
             batch.append((split, document))
-            if sum(len(d) for _, d in batch) >= _TOKENIZE_BATCH_SENTENCES:
+            batch_sentences += len(document)
+            if batch_sentences >= _TOKENIZE_BATCH_SENTENCES:
                 self._flush(tokenizer, batch)
-                batch = []
+                batch, batch_sentences = [], 0
         self._flush(tokenizer, batch)
         for split in splits.values():
             split.close()
