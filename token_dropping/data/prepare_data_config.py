@@ -132,12 +132,8 @@ class PrepareDataConfig:
         if self.max_documents is not None and self.max_documents < 1:
             raise ValueError(f"max_documents={self.max_documents} must be at "
                              "least 1 (or None).")
-        minimum_vocab = vocab.min_learned_vocab_size()
-        if not self.vocab_file and self.vocab_size < minimum_vocab:
-            raise ValueError(
-                f"vocab_size={self.vocab_size} is too small to learn: BERT's "
-                f"layout reserves {len(vocab.BERT_RESERVED_TOKENS)} ids; use "
-                f"vocab_size >= {minimum_vocab}.")
+        if not self.vocab_file:
+            vocab.check_learnable_vocab_size(self.vocab_size)
 
     def make_corpus(self):
         """The corpus this config reads (checks that text files exist)."""

@@ -86,6 +86,16 @@ def min_learned_vocab_size() -> int:
     return len(BERT_RESERVED_TOKENS) + _MIN_LEARNED_PIECES
 
 
+def check_learnable_vocab_size(vocab_size: int) -> None:
+    """Raises ValueError naming the minimum if `learn_vocab` cannot reach it."""
+    minimum = min_learned_vocab_size()
+    if vocab_size < minimum:
+        raise ValueError(
+            f"vocab_size={vocab_size} is too small to learn: BERT's layout "
+            f"reserves {len(BERT_RESERVED_TOKENS)} ids; use vocab_size >= "
+            f"{minimum}.")
+
+
 def write_special_tokens(vocab_file: str, output_path: str) -> dict:
     """Writes `special_token_ids(vocab_file)` as JSON and returns it."""
     ids = special_token_ids(vocab_file)
@@ -130,11 +140,8 @@ def learn_vocab(sentences: Iterable[str], vocab_size: int,
     from tensorflow_text.python.ops import bert_tokenizer
     from tensorflow_text.tools.wordpiece_vocab import (
         wordpiece_tokenizer_learner_lib as learner)
+    check_learnable_vocab_size(vocab_size)
     minimum = min_learned_vocab_size()
-    if vocab_size < minimum:
-        raise ValueError(
-            f"vocab_size={vocab_size} is too small: BERT's layout reserves "
-            f"{len(BERT_RESERVED_TOKENS)} ids; use vocab_size >= {minimum}.")
     if max_unique_words is None:
         max_unique_words = max(4000, 8 * vocab_size)
     sentences = list(sentences)
