@@ -397,9 +397,11 @@ def run(preset="base", steps=10, warmup_steps=2, xla=True,
     token_drop_encoder = build_encoder("token_drop", sizes)
     token_drop = make_train_step(token_drop_encoder, inputs, xla)
     added = make_added_ops_step(token_drop_encoder, inputs, sizes, xla)
+    names = ["baseline", "token_drop", "added_ops"]
     fns = [baseline, token_drop, added]
     if keep_all_control:
         keep_all = dict(sizes, token_keep_k=sizes["seq_length"])
+        names.append("keep_all")
         fns.append(make_train_step(build_encoder("token_drop", keep_all),
                                    inputs, xla))
     warmup, times, cpu_times = time_interleaved(fns, inputs, steps,
@@ -444,12 +446,9 @@ def run(preset="base", steps=10, warmup_steps=2, xla=True,
         xla=bool(xla),
         steps=steps,
         warmup_steps=warmup_steps,
-        warmup_s=dict(baseline=warmup[0], token_drop=warmup[1],
-                      added_ops=warmup[2]),
-        step_times_s=dict(baseline=base_s, token_drop=drop_s,
-                          added_ops=added_s),
-        cpu_times_s=dict(baseline=cpu_times[0], token_drop=cpu_times[1],
-                         added_ops=cpu_times[2]),
+        warmup_s=dict(zip(names, warmup)),
+        step_times_s=dict(zip(names, times)),
+        cpu_times_s=dict(zip(names, cpu_times)),
         added_ops_cpu_share=_median(cpu_times[2]) / _median(cpu_times[1]),
         sizes=sizes,
         tensorflow=tf.__version__,
@@ -462,9 +461,6 @@ def run(preset="base", steps=10, warmup_steps=2, xla=True,
                 [c / b for c, b in zip(times[3], base_s)]),
             keep_all_cpu_time_ratio=(_median(cpu_times[3])
                                      / _median(cpu_times[0])))
-        results["warmup_s"]["keep_all"] = warmup[3]
-        results["step_times_s"]["keep_all"] = times[3]
-        results["cpu_times_s"]["keep_all"] = cpu_times[3]
     if measure_memory:
         results.update(_measure_memory(sizes, xla, baseline, token_drop,
                                        inputs))
