@@ -8,6 +8,9 @@ from official.core import task_factory
 from official.nlp.configs import bert
 from official.nlp.tasks import masked_lm
 
+from token_dropping.token_selection import is_in
+from token_dropping.token_selection import positions_mask
+
 ROUTING_METRICS = ("dropped_token_fraction", "kept_token_importance",
                    "dropped_token_importance")
 
@@ -85,20 +88,15 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
             return
         word_ids = inputs["input_word_ids"]
         real = tf.cast(inputs["input_mask"], tf.float32)  # [batch, seq]
-        rows = tf.broadcast_to(tf.range(tf.shape(kept)[0])[:, None],
-                               tf.shape(kept))
-        is_kept = tf.scatter_nd(tf.stack([rows, kept], axis=-1),
-                                tf.ones_like(kept, tf.float32),
-                                tf.shape(real))  # [batch, seq]
+        is_kept = tf.cast(positions_mask(kept, tf.shape(real)),
+                          tf.float32)  # [batch, seq]
         kept_real = tf.reduce_sum(is_kept * real)
         metrics["dropped_token_fraction"].update_state(
             1.0 - tf.math.divide_no_nan(kept_real, tf.reduce_sum(real)))
         # Importance of ordinary tokens (special tokens are kept by rule).
-        special = tf.constant(
-            list(encoder.token_allow_list) + list(encoder.token_deny_list)
-            or [-1], word_ids.dtype)
-        ordinary = real * tf.cast(~tf.reduce_any(
-            word_ids[..., None] == special, axis=-1), tf.float32)
+        special = is_in(word_ids, tuple(encoder.token_allow_list)
+                        + tuple(encoder.token_deny_list))  # [batch, seq]
+        ordinary = real * tf.cast(~special, tf.float32)
         importance = tf.gather(encoder.importance, word_ids)  # [batch, seq]
         for name, where in (("kept_token_importance", is_kept * ordinary),
                             ("dropped_token_importance",

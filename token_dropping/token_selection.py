@@ -32,17 +32,26 @@ def _tiered(scores, word_ids, input_mask, allow_list, deny_list):
     """Applies the three tiers to `scores` `[batch, seq]`."""
     scores = tf.clip_by_value(tf.cast(scores, tf.float32),
                               -_SCORE_LIMIT, _SCORE_LIMIT)
-    allowed = _is_in(word_ids, allow_list)  # [batch, seq]
-    dropped = _is_in(word_ids, deny_list) | tf.equal(input_mask, 0)
+    allowed = is_in(word_ids, allow_list)  # [batch, seq]
+    dropped = is_in(word_ids, deny_list) | tf.equal(input_mask, 0)
     scores = tf.where(allowed, _KEEP_ALWAYS, scores)
     return tf.where(dropped, _DROP_FIRST, scores)  # [batch, seq]
 
 
-def _is_in(word_ids, id_list):
+def is_in(word_ids, id_list):
+    """Bool tensor shaped like `word_ids`: which ids are in `id_list`."""
     if not id_list:
         return tf.zeros_like(word_ids, dtype=tf.bool)
     ids = tf.constant(list(id_list), dtype=word_ids.dtype)  # [n]
     return tf.reduce_any(tf.equal(word_ids[..., None], ids), axis=-1)
+
+
+def positions_mask(positions, shape):
+    """Bool `shape` (`[batch, seq]`): True at each row's `positions`."""
+    rows = tf.broadcast_to(tf.range(tf.shape(positions)[0])[:, None],
+                           tf.shape(positions))  # [batch, k]
+    return tf.scatter_nd(tf.stack([rows, positions], axis=-1),
+                         tf.ones_like(positions), shape) > 0
 
 
 def _top_positions(priority, k):
@@ -80,12 +89,7 @@ def select_kept_positions(importance, word_ids, input_mask, keep_k,
     if strategy == "mixed" and keep_k // 2 > 0:
         top_k = keep_k - keep_k // 2
         top = _top_positions(priority, top_k)  # [batch, top_k]
-        batch = tf.shape(top)[0]
-        rows = tf.broadcast_to(tf.range(batch)[:, None], tf.shape(top))
-        already = tf.scatter_nd(
-            tf.stack([rows, top], axis=-1),
-            tf.ones_like(top),
-            tf.shape(priority)) > 0  # [batch, seq]
+        already = positions_mask(top, tf.shape(priority))  # [batch, seq]
         random_priority = _tiered(random_scores(), word_ids, input_mask,
                                   allow_list, deny_list)
         random_priority = tf.where(already, _ALREADY_KEPT, random_priority)
