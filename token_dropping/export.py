@@ -53,6 +53,8 @@ from official.modeling import hyperparams
 from official.nlp.configs import encoders
 from tensorflow.core.protobuf import trackable_object_graph_pb2
 
+from token_dropping.training import first_line
+
 CHECKPOINT_NAME = "bert_model.ckpt"  # BERT's conventional name
 # The registered experiment each pretraining encoder type was trained with;
 # params.yaml overrides every field, so the size variant does not matter.
@@ -124,7 +126,7 @@ def export_bert(model_dir, output_dir, checkpoint=None, vocab_file=None,
         reader = tf.train.load_checkpoint(source)
     except (tf.errors.OpError, ValueError) as e:
         raise ExportError(f"cannot read checkpoint {source}: "
-                          f"{_first_line(e)}") from None
+                          f"{first_line(e)}") from None
     graph = _object_graph(reader, source)
     encoder_node = _encoder_node(graph, source)
     _check_same_encoder(graph, reader, encoder_node, encoder, source,
@@ -173,7 +175,7 @@ def read_run_params(model_dir):
     try:
         values = hyperparams.read_yaml_to_params_dict(path).as_dict()
     except yaml.YAMLError as e:
-        raise ExportError(f"{path} is not valid YAML: {_first_line(e)}"
+        raise ExportError(f"{path} is not valid YAML: {first_line(e)}"
                           ) from None
     encoder_type = (((values.get("task") or {}).get("model") or {}).get(
         "encoder") or {}).get("type")
@@ -189,7 +191,7 @@ def read_run_params(model_dir):
     except (KeyError, ValueError, TypeError, AttributeError) as e:
         raise ExportError(
             f"{path} does not describe a {experiment} pretraining run: "
-            f"{_first_line(e)}") from None
+            f"{first_line(e)}") from None
     return params, experiment
 
 
@@ -492,8 +494,3 @@ def _replace(partial, output_dir):
         raise
     if old:
         tf.io.gfile.rmtree(old)
-
-
-def _first_line(error):
-    text = str(error).strip().strip("'\"") or type(error).__name__
-    return text.splitlines()[0]

@@ -88,13 +88,13 @@ def parse_params(flags_obj):
     except yaml.YAMLError as e:
         raise TrainError(
             f"--params_override={flags_obj.params_override!r} or a "
-            f"--config_file is not valid YAML: {_first_line(e)}") from None
+            f"--config_file is not valid YAML: {first_line(e)}") from None
     except (KeyError, ValueError, TypeError, AttributeError) as e:
         raise TrainError(
             "The configuration does not fit the experiment "
             f"{flags_obj.experiment!r} (--config_file {flags_obj.config_file},"
             f" --params_override={flags_obj.params_override!r}): "
-            f"{_first_line(e)}") from None
+            f"{first_line(e)}") from None
 
 
 def registered_experiments():
@@ -107,7 +107,8 @@ def registered_experiments():
     return sorted(walk(exp_factory._REGISTERED_CONFIGS, ""))  # pylint: disable=protected-access
 
 
-def _first_line(error):
+def first_line(error):
+    """An exception's message as one line, for one-line errors."""
     text = str(error).strip().strip("'\"") or type(error).__name__
     return text.splitlines()[0]
 
@@ -134,18 +135,22 @@ def _is_pretraining(params):
 def use_default_data(params, mode, cache_dir=None):
     """Points empty `input_path`s at the embedded default corpus.
 
-    Pretraining only: a fine-tuning task (bert/sentence_prediction,
-    bert/squad, ...) with no input_path is a TrainError.
+    The encoder's vocab_size follows the corpus's vocabulary; its special-token
+    ids and vocab file come from the records' manifest, as for any prepared
+    records (`use_dataset_manifest`). Pretraining only: a fine-tuning task
+    (bert/sentence_prediction, bert/squad, ...) with no input_path is a
+    TrainError.
     """
     empty = [name for name in _uses(mode)
              if not getattr(params.task, name).input_path]
     if not empty:
-        return None
+        return
     if not _is_pretraining(params):
         raise TrainError(
             f"task.{empty[0]}.input_path is empty; fine-tuning needs its "
             "data: make records with Model Garden's "
-            "official/nlp/data/create_finetuning_data.py (docs/finetuning.md)"
+            "official/nlp/data/create_finetuning_data.py (README, \"Fine-"
+            "tuning on GLUE and SQuAD\")"
             f" and pass --params_override=task.{empty[0]}.input_path=...")
     shape = getattr(params.task, empty[0])
     encoder = _encoder_config(params)
@@ -168,12 +173,6 @@ def use_default_data(params, mode, cache_dir=None):
                      "encoder's vocab_size follows it (was %d).",
                      info.vocab_size, encoder.vocab_size)
         encoder.vocab_size = info.vocab_size
-    if hasattr(encoder, "token_allow_list"):
-        encoder.token_allow_list = tuple(info.token_allow_list)
-        encoder.token_deny_list = tuple(info.token_deny_list)
-    if hasattr(params.task, "vocab_file"):
-        params.task.vocab_file = info.vocab_file
-    return info
 
 
 def use_dataset_manifest(params, mode):
@@ -181,7 +180,8 @@ def use_dataset_manifest(params, mode):
 
     `tools/prepare_data.py` writes `manifest.json` beside the records with the
     allow/deny ids of its vocabulary, so a custom vocabulary needs no ids set
-    by hand. Records from elsewhere have no manifest and change nothing.
+    by hand. The embedded default corpus has one too. Records from elsewhere
+    have no manifest and change nothing.
     """
     encoder = _encoder_config(params)
     for name in _uses(mode):
@@ -236,7 +236,8 @@ def check_params(params, mode):
                        "input_path empty for the embedded default corpus."
                        if _is_pretraining(params) else
                        "Make records with official/nlp/data/"
-                       "create_finetuning_data.py (docs/finetuning.md)."))
+                       "create_finetuning_data.py (README, \"Fine-tuning "
+                       "on GLUE and SQuAD\")."))
         if data.seq_length > getattr(encoder, "max_position_embeddings",
                                      data.seq_length):
             raise TrainError(
@@ -263,6 +264,11 @@ def check_params(params, mode):
         raise TrainError(f"task.model.encoder: {e}") from None
 
 
+def _scalars(output):
+    """The scalar entries of an orbit train/eval output, as floats."""
+    return {k: float(v) for k, v in (output or {}).items() if tf.size(v) == 1}
+
+
 class ProgressLog:
     """Orbit train action: one readable line per loop of training."""
 
@@ -278,8 +284,7 @@ class ProgressLog:
     def __call__(self, output):
         step = int(self.global_step.numpy())
         now = time.time()
-        self.logs = {k: float(v) for k, v in (output or {}).items()
-                     if tf.size(v) == 1}
+        self.logs = _scalars(output)
         last_step, last_time = self._last
         self._last = (step, now)
         rate = (step - last_step) / max(now - last_time, 1e-9)
@@ -304,8 +309,7 @@ class KeepLogs:
         self.history = []  # [(step, {metric: value})]
 
     def __call__(self, output):
-        self.history.append((int(self.global_step.numpy()), {
-            k: float(v) for k, v in (output or {}).items() if tf.size(v) == 1}))
+        self.history.append((int(self.global_step.numpy()), _scalars(output)))
 
 
 def _duration(seconds):
@@ -313,6 +317,19 @@ def _duration(seconds):
         return "?"
     seconds = int(seconds)
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def resolve_params(flags_obj, cache_dir=None):
+    """The run's config, data paths filled in and checked; not yet locked.
+
+    Raises TrainError before anything is built or written.
+    """
+    params = parse_params(flags_obj)
+    use_default_data(params, flags_obj.mode, cache_dir=cache_dir)
+    use_dataset_manifest(params, flags_obj.mode)
+    check_params(params, flags_obj.mode)
+    params.validate()
+    return params
 
 
 def run(flags_obj, cache_dir=None, trainer_cls=base_trainer.Trainer):
@@ -324,14 +341,10 @@ def run(flags_obj, cache_dir=None, trainer_cls=base_trainer.Trainer):
     """
     gin.parse_config_files_and_bindings(flags_obj.gin_file,
                                         flags_obj.gin_params)
-    params = parse_params(flags_obj)
+    params = resolve_params(flags_obj, cache_dir=cache_dir)
+    params.lock()
     mode = flags_obj.mode
     model_dir = flags_obj.model_dir or default_model_dir(flags_obj.experiment)
-    if use_default_data(params, mode, cache_dir=cache_dir) is None:
-        use_dataset_manifest(params, mode)
-    check_params(params, mode)
-    params.validate()
-    params.lock()
 
     latest = tf.train.latest_checkpoint(model_dir) if tf.io.gfile.isdir(
         model_dir) else None
