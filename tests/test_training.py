@@ -11,6 +11,7 @@ import tensorflow as tf
 from official.core import exp_factory
 from official.core import task_factory
 from official.core import train_utils
+from official.modeling.hyperparams import params_dict
 
 import token_dropping  # noqa: F401  (registers the experiments)
 from pretrain_records import write_records
@@ -232,16 +233,11 @@ def test_upstream_yamls_load_onto_the_base_experiment():
 
 
 def shrunk_tiny_config(train_path):
-    """token_drop_bert_tiny at SHRINK's sizes, as a config object."""
+    """token_drop_bert_tiny shrunk by SHRINK, as a config object."""
     config = exp_factory.get_exp_config("token_drop_bert_tiny")
-    config.override({"task": {
-        "model": {"encoder": {"any": dict(
-            num_layers=2, hidden_size=16, num_attention_heads=2,
-            intermediate_size=32, vocab_size=200,
-            max_position_embeddings=32, token_keep_k=16)}},
-        "train_data": dict(input_path=train_path, seq_length=32,
-                           max_predictions_per_seq=5, global_batch_size=4)}})
-    return config
+    return params_dict.override_params_dict(
+        config, f"{SHRINK},task.train_data.input_path={train_path}",
+        is_strict=True)
 
 
 def test_task_train_step_under_mirrored_strategy(records):
