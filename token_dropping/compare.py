@@ -226,17 +226,6 @@ def _check_arguments(output_dir, size, train_steps, eval_every,
             "default corpus.")
 
 
-def _resolved_params(options, cache_dir):
-    """The run's config as `training.run` will see it, checked (no training)."""
-    params = training.parse_params(options)
-    if training.use_default_data(params, options.mode,
-                                 cache_dir=cache_dir) is None:
-        training.use_dataset_manifest(params, options.mode)
-    training.check_params(params, options.mode)
-    params.validate()
-    return params
-
-
 def _flops_per_step(params):
     """Training FLOPs of one step: 3 x forward FLOPs x global batch size."""
     encoder = params.task.model.encoder.get()
@@ -268,8 +257,7 @@ def _timed_trainer_cls(clock):
             start = time.perf_counter()
             output = super().train(num_steps)
             # Reading the values waits for the loop's last step to finish.
-            logs = {k: float(v) for k, v in (output or {}).items()
-                    if tf.size(v) == 1}
+            logs = training.scalars(output)
             clock.seconds += time.perf_counter() - start
             clock.at_step[int(self.global_step.numpy())] = (clock.seconds,
                                                             logs)
@@ -494,8 +482,8 @@ def run_comparison(output_dir, *, size="tiny", train_steps=600,
                     "comparison starts every model from scratch; choose "
                     "another --runs_dir or delete it.")
             try:
-                params[model.name] = _resolved_params(options[model.name],
-                                                      cache_dir)
+                params[model.name] = training.resolve_params(
+                    options[model.name], cache_dir=cache_dir)
             except training.TrainError as e:
                 raise CompareError(f"{model.experiment}: {e}") from None
         flops_per_step = {m.name: _flops_per_step(params[m.name])

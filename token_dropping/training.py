@@ -264,7 +264,7 @@ def check_params(params, mode):
         raise TrainError(f"task.model.encoder: {e}") from None
 
 
-def _scalars(output):
+def scalars(output):
     """The scalar entries of an orbit train/eval output, as floats."""
     return {k: float(v) for k, v in (output or {}).items() if tf.size(v) == 1}
 
@@ -284,7 +284,7 @@ class ProgressLog:
     def __call__(self, output):
         step = int(self.global_step.numpy())
         now = time.time()
-        self.logs = _scalars(output)
+        self.logs = scalars(output)
         last_step, last_time = self._last
         self._last = (step, now)
         rate = (step - last_step) / max(now - last_time, 1e-9)
@@ -309,7 +309,7 @@ class KeepLogs:
         self.history = []  # [(step, {metric: value})]
 
     def __call__(self, output):
-        self.history.append((int(self.global_step.numpy()), _scalars(output)))
+        self.history.append((int(self.global_step.numpy()), scalars(output)))
 
 
 def _duration(seconds):
