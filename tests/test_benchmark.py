@@ -24,7 +24,8 @@ DOCUMENTED_KEYS = {"preset", "batch_size", "seq_length", "token_keep_k",
 
 
 def run_tool(*flags):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    # GPUs hidden: the device checks below are about the CPU path.
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
     return subprocess.run([sys.executable, TOOL, *flags], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=300,
                           check=False)

@@ -17,16 +17,19 @@ def test_four_layer_layout_with_default_drop_layers():
             + 2 * 8 * 8 * 4 * 2       # scores and weighted sum: 8 x 8 x 4
             + 2 * 8 * 4 * 4           # output projection
             + 2 * 8 * 4 * 16 * 2)     # FFN in and out
-    assert full == 768 + 1024 + 256 + 2048 == 4096
+    # = 768 + 1024 + 256 + 2048 = 4096
+    assert flops.layer_flops(8, 8, hidden_size=4, inner_dim=16) == full
     transition = (2 * 4 * 4 * 4       # Q: 4 kept tokens
                   + 2 * 8 * 4 * 4 * 2  # K, V: all 8 tokens
                   + 2 * 4 * 8 * 4 * 2  # 4 queries x 8 keys
                   + 2 * 4 * 4 * 4      # output projection, kept only
                   + 2 * 4 * 4 * 16 * 2)  # FFN, kept only
-    assert transition == 128 + 512 + 512 + 128 + 1024 == 2304
+    # = 128 + 512 + 512 + 128 + 1024 = 2304
+    assert flops.layer_flops(4, 8, hidden_size=4, inner_dim=16) == transition
     dropped = (2 * 4 * 4 * 4 * 3 + 2 * 4 * 4 * 4 * 2 + 2 * 4 * 4 * 4
                + 2 * 4 * 4 * 16 * 2)
-    assert dropped == 384 + 256 + 128 + 1024 == 1792
+    # = 384 + 256 + 128 + 1024 = 1792
+    assert flops.layer_flops(4, 4, hidden_size=4, inner_dim=16) == dropped
 
     sizes = dict(seq_length=8, hidden_size=4, num_layers=4, inner_dim=16)
     assert flops.encoder_flops(**sizes) == 4 * 4096
@@ -42,17 +45,20 @@ def test_three_layer_layout_with_explicit_range_and_mlm_head():
     full = (2 * 10 * 2 * 2 * 4        # Q, K, V, output: 80 each
             + 2 * 10 * 10 * 2 * 2     # scores, weighted sum: 400 each
             + 2 * 10 * 2 * 6 * 2)     # FFN in and out: 240 each
-    assert full == 1600
+    assert flops.layer_flops(10, 10, hidden_size=2, inner_dim=6) == full
     transition = (2 * 3 * 2 * 2 * 2   # Q and output on 3 kept: 24 each
                   + 2 * 10 * 2 * 2 * 2  # K and V on all 10: 80 each
                   + 2 * 3 * 10 * 2 * 2  # 3 queries x 10 keys: 120 each
                   + 2 * 3 * 2 * 6 * 2)  # FFN on 3 kept: 72 each
-    assert transition == 48 + 160 + 240 + 144 == 592
+    # = 48 + 160 + 240 + 144 = 592
+    assert flops.layer_flops(3, 10, hidden_size=2, inner_dim=6) == transition
     dropped = 2 * 3 * 2 * 2 * 4 + 2 * 3 * 3 * 2 * 2 + 2 * 3 * 2 * 6 * 2
-    assert dropped == 96 + 72 + 144 == 312
+    # = 96 + 72 + 144 = 312
+    assert flops.layer_flops(3, 3, hidden_size=2, inner_dim=6) == dropped
     # MLM head per prediction: transform [2, 2] and vocabulary [2, 7].
     head = 2 * (2 * 2 * 2 + 2 * 2 * 7)  # 2 predictions x (8 + 28)
-    assert head == 72
+    assert flops.mlm_head_flops(hidden_size=2, vocab_size=7,
+                                max_predictions_per_seq=2) == head == 72
 
     sizes = dict(seq_length=10, hidden_size=2, num_layers=3, inner_dim=6)
     drop = dict(token_keep_k=3, drop_start_layer=0, drop_end_layer=2)

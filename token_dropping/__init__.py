@@ -12,7 +12,7 @@ from token_dropping import benchmark
 from token_dropping import flops
 from token_dropping.configs import TokenDropBertEncoderConfig
 from token_dropping.encoder import TokenDropBertEncoder
-from token_dropping.encoder import default_drop_layers
+from token_dropping.layout import default_drop_layers
 from token_dropping.export import ExportError
 from token_dropping.export import ExportResult
 from token_dropping.export import export_bert

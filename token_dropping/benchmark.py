@@ -46,7 +46,9 @@ from official.nlp.modeling.networks import bert_encoder
 
 from token_dropping import flops
 from token_dropping.encoder import TokenDropBertEncoder
-from token_dropping.encoder import default_drop_layers
+from token_dropping.layout import DropLayout
+from token_dropping.paths import check_output_path
+from token_dropping.layout import as_positive_int
 
 # Sizes per preset. max_predictions_per_seq is BERT's masking budget
 # (about 15% of seq_length: 76 of 512, 20 of 128); batch_size is the
@@ -91,12 +93,7 @@ def resolve_sizes(preset="base", **overrides):
     sizes = dict(PRESETS[preset], drop_start_layer=None, drop_end_layer=None)
     sizes.update({k: v for k, v in overrides.items() if v is not None})
     for name in PRESETS["base"]:
-        value = sizes[name]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}={value!r} must be a positive integer.")
-    if sizes["token_keep_k"] > sizes["seq_length"]:
-        raise ValueError(f"token_keep_k={sizes['token_keep_k']} exceeds "
-                         f"seq_length={sizes['seq_length']}.")
+        sizes[name] = as_positive_int(name, sizes[name])
     if sizes["hidden_size"] % sizes["num_attention_heads"]:
         raise ValueError(
             f"hidden_size={sizes['hidden_size']} is not a multiple of "
@@ -109,26 +106,25 @@ def resolve_sizes(preset="base", **overrides):
     if sizes["vocab_size"] <= _FIRST_WORD_ID:
         raise ValueError(f"vocab_size={sizes['vocab_size']} must exceed "
                          f"{_FIRST_WORD_ID} (BERT's special and unused ids).")
-    start, end = default_drop_layers(sizes["num_layers"])
-    if sizes["drop_start_layer"] is None:
-        sizes["drop_start_layer"] = start
-    if sizes["drop_end_layer"] is None:
-        sizes["drop_end_layer"] = end
-    if not (0 <= sizes["drop_start_layer"] < sizes["drop_end_layer"]
-            <= sizes["num_layers"]):
-        raise ValueError(
-            f"drop_start_layer={sizes['drop_start_layer']} and drop_end_layer="
-            f"{sizes['drop_end_layer']} must satisfy 0 <= drop_start_layer < "
-            f"drop_end_layer <= num_layers={sizes['num_layers']}.")
+    layout = DropLayout.resolve(
+        num_layers=sizes["num_layers"], token_keep_k=sizes["token_keep_k"],
+        drop_start_layer=sizes["drop_start_layer"],
+        drop_end_layer=sizes["drop_end_layer"],
+        seq_length=sizes["seq_length"])
+    sizes["drop_start_layer"] = layout.drop_start_layer
+    sizes["drop_end_layer"] = layout.drop_end_layer
     return sizes
 
 
-def check_arguments(preset="base", steps=10, warmup_steps=2, **overrides):
+def check_arguments(preset="base", steps=10, warmup_steps=2, output=None,
+                    **overrides):
     """Checks `run`'s arguments; returns the resolved sizes.
 
     Raises:
         ValueError: one line naming the invalid value.
     """
+    if output:
+        check_output_path(output, "--output", directory=False)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps={steps!r} must be a positive integer.")
     if (isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int)
@@ -391,7 +387,7 @@ def run(preset="base", steps=10, warmup_steps=2, xla=True,
     Returns:
         dict of results (the JSON's content).
     """
-    sizes = check_arguments(preset, steps, warmup_steps, **overrides)
+    sizes = check_arguments(preset, steps, warmup_steps, output, **overrides)
     inputs = synthetic_batch(sizes)
     baseline = make_train_step(build_encoder("baseline", sizes), inputs, xla)
     token_drop_encoder = build_encoder("token_drop", sizes)

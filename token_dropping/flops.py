@@ -38,36 +38,17 @@ Reference: Hou et al., "Token Dropping for Efficient BERT Pretraining",
 ACL 2022, arXiv 2203.13240.
 """
 
-from token_dropping.encoder import default_drop_layers
+from token_dropping.layout import DropLayout
+from token_dropping.layout import as_positive_int
 
 
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}={value!r} must be a positive integer.")
-
-
-def _layer_flops(queries, keys, hidden_size, inner_dim):
+def layer_flops(queries, keys, hidden_size, inner_dim):
     """Forward FLOPs of one transformer layer: `queries` over `keys` tokens."""
     projections = 2 * queries * hidden_size * hidden_size * 2  # Q and output
     projections += 2 * keys * hidden_size * hidden_size * 2  # K and V
     attention = 2 * queries * keys * hidden_size * 2  # scores, weighted sum
     feed_forward = 2 * queries * hidden_size * inner_dim * 2  # in and out
     return projections + attention + feed_forward
-
-
-def _drop_layers(num_layers, token_keep_k, drop_start_layer, drop_end_layer):
-    """Checks the token-drop arguments; returns the resolved layer range."""
-    _check_positive_int("token_keep_k", token_keep_k)
-    default_start, default_end = default_drop_layers(num_layers)
-    start = default_start if drop_start_layer is None else drop_start_layer
-    end = default_end if drop_end_layer is None else drop_end_layer
-    if not (isinstance(start, int) and isinstance(end, int)
-            and 0 <= start < end <= num_layers):
-        raise ValueError(
-            f"drop_start_layer={start!r} and drop_end_layer={end!r} must "
-            f"satisfy 0 <= drop_start_layer < drop_end_layer <= "
-            f"num_layers={num_layers}.")
-    return start, end
 
 
 def encoder_flops(*, seq_length, hidden_size, num_layers, inner_dim,
@@ -93,8 +74,8 @@ def encoder_flops(*, seq_length, hidden_size, num_layers, inner_dim,
     for name, value in (("seq_length", seq_length),
                         ("hidden_size", hidden_size),
                         ("num_layers", num_layers), ("inner_dim", inner_dim)):
-        _check_positive_int(name, value)
-    full = _layer_flops(seq_length, seq_length, hidden_size, inner_dim)
+        as_positive_int(name, value)
+    full = layer_flops(seq_length, seq_length, hidden_size, inner_dim)
     if token_keep_k is None:
         if drop_start_layer is not None or drop_end_layer is not None:
             raise ValueError(
@@ -102,16 +83,15 @@ def encoder_flops(*, seq_length, hidden_size, num_layers, inner_dim,
                 f"{drop_end_layer!r} need a token_keep_k (None means plain "
                 "BERT, which drops nothing).")
         return float(num_layers * full)
-    start, end = _drop_layers(num_layers, token_keep_k, drop_start_layer,
-                              drop_end_layer)
-    if token_keep_k > seq_length:
-        raise ValueError(f"token_keep_k={token_keep_k} exceeds "
-                         f"seq_length={seq_length}.")
-    transition = _layer_flops(token_keep_k, seq_length, hidden_size, inner_dim)
-    dropped = _layer_flops(token_keep_k, token_keep_k, hidden_size, inner_dim)
-    full_layers = start + (num_layers - end)
-    return float(full_layers * full + transition
-                 + (end - start - 1) * dropped)
+    layout = DropLayout.resolve(
+        num_layers=num_layers, token_keep_k=token_keep_k,
+        drop_start_layer=drop_start_layer, drop_end_layer=drop_end_layer,
+        seq_length=seq_length)
+    keep_k = layout.token_keep_k
+    transition = layer_flops(keep_k, seq_length, hidden_size, inner_dim)
+    dropped = layer_flops(keep_k, keep_k, hidden_size, inner_dim)
+    return float(layout.full_layers * full + transition
+                 + layout.kept_only_layers * dropped)
 
 
 def mlm_head_flops(*, hidden_size, vocab_size, max_predictions_per_seq):
@@ -119,7 +99,7 @@ def mlm_head_flops(*, hidden_size, vocab_size, max_predictions_per_seq):
     for name, value in (("hidden_size", hidden_size),
                         ("vocab_size", vocab_size),
                         ("max_predictions_per_seq", max_predictions_per_seq)):
-        _check_positive_int(name, value)
+        as_positive_int(name, value)
     transform = 2 * hidden_size * hidden_size
     vocab_projection = 2 * hidden_size * vocab_size
     return float(max_predictions_per_seq * (transform + vocab_projection))

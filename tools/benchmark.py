@@ -51,7 +51,7 @@ def main(argv):
                      warmup_steps=_WARMUP_STEPS.value,
                      **{name: flag.value for name, flag in _SIZES.items()})
     try:
-        benchmark.check_arguments(**arguments)
+        benchmark.check_arguments(**arguments, output=_OUTPUT.value)
     except ValueError as error:  # bad flags: one line, no traceback
         raise SystemExit(f"benchmark: {error}") from None
     results = benchmark.run(
