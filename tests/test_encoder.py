@@ -1,5 +1,7 @@
 """TokenDropBertEncoder against Model Garden's BertEncoderV2 and references."""
 
+import json
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -319,6 +321,35 @@ def test_batch_shorter_than_keep_k_is_rejected():
     enc = encoder(token_keep_k=8)
     with pytest.raises(ValueError, match="token_keep_k=8 exceeds"):
         enc(batch(seq_length=6, pad_from=(None,)), training=True)
+
+
+def test_dynamic_length_shorter_than_keep_k_is_the_same_clear_error():
+    enc = encoder(token_keep_k=8)
+    spec = tf.TensorSpec([None, None], tf.int32)
+    call = tf.function(lambda ids, mask, types: enc(
+        dict(input_word_ids=ids, input_mask=mask, input_type_ids=types),
+        training=True)["sequence_output"],
+        input_signature=[spec, spec, spec])
+    inputs = batch(seq_length=6, pad_from=(None,))
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match="token_keep_k=8 exceeds the sequence length of "
+                       "the batch"):
+        call(inputs["input_word_ids"], inputs["input_mask"],
+             inputs["input_type_ids"])
+    long_enough = batch(seq_length=SEQ)
+    assert call(long_enough["input_word_ids"], long_enough["input_mask"],
+                long_enough["input_type_ids"]).shape == (3, SEQ, 16)
+
+
+def test_numpy_integer_arguments_are_accepted():
+    kwargs = {k: np.int64(v) if isinstance(v, int) else v
+              for k, v in BERT_KWARGS.items()}
+    enc = token_dropping.TokenDropBertEncoder(
+        **kwargs, token_keep_k=np.int32(6), drop_start_layer=np.int64(1),
+        token_allow_list=np.array([CLS, SEP]))
+    config = json.loads(json.dumps(enc.get_config()))  # plain Python values
+    assert config["token_keep_k"] == 6 and config["hidden_size"] == 16
+    assert enc(batch(), training=True)["sequence_output"].shape == (3, SEQ, 16)
 
 
 def test_default_layer_range_is_the_papers():

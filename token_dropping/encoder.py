@@ -1,27 +1,28 @@
 """TokenDropBertEncoder: BERT that runs only the important tokens mid-stack."""
 
+import threading
+
 import tensorflow as tf
 import tf_keras
 from official.modeling import tf_utils
 from official.nlp.modeling.networks import bert_encoder
 
+from token_dropping.layout import DropLayout
+from token_dropping.layout import as_positive_int
+from token_dropping.layout import check_keep_k_fits
 from token_dropping.token_importance import TokenImportance
 from token_dropping.token_selection import SELECTION_STRATEGIES
 from token_dropping.token_selection import select_kept_positions
 
 
-def default_drop_layers(num_layers):
-    """The paper's layer range: `(num_layers // 2 - 1, num_layers - 1)`.
-
-    For 12 layers: layers 0-4 see every token, layer 5 is the transition
-    (kept tokens attend to all), layers 6-10 see the kept tokens only, and
-    layer 11 sees every token again. Very shallow models (1-3 layers) clamp
-    the range so that it stays valid: it starts at 0 and ends at least one
-    layer later.
-    """
-    start = max(0, num_layers // 2 - 1)
-    end = num_layers - 1 if num_layers - 1 > start else num_layers
-    return start, end
+def _step_state(owner):
+    """A thread-local scratch space on `owner`, not tracked by Keras or
+    checkpoints: one step's tensors for another part of the same step."""
+    state = owner.__dict__.get("_step_state")
+    if state is None:
+        state = threading.local()
+        object.__setattr__(owner, "_step_state", state)
+    return state
 
 
 def _get_activation(identifier):
@@ -145,39 +146,35 @@ class TokenDropBertEncoder(bert_encoder.BertEncoderV2):
             **kwargs):
         if initializer is None:
             initializer = tf_keras.initializers.TruncatedNormal(stddev=0.02)
-        default_start, default_end = default_drop_layers(num_layers)
-        self._check_arguments(
+        layout = self.check_arguments(
             vocab_size=vocab_size, num_layers=num_layers,
             max_sequence_length=max_sequence_length, token_keep_k=token_keep_k,
-            drop_start_layer=(default_start if drop_start_layer is None
-                              else drop_start_layer),
-            drop_end_layer=(default_end if drop_end_layer is None
-                            else drop_end_layer),
-            token_allow_list=_as_int_tuple("token_allow_list",
-                                           token_allow_list),
-            token_deny_list=_as_int_tuple("token_deny_list", token_deny_list),
-            selection=selection)
+            drop_start_layer=drop_start_layer, drop_end_layer=drop_end_layer,
+            token_allow_list=token_allow_list,
+            token_deny_list=token_deny_list, selection=selection)
+        # Python ints (numpy integers are welcome), so get_config is JSON.
+        sizes = {name: as_positive_int(name, value) for name, value in (
+            ("vocab_size", vocab_size), ("hidden_size", hidden_size),
+            ("num_attention_heads", num_attention_heads),
+            ("max_sequence_length", max_sequence_length),
+            ("type_vocab_size", type_vocab_size), ("inner_dim", inner_dim))}
+        optional = {name: None if value is None else as_positive_int(
+            name, value) for name, value in (("output_range", output_range),
+                                             ("embedding_width",
+                                              embedding_width))}
         super().__init__(
-            vocab_size=vocab_size,
-            hidden_size=hidden_size,
-            num_layers=num_layers,
-            num_attention_heads=num_attention_heads,
-            max_sequence_length=max_sequence_length,
-            type_vocab_size=type_vocab_size,
-            inner_dim=inner_dim,
+            num_layers=layout.num_layers,
+            **sizes,
             inner_activation=_get_activation(inner_activation),
             output_dropout=output_dropout,
             attention_dropout=attention_dropout,
             initializer=initializer,
-            output_range=output_range,
-            embedding_width=embedding_width,
             norm_first=norm_first,
+            **optional,
             **kwargs)
-        self.token_keep_k = int(token_keep_k)
-        self.drop_start_layer = (default_start if drop_start_layer is None
-                                 else int(drop_start_layer))
-        self.drop_end_layer = (default_end if drop_end_layer is None
-                               else int(drop_end_layer))
+        self.token_keep_k = layout.token_keep_k
+        self.drop_start_layer = layout.drop_start_layer
+        self.drop_end_layer = layout.drop_end_layer
         self.token_loss_init_value = float(token_loss_init_value)
         self.token_loss_beta = float(token_loss_beta)
         self.token_allow_list = _as_int_tuple("token_allow_list",
@@ -187,31 +184,27 @@ class TokenDropBertEncoder(bert_encoder.BertEncoderV2):
         self.drop_at_inference = bool(drop_at_inference)
         # The one object a BertEncoderV2 checkpoint does not have.
         self._token_importance = TokenImportance(
-            vocab_size=vocab_size, init_value=token_loss_init_value,
+            vocab_size=sizes["vocab_size"], init_value=token_loss_init_value,
             beta=token_loss_beta, name="token_importance")
 
     @staticmethod
-    def _check_arguments(vocab_size, num_layers, max_sequence_length,
+    def check_arguments(vocab_size, num_layers, max_sequence_length,
                          token_keep_k, drop_start_layer, drop_end_layer,
                          token_allow_list, token_deny_list, selection):
-        if not isinstance(vocab_size, int) or vocab_size < 1:
-            raise ValueError(
-                f"vocab_size={vocab_size!r} must be a positive integer.")
-        if not isinstance(num_layers, int) or num_layers < 1:
-            raise ValueError(
-                f"num_layers={num_layers!r} must be a positive integer.")
-        if (not isinstance(token_keep_k, int)
-                or not 1 <= token_keep_k <= max_sequence_length):
-            raise ValueError(
-                f"token_keep_k={token_keep_k!r} must be an integer in "
-                f"[1, max_sequence_length={max_sequence_length}].")
-        if not (isinstance(drop_start_layer, int)
-                and isinstance(drop_end_layer, int)
-                and 0 <= drop_start_layer < drop_end_layer <= num_layers):
-            raise ValueError(
-                f"drop_start_layer={drop_start_layer!r} and drop_end_layer="
-                f"{drop_end_layer!r} must satisfy 0 <= drop_start_layer < "
-                f"drop_end_layer <= num_layers={num_layers}.")
+        """Checks the token-dropping arguments (also before building, from
+        a config); returns the resolved `DropLayout`.
+
+        Raises:
+            ValueError: naming the offending value.
+        """
+        vocab_size = as_positive_int("vocab_size", vocab_size)
+        layout = DropLayout.resolve(
+            num_layers=num_layers, token_keep_k=token_keep_k,
+            drop_start_layer=drop_start_layer, drop_end_layer=drop_end_layer,
+            seq_length=max_sequence_length,
+            seq_length_name="max_sequence_length")
+        token_allow_list = _as_int_tuple("token_allow_list", token_allow_list)
+        token_deny_list = _as_int_tuple("token_deny_list", token_deny_list)
         for name, ids in (("token_allow_list", token_allow_list),
                           ("token_deny_list", token_deny_list)):
             outside = [i for i in ids if not 0 <= i < vocab_size]
@@ -229,11 +222,22 @@ class TokenDropBertEncoder(bert_encoder.BertEncoderV2):
             raise ValueError(
                 f"selection={selection!r} is not one of "
                 f"{', '.join(repr(s) for s in SELECTION_STRATEGIES)}.")
+        return layout
 
     @property
     def importance(self):
         """The `[vocab_size]` float32 moving-average MLM loss per id."""
         return self._token_importance.table
+
+    @property
+    def last_kept_positions(self):
+        """`[batch, token_keep_k]` positions the last training call kept.
+
+        Read it in the same step (the same traced function) as that call:
+        the task's routing metrics describe the selection the forward pass
+        used, including a `random` draw. None before any dropping call.
+        """
+        return getattr(_step_state(self), "kept_positions", None)
 
     def record_mlm_loss(self, mlm_ids, mlm_losses, mlm_weights=None):
         """Folds one step's per-prediction MLM losses into the importance.
@@ -250,8 +254,7 @@ class TokenDropBertEncoder(bert_encoder.BertEncoderV2):
 
     def kept_positions(self, inputs):
         """`[batch, token_keep_k]` int32 positions kept now, ascending."""
-        word_ids = inputs["input_word_ids"]
-        self._check_sequence_length(word_ids)
+        word_ids = self._check_sequence_length(inputs["input_word_ids"])
         return select_kept_positions(
             importance=self._token_importance(word_ids),
             word_ids=word_ids,
@@ -262,12 +265,23 @@ class TokenDropBertEncoder(bert_encoder.BertEncoderV2):
             strategy=self.selection)
 
     def _check_sequence_length(self, word_ids):
+        """`word_ids`, checked to have at least `token_keep_k` positions.
+
+        A static length is checked now; a dynamic one by an assertion that
+        runs before the selection (XLA compiles it away: shapes are static
+        there).
+        """
+        what = "the sequence length of the batch"
         seq_length = word_ids.shape[1]
-        if seq_length is not None and seq_length < self.token_keep_k:
-            raise ValueError(
-                f"token_keep_k={self.token_keep_k} exceeds the batch's sequence "
-                f"length {seq_length}; use sequences of at least "
-                f"{self.token_keep_k} tokens or a smaller token_keep_k.")
+        if seq_length is not None:
+            check_keep_k_fits(self.token_keep_k, what, seq_length)
+            return word_ids
+        check = tf.debugging.assert_greater_equal(
+            tf.shape(word_ids)[1], self.token_keep_k,
+            message=f"token_keep_k={self.token_keep_k} exceeds {what}; "
+            f"choose token_keep_k <= {what}")
+        with tf.control_dependencies([check]):
+            return tf.identity(word_ids)
 
     def call(self, inputs, training=None):
         """BertEncoderV2's outputs (same keys whether dropping or not)."""
@@ -277,9 +291,8 @@ class TokenDropBertEncoder(bert_encoder.BertEncoderV2):
                 f"input_mask and input_type_ids, not {type(inputs).__name__}.")
         if not (training or self.drop_at_inference):
             return super().call(inputs)
-        word_ids = inputs["input_word_ids"]
+        word_ids = self._check_sequence_length(inputs["input_word_ids"])
         mask = inputs["input_mask"]
-        self._check_sequence_length(word_ids)
 
         # Step 1: embeddings and the full-length layers before the drop.
         x = self._get_embeddings(word_ids, inputs["input_type_ids"], None,
@@ -295,6 +308,9 @@ class TokenDropBertEncoder(bert_encoder.BertEncoderV2):
 
         # Step 2: the kept positions, and their rows of the state.
         kept = self.kept_positions(inputs)  # [batch, keep_k]
+        # For the task's routing metrics in the same step: per thread, as
+        # MirroredStrategy traces each replica in its own thread.
+        _step_state(self).kept_positions = kept
         x_kept = tf.gather(x, kept, batch_dims=1)  # [batch, keep_k, hidden]
         mask_kept = tf.gather(mask, kept, batch_dims=1)  # [batch, keep_k]
         rows = tf.broadcast_to(tf.range(tf.shape(kept)[0])[:, None],

@@ -8,6 +8,7 @@ from official.core import task_factory
 from official.nlp.configs import bert
 from official.nlp.tasks import masked_lm
 
+from token_dropping.encoder import _step_state
 from token_dropping.token_selection import is_in
 from token_dropping.token_selection import positions_mask
 
@@ -55,6 +56,31 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
             metrics += [tf_keras.metrics.Mean(name=n) for n in ROUTING_METRICS]
         return metrics
 
+    def build_losses(self, labels, model_outputs, metrics, aux_losses=None):
+        """MaskedLMTask.build_losses, keeping the per-prediction MLM losses
+        (per replica thread) for the importance update of the same step,
+        so they are computed once."""
+        with tf.name_scope("MaskedLMTask/losses"):
+            metrics = {metric.name: metric for metric in metrics}
+            losses = per_prediction_losses(labels, model_outputs)  # [batch, predictions]
+            _step_state(self).mlm_losses = losses
+            weights = labels["masked_lm_weights"]
+            mlm_loss = tf.math.divide_no_nan(tf.reduce_sum(losses * weights),
+                                             tf.reduce_sum(weights))
+            metrics["lm_example_loss"].update_state(mlm_loss)
+            total_loss = mlm_loss
+            if "next_sentence_labels" in labels:
+                sentence_loss = tf.reduce_mean(
+                    tf_keras.losses.sparse_categorical_crossentropy(
+                        labels["next_sentence_labels"],
+                        tf.cast(model_outputs["next_sentence"], tf.float32),
+                        from_logits=True))
+                metrics["next_sentence_loss"].update_state(sentence_loss)
+                total_loss += sentence_loss
+            if aux_losses:
+                total_loss += tf.add_n(aux_losses)
+            return total_loss
+
     def train_step(self, inputs, model, optimizer, metrics):
         """MaskedLMTask.train_step, then `record_mlm_loss` (step 4)."""
         # Steps 1-3 are MaskedLMTask.train_step's: forward, loss, gradients.
@@ -69,20 +95,30 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
         grads = tape.gradient(
             scaled_loss if self.task_config.scale_loss else loss, tvars)
         optimizer.apply_gradients(list(zip(grads, tvars)))
-        # The routing this step used, read before the table changes (the
-        # same selection for "mlm_loss"; an equivalent draw for "random").
+        # The routing the forward pass used, and its importance, read before
+        # the table changes.
         encoder = model.encoder_network
-        kept = encoder.kept_positions(inputs)  # [batch, keep_k]
+        routing = self._routing(encoder, inputs, metrics)
         # Step 4: the importance update (no gradient flows through it).
         encoder.record_mlm_loss(inputs["masked_lm_ids"],
-                                per_prediction_losses(inputs, outputs),
+                                _step_state(self).mlm_losses,
                                 inputs["masked_lm_weights"])
         self.process_metrics(metrics, inputs, outputs)
-        self._update_routing_metrics(metrics, encoder, inputs, kept)
+        self._update_routing_metrics(metrics, *routing)
         return {self.loss: loss}
 
     @staticmethod
-    def _update_routing_metrics(metrics, encoder, inputs, kept):
+    def _routing(encoder, inputs, metrics):
+        """What the routing metrics need, read before the table changes."""
+        if ROUTING_METRICS[0] not in {m.name for m in metrics}:
+            return ()
+        word_ids = inputs["input_word_ids"]
+        return (encoder, inputs, encoder.last_kept_positions,
+                tf.gather(encoder.importance, word_ids))  # [batch, seq]
+
+    @staticmethod
+    def _update_routing_metrics(metrics, encoder=None, inputs=None, kept=None,
+                                importance=None):
         metrics = {m.name: m for m in metrics}
         if ROUTING_METRICS[0] not in metrics:
             return
@@ -97,7 +133,6 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
         special = is_in(word_ids, tuple(encoder.token_allow_list)
                         + tuple(encoder.token_deny_list))  # [batch, seq]
         ordinary = real * tf.cast(~special, tf.float32)
-        importance = tf.gather(encoder.importance, word_ids)  # [batch, seq]
         for name, where in (("kept_token_importance", is_kept * ordinary),
                             ("dropped_token_importance",
                              (1.0 - is_kept) * ordinary)):
