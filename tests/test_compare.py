@@ -10,6 +10,7 @@ import pytest
 
 from pretrain_records import write_records
 from token_dropping import compare
+from token_dropping.errors import UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMPARE = os.path.join(ROOT, "tools", "compare.py")
@@ -76,7 +77,7 @@ def test_compare_end_to_end(records, tmp_path):
     assert "random selection" in summary
     # The runs stay in runs_dir; a second comparison there refuses to resume.
     assert os.listdir(tmp_path / "runs" / "token_drop")
-    with pytest.raises(compare.CompareError, match="is not empty"):
+    with pytest.raises(UserError, match="is not empty"):
         compare.run_comparison(
             str(out), train_steps=4, eval_every=2,
             train_input_path=records[0], validation_input_path=records[1],
@@ -117,7 +118,7 @@ def test_compute_to_reach_interpolates_along_the_curve():
 ])
 def test_bad_arguments_are_refused_before_anything_runs(kwargs, message,
                                                          tmp_path):
-    with pytest.raises(compare.CompareError, match=re.escape(message)):
+    with pytest.raises(UserError, match=re.escape(message)):
         compare.run_comparison(str(tmp_path / "out"), **kwargs)
     assert not (tmp_path / "out").exists()
 

@@ -30,7 +30,8 @@ import token_dropping  # noqa: F401  (registers the experiments)
 from pretrain_records import write_records
 from test_training import importance_in
 from test_training import overrides
-from token_dropping import training
+from token_dropping import run_data
+from token_dropping.errors import UserError
 from token_dropping.encoder import TokenDropBertEncoder
 from token_dropping.export import ExportError
 from token_dropping.export import export_bert
@@ -322,10 +323,10 @@ def test_finetuning_yamls_load_with_the_usual_schedule(
 
 def test_finetuning_needs_data_the_default_corpus_is_for_pretraining():
     params = exp_factory.get_exp_config("bert/sentence_prediction")
-    with pytest.raises(training.TrainError, match=(
+    with pytest.raises(UserError, match=(
             "task.train_data.input_path is empty; fine-tuning needs its data"
             ".*create_finetuning_data.py")):
-        training.use_default_data(params, "train")
+        run_data.resolve_data(params, "train")
 
 
 def write_other_checkpoint(folder, **sizes):

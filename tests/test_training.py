@@ -2,6 +2,7 @@
 
 import glob
 import os
+import re
 import subprocess
 import sys
 
@@ -14,6 +15,10 @@ from official.core import train_utils
 from official.modeling.hyperparams import params_dict
 
 import token_dropping  # noqa: F401  (registers the experiments)
+from token_dropping import run_data
+from token_dropping.errors import UserError
+from token_dropping.masked_lm import per_prediction_losses
+from token_dropping.token_importance import TokenImportance
 from pretrain_records import write_records
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -109,11 +114,17 @@ def test_train_and_eval_end_to_end_then_resume(records, tmp_path):
     assert "Resuming from" in second.stderr and "(step 4 of 6)" in second.stderr
     assert "step 6/6" in second.stderr and "step 2/6" not in second.stderr
     assert tf.train.latest_checkpoint(model_dir).endswith("ckpt-6")
+    # The importance table was restored, not restarted: every id measured in
+    # steps 1-4 is still measured, and ids not seen in steps 5-6 kept their
+    # step-4 value exactly (a fresh table would hold 10.0 there).
+    resumed = importance_in(tf.train.latest_checkpoint(model_dir))
+    assert ((table != 10.0) <= (resumed != 10.0)).all()
+    assert ((table != 10.0) & (resumed == table)).any()
 
 
 def test_baseline_experiment_trains_plain_bert(records, tmp_path):
-    shrink = overrides(records, 2).replace("encoder.any.", "encoder.bert.")
-    shrink = shrink.replace("task.model.encoder.bert.token_keep_k=16,", "")
+    shrink = overrides(records, 2).replace("encoder.any.", "encoder.bert_v2.")
+    shrink = shrink.replace("task.model.encoder.bert_v2.token_keep_k=16,", "")
     result = train_py("--experiment=bert_tiny", "--mode=train",
                       f"--model_dir={tmp_path / 'bert'}",
                       f"--params_override={shrink}")
@@ -172,6 +183,16 @@ def test_bad_input_leaves_an_existing_checkpoint_alone(records, tmp_path):
                    overrides(records, 4, "task.model.encoder.any."
                              "token_keep_k=64"))
     assert bad.returncode != 0 and "token_keep_k=64 exceeds" in bad.stderr
+    # Another architecture in the same model_dir: refused before params.yaml
+    # is overwritten, naming the variable and both shapes.
+    wider = train_py("--experiment=token_drop_bert_tiny", "--mode=train",
+                     f"--model_dir={model_dir}", "--params_override=" +
+                     overrides(records, 4, "task.model.encoder.any."
+                               "hidden_size=32"))
+    last = wider.stderr.strip().splitlines()[-1]
+    assert wider.returncode != 0 and "Traceback" not in wider.stderr, last
+    assert re.search(r"does not fit this configuration: encoder/.*has shape "
+                     r"\[.*16.*\] there but \[.*32.*\] here", last), last
     assert {p: os.path.getmtime(p)
             for p in glob.glob(f"{model_dir}/*")} == before
 
@@ -203,7 +224,7 @@ def test_paper_recipe():
     large = exp_factory.get_exp_config("token_drop_bert_large")
     assert large.task.model.encoder.any.num_layers == 24
     baseline = exp_factory.get_exp_config("bert_base")
-    assert baseline.task.model.encoder.type == "bert"
+    assert baseline.task.model.encoder.type == "bert_v2"
     assert baseline.trainer.as_dict() == config.trainer.as_dict()
 
 
@@ -255,6 +276,17 @@ def test_task_train_step_under_mirrored_strategy(records):
     dataset = strategy.distribute_datasets_from_function(
         lambda ctx: task.build_inputs(config.task.train_data, ctx))
     batch = next(iter(dataset))
+    # The reference: one device, the whole global batch (both replicas'
+    # halves), the same initial weights and table.
+    whole = {k: tf.concat(strategy.experimental_local_results(v), axis=0)
+             for k, v in batch.items()}
+    reference = TokenImportance(
+        vocab_size=200, init_value=10.0,
+        beta=config.task.model.encoder.any.token_loss_beta)
+    with strategy.scope():  # builds the model's variables where they belong
+        losses = per_prediction_losses(whole, model(whole, training=True))
+    reference.update(whole["masked_lm_ids"], losses,
+                     whole["masked_lm_weights"])
 
     @tf.function
     def step(batch):
@@ -266,10 +298,37 @@ def test_task_train_step_under_mirrored_strategy(records):
     tables = [t.numpy() for t in
               strategy.experimental_local_results(encoder.importance)]
     np.testing.assert_array_equal(tables[0], tables[1])
+    # Each replica's own half alone would miss the other half's ids.
+    np.testing.assert_allclose(tables[0], reference.table.numpy(), rtol=1e-6)
     assert (tables[0] != 10.0).any()
     results = {m.name: float(m.result()) for m in metrics}
     assert 0.0 < results["dropped_token_fraction"] < 1.0
     assert np.isfinite(results["lm_example_loss"])
+
+
+def test_task_selects_once_per_step_and_its_metrics_describe_that_draw(
+        records):
+    config = shrunk_tiny_config(records[0])
+    config.task.model.encoder.any.selection = "random"
+    task = task_factory.get_task(config.task)
+    model = task.build_model()
+    optimizer = train_utils.create_optimizer(task, config)
+    metrics = task.build_metrics(training=True)
+    batch = next(iter(task.build_inputs(config.task.train_data)))
+    encoder = model.encoder_network
+    draws = []
+    select = encoder.kept_positions
+    encoder.kept_positions = lambda inputs: draws.append(select(inputs)) or (
+        draws[-1])
+    task.train_step(batch, model, optimizer, metrics)
+    assert len(draws) == 1  # the forward pass's selection, not a second one
+    kept = draws[0].numpy()
+    real = batch["input_mask"].numpy()
+    is_kept = np.zeros_like(real)
+    np.put_along_axis(is_kept, kept, 1, axis=1)
+    expected = 1.0 - (is_kept * real).sum() / real.sum()
+    results = {m.name: float(m.result()) for m in metrics}
+    assert results["dropped_token_fraction"] == pytest.approx(expected)
 
 
 def test_task_train_step_compiles_with_xla(records):
@@ -290,7 +349,6 @@ def test_task_train_step_compiles_with_xla(records):
 
 def test_special_ids_and_vocab_come_from_the_records_manifest(tmp_path):
     from token_dropping import data
-    from token_dropping import training
     # A vocab in another layout: [PAD] is 3, [CLS] 0, [SEP] 1, [MASK] 2, [UNK] 4.
     words = "the cat sat on a mat and dog ran far away".split()
     vocab = tmp_path / "vocab.txt"
@@ -312,13 +370,13 @@ def test_special_ids_and_vocab_come_from_the_records_manifest(tmp_path):
                            max_predictions_per_seq=5),
         "validation_data": dict(input_path=info.validation_input_path,
                                 seq_length=32, max_predictions_per_seq=5)}})
-    training.use_dataset_manifest(config, "train_and_eval")
+    run_data.resolve_data(config, "train_and_eval")
     encoder = config.task.model.encoder.any
     assert tuple(encoder.token_allow_list) == (4, 0, 1, 2)  # UNK CLS SEP MASK
     assert tuple(encoder.token_deny_list) == (3,)
     assert config.task.vocab_file == info.vocab_file
 
     config.task.train_data.seq_length = 64
-    with pytest.raises(training.TrainError,
+    with pytest.raises(UserError,
                        match="seq_length=64 but the records .* seq_length=32"):
-        training.use_dataset_manifest(config, "train")
+        run_data.resolve_data(config, "train")

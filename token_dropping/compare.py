@@ -50,30 +50,34 @@ import shutil
 import tempfile
 import time
 
-import gin
 import tensorflow as tf
 import tf_keras
 from absl import logging
 from official.core import base_trainer
+from official.core import exp_factory
+from official.modeling import hyperparams
+from official.nlp.configs import encoders
 
+from token_dropping import experiments
 from token_dropping import flops
 from token_dropping import training
+from token_dropping.actions import scalars
+from token_dropping.configs import TokenDropBertEncoderConfig
+from token_dropping.errors import UserError
+from token_dropping.errors import first_line
+from token_dropping.paths import check_output_path
 
 CSV_COLUMNS = ("model", "experiment", "step", "train_flops", "wall_seconds",
                "val_mlm_loss", "val_mlm_accuracy", "train_mlm_loss")
 CSV_NAME = "comparison.csv"
 PNG_NAME = "comparison.png"
 SUMMARY_NAME = "summary.md"
-SIZES = ("tiny", "base", "large")  # the registered experiment sizes
+SIZES = experiments.SIZES  # the registered experiment sizes
 # Encoder fields only the token-dropping config has (the baseline skips them).
-TOKEN_DROP_FIELDS = ("token_keep_k", "drop_start_layer", "drop_end_layer",
-                     "token_loss_init_value", "token_loss_beta",
-                     "token_allow_list", "token_deny_list", "selection",
-                     "drop_at_inference")
-
-
-class CompareError(ValueError):
-    """A problem with what the user asked for, said in one line."""
+TOKEN_DROP_FIELDS = tuple(
+    f.name for f in dataclasses.fields(TokenDropBertEncoderConfig)
+    if f.name not in {g.name for g in dataclasses.fields(
+        encoders.BertEncoderConfig)})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,28 +85,11 @@ class _Model:
     name: str  # the CSV's `model` column
     experiment: str
     label: str  # for the plot and the summary
-    override: str = ""  # params_override for this model only
+    encoder: tuple = ()  # (field, value) pairs for this model only
 
     @property
     def encoder_type(self):
-        return "bert" if self.experiment.startswith("bert_") else "any"
-
-
-@dataclasses.dataclass
-class _Options:
-    """What `training.run` reads from absl flags (`tools/train.py`)."""
-    experiment: str
-    model_dir: str
-    params_override: str
-    mode: str = "train_and_eval"
-    config_file: tuple = ()
-    tpu: str = ""
-    tf_data_service: str = ""
-    gin_file: tuple = ()
-    gin_params: tuple = ()
-
-    def __contains__(self, name):  # like train_utils.ParseConfigOptions
-        return name in dataclasses.asdict(self)
+        return "bert_v2" if self.experiment.startswith("bert_") else "any"
 
 
 @dataclasses.dataclass
@@ -162,65 +149,68 @@ def _models(size, with_random):
     if with_random:
         models.append(_Model(
             "token_drop_random", f"token_drop_bert_{size}",
-            "token dropping (random selection)",
-            "task.model.encoder.any.selection=random"))
+            "token dropping (random selection)", (("selection", "random"),)))
     return models
 
 
-def _override(model, train_steps, eval_every, seed, train_input_path,
-              validation_input_path, encoder_overrides, params_override):
-    """The params_override string of one model's run."""
-    warmup = max(1, train_steps // 10)  # the tiny recipe's 10%
-    parts = [
-        f"trainer.train_steps={train_steps}",
-        "trainer.optimizer_config.learning_rate.polynomial.decay_steps="
-        f"{train_steps}",
-        f"trainer.optimizer_config.warmup.polynomial.warmup_steps={warmup}",
-        f"trainer.steps_per_loop={eval_every}",
-        f"trainer.summary_interval={eval_every}",
-        f"trainer.validation_interval={eval_every}",
-        "trainer.validation_steps=-1",  # the whole validation set
-        f"trainer.checkpoint_interval={train_steps}",
-        f"task.train_data.seed={seed}",
-    ]
-    if train_input_path:
-        parts += [f"task.train_data.input_path={train_input_path}",
-                  f"task.validation_data.input_path={validation_input_path}"]
-    for field, value in (encoder_overrides or {}).items():
-        if model.encoder_type == "bert" and field in TOKEN_DROP_FIELDS:
-            continue
-        parts.append(
-            f"task.model.encoder.{model.encoder_type}.{field}={value}")
-    if model.override:
-        parts.append(model.override)
+def _params(model, train_steps, eval_every, seed, train_input_path,
+            validation_input_path, encoder_overrides, params_override):
+    """One model's experiment config: the registered one, overridden."""
+    params = exp_factory.get_exp_config(model.experiment)
+    paths = (dict(train_data={"input_path": train_input_path},
+                  validation_data={"input_path": validation_input_path})
+             if train_input_path else {})
+    params.override({
+        "trainer": dict(
+            train_steps=train_steps, steps_per_loop=eval_every,
+            summary_interval=eval_every, validation_interval=eval_every,
+            validation_steps=-1,  # the whole validation set
+            checkpoint_interval=train_steps,
+            optimizer_config=dict(
+                learning_rate={"polynomial": {"decay_steps": train_steps}},
+                # the tiny recipe's 10%
+                warmup={"polynomial": {"warmup_steps": max(
+                    1, train_steps // 10)}})),
+        "task": dict(paths, train_data=dict(paths.get("train_data", {}),
+                                            seed=seed)),
+    })
+    encoder = dict(encoder_overrides or {})
+    if model.encoder_type == "bert_v2":
+        encoder = {k: v for k, v in encoder.items()
+                   if k not in TOKEN_DROP_FIELDS}
+    encoder.update(model.encoder)
+    params.task.model.encoder.get().override(encoder)
     if params_override:
-        parts.append(params_override)
-    return ",".join(parts)
+        try:
+            params = hyperparams.override_params_dict(
+                params, params_override, is_strict=True)
+        except (KeyError, ValueError, TypeError, AttributeError) as e:
+            raise UserError(f"--params_override={params_override!r}: "
+                            f"{first_line(e)}") from None
+    return params
 
 
 def _check_arguments(output_dir, size, train_steps, eval_every,
                      train_input_path, validation_input_path):
     if not output_dir:
-        raise CompareError("--output_dir is required, e.g. "
+        raise UserError("--output_dir is required, e.g. "
                            "--output_dir=docs/compare.")
-    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
-        raise CompareError(f"--output_dir={output_dir!r} is a file, not a "
-                           "directory.")
+    check_output_path(output_dir, "--output_dir", directory=True)
     if size not in SIZES:
-        raise CompareError(f"--size={size!r} is not one of "
+        raise UserError(f"--size={size!r} is not one of "
                            f"{', '.join(SIZES)}.")
     for name, value in (("train_steps", train_steps),
                         ("eval_every", eval_every)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise CompareError(f"--{name}={value!r} must be a positive "
+            raise UserError(f"--{name}={value!r} must be a positive "
                                "integer.")
     if train_steps % eval_every:
-        raise CompareError(
+        raise UserError(
             f"--train_steps={train_steps} is not a multiple of --eval_every="
             f"{eval_every}; every model is evaluated at the same steps, "
             "including the last.")
     if bool(train_input_path) != bool(validation_input_path):
-        raise CompareError(
+        raise UserError(
             "Give both --train_input_path and --validation_input_path (records"
             " from tools/prepare_data.py), or neither for the embedded "
             "default corpus.")
@@ -257,7 +247,7 @@ def _timed_trainer_cls(clock):
             start = time.perf_counter()
             output = super().train(num_steps)
             # Reading the values waits for the loop's last step to finish.
-            logs = training.scalars(output)
+            logs = scalars(output)
             clock.seconds += time.perf_counter() - start
             clock.at_step[int(self.global_step.numpy())] = (clock.seconds,
                                                             logs)
@@ -457,7 +447,7 @@ def run_comparison(output_dir, *, size="tiny", train_steps=600,
         A `ComparisonResult`.
 
     Raises:
-        CompareError: for bad arguments or configurations, before any
+        UserError: for bad arguments or configurations, before any
             training starts.
     """
     _check_arguments(output_dir, size, train_steps, eval_every,
@@ -465,27 +455,28 @@ def run_comparison(output_dir, *, size="tiny", train_steps=600,
     models = _models(size, with_random)
     own_runs_dir = not runs_dir
     runs_dir = runs_dir or tempfile.mkdtemp(prefix="token_dropping_compare_")
-    options = {m.name: _Options(
-        experiment=m.experiment, model_dir=os.path.join(runs_dir, m.name),
-        params_override=_override(m, train_steps, eval_every, seed,
-                                  train_input_path, validation_input_path,
-                                  encoder_overrides, params_override))
-        for m in models}
+    model_dirs = {m.name: os.path.join(runs_dir, m.name) for m in models}
     try:
         # Every configuration is checked before the first model trains.
-        params = {}
+        params, latest = {}, {}
         for model in models:
-            if tf.io.gfile.exists(options[model.name].model_dir) and (
-                    tf.io.gfile.listdir(options[model.name].model_dir)):
-                raise CompareError(
-                    f"{options[model.name].model_dir} is not empty: a "
-                    "comparison starts every model from scratch; choose "
-                    "another --runs_dir or delete it.")
+            model_dir = model_dirs[model.name]
+            if tf.io.gfile.exists(model_dir) and tf.io.gfile.listdir(
+                    model_dir):
+                raise UserError(
+                    f"{model_dir} is not empty: a comparison starts every "
+                    "model from scratch; choose another --runs_dir or "
+                    "delete it.")
             try:
-                params[model.name] = training.resolve_params(
-                    options[model.name], cache_dir=cache_dir)
-            except training.TrainError as e:
-                raise CompareError(f"{model.experiment}: {e}") from None
+                params[model.name] = _params(
+                    model, train_steps, eval_every, seed, train_input_path,
+                    validation_input_path, encoder_overrides,
+                    params_override)
+                latest[model.name] = training.resolve(
+                    params[model.name], "train_and_eval", model_dir,
+                    cache_dir=cache_dir)
+            except UserError as e:
+                raise UserError(f"{model.experiment}: {e}") from None
         flops_per_step = {m.name: _flops_per_step(params[m.name])
                           for m in models}
         load = [os.getloadavg()[0]]
@@ -495,11 +486,10 @@ def run_comparison(output_dir, *, size="tiny", train_steps=600,
                          model.label, model.experiment, i, len(models))
             tf_keras.utils.set_random_seed(seed)
             clock = _TrainClock()
-            # training.run finalizes gin's config; once per model here.
-            with gin.unlock_config():
-                result = training.run(options[model.name],
-                                      cache_dir=cache_dir,
-                                      trainer_cls=_timed_trainer_cls(clock))
+            result = training.train(
+                params[model.name], mode="train_and_eval",
+                model_dir=model_dirs[model.name], latest=latest[model.name],
+                trainer_cls=_timed_trainer_cls(clock))
             rows += _rows(model, result, clock, flops_per_step[model.name])
         load.append(os.getloadavg()[0])
     finally:

@@ -55,6 +55,10 @@ _SIZES["large"] = dict(_SIZES["base"], encoder=dict(
     intermediate_size=4096, max_position_embeddings=512))
 
 
+# The registered sizes, smallest first: token_drop_bert_<size>, bert_<size>.
+SIZES = tuple(sorted(_SIZES, key=lambda s: _SIZES[s]["encoder"]["hidden_size"]))
+
+
 def _optimizer(train_steps, warmup_steps, learning_rate=1e-4):
     return optimization.OptimizationConfig({
         "optimizer": {
@@ -101,7 +105,8 @@ def pretraining_experiment(size, token_dropping=True):
         task_cls = TokenDropMaskedLMConfig
     else:
         encoder = encoders.EncoderConfig(
-            type="bert", bert=encoders.BertEncoderConfig(**spec["encoder"]))
+            type="bert_v2",
+            bert_v2=encoders.BertEncoderConfig(**spec["encoder"]))
         task_cls = masked_lm.MaskedLMConfig
     return cfg.ExperimentConfig(
         runtime=cfg.RuntimeConfig(enable_xla=True),

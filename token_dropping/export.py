@@ -53,7 +53,7 @@ from official.modeling import hyperparams
 from official.nlp.configs import encoders
 from tensorflow.core.protobuf import trackable_object_graph_pb2
 
-from token_dropping.training import first_line
+from token_dropping.errors import first_line
 
 CHECKPOINT_NAME = "bert_model.ckpt"  # BERT's conventional name
 # The registered experiment each pretraining encoder type was trained with;

@@ -32,6 +32,7 @@ from absl import app
 from absl import flags
 
 from token_dropping import compare
+from token_dropping.errors import UserError
 
 _OUTPUT_DIR = flags.DEFINE_string(
     "output_dir", None, "Where comparison.csv, comparison.png and summary.md "
@@ -72,7 +73,7 @@ def main(argv):
             validation_input_path=_VALIDATION_INPUT_PATH.value,
             runs_dir=_RUNS_DIR.value, seed=_SEED.value,
             params_override=_PARAMS_OVERRIDE.value)
-    except compare.CompareError as e:
+    except UserError as e:
         sys.exit(f"compare.py: error: {e}")
     print(result.summary)
     print(f"Wrote {result.csv_path}, {result.png_path}, {result.summary_path}")

@@ -18,7 +18,7 @@
 Flags are Model Garden's (`--experiment --mode --model_dir --config_file
 --params_override --tpu --gin_file --gin_params`). `--model_dir` defaults to
 runs/<experiment>; rerunning a command resumes from its last checkpoint.
-Everything happens in `token_dropping.training.run`.
+`token_dropping.training` does the work: `params_from_flags`, then `run`.
 """
 
 import sys
@@ -27,16 +27,23 @@ from absl import app
 from absl import flags
 from official.common import flags as tfm_flags
 
+from token_dropping import actions
 from token_dropping import training
+from token_dropping.errors import UserError
 
 
 def main(argv):
-    del argv
+    if len(argv) > 1:
+        sys.exit(f"train.py: error: unexpected arguments {argv[1:]}")
     try:
-        result = training.run(flags.FLAGS)
-    except training.TrainError as e:
+        params = training.params_from_flags(flags.FLAGS)
+        result = training.run(
+            params, mode=flags.FLAGS.mode,
+            model_dir=(flags.FLAGS.model_dir
+                       or training.default_model_dir(flags.FLAGS.experiment)))
+    except UserError as e:
         sys.exit(f"train.py: error: {e}")
-    print(training.summary(result))
+    print(actions.summary(result))
 
 
 if __name__ == "__main__":
