@@ -78,6 +78,28 @@ def test_evaluate_and_later_fits_without_the_callback_leave_it_alone():
     assert "train_step" not in vars(model)
 
 
+class _Interrupt(tf_keras.callbacks.Callback):
+    """Raises at the end of the first batch, as a user's Ctrl-C would."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        raise KeyboardInterrupt
+
+
+def test_a_fit_that_raises_leaves_later_fits_alone():
+    features = pretraining_data()
+    encoder, model, dataset = build(features)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(dataset, verbose=0,
+                  callbacks=[MLMLossTracking(encoder), _Interrupt()])
+    after_fit = encoder.importance.numpy().copy()
+    assert (after_fit != 10.0).any()  # the interrupted fit did track
+    model.fit(dataset, verbose=0)  # no callback: the table must not move
+    np.testing.assert_array_equal(encoder.importance.numpy(), after_fit)
+    assert "train_step" not in vars(model)
+    model.train_on_batch(*next(iter(dataset)))
+    np.testing.assert_array_equal(encoder.importance.numpy(), after_fit)
+
+
 def test_missing_keys_and_wrong_encoder_are_named():
     features = pretraining_data()
     encoder, model, dataset = build(features)

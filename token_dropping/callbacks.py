@@ -73,10 +73,31 @@ class MLMLossTracking(tf_keras.callbacks.Callback):
         return model.compute_metrics(x, y, y_pred, sample_weight)
 
     def on_train_begin(self, logs=None):
-        # `fit` builds its train function before this hook; rebuild it.
-        self.model.train_step = self._train_step
-        self.model.train_function = self.model.make_train_function(force=True)
+        # `fit` builds its train function before this hook; rebuild it with
+        # our step, behind a guard that only runs it inside this `fit`.
+        model = self.model
+        model.train_step = self._train_step
+        tracked = model.make_train_function(force=True)
+        self._armed = False
+
+        def train_function(iterator):
+            if not self._armed:  # a later fit or train_on_batch without us
+                self._restore()
+                return model.make_train_function(force=True)(iterator)
+            self._armed = False
+            return tracked(iterator)
+        model.train_function = train_function
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._armed = True
 
     def on_train_end(self, logs=None):
-        del self.model.train_step  # the class's own train_step again
+        self._restore()
+
+    def _restore(self):
+        """The model's own train step again (also after a `fit` that raised:
+        the guard above calls this on the next step that is not ours)."""
+        self._armed = False
+        if "train_step" in vars(self.model):
+            del self.model.train_step
         self.model.train_function = None
