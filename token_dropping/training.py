@@ -375,6 +375,7 @@ def run(flags_obj, cache_dir=None, trainer_cls=base_trainer.Trainer):
     train_actions = [progress]
     encoder = getattr(trainer.model, "encoder_network", None)  # pretraining
     if hasattr(encoder, "record_mlm_loss") and "train" in mode:
+        # After `progress`: it moves the routing metrics out of the output.
         train_actions.append(TokenDropSummaries.for_task(
             task, encoder, os.path.join(model_dir, "train"),
             trainer.global_step))
