@@ -26,7 +26,8 @@ SCALARS = {"token_dropping/dropped_percent", "token_dropping/importance_kept",
            "token_dropping/measured_vocab_percent",
            "token_dropping/flop_ratio"}
 TEXTS = {"token_dropping/most_dropped", "token_dropping/most_kept"}
-TAGS = SCALARS | TEXTS | {"token_dropping/importance"}
+TAGS = SCALARS | TEXTS | {"token_dropping/importance",
+                          "token_dropping/importance_of_sample_tokens"}
 Event = collections.namedtuple("Event", "step value description file")
 
 
@@ -91,10 +92,16 @@ def test_one_loop_written_by_the_action(tmp_path):
     assert buckets[:, 2].sum() == 49
     assert buckets[:, 0].min() >= 0.5 and buckets[:, 1].max() <= 5.0
 
-    # Tables: ordinary tokens only, counted against numpy on the batch.
+    # The sample histogram: one count per ordinary token of the batch.
     word_ids = inputs["input_word_ids"].numpy()
     real = inputs["input_mask"].numpy() > 0
     ordinary = real & ~np.isin(word_ids, [PAD, UNK, CLS, SEP, MASK])
+    buckets = events["token_dropping/importance_of_sample_tokens"][0].value
+    assert buckets[:, 2].sum() == ordinary.sum()
+    assert buckets[:, 0].min() == table[word_ids[ordinary]].min()
+    assert buckets[:, 1].max() == table[word_ids[ordinary]].max()
+
+    # Tables: ordinary tokens only, counted against numpy on the batch.
     totals = 0
     for tag in TEXTS:
         lines = text(events[tag][0]).splitlines()

@@ -16,6 +16,7 @@ FROM_TRAIN_OUTPUT = dict(zip(ROUTING_METRICS, (
 MEASURED = PREFIX + "measured_vocab_percent"
 FLOP_RATIO = PREFIX + "flop_ratio"
 HISTOGRAM = PREFIX + "importance"
+SAMPLE_HISTOGRAM = PREFIX + "importance_of_sample_tokens"
 MOST_DROPPED = PREFIX + "most_dropped"
 MOST_KEPT = PREFIX + "most_kept"
 
@@ -47,7 +48,11 @@ class TokenDropSummaries:
       progress line); the dropped share is in percent rounded to 0.1, so a
       constant share draws a flat line;
     - `measured_vocab_percent`: the share of vocabulary ids measured at least
-      once; `importance`: a histogram over those ids only;
+      once; `importance`: a histogram over those ids only (mostly a spike
+      just below the initial value: rare ids are updated rarely);
+    - `importance_of_sample_tokens`: a histogram of the importance of each
+      ordinary token in a few fixed sample batches, the values the selection
+      ranks (frequent tokens weigh in, so the part that moves shows);
     - `flop_ratio`: analytic forward FLOPs of this layout over plain BERT's;
     - `most_dropped`, `most_kept` (Text tab): the ordinary tokens the current
       table drops and keeps most often on a few fixed sample batches (a
@@ -153,9 +158,19 @@ class TokenDropSummaries:
                 "uses."),
             HISTOGRAM: (
                 f"Importance ({loss}) of the measured vocabulary ids only "
-                f"(ids still at the initial {init} are left out); healthy "
-                "runs move it left as the model learns while keeping a "
-                "spread, which is what tells hard tokens from easy ones."),
+                f"(ids still at the initial {init} are left out, and ids "
+                f"measured a few times sit just below it, as each update "
+                f"moves an id {1 - enc.token_loss_beta:.1%} of the way); "
+                "healthy runs grow a tail to the left as frequent, easy "
+                "tokens are learned, which is what tells hard tokens from "
+                "easy ones."),
+            SAMPLE_HISTOGRAM: (
+                f"Importance ({loss}) of every ordinary token in the "
+                f"{batches} fixed sample batches, one count per occurrence, "
+                "the values the selection ranks to keep the top "
+                f"{keep} of {length} positions; healthy runs spread it over "
+                "a wide range, frequent easy tokens low and rare hard ones "
+                "high."),
             FLOP_RATIO: (
                 f"Analytic forward FLOPs of this layout (keep {keep} of "
                 f"{length} tokens in {layers}, MLM head included) over plain "
@@ -177,26 +192,25 @@ class TokenDropSummaries:
         return set(self.encoder.token_allow_list) | set(
             self.encoder.token_deny_list)
 
-    def routing_counts(self):
-        """Per-id counts of ordinary tokens kept and dropped on the samples.
+    def sample_routing(self):
+        """`(ids, is_kept)`: each ordinary token of the sample batches, and
+        whether the current table keeps it (1-D, one entry per occurrence).
 
         Special tokens (allow and deny lists) are routed by rule, not by
-        importance, and are not counted.
+        importance, and are left out; so is padding.
         """
-        vocab_size = int(self.encoder.importance.shape[0])
-        kept_counts = np.zeros(vocab_size, np.int64)
-        dropped_counts = np.zeros(vocab_size, np.int64)
         special = sorted(self._special_ids())
+        ids, kept = [np.zeros(0, np.int64)], [np.zeros(0, bool)]
         for batch in self.sample_batches:
             word_ids = batch["input_word_ids"].numpy()
             ordinary = ((batch["input_mask"].numpy() > 0)
-                        & ~np.isin(word_ids, special))
-            kept = self.encoder.kept_positions(batch).numpy()
+                        & ~np.isin(word_ids, special))  # [batch, seq]
             is_kept = np.zeros_like(ordinary)
-            np.put_along_axis(is_kept, kept, True, axis=1)
-            np.add.at(kept_counts, word_ids[ordinary & is_kept], 1)
-            np.add.at(dropped_counts, word_ids[ordinary & ~is_kept], 1)
-        return kept_counts, dropped_counts
+            np.put_along_axis(is_kept, self.encoder.kept_positions(
+                batch).numpy(), True, axis=1)  # [batch, seq]
+            ids.append(word_ids[ordinary])
+            kept.append(is_kept[ordinary])
+        return np.concatenate(ids), np.concatenate(kept)
 
     def _header(self, total):
         """The line above both tables: where the counts come from."""
@@ -251,7 +265,13 @@ class TokenDropSummaries:
                 tf.summary.histogram(HISTOGRAM, importance[measured],
                                      description=self.descriptions[HISTOGRAM])
             if self.sample_batches:
-                kept, dropped = self.routing_counts()
+                ids, is_kept = self.sample_routing()
+                tf.summary.histogram(
+                    SAMPLE_HISTOGRAM, importance[ids],
+                    description=self.descriptions[SAMPLE_HISTOGRAM])
+                kept = np.bincount(ids[is_kept], minlength=len(importance))
+                dropped = np.bincount(ids[~is_kept],
+                                      minlength=len(importance))
                 for tag, verb, counts, other in (
                         (MOST_DROPPED, "dropped", dropped, kept),
                         (MOST_KEPT, "kept", kept, dropped)):
