@@ -100,8 +100,7 @@ def test_train_and_eval_end_to_end_then_resume(records, tmp_path):
     tags = event_tags(os.path.join(model_dir, "train"))
     for tag in ("token_dropping/importance", "token_dropping/flop_ratio",
                 "token_dropping/most_dropped", "token_dropping/most_kept",
-                "dropped_token_fraction", "kept_token_importance",
-                "dropped_token_importance", "lm_example_loss"):
+                "token_dropping/dropped_percent", "lm_example_loss"):
         assert tag in tags, f"{tag} not in {sorted(tags)}"
     assert "lm_example_loss" in event_tags(os.path.join(model_dir,
                                                         "validation"))

@@ -43,7 +43,8 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
     per-prediction losses and `masked_lm_weights` update the encoder's
     importance table (`record_mlm_loss`). Training metrics add the share of
     real tokens dropped and the mean importance of kept vs. dropped ordinary
-    tokens, which Model Garden's trainer logs and writes to TensorBoard.
+    tokens (`ROUTING_METRICS`), which the progress line logs and
+    `TokenDropSummaries` writes to TensorBoard under `token_dropping/`.
     Validation runs the full model (no dropping), like fine-tuning will.
 
     Example:

@@ -5,20 +5,58 @@ import tensorflow as tf
 from absl import logging
 
 from token_dropping import flops
+from token_dropping.masked_lm import ROUTING_METRICS
+
+PREFIX = "token_dropping/"
+
+# TokenDropMaskedLMTask's training metrics -> the tag each is written under.
+FROM_TRAIN_OUTPUT = dict(zip(ROUTING_METRICS, (
+    PREFIX + "dropped_percent", PREFIX + "importance_kept",
+    PREFIX + "importance_dropped")))
+MEASURED = PREFIX + "measured_vocab_percent"
+FLOP_RATIO = PREFIX + "flop_ratio"
+HISTOGRAM = PREFIX + "importance"
+SAMPLE_HISTOGRAM = PREFIX + "importance_of_sample_tokens"
+MOST_DROPPED = PREFIX + "most_dropped"
+MOST_KEPT = PREFIX + "most_kept"
+
+
+def measured_ids(importance, init_value):
+    """Boolean `[vocab]`: ids whose importance has left its initial value.
+
+    An id's first update moves it off `init_value` unless its loss was within
+    float32 rounding of it (|loss - init| below about 1e-4 for 10.0), so
+    this undercounts by a negligible amount and needs no extra variable in
+    the checkpoint. The table is float32, so the comparison is in float32
+    (float64(0.1) != float32(0.1)).
+    """
+    return importance != np.float32(init_value)
 
 
 class TokenDropSummaries:
-    """An orbit train action writing token-dropping summaries after each loop.
+    """An orbit train action writing every token-dropping summary.
 
-    Model Garden's trainer already writes the task's scalars (MLM loss and
-    accuracy, and our dropped share and kept/dropped importance). This adds,
-    under `token_dropping/` in the train summaries:
+    After each training loop it writes, with one writer, under `token_dropping/`
+    in the train summaries, each with a one-sentence description (what, unit,
+    which way is healthy) that TensorBoard shows on the card:
 
-    - `importance`: histogram of the importance table;
+    - `dropped_percent`, `importance_kept`, `importance_dropped`: the task's
+      routing metrics (`TokenDropMaskedLMTask`, averaged over the loop),
+      taken out of the train output so Model Garden's trainer, which writes
+      the output after the actions, does not write them again under their
+      metric names (run this action after any that reads them, e.g. the
+      progress line); the dropped share is in percent rounded to 0.1, so a
+      constant share draws a flat line;
+    - `measured_vocab_percent`: the share of vocabulary ids measured at least
+      once; `importance`: a histogram over those ids only (mostly a spike
+      just below the initial value: rare ids are updated rarely);
+    - `importance_of_sample_tokens`: a histogram of the importance of each
+      ordinary token in a few fixed sample batches, the values the selection
+      ranks (frequent tokens weigh in, so the part that moves shows);
     - `flop_ratio`: analytic forward FLOPs of this layout over plain BERT's;
-    - `most_dropped`, `most_kept`: text tables of the vocabulary pieces the
-      current table drops and keeps most often, counted on a few sample
-      batches (a selection only, no forward pass).
+    - `most_dropped`, `most_kept` (Text tab): the ordinary tokens the current
+      table drops and keeps most often on a few fixed sample batches (a
+      selection only, no forward pass); special tokens are listed once above.
 
     Args:
         encoder: the `TokenDropBertEncoder` being trained.
@@ -26,24 +64,27 @@ class TokenDropSummaries:
         global_step: the trainer's step variable.
         sample_batches: list of input dicts used for the kept/dropped counts.
         flop_ratio: float. Written once per loop so it sits beside the loss.
+        seq_length: int. The training sequence length (for the target share).
         vocab: list of str or None; None shows ids.
         top_n: int. Rows in each text table.
 
     Example:
     >>> action = TokenDropSummaries.for_task(task, model.encoder_network,
     ...                                      "runs/x/train", trainer.global_step)
-    >>> train_lib.run_experiment(..., train_actions=[action])
+    >>> train_lib.run_experiment(..., train_actions=[progress, action])
     """
 
     def __init__(self, encoder, summary_dir, global_step, sample_batches,
-                 flop_ratio, vocab=None, top_n=20):
+                 flop_ratio, seq_length, vocab=None, top_n=20):
         self.encoder = encoder
         self.summary_dir = summary_dir
         self.global_step = global_step
         self.sample_batches = sample_batches
         self.flop_ratio = flop_ratio
+        self.seq_length = seq_length
         self.vocab = vocab
         self.top_n = top_n
+        self.descriptions = self._descriptions()
         self._writer = tf.summary.create_file_writer(summary_dir)
 
     @classmethod
@@ -74,48 +115,167 @@ class TokenDropSummaries:
         if vocab_file and tf.io.gfile.exists(vocab_file):
             with tf.io.gfile.GFile(vocab_file) as f:
                 vocab = [line.rstrip("\n") for line in f]
-        return cls(encoder, summary_dir, global_step, samples, ratio, vocab)
+        return cls(encoder, summary_dir, global_step, samples, ratio,
+                   data_config.seq_length, vocab)
 
-    def routing_counts(self):
-        """Per-id counts of real tokens kept and dropped on the samples."""
-        vocab_size = int(self.encoder.importance.shape[0])
-        kept_counts = np.zeros(vocab_size, np.int64)
-        dropped_counts = np.zeros(vocab_size, np.int64)
+    def _piece(self, token):
+        if self.vocab and token < len(self.vocab):
+            return self.vocab[token]
+        return str(token)
+
+    def _descriptions(self):
+        """One sentence per tag: what it is, its unit, which way is good."""
+        enc = self.encoder
+        keep, length = enc.token_keep_k, self.seq_length
+        layers = f"layers {enc.drop_start_layer} to {enc.drop_end_layer - 1}"
+        init = f"{enc.token_loss_init_value:g}"
+        vocab_size = int(enc.importance.shape[0])
+        batches = len(self.sample_batches)
+        loss = "moving-average masked-LM loss, in nats"
+        dropped, kept, dropped_imp = FROM_TRAIN_OUTPUT.values()
+        return {
+            dropped: (
+                f"Share of real (non-padding) tokens that skip {layers}, in "
+                "percent rounded to 0.1 and averaged over the loop's training "
+                f"steps; it should hold flat at the configured "
+                f"{100 * (1 - keep / length):.1f}% (keep {keep} of {length} "
+                "positions), lower only where padding takes dropped slots."),
+            kept: (
+                f"Mean importance ({loss}) of the ordinary tokens kept in "
+                f"{layers} during the loop's training steps; healthy runs "
+                "keep it above importance_dropped, since the hard tokens are "
+                "the ones to keep."),
+            dropped_imp: (
+                f"Mean importance ({loss}) of the ordinary tokens dropped "
+                f"from {layers} during the loop's training steps; healthy "
+                "runs keep it below importance_kept, since the easy tokens "
+                "are the ones to skip."),
+            MEASURED: (
+                f"Share of the {vocab_size} vocabulary ids whose importance "
+                "has been measured (masked and predicted at least once, so "
+                f"no longer the initial {init}), in percent; it should rise, "
+                "then level off at the share of the vocabulary the corpus "
+                "uses."),
+            HISTOGRAM: (
+                f"Importance ({loss}) of the measured vocabulary ids only "
+                f"(ids still at the initial {init} are left out, and ids "
+                f"measured a few times sit just below it, as each update "
+                f"moves an id {1 - enc.token_loss_beta:.1%} of the way); "
+                "healthy runs grow a tail to the left as frequent, easy "
+                "tokens are learned, which is what tells hard tokens from "
+                "easy ones."),
+            SAMPLE_HISTOGRAM: (
+                f"Importance ({loss}) of every ordinary token in the "
+                f"{batches} fixed sample batches, one count per occurrence, "
+                "the values the selection ranks to keep the top "
+                f"{keep} of {length} positions; healthy runs spread it over "
+                "a wide range, frequent easy tokens low and rare hard ones "
+                "high."),
+            FLOP_RATIO: (
+                f"Analytic forward FLOPs of this layout (keep {keep} of "
+                f"{length} tokens in {layers}, MLM head included) over plain "
+                "BERT's on the same shapes, a unitless constant; lower is "
+                "cheaper and 1.0 would be no saving."),
+            MOST_DROPPED: (
+                "The ordinary tokens the current importance table drops most "
+                f"often on {batches} fixed sample batches (selection only, "
+                "no forward pass); healthy rows are easy pieces with low "
+                "importance."),
+            MOST_KEPT: (
+                "The ordinary tokens the current importance table keeps most "
+                f"often on {batches} fixed sample batches (selection only, "
+                "no forward pass); healthy rows are hard or not yet measured "
+                "pieces with high importance."),
+        }
+
+    def _special_ids(self):
+        return set(self.encoder.token_allow_list) | set(
+            self.encoder.token_deny_list)
+
+    def sample_routing(self):
+        """`(ids, is_kept)`: each ordinary token of the sample batches, and
+        whether the current table keeps it (1-D, one entry per occurrence).
+
+        Special tokens (allow and deny lists) are routed by rule, not by
+        importance, and are left out; so is padding.
+        """
+        special = sorted(self._special_ids())
+        ids, kept = [np.zeros(0, np.int64)], [np.zeros(0, bool)]
         for batch in self.sample_batches:
             word_ids = batch["input_word_ids"].numpy()
-            real = batch["input_mask"].numpy() > 0
-            kept = self.encoder.kept_positions(batch).numpy()
-            is_kept = np.zeros_like(real)
-            np.put_along_axis(is_kept, kept, True, axis=1)
-            np.add.at(kept_counts, word_ids[real & is_kept], 1)
-            np.add.at(dropped_counts, word_ids[real & ~is_kept], 1)
-        return kept_counts, dropped_counts
+            ordinary = ((batch["input_mask"].numpy() > 0)
+                        & ~np.isin(word_ids, special))  # [batch, seq]
+            is_kept = np.zeros_like(ordinary)
+            np.put_along_axis(is_kept, self.encoder.kept_positions(
+                batch).numpy(), True, axis=1)  # [batch, seq]
+            ids.append(word_ids[ordinary])
+            kept.append(is_kept[ordinary])
+        return np.concatenate(ids), np.concatenate(kept)
 
-    def _table(self, counts, other, importance):
+    def _header(self, total):
+        """The line above both tables: where the counts come from."""
+        sequences = sum(int(b["input_word_ids"].shape[0])
+                        for b in self.sample_batches)
+        names = lambda ids: ", ".join(
+            f"`{self._piece(i)}` ({i})" for i in ids) or "none"
+        return (
+            f"Counted on {len(self.sample_batches)} fixed sample batches "
+            f"({sequences} sequences, {total} ordinary tokens) with the "
+            "importance table at this step; selection only, no forward pass. "
+            "Special tokens are routed by rule and left out: always kept "
+            f"{names(self.encoder.token_allow_list)}; always dropped "
+            f"{names(self.encoder.token_deny_list)}.")
+
+    def _table(self, verb, counts, other, importance, measured):
         order = np.argsort(-counts, kind="stable")[:self.top_n]
-        rows = ["| piece | id | times | of its occurrences | importance |",
+        rows = [self._header(int(counts.sum() + other.sum())), "",
+                f"| piece | id | times {verb} | % of its occurrences {verb} "
+                "| importance (nats) |",
                 "|---|---|---|---|---|"]
         for token in order:
             if counts[token] == 0:
                 break
-            piece = (self.vocab[token] if self.vocab and token < len(self.vocab)
-                     else str(token))
             share = counts[token] / (counts[token] + other[token])
-            rows.append(f"| `{piece}` | {token} | {counts[token]} | "
-                        f"{share:.0%} | {importance[token]:.3f} |")
+            value = (f"{importance[token]:.3f}" if measured[token]
+                     else f"{importance[token]:g} (not measured yet)")
+            rows.append(f"| `{self._piece(token)}` | {token} | "
+                        f"{counts[token]} | {share:.0%} | {value} |")
         return "\n".join(rows)
 
     def __call__(self, output):
-        del output  # the trainer writes the scalar metrics itself
+        """Writes this loop's summaries; removes the routing metrics from
+        `output` (they are written here, under `token_dropping/`)."""
         step = int(self.global_step.numpy())
+        scalars = {tag: float(output.pop(name))
+                   for name, tag in FROM_TRAIN_OUTPUT.items()
+                   if name in (output or {})}
+        dropped_tag = FROM_TRAIN_OUTPUT[ROUTING_METRICS[0]]
+        if dropped_tag in scalars:  # percent, so 0.49997 reads as 50.0
+            scalars[dropped_tag] = round(100.0 * scalars[dropped_tag], 1)
         importance = self.encoder.importance.numpy()
+        measured = measured_ids(importance,
+                                self.encoder.token_loss_init_value)
+        scalars[MEASURED] = 100.0 * float(measured.mean())
+        scalars[FLOP_RATIO] = self.flop_ratio
         with self._writer.as_default(step=step):
-            tf.summary.histogram("token_dropping/importance", importance)
-            tf.summary.scalar("token_dropping/flop_ratio", self.flop_ratio)
+            for tag, value in scalars.items():
+                tf.summary.scalar(tag, value,
+                                  description=self.descriptions[tag])
+            if measured.any():
+                tf.summary.histogram(HISTOGRAM, importance[measured],
+                                     description=self.descriptions[HISTOGRAM])
             if self.sample_batches:
-                kept, dropped = self.routing_counts()
-                tf.summary.text("token_dropping/most_dropped",
-                                self._table(dropped, kept, importance))
-                tf.summary.text("token_dropping/most_kept",
-                                self._table(kept, dropped, importance))
+                ids, is_kept = self.sample_routing()
+                tf.summary.histogram(
+                    SAMPLE_HISTOGRAM, importance[ids],
+                    description=self.descriptions[SAMPLE_HISTOGRAM])
+                kept = np.bincount(ids[is_kept], minlength=len(importance))
+                dropped = np.bincount(ids[~is_kept],
+                                      minlength=len(importance))
+                for tag, verb, counts, other in (
+                        (MOST_DROPPED, "dropped", dropped, kept),
+                        (MOST_KEPT, "kept", kept, dropped)):
+                    tf.summary.text(tag, self._table(verb, counts, other,
+                                                     importance, measured),
+                                    description=self.descriptions[tag])
         self._writer.flush()

@@ -200,6 +200,7 @@ def train(params, *, mode, model_dir, latest=None,
     train_actions = [progress]
     encoder = getattr(trainer.model, "encoder_network", None)  # pretraining
     if hasattr(encoder, "record_mlm_loss") and "train" in mode:
+        # After `progress`: it moves the routing metrics out of the output.
         train_actions.append(TokenDropSummaries.for_task(
             task, encoder, os.path.join(model_dir, "train"),
             trainer.global_step))
