@@ -50,11 +50,14 @@ def run_tool(name, *args):
                           capture_output=True, text=True, env=env, cwd=ROOT)
 
 
-def write_vocab(path):
-    """BERT's layout: [PAD]=0, [UNK]=100, [CLS]=101, [SEP]=102, [MASK]=103."""
+def write_vocab(path, edit=None):
+    """BERT's layout: [PAD]=0, [UNK]=100, [CLS]=101, [SEP]=102, [MASK]=103;
+    `edit(pieces)` changes the list in place first."""
     pieces = (["[PAD]"] + [f"[unused{i}]" for i in range(99)]
               + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
               + [f"piece{i}" for i in range(VOCAB - 104)])
+    if edit:
+        edit(pieces)
     with open(path, "w") as f:
         f.write("\n".join(pieces) + "\n")
     return path
@@ -110,10 +113,10 @@ def exported(run, tmp_path_factory):
     return output_dir
 
 
-@pytest.fixture(scope="module")
-def reference(run):
-    """The pretraining encoder, rebuilt the way Model Garden's trainer builds
-    it from params.yaml, restored from the trainer's checkpoint."""
+def pretraining_model(run):
+    """The pretraining model (`BertPretrainerV2`: encoder and MLM head),
+    rebuilt the way Model Garden's trainer builds it from params.yaml,
+    restored from the trainer's checkpoint."""
     params = train_utils.parse_configuration(train_utils.ParseConfigOptions(
         experiment="token_drop_bert_tiny",
         config_file=[os.path.join(run["model_dir"], "params.yaml")]),
@@ -122,7 +125,13 @@ def reference(run):
     tf.train.Checkpoint(**model.checkpoint_items).read(
         run["checkpoint"]).expect_partial().assert_existing_objects_matched()
     assert isinstance(model.encoder_network, TokenDropBertEncoder)
-    return model.encoder_network
+    return model
+
+
+@pytest.fixture(scope="module")
+def reference(run):
+    """The pretraining encoder (`pretraining_model`)."""
+    return pretraining_model(run).encoder_network
 
 
 def inputs(batch=3, seed=0):
@@ -364,8 +373,21 @@ BAD_INPUTS = [
     ("no_vocab", "No vocabulary: the run's params.yaml has no "
      "task.vocab_file; pass --vocab_file"),
     ("missing_vocab", "vocab file '/nonexistent/vocab.txt' not found"),
+    ("smaller_vocab", "has 150 pieces but the encoder's embedding has "
+     "vocab_size=200: not this model's vocab"),
+    ("vocab_without_mask", "has no [MASK] token; a WordPiece vocab for BERT "
+     "needs all of [PAD], [UNK], [CLS], [SEP], [MASK]"),
+    ("vocab_ids_moved", "has [CLS] at id 1, but the run's token_allow_list "
+     "is [100, 101, 102, 103]: not the vocab the run was trained with"),
     ("not_empty", "is not empty; pass --overwrite to replace it"),
+    ("parent_is_file", "/out/bert' is under '"),
 ]
+# Vocabularies that do not fit the run (write_vocab's `edit`).
+VOCAB_EDITS = {
+    "smaller_vocab": lambda pieces: pieces.__delitem__(slice(150, None)),
+    "vocab_without_mask": lambda pieces: pieces.__setitem__(103, "masked"),
+    "vocab_ids_moved": lambda pieces: pieces.insert(1, pieces.pop(101)),
+}
 
 
 @pytest.mark.parametrize("case,message", BAD_INPUTS,
@@ -392,15 +414,23 @@ def test_bad_input_is_one_clear_error_and_writes_nothing(case, message, run,
         kwargs["checkpoint"] = run["checkpoint"]
     elif case == "missing_vocab":
         kwargs["vocab_file"] = "/nonexistent/vocab.txt"
+    elif case in VOCAB_EDITS:
+        kwargs["vocab_file"] = write_vocab(str(tmp_path / "vocab.txt"),
+                                           VOCAB_EDITS[case])
     elif case == "not_empty":
         output_dir.mkdir(parents=True)
         (output_dir / "keep.txt").write_text("mine")
+    elif case == "parent_is_file":
+        (tmp_path / "out").write_text("mine")
     with pytest.raises(ExportError) as error:
         export_bert(model_dir, str(output_dir), **kwargs)
     assert message in str(error.value)
     assert "\n" not in str(error.value)
     if case == "not_empty":
         assert os.listdir(output_dir) == ["keep.txt"]
+    elif case == "parent_is_file":
+        assert str(error.value).endswith("which is a file, not a directory.")
+        assert (tmp_path / "out").read_text() == "mine"
     else:
         assert not (tmp_path / "out").exists()
 

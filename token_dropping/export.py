@@ -53,6 +53,7 @@ from official.modeling import hyperparams
 from official.nlp.configs import encoders
 from tensorflow.core.protobuf import trackable_object_graph_pb2
 
+from token_dropping.data import vocab as vocab_lib
 from token_dropping.training import first_line
 
 CHECKPOINT_NAME = "bert_model.ckpt"  # BERT's conventional name
@@ -216,6 +217,13 @@ def _check_output_dir(output_dir, model_dir, overwrite):
             f"--output_dir={output_dir!r} would replace the run directory "
             f"{model_dir!r}; choose another output directory.")
     if not tf.io.gfile.exists(output_dir):
+        parent = os.path.dirname(output_dir.rstrip("/"))
+        while parent and not tf.io.gfile.exists(parent):
+            parent = os.path.dirname(parent)  # ends at "" or "/"
+        if parent and not tf.io.gfile.isdir(parent):
+            raise ExportError(
+                f"--output_dir={output_dir!r} is under {parent!r}, which is "
+                "a file, not a directory.")
         return
     if not tf.io.gfile.isdir(output_dir):
         raise ExportError(f"--output_dir={output_dir!r} is a file, not a "
@@ -260,11 +268,35 @@ def _find_vocab(vocab_file, params, vocab_size):
                           "--vocab_file=...")
     with tf.io.gfile.GFile(vocab_file) as f:
         pieces = [line.rstrip("\n") for line in f]
-    if len(pieces) > vocab_size:
+    if len(pieces) != vocab_size:
         raise ExportError(
-            f"vocab file {vocab_file!r} has {len(pieces)} pieces, more than "
-            f"the encoder's vocab_size={vocab_size}: not this model's vocab.")
+            f"vocab file {vocab_file!r} has {len(pieces)} pieces but the "
+            f"encoder's embedding has vocab_size={vocab_size}: not this "
+            "model's vocab.")
+    _check_special_tokens(vocab_file, params.task.model.encoder.get())
     return vocab_file, pieces
+
+
+def _check_special_tokens(vocab_file, encoder):
+    """The vocab has BERT's special tokens, at the ids the run kept
+    (token_allow_list) and dropped (token_deny_list); params.yaml holds the
+    lists the run used, taken from the records' manifest when it had one."""
+    try:
+        ids = vocab_lib.special_token_ids(vocab_file)
+    except ValueError as e:
+        raise ExportError(first_line(e)) from None
+    for tokens, name in ((vocab_lib.ALLOW_LIST_TOKENS, "token_allow_list"),
+                         (vocab_lib.DENY_LIST_TOKENS, "token_deny_list")):
+        run_ids = getattr(encoder, name, None)
+        if run_ids is None:  # a plain BERT run has no lists
+            continue
+        for token in tokens:
+            token_id = ids[f"{token.strip('[]').lower()}_id"]
+            if token_id not in run_ids:
+                raise ExportError(
+                    f"vocab file {vocab_file!r} has {token} at id {token_id}"
+                    f", but the run's {name} is {list(run_ids)}: not the "
+                    "vocab the run was trained with.")
 
 
 def _dummy_inputs():
