@@ -159,7 +159,7 @@ def test_export_layout_and_importance_artifact(run, exported):
     assert names == sorted([
         "bert_config.json", "bert_model.ckpt.data-00000-of-00001",
         "bert_model.ckpt.index", "checkpoint", "encoder.yaml",
-        "saved_model", "token_importance.npy", "token_importance.tsv",
+        "hf", "saved_model", "token_importance.npy", "token_importance.tsv",
         "vocab.txt"])
     assert not glob.glob(os.path.join(os.path.dirname(exported), ".*"))
     with open(os.path.join(exported, "vocab.txt")) as a, open(

@@ -30,6 +30,10 @@ and TF-Hub-style users expect, all of it checked before anything is written:
                          [batch, seq])
    token_importance.npy  [vocab_size] float32 moving-average MLM loss per id
    token_importance.tsv  id, piece, importance (token-dropping runs only)
+   hf/                   the same BERT, with the MLM head, as a Hugging Face
+                         folder (`token_dropping.hf`: safetensors, config,
+                         tokenizer files); converted before anything is
+                         written, like the rest
 
 Example:
 >>> result = export_bert("runs/token_drop_bert_tiny", "exports/tiny")
@@ -53,6 +57,7 @@ from official.modeling import hyperparams
 from official.nlp.configs import encoders
 from tensorflow.core.protobuf import trackable_object_graph_pb2
 
+from token_dropping import hf
 from token_dropping.data import vocab as vocab_lib
 from token_dropping.training import first_line
 
@@ -62,6 +67,8 @@ CHECKPOINT_NAME = "bert_model.ckpt"  # BERT's conventional name
 _EXPERIMENT_OF_ENCODER = {"any": "token_drop_bert/pretraining",
                           "bert": "bert_base", "bert_v2": "bert_base"}
 _IMPORTANCE = "_token_importance"  # TokenDropBertEncoder's extra child
+# Root objects of a trainer checkpoint that are not the model.
+_NOT_MODEL = ("optimizer", "global_step", "save_counter")
 INPUT_NAMES = ("input_word_ids", "input_mask", "input_type_ids")
 SERVING_OUTPUTS = ("pooled_output", "sequence_output", "default")
 
@@ -82,10 +89,11 @@ class ExportResult:
     vocab_file: str
     saved_model: str
     token_importance: Optional[str] = None  # None: a plain BERT run
+    huggingface: Optional[str] = None  # None: not asked for
 
 
 def export_bert(model_dir, output_dir, checkpoint=None, vocab_file=None,
-                overwrite=False, do_lower_case=None):
+                overwrite=False, do_lower_case=None, huggingface=True):
     """Exports a pretraining run's encoder as an ordinary BERT.
 
     Args:
@@ -101,6 +109,7 @@ def export_bert(model_dir, output_dir, checkpoint=None, vocab_file=None,
         do_lower_case: bool or None. Stored in the SavedModel for users'
             tokenizers; None: False if the vocab's path says "cased" (not
             "uncased"), else True (this project's and BERT's default).
+        huggingface: bool. Also write the Hugging Face folder `hf/`.
 
     Returns:
         An `ExportResult`.
@@ -136,6 +145,14 @@ def export_bert(model_dir, output_dir, checkpoint=None, vocab_file=None,
     status.expect_partial().assert_existing_objects_matched()
     importance = _read_importance(graph, reader, encoder_node)
     logging.info("Restored the %s encoder from %s.", experiment, source)
+    hf_model = None
+    if huggingface:  # converted before anything is written
+        try:
+            hf_model = hf.convert(
+                _model_values(graph, reader), encoder_config.get(),
+                params.task.model.mlm_activation, pieces.index(vocab_lib.PAD))
+        except hf.ConversionError as e:
+            raise ExportError(f"Hugging Face folder: {e}") from None
 
     # Step 4: everything into a temporary sibling, renamed at the end.
     output_dir = output_dir.rstrip("/")
@@ -144,8 +161,12 @@ def export_bert(model_dir, output_dir, checkpoint=None, vocab_file=None,
     partial = os.path.join(
         parent, f".{os.path.basename(output_dir)}.partial-{uuid.uuid4().hex}")
     try:
+        lower_case = _lower_case(do_lower_case, vocab_file)
         _write(partial, encoder, encoder_config, vocab_file, pieces,
-               importance, _lower_case(do_lower_case, vocab_file))
+               importance, lower_case)
+        if hf_model:
+            hf.write_folder(os.path.join(partial, hf.FOLDER), *hf_model,
+                            vocab_file, lower_case)
         _replace(partial, output_dir)
     finally:
         if tf.io.gfile.exists(partial):
@@ -158,7 +179,8 @@ def export_bert(model_dir, output_dir, checkpoint=None, vocab_file=None,
         encoder_yaml=out("encoder.yaml"), vocab_file=out("vocab.txt"),
         saved_model=out("saved_model"),
         token_importance=(out("token_importance.npy")
-                          if importance is not None else None))
+                          if importance is not None else None),
+        huggingface=out(hf.FOLDER) if hf_model else None)
 
 
 def read_run_params(model_dir):
@@ -422,6 +444,28 @@ def _read_importance(graph, reader, encoder_node):
     if len(keys) != 1:
         raise ExportError(f"expected one importance table, found {len(keys)}.")
     return reader.get_tensor(keys[0]).astype(np.float32)
+
+
+def _model_values(graph, reader):
+    """`{path: value}` of every model variable in a trainer checkpoint: by
+    its path under `encoder` or `masked_lm`, any other (a classification
+    head, say) by its first path; the importance table aside."""
+    values, seen = {}, set()
+    core = ("encoder", "masked_lm")
+    for child in sorted(graph.nodes[0].children,
+                        key=lambda c: c.local_name not in core):
+        if child.local_name in _NOT_MODEL:
+            continue
+        for path, node_id in _checkpoint_variables(graph,
+                                                   child.node_id).items():
+            if node_id in seen and child.local_name not in core:
+                continue
+            seen.add(node_id)
+            if path[:1] == (_IMPORTANCE,):
+                continue
+            values["/".join((child.local_name,) + path)] = reader.get_tensor(
+                _variable_key(graph, node_id))
+    return values
 
 
 def _global_step(reader):
