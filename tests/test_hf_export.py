@@ -223,3 +223,17 @@ def test_table_refuses_unknown_and_missing_variables():
                           for mg, name, _ in hf.TABLE if name != hf.TIED
                           and mg.startswith("encoder/")
                           and not mg.endswith("_pooler_layer/bias")}, 1)
+
+
+def test_encoder_only_checkpoint_gives_bert_model(run, exported, tmp_path):
+    # The export's own bert_model.ckpt holds the encoder without the head.
+    result = export_bert(
+        run["model_dir"], str(tmp_path / "again"),
+        checkpoint=os.path.join(exported, "bert_model.ckpt"))
+    with open(os.path.join(result.huggingface, "config.json")) as f:
+        assert json.load(f)["architectures"] == ["BertModel"]
+    again = load_file(os.path.join(result.huggingface, "model.safetensors"))
+    first = load_file(os.path.join(exported, "hf", "model.safetensors"))
+    assert len(again) == LAYERS * PER_LAYER + OUTSIDE_LAYERS - 5
+    for name, value in again.items():
+        np.testing.assert_array_equal(value, first[name], err_msg=name)

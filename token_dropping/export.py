@@ -30,7 +30,7 @@ and TF-Hub-style users expect, all of it checked before anything is written:
                          [batch, seq])
    token_importance.npy  [vocab_size] float32 moving-average MLM loss per id
    token_importance.tsv  id, piece, importance (token-dropping runs only)
-   hf/                   the same BERT, with the MLM head, as a Hugging Face
+   hf/                   the same BERT and its MLM head as a Hugging Face
                          folder (`token_dropping.hf`: safetensors, config,
                          tokenizer files); converted before anything is
                          written, like the rest

@@ -16,7 +16,9 @@ The conversion is one table (`TABLE`) from Model Garden's variable paths (the
 pretraining checkpoint's object graph: `encoder/...` is the
 `BertEncoderV2`, `masked_lm/...` the MLM head of `BertPretrainerV2`) to
 Hugging Face's names, with the layout change each needs. A variable the
-table does not name is refused, never dropped.
+table does not name is refused, never dropped. A checkpoint with the MLM
+head gives `BertForMaskedLM`, an encoder-only one (such as the export's own
+`bert_model.ckpt`) `BertModel`.
 
 Choices, and why:
 

@@ -26,8 +26,9 @@ The output holds the encoder checkpoint (`bert_model.ckpt`, an
 `init_checkpoint` for bert/sentence_prediction and bert/squad),
 `bert_config.json` (BertEncoderV2 arguments), `encoder.yaml`, `vocab.txt`, a
 SavedModel with a serving signature, the importance table
-(`token_importance.npy`, `.tsv`), and `hf/`: the encoder and its MLM head as a
-Hugging Face folder (model.safetensors, config.json, tokenizer files).
+(`token_importance.npy`, `.tsv`), and `hf/`: the encoder (and the MLM head of
+a pretraining checkpoint) as a Hugging Face folder (model.safetensors,
+config.json, tokenizer files).
 Everything happens in `token_dropping.export.export_bert`.
 """
 
@@ -75,8 +76,8 @@ def main(argv):
           f"--params_override=task.init_checkpoint={result.output_dir},"
           "task.train_data.input_path=...,task.validation_data.input_path=...")
     if result.huggingface:
-        print(f"Hugging Face: BertForMaskedLM.from_pretrained("
-              f"{result.huggingface!r})")
+        print(f"Hugging Face folder: {result.huggingface} (transformers' "
+              "from_pretrained, KerasHub's from_preset)")
 
 
 if __name__ == "__main__":
