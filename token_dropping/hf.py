@@ -28,10 +28,9 @@ Choices, and why:
   0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), and every `transformers`
   version knows it. `gelu_pytorch_tanh` is the same function fused in PyTorch,
   but newer; plain `gelu` would be the exact erf form, which is not this model.
-- LayerNorm parameters are named `gamma` / `beta`, as in Hugging Face's own
-  `bert-base-uncased` files: `transformers` renames them to `weight` / `bias`
-  when it loads (its "legacy" renaming), and KerasHub's BERT converter reads
-  only these names.
+- LayerNorm parameters are named `gamma` / `beta`, the TensorFlow-era names:
+  KerasHub's BERT converter reads only these, and `transformers` renames
+  them to `weight` / `bias` when it loads (its "legacy" renaming).
 - The MLM head's output weights are the word embeddings (tied, as in
   `BertForMaskedLM`), so `cls.predictions.decoder.weight` is not stored, as
   `save_pretrained` does not store it either.
