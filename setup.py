@@ -23,6 +23,12 @@ setuptools.setup(
         "tensorflow-datasets",
         "absl-py",
         "gin-config",
+        "safetensors",  # the export's Hugging Face folder (numpy API)
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={
+        # KerasHub loads the Hugging Face folder on Keras 3 (TF backend); the
+        # tests use it as the independent loader of that folder.
+        "hf": ["keras-hub"],
+        "test": ["pytest", "keras-hub"],
+    },
 )

@@ -15,3 +15,45 @@ _cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(
     _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
 
+
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402,F811
+
+from helpers import overrides, run_tool, write_records, write_vocab  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory):
+    """Tiny train and validation records (16 and 10 examples, seq 32)."""
+    folder = tmp_path_factory.mktemp("records")
+    return (write_records(str(folder / "train.tfrecord"), seed=0),
+            write_records(str(folder / "valid.tfrecord"), num_examples=10,
+                          seed=1))
+
+
+@pytest.fixture(scope="session")
+def run(tmp_path_factory):
+    """A 2-step token-dropping pretraining run whose params name its vocab."""
+    folder = tmp_path_factory.mktemp("pretrain")
+    data = (write_records(str(folder / "train.tfrecord"), seed=0),
+            write_records(str(folder / "valid.tfrecord"), seed=1))
+    vocab = write_vocab(str(folder / "vocab.txt"))
+    model_dir = str(folder / "run")
+    result = run_tool(
+        "train.py", "--experiment=token_drop_bert_tiny", "--mode=train",
+        f"--model_dir={model_dir}",
+        f"--params_override={overrides(data, 2, f'task.vocab_file={vocab}')}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return dict(model_dir=model_dir, vocab=vocab,
+                checkpoint=tf.train.latest_checkpoint(model_dir))
+
+
+@pytest.fixture(scope="session")
+def exported(run, tmp_path_factory):
+    """`run` exported by tools/export_bert.py."""
+    output_dir = str(tmp_path_factory.mktemp("exports") / "bert")
+    result = run_tool("export_bert.py", f"--model_dir={run['model_dir']}",
+                      f"--output_dir={output_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"to {output_dir}" in result.stdout
+    return output_dir

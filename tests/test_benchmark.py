@@ -9,6 +9,8 @@ import sys
 import pytest
 
 from token_dropping import benchmark
+from token_dropping import benchmark_memory
+from token_dropping import benchmark_steps
 from token_dropping import flops
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -123,7 +125,7 @@ def test_presets_resolve_the_papers_layout():
 def test_synthetic_batch_masks_distinct_inner_positions():
     sizes = benchmark.resolve_sizes("tiny", seq_length=16, token_keep_k=8,
                                     max_predictions_per_seq=5, batch_size=3)
-    batch = benchmark.synthetic_batch(sizes)
+    batch = benchmark_steps.synthetic_batch(sizes)
     word_ids = batch["input_word_ids"].numpy()
     positions = batch["masked_lm_positions"].numpy()
     assert positions.shape == (3, 5)
@@ -141,5 +143,5 @@ def test_memory_child_reports_peak_rss():
         "tiny", num_layers=2, hidden_size=16, num_attention_heads=2,
         inner_dim=32, seq_length=16, token_keep_k=8, vocab_size=1100,
         max_predictions_per_seq=3, batch_size=2)
-    measured = benchmark.memory_child("token_drop", sizes, xla=False, steps=1)
+    measured = benchmark_memory.memory_child("token_drop", sizes, xla=False, steps=1)
     assert measured["peak_rss_mb"] >= measured["rss_before_build_mb"] > 0

@@ -7,7 +7,7 @@ import tf_keras
 from official.nlp.modeling import models
 
 import token_dropping
-from tiny import BERT_KWARGS, VOCAB, batch
+from helpers import BERT_KWARGS, VOCAB, batch
 from token_dropping.callbacks import MLMLossTracking
 
 

@@ -8,7 +8,6 @@ import sys
 
 import pytest
 
-from pretrain_records import write_records
 from token_dropping import compare
 from token_dropping.errors import UserError
 
@@ -24,14 +23,6 @@ DATA = ("task.train_data.seq_length=32,task.validation_data.seq_length=32,"
         "task.validation_data.max_predictions_per_seq=5,"
         "task.train_data.global_batch_size=4,"
         "task.validation_data.global_batch_size=4,runtime.enable_xla=false")
-
-
-@pytest.fixture(scope="module")
-def records(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("records")
-    return (write_records(str(folder / "train.tfrecord"), seed=0),
-            write_records(str(folder / "valid.tfrecord"), num_examples=10,
-                          seed=1))
 
 
 def test_compare_end_to_end(records, tmp_path):

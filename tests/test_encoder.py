@@ -10,8 +10,8 @@ from official.nlp.modeling import models
 from official.nlp.modeling.networks import bert_encoder
 
 import token_dropping
-from keras_checks import run_layer_checks
-from tiny import BERT_KWARGS, CLS, MASK, PAD, SEP, SEQ, UNK, VOCAB, batch
+from helpers import run_layer_checks
+from helpers import BERT_KWARGS, CLS, MASK, PAD, SEP, SEQ, UNK, VOCAB, batch
 
 TOKEN_DROP_KWARGS = dict(BERT_KWARGS, token_keep_k=6)
 

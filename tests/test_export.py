@@ -13,8 +13,6 @@ import inspect
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -27,38 +25,20 @@ from official.modeling import hyperparams
 from official.nlp.modeling.networks import BertEncoderV2
 
 import token_dropping  # noqa: F401  (registers the experiments)
-from pretrain_records import write_records
-from test_training import importance_in
-from test_training import overrides
+from helpers import SHRINK_HIDDEN as HIDDEN
+from helpers import SHRINK_SEQ as SEQ
+from helpers import SHRINK_VOCAB as VOCAB
+from helpers import ROOT, importance_in, padded_inputs, pretraining_model
+from helpers import run_tool, write_vocab
 from token_dropping import run_data
 from token_dropping.errors import UserError
 from token_dropping.encoder import TokenDropBertEncoder
-from token_dropping.export import ExportError
 from token_dropping.export import export_bert
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TOOLS = os.path.join(ROOT, "tools")
-SEQ, VOCAB, HIDDEN = 32, 200, 16  # test_training's SHRINK
 # Keys in the trainer's checkpoint (root: BertPretrainerV2.checkpoint_items).
 LAYER0_QUERY = ("_transformer_layers/0/_attention_layer/_query_dense/kernel"
                 "/.ATTRIBUTES/VARIABLE_VALUE")
 SHARED_EMBEDDINGS = "masked_lm/embedding_table/.ATTRIBUTES/VARIABLE_VALUE"
-
-
-def run_tool(name, *args):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-    return subprocess.run([sys.executable, os.path.join(TOOLS, name), *args],
-                          capture_output=True, text=True, env=env, cwd=ROOT)
-
-
-def write_vocab(path):
-    """BERT's layout: [PAD]=0, [UNK]=100, [CLS]=101, [SEP]=102, [MASK]=103."""
-    pieces = (["[PAD]"] + [f"[unused{i}]" for i in range(99)]
-              + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-              + [f"piece{i}" for i in range(VOCAB - 104)])
-    with open(path, "w") as f:
-        f.write("\n".join(pieces) + "\n")
-    return path
 
 
 def write_glue_records(path, num_examples=12, seed=0):
@@ -85,59 +65,9 @@ def write_glue_records(path, num_examples=12, seed=0):
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """A 2-step token-dropping pretraining run whose params name its vocab."""
-    folder = tmp_path_factory.mktemp("pretrain")
-    records = (write_records(str(folder / "train.tfrecord"), seed=0),
-               write_records(str(folder / "valid.tfrecord"), seed=1))
-    vocab = write_vocab(str(folder / "vocab.txt"))
-    model_dir = str(folder / "run")
-    override = overrides(records, 2, f"task.vocab_file={vocab}")
-    result = run_tool(
-        "train.py", "--experiment=token_drop_bert_tiny", "--mode=train",
-        f"--model_dir={model_dir}", f"--params_override={override}")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return dict(model_dir=model_dir, vocab=vocab,
-                checkpoint=tf.train.latest_checkpoint(model_dir))
-
-
-@pytest.fixture(scope="module")
-def exported(run, tmp_path_factory):
-    output_dir = str(tmp_path_factory.mktemp("exports") / "bert")
-    result = run_tool("export_bert.py", f"--model_dir={run['model_dir']}",
-                      f"--output_dir={output_dir}")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert f"to {output_dir}" in result.stdout
-    return output_dir
-
-
-@pytest.fixture(scope="module")
 def reference(run):
-    """The pretraining encoder, rebuilt the way Model Garden's trainer builds
-    it from params.yaml, restored from the trainer's checkpoint."""
-    params = train_utils.parse_configuration(train_utils.ParseConfigOptions(
-        experiment="token_drop_bert_tiny",
-        config_file=[os.path.join(run["model_dir"], "params.yaml")]),
-        print_return=False)
-    model = task_factory.get_task(params.task).build_model()
-    tf.train.Checkpoint(**model.checkpoint_items).read(
-        run["checkpoint"]).expect_partial().assert_existing_objects_matched()
-    assert isinstance(model.encoder_network, TokenDropBertEncoder)
-    return model.encoder_network
-
-
-def inputs(batch=3, seed=0):
-    rng = np.random.RandomState(seed)
-    ids = rng.randint(104, VOCAB, size=(batch, SEQ)).astype(np.int32)
-    mask = np.ones((batch, SEQ), np.int32)
-    mask[1, 20:] = 0
-    mask[2, 9:] = 0
-    ids[:, 0] = 101
-    ids = ids * mask
-    types = (np.arange(SEQ)[None, :] >= 12).astype(np.int32) * mask
-    return dict(input_word_ids=tf.constant(ids),
-                input_mask=tf.constant(mask),
-                input_type_ids=tf.constant(types))
+    """The pretraining encoder (`pretraining_model`)."""
+    return pretraining_model(run).encoder_network
 
 
 def assert_same_outputs(actual, expected, atol=1e-5):
@@ -151,7 +81,7 @@ def test_export_layout_and_importance_artifact(run, exported):
     assert names == sorted([
         "bert_config.json", "bert_model.ckpt.data-00000-of-00001",
         "bert_model.ckpt.index", "checkpoint", "encoder.yaml",
-        "saved_model", "token_importance.npy", "token_importance.tsv",
+        "hf", "saved_model", "token_importance.npy", "token_importance.tsv",
         "vocab.txt"])
     assert not glob.glob(os.path.join(os.path.dirname(exported), ".*"))
     with open(os.path.join(exported, "vocab.txt")) as a, open(
@@ -193,7 +123,7 @@ def test_exported_checkpoint_in_fresh_bert_encoder_v2_equals_pretraining(
         exported, reference):
     with open(os.path.join(exported, "bert_config.json")) as f:
         encoder = BertEncoderV2(**json.load(f))
-    batch = inputs()
+    batch = padded_inputs()
     encoder(batch)  # variables exist, so every one must find its value
     tf.train.Checkpoint(encoder=encoder).read(
         os.path.join(exported, "bert_model.ckpt")
@@ -210,7 +140,7 @@ def test_exported_checkpoint_in_fresh_bert_encoder_v2_equals_pretraining(
 
 
 def test_saved_model_serves_the_same_outputs(exported, reference):
-    batch = inputs(seed=1)
+    batch = padded_inputs(seed=1)
     expected = reference(batch, training=False)
     loaded = tf.saved_model.load(os.path.join(exported, "saved_model"))
     serving = loaded.signatures["serving_default"]
@@ -337,7 +267,7 @@ def write_other_checkpoint(folder, **sizes):
                   token_keep_k=16)
     kwargs.update(sizes)
     encoder = TokenDropBertEncoder(**kwargs)
-    encoder(inputs())
+    encoder(padded_inputs())
     return tf.train.Checkpoint(encoder=encoder).write(str(folder / "ckpt-1"))
 
 
@@ -365,8 +295,21 @@ BAD_INPUTS = [
     ("no_vocab", "No vocabulary: the run's params.yaml has no "
      "task.vocab_file; pass --vocab_file"),
     ("missing_vocab", "vocab file '/nonexistent/vocab.txt' not found"),
+    ("smaller_vocab", "has 150 pieces but the encoder's embedding has "
+     "vocab_size=200: not this model's vocab"),
+    ("vocab_without_mask", "has no [MASK] token; a WordPiece vocab for BERT "
+     "needs all of [PAD], [UNK], [CLS], [SEP], [MASK]"),
+    ("vocab_ids_moved", "has [CLS] at id 1, but the run's token_allow_list "
+     "is [100, 101, 102, 103]: not the vocab the run was trained with"),
     ("not_empty", "is not empty; pass --overwrite to replace it"),
+    ("parent_is_file", "/out/bert' is under '"),
 ]
+# Vocabularies that do not fit the run (write_vocab's `edit`).
+VOCAB_EDITS = {
+    "smaller_vocab": lambda pieces: pieces.__delitem__(slice(150, None)),
+    "vocab_without_mask": lambda pieces: pieces.__setitem__(103, "masked"),
+    "vocab_ids_moved": lambda pieces: pieces.insert(1, pieces.pop(101)),
+}
 
 
 @pytest.mark.parametrize("case,message", BAD_INPUTS,
@@ -393,15 +336,23 @@ def test_bad_input_is_one_clear_error_and_writes_nothing(case, message, run,
         kwargs["checkpoint"] = run["checkpoint"]
     elif case == "missing_vocab":
         kwargs["vocab_file"] = "/nonexistent/vocab.txt"
+    elif case in VOCAB_EDITS:
+        kwargs["vocab_file"] = write_vocab(str(tmp_path / "vocab.txt"),
+                                           VOCAB_EDITS[case])
     elif case == "not_empty":
         output_dir.mkdir(parents=True)
         (output_dir / "keep.txt").write_text("mine")
-    with pytest.raises(ExportError) as error:
+    elif case == "parent_is_file":
+        (tmp_path / "out").write_text("mine")
+    with pytest.raises(UserError) as error:
         export_bert(model_dir, str(output_dir), **kwargs)
     assert message in str(error.value)
     assert "\n" not in str(error.value)
     if case == "not_empty":
         assert os.listdir(output_dir) == ["keep.txt"]
+    elif case == "parent_is_file":
+        assert str(error.value).endswith("which is a file, not a directory.")
+        assert (tmp_path / "out").read_text() == "mine"
     else:
         assert not (tmp_path / "out").exists()
 
@@ -417,7 +368,7 @@ def test_overwrite_replaces_an_export_and_leaves_no_partial(run, tmp_path):
     assert (output_dir / "saved_model" / "saved_model.pb").exists()
     assert os.listdir(tmp_path) == ["bert"]
     # The run itself can never be the output.
-    with pytest.raises(ExportError, match="would replace the run directory"):
+    with pytest.raises(UserError, match="would replace the run directory"):
         export_bert(run["model_dir"], run["model_dir"], overwrite=True)
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tiny import CLS, MASK, PAD, SEP
+from helpers import CLS, MASK, PAD, SEP
 from token_dropping import select_kept_positions
 
 ALLOW, DENY = (100, CLS, SEP, MASK), (PAD,)

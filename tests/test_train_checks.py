@@ -4,7 +4,6 @@ Each case goes through the same two calls as tools/train.py
 (`params_from_flags`, then `run`), with Model Garden's real absl flags.
 """
 
-import os
 import socket
 
 import pytest
@@ -14,7 +13,6 @@ from absl import logging
 from official.common import flags as tfm_flags
 
 import token_dropping  # noqa: F401  (registers the experiments)
-from pretrain_records import write_records
 from token_dropping import data
 from token_dropping import training
 from token_dropping.errors import UserError
@@ -34,13 +32,6 @@ def resolve(*args, mode="train_and_eval", model_dir=None, tmp_path=None):
     model_dir = model_dir or str(tmp_path / "run")
     training.resolve(params, flags.FLAGS.mode, model_dir)
     return params
-
-
-@pytest.fixture(scope="module")
-def records(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("records")
-    return (write_records(str(folder / "train.tfrecord"), seed=0),
-            write_records(str(folder / "valid.tfrecord"), seed=1))
 
 
 def test_one_split_set_and_the_other_empty_is_refused(records, tmp_path):

@@ -3,8 +3,6 @@
 import glob
 import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -12,76 +10,14 @@ import tensorflow as tf
 from official.core import exp_factory
 from official.core import task_factory
 from official.core import train_utils
-from official.modeling.hyperparams import params_dict
 
 import token_dropping  # noqa: F401  (registers the experiments)
 from token_dropping import run_data
 from token_dropping.errors import UserError
 from token_dropping.masked_lm import per_prediction_losses
 from token_dropping.token_importance import TokenImportance
-from pretrain_records import write_records
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TRAIN = os.path.join(ROOT, "tools", "train.py")
-
-# token_drop_bert_tiny shrunk to seconds: 2 layers, width 16, seq 32, keep 16.
-SHRINK = (
-    "task.model.encoder.any.num_layers=2,"
-    "task.model.encoder.any.hidden_size=16,"
-    "task.model.encoder.any.num_attention_heads=2,"
-    "task.model.encoder.any.intermediate_size=32,"
-    "task.model.encoder.any.vocab_size=200,"
-    "task.model.encoder.any.max_position_embeddings=32,"
-    "task.model.encoder.any.token_keep_k=16,"
-    "task.train_data.seq_length=32,task.validation_data.seq_length=32,"
-    "task.train_data.max_predictions_per_seq=5,"
-    "task.validation_data.max_predictions_per_seq=5,"
-    "task.train_data.global_batch_size=4,"
-    "task.validation_data.global_batch_size=4,"
-    "trainer.steps_per_loop=2,trainer.summary_interval=2,"
-    "trainer.checkpoint_interval=2,trainer.validation_interval=2,"
-    "trainer.validation_steps=2,"
-    "trainer.optimizer_config.warmup.polynomial.warmup_steps=1,"
-    "runtime.enable_xla=false")
-
-
-@pytest.fixture(scope="module")
-def records(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("records")
-    return (write_records(str(folder / "train.tfrecord"), seed=0),
-            write_records(str(folder / "valid.tfrecord"), seed=1))
-
-
-def overrides(records, train_steps, extra=""):
-    train, valid = records
-    text = (f"{SHRINK},trainer.train_steps={train_steps},"
-            f"trainer.optimizer_config.learning_rate.polynomial.decay_steps="
-            f"{train_steps},task.train_data.input_path={train},"
-            f"task.validation_data.input_path={valid}")
-    return text + ("," + extra if extra else "")
-
-
-def train_py(*args):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-    return subprocess.run([sys.executable, TRAIN, *args], capture_output=True,
-                          text=True, env=env, cwd=ROOT)
-
-
-def event_tags(folder):
-    tags = set()
-    for path in glob.glob(os.path.join(folder, "events.out.tfevents.*")):
-        for event in tf.compat.v1.train.summary_iterator(path):
-            tags.update(v.tag for v in event.summary.value)
-    return tags
-
-
-def importance_in(checkpoint):
-    reader = tf.train.load_checkpoint(checkpoint)
-    keys = [k for k in reader.get_variable_to_shape_map()
-            if "_token_importance/importance" in k and "OPTIMIZER" not in k]
-    assert len(keys) == 1, keys
-    return reader.get_tensor(keys[0])
-
+from helpers import ROOT, event_tags, importance_in, overrides
+from helpers import shrunk_tiny_config, train_py
 
 def test_train_and_eval_end_to_end_then_resume(records, tmp_path):
     model_dir = str(tmp_path / "run")
@@ -250,14 +186,6 @@ def test_upstream_yamls_load_onto_the_base_experiment():
         print_return=False)
     assert nsp.task.train_data.use_next_sentence_label is True
     assert nsp.task.model.cls_heads[0].name == "next_sentence"
-
-
-def shrunk_tiny_config(train_path):
-    """token_drop_bert_tiny shrunk by SHRINK, as a config object."""
-    config = exp_factory.get_exp_config("token_drop_bert_tiny")
-    return params_dict.override_params_dict(
-        config, f"{SHRINK},task.train_data.input_path={train_path}",
-        is_strict=True)
 
 
 def test_task_train_step_under_mirrored_strategy(records):

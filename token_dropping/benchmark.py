@@ -30,49 +30,54 @@ Batches are synthetic (random ids, [CLS] ... [SEP], no padding, every masked
 slot used): step cost does not depend on the values, all shapes are static.
 """
 
-import json
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 
 import numpy as np
 import tensorflow as tf
-import tf_keras
-from official.nlp.modeling import models
-from official.nlp.modeling.networks import bert_encoder
+from official.core import exp_factory
 
+from token_dropping import benchmark_memory
+from token_dropping import experiments  # noqa: F401  (registers the sizes)
 from token_dropping import flops
-from token_dropping.encoder import TokenDropBertEncoder
+from token_dropping import report
+from token_dropping.benchmark_steps import FIRST_WORD_ID
+from token_dropping.benchmark_steps import build_encoder
+from token_dropping.benchmark_steps import make_added_ops_step
+from token_dropping.benchmark_steps import make_train_step
+from token_dropping.benchmark_steps import synthetic_batch
 from token_dropping.layout import DropLayout
-from token_dropping.paths import check_output_path
 from token_dropping.layout import as_positive_int
+from token_dropping.paths import check_output_path
 
-# Sizes per preset. max_predictions_per_seq is BERT's masking budget
-# (about 15% of seq_length: 76 of 512, 20 of 128); batch_size is the
-# default for a 2-core CPU and can be overridden.
-_TINY = dict(num_layers=2, hidden_size=128, num_attention_heads=2,
-             inner_dim=512, seq_length=128, token_keep_k=64,
-             vocab_size=30522, max_predictions_per_seq=20, batch_size=8)
-_BASE = dict(num_layers=12, hidden_size=768, num_attention_heads=12,
-             inner_dim=3072, seq_length=512, token_keep_k=256,
-             vocab_size=30522, max_predictions_per_seq=76, batch_size=2)
-# small and large: tiny's and base's sequences and masking, larger layers.
+
+def _experiment_sizes(size, batch_size):
+    """The sizes of the registered `token_drop_bert_<size>` experiment."""
+    params = exp_factory.get_exp_config(f"token_drop_bert_{size}")
+    encoder, data = params.task.model.encoder.any, params.task.train_data
+    return dict(num_layers=encoder.num_layers,
+                hidden_size=encoder.hidden_size,
+                num_attention_heads=encoder.num_attention_heads,
+                inner_dim=encoder.intermediate_size,
+                seq_length=data.seq_length, token_keep_k=encoder.token_keep_k,
+                vocab_size=encoder.vocab_size,
+                max_predictions_per_seq=data.max_predictions_per_seq,
+                batch_size=batch_size)
+
+
+# The registered experiments' sizes; batch_size is the default for a 2-core
+# CPU and can be overridden. small: tiny's sequences with wider layers.
+_TINY = _experiment_sizes("tiny", batch_size=8)
 PRESETS = {
     "tiny": _TINY,
     "small": dict(_TINY, num_layers=4, hidden_size=512, num_attention_heads=8,
                   inner_dim=2048),
-    "base": _BASE,
-    "large": dict(_BASE, num_layers=24, hidden_size=1024,
-                  num_attention_heads=16, inner_dim=4096, batch_size=1),
+    "base": _experiment_sizes("base", batch_size=2),
+    "large": _experiment_sizes("large", batch_size=1),
 }
 SIZE_NAMES = tuple(PRESETS["base"]) + ("drop_start_layer", "drop_end_layer")
-
-# BERT's special ids (as in the uncased vocab) for the synthetic batches.
-_CLS, _SEP, _MASK = 101, 102, 103
-_FIRST_WORD_ID = 1000  # ids below are [unused] and special tokens
 
 
 def resolve_sizes(preset="base", **overrides):
@@ -103,9 +108,9 @@ def resolve_sizes(preset="base", **overrides):
         raise ValueError(
             f"max_predictions_per_seq={sizes['max_predictions_per_seq']} "
             f"must be at most seq_length - 2 = {sizes['seq_length'] - 2}.")
-    if sizes["vocab_size"] <= _FIRST_WORD_ID:
+    if sizes["vocab_size"] <= FIRST_WORD_ID:
         raise ValueError(f"vocab_size={sizes['vocab_size']} must exceed "
-                         f"{_FIRST_WORD_ID} (BERT's special and unused ids).")
+                         f"{FIRST_WORD_ID} (BERT's special and unused ids).")
     layout = DropLayout.resolve(
         num_layers=sizes["num_layers"], token_keep_k=sizes["token_keep_k"],
         drop_start_layer=sizes["drop_start_layer"],
@@ -132,129 +137,6 @@ def check_arguments(preset="base", steps=10, warmup_steps=2, output=None,
         raise ValueError(f"warmup_steps={warmup_steps!r} must be at least 1 "
                          "(the first call compiles).")
     return resolve_sizes(preset, **overrides)
-
-
-def synthetic_batch(sizes, seed=0):
-    """A pretraining batch: [CLS] words [SEP], masked slots set to [MASK]."""
-    rng = np.random.RandomState(seed)
-    batch, seq = sizes["batch_size"], sizes["seq_length"]
-    predictions = sizes["max_predictions_per_seq"]
-    word_ids = rng.randint(_FIRST_WORD_ID, sizes["vocab_size"],
-                           size=(batch, seq))
-    word_ids[:, 0], word_ids[:, -1] = _CLS, _SEP
-    positions = np.sort(np.stack([
-        rng.choice(np.arange(1, seq - 1), predictions, replace=False)
-        for _ in range(batch)]), axis=1)  # [batch, predictions]
-    masked_ids = np.take_along_axis(word_ids, positions, axis=1)
-    np.put_along_axis(word_ids, positions, _MASK, axis=1)
-    type_ids = np.zeros_like(word_ids)
-    type_ids[:, seq // 2:] = 1
-    return dict(
-        input_word_ids=tf.constant(word_ids, tf.int32),
-        input_mask=tf.ones((batch, seq), tf.int32),
-        input_type_ids=tf.constant(type_ids, tf.int32),
-        masked_lm_positions=tf.constant(positions, tf.int32),
-        masked_lm_ids=tf.constant(masked_ids, tf.int32),
-        masked_lm_weights=tf.ones((batch, predictions), tf.float32))
-
-
-def _encoder_kwargs(sizes):
-    return dict(
-        vocab_size=sizes["vocab_size"], hidden_size=sizes["hidden_size"],
-        num_layers=sizes["num_layers"],
-        num_attention_heads=sizes["num_attention_heads"],
-        inner_dim=sizes["inner_dim"],
-        max_sequence_length=sizes["seq_length"], type_vocab_size=2)
-
-
-def build_encoder(model, sizes):
-    """`model` "baseline" (BertEncoderV2) or "token_drop", same sizes."""
-    if model == "baseline":
-        return bert_encoder.BertEncoderV2(**_encoder_kwargs(sizes))
-    if model == "token_drop":
-        encoder = TokenDropBertEncoder(
-            **_encoder_kwargs(sizes), token_keep_k=sizes["token_keep_k"],
-            drop_start_layer=sizes["drop_start_layer"],
-            drop_end_layer=sizes["drop_end_layer"])
-        # A learned-looking table, so selection has real work to do.
-        rng = np.random.RandomState(1)
-        encoder.importance.assign(rng.uniform(
-            0.0, 10.0, size=sizes["vocab_size"]).astype(np.float32))
-        return encoder
-    raise ValueError(f"model={model!r} is not 'baseline' or 'token_drop'.")
-
-
-def make_train_step(encoder, inputs, xla=True):
-    """Builds `BertPretrainerV2` on `encoder` and returns its compiled step.
-
-    The step runs forward, MLM loss, backward, AdamW and (for token dropping)
-    the importance update, and returns the loss.
-    """
-    pretrainer = models.BertPretrainerV2(encoder_network=encoder)
-    pretrainer(inputs, training=True)  # build
-    optimizer = tf_keras.optimizers.AdamW(
-        learning_rate=1e-4, weight_decay=0.01, jit_compile=xla)
-    optimizer.exclude_from_weight_decay(
-        var_names=["LayerNorm", "layer_norm", "bias"])
-    variables = pretrainer.trainable_variables
-    optimizer.build(variables)
-    record = getattr(encoder, "record_mlm_loss", None)
-
-    @tf.function(jit_compile=xla)
-    def step(inputs):
-        with tf.GradientTape() as tape:
-            outputs = pretrainer(inputs, training=True)
-            losses = tf_keras.losses.sparse_categorical_crossentropy(
-                inputs["masked_lm_ids"], outputs["mlm_logits"],
-                from_logits=True)  # [batch, predictions]
-            weights = inputs["masked_lm_weights"]
-            loss = tf.reduce_sum(losses * weights) / tf.reduce_sum(weights)
-        grads = tape.gradient(loss, variables)
-        # The pooler is not in the MLM loss; both models skip it alike.
-        optimizer.apply_gradients(
-            [(g, v) for g, v in zip(grads, variables) if g is not None])
-        if record is not None:
-            record(inputs["masked_lm_ids"], losses, weights)
-        return loss
-
-    return step
-
-
-def make_added_ops_step(encoder, inputs, sizes, xla=True):
-    """A compiled function of only what token dropping adds to a step.
-
-    On the step's shapes: importance lookup and selection, the gather of the
-    kept rows and their mask, the restoring scatter, the gradients of gather
-    and scatter, and the importance update. The dropped layers in between are
-    left out; their cost is the layers', already in the FLOP count.
-    """
-    shape = (sizes["batch_size"], sizes["seq_length"], sizes["hidden_size"])
-    hidden = tf.random.stateless_normal(shape, seed=(1, 2))  # [batch, seq, hidden]
-    upstream = tf.random.stateless_normal(shape, seed=(3, 4))
-    losses = tf.random.stateless_uniform(
-        inputs["masked_lm_ids"].shape, seed=(5, 6), maxval=10.0)
-
-    @tf.function(jit_compile=xla)
-    def added_ops(inputs, hidden, upstream, losses):
-        with tf.GradientTape() as tape:
-            tape.watch(hidden)
-            kept = encoder.kept_positions(inputs)  # [batch, keep_k]
-            x_kept = tf.gather(hidden, kept, batch_dims=1)  # [batch, keep_k, hidden]
-            mask_kept = tf.gather(inputs["input_mask"], kept,
-                                  batch_dims=1)  # [batch, keep_k]
-            rows = tf.broadcast_to(tf.range(tf.shape(kept)[0])[:, None],
-                                   tf.shape(kept))  # [batch, keep_k]
-            index = tf.stack([rows, kept], axis=-1)  # [batch, keep_k, 2]
-            # Stand-in for the dropped layers: any function of the kept rows.
-            restored = tf.tensor_scatter_nd_update(
-                hidden, index, x_kept * 0.5)  # [batch, seq, hidden]
-        grad = tape.gradient(restored, hidden, output_gradients=upstream)
-        encoder.record_mlm_loss(inputs["masked_lm_ids"], losses,
-                                inputs["masked_lm_weights"])
-        return tf.reduce_sum(grad[:, 0, 0]) + tf.cast(
-            tf.reduce_sum(mask_kept), tf.float32)
-
-    return lambda inputs: added_ops(inputs, hidden, upstream, losses)
 
 
 def _timed(fn, inputs):
@@ -286,78 +168,6 @@ def time_interleaved(fns, inputs, steps, warmup_steps):
             wall.append(wall_s)
             cpu.append(cpu_s)
     return warmup, times, cpu_times
-
-
-def describe_device():
-    """A short name of the device the steps run on."""
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        details = tf.config.experimental.get_device_details(gpus[0])
-        return f"GPU: {details.get('device_name', gpus[0].name)}"
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"CPU: {model}, {os.cpu_count()} cores, no GPU"
-
-
-def _device_memory_supported():
-    return bool(tf.config.list_logical_devices("GPU")
-                or tf.config.list_logical_devices("TPU"))
-
-
-def _device_peak_mb(step, inputs, steps):
-    device = "GPU:0" if tf.config.list_logical_devices("GPU") else "TPU:0"
-    tf.config.experimental.reset_memory_stats(device)
-    for _ in range(steps):
-        np.asarray(step(inputs))
-    return tf.config.experimental.get_memory_info(device)["peak"] / 2**20
-
-
-def _read_status_mb(field):
-    with open("/proc/self/status", encoding="utf-8") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024  # kB -> MiB
-    raise OSError(f"{field} not in /proc/self/status")
-
-
-def memory_child(model, sizes, xla, steps):
-    """In a fresh process: peak RSS of one model's compiled training steps.
-
-    Returns a dict with `rss_before_build_mb`, `peak_rss_mb` (high-water
-    mark over `steps` compiled steps, after compilation; Linux only).
-    """
-    rss_before = _read_status_mb("VmRSS")
-    inputs = synthetic_batch(sizes)
-    step = make_train_step(build_encoder(model, sizes), inputs, xla=xla)
-    np.asarray(step(inputs))  # compile
-    with open("/proc/self/clear_refs", "w", encoding="utf-8") as clear_refs:
-        clear_refs.write("5")  # resets VmHWM to the current RSS
-    for _ in range(steps):
-        np.asarray(step(inputs))
-    return dict(rss_before_build_mb=rss_before,
-                peak_rss_mb=_read_status_mb("VmHWM"))
-
-
-def _memory_in_child_process(model, sizes, xla, steps):
-    code = ("import json, sys; from token_dropping import benchmark; "
-            "print('RESULT ' + json.dumps(benchmark.memory_child("
-            "**json.loads(sys.argv[1]))))")
-    args = json.dumps(dict(model=model, sizes=sizes, xla=xla, steps=steps))
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    done = subprocess.run([sys.executable, "-c", code, args], env=env,
-                          capture_output=True, text=True, check=False)
-    for line in done.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
-    raise RuntimeError(f"Memory measurement of {model} failed:\n"
-                       f"{done.stderr[-2000:]}")
 
 
 def _median(values):
@@ -420,7 +230,7 @@ def run(preset="base", steps=10, warmup_steps=2, xla=True,
         token_drop_step_s=token_drop_step,
         step_time_ratio=token_drop_step / baseline_step,
         flop_ratio=flops.flop_ratio(**layer_sizes, **drop_layers, **head),
-        device=describe_device(),
+        device=report.describe_device(),
         # The median of the per-rotation ratios: robust to load that drifts
         # over the run, since both steps of a rotation see the same load.
         step_time_ratio_paired=_median(
@@ -458,135 +268,8 @@ def run(preset="base", steps=10, warmup_steps=2, xla=True,
             keep_all_cpu_time_ratio=(_median(cpu_times[3])
                                      / _median(cpu_times[0])))
     if measure_memory:
-        results.update(_measure_memory(sizes, xla, baseline, token_drop,
-                                       inputs))
+        results.update(benchmark_memory.measure_memory(
+            sizes, xla, baseline, token_drop, inputs))
     if output:
-        write_outputs(results, output)
+        report.write_benchmark(results, output)
     return results
-
-
-def _measure_memory(sizes, xla, baseline, token_drop, inputs, steps=2):
-    if _device_memory_supported():
-        return dict(
-            memory_method="device allocator peak over the timed steps "
-                          "(tf.config.experimental.get_memory_info)",
-            baseline_peak_memory_mb=_device_peak_mb(baseline, inputs, steps),
-            token_drop_peak_memory_mb=_device_peak_mb(token_drop, inputs,
-                                                      steps))
-    if not os.path.exists("/proc/self/clear_refs"):
-        return dict(memory_method="not measured (needs Linux /proc or a "
-                                  "GPU/TPU allocator)")
-    measured = {m: _memory_in_child_process(m, sizes, xla, steps)
-                for m in ("baseline", "token_drop")}
-    return dict(
-        memory_method="peak RSS of a fresh process running only that model's "
-                      "compiled steps (Linux VmHWM, reset after compiling); "
-                      "includes weights, AdamW slots, activations, gradients "
-                      "and the TensorFlow runtime",
-        baseline_peak_memory_mb=measured["baseline"]["peak_rss_mb"],
-        token_drop_peak_memory_mb=measured["token_drop"]["peak_rss_mb"],
-        runtime_rss_before_build_mb=measured["baseline"][
-            "rss_before_build_mb"])
-
-
-def format_table(results):
-    """A markdown table of the results."""
-    def row(name, base, drop, ratio=""):
-        return f"| {name} | {base} | {drop} | {ratio} |"
-
-    r = results
-    lines = [
-        f"{r['device']}; preset {r['preset']}, batch {r['batch_size']}, "
-        f"seq {r['seq_length']}, keep {r['token_keep_k']}, "
-        f"XLA {'on' if r['xla'] else 'off'}, median of {r['steps']} "
-        "interleaved steps.",
-        "",
-        "| | BERT | token dropping | ratio |",
-        "|---|---:|---:|---:|",
-        row("step time (s), median", f"{r['baseline_step_s']:.3f}",
-            f"{r['token_drop_step_s']:.3f}", f"{r['step_time_ratio']:.3f}"),
-        row("step time ratio, median of A/B pairs", "", "",
-            f"{r['step_time_ratio_paired']:.3f}"),
-        row("process CPU time per step (s), median",
-            f"{_median(r['cpu_times_s']['baseline']):.3f}",
-            f"{_median(r['cpu_times_s']['token_drop']):.3f}",
-            f"{r['cpu_time_ratio']:.3f}"),
-        row("analytic FLOPs (with MLM head)", "1", f"{r['flop_ratio']:.3f}",
-            f"{r['flop_ratio']:.3f}"),
-        row("analytic FLOPs (layers only)", "1",
-            f"{r['flop_ratio_layers_only']:.3f}",
-            f"{r['flop_ratio_layers_only']:.3f}"),
-        row("examples/s", f"{r['baseline_examples_per_s']:.2f}",
-            f"{r['token_drop_examples_per_s']:.2f}"),
-        row("tokens/s", f"{r['baseline_tokens_per_s']:.0f}",
-            f"{r['token_drop_tokens_per_s']:.0f}"),
-        row("achieved training TFLOP/s", f"{r['baseline_train_tflops_per_s']:.3f}",
-            f"{r['token_drop_train_tflops_per_s']:.3f}"),
-    ]
-    if "baseline_peak_memory_mb" in r:
-        lines.append(row(
-            "peak memory (MiB)", f"{r['baseline_peak_memory_mb']:.0f}",
-            f"{r['token_drop_peak_memory_mb']:.0f}",
-            f"{r['token_drop_peak_memory_mb'] / r['baseline_peak_memory_mb']:.3f}"))
-    if "keep_all_step_s" in r:
-        lines.append(row(
-            f"control: token dropping keeping all {r['seq_length']} (s)",
-            f"{r['baseline_step_s']:.3f}", f"{r['keep_all_step_s']:.3f}",
-            f"{r['keep_all_ratio_paired']:.3f}"))
-        lines.append(row(
-            "control: CPU time per step (s), median",
-            f"{_median(r['cpu_times_s']['baseline']):.3f}",
-            f"{_median(r['cpu_times_s']['keep_all']):.3f}",
-            f"{r['keep_all_cpu_time_ratio']:.3f}"))
-    lines += [
-        "",
-        f"Added by token dropping (selection, gather, scatter, their "
-        f"gradients, importance update), timed alone: "
-        f"{1e3 * r['added_ops_step_s']:.2f} ms, "
-        f"{100 * r['added_ops_share']:.2f}% of the token-dropping step "
-        f"({100 * r['added_ops_cpu_share']:.2f}% in CPU time).",
-    ]
-    if "memory_method" in r:
-        lines += ["", f"Memory: {r['memory_method']}."]
-    return "\n".join(lines) + "\n"
-
-
-def plot(results, path):
-    """A PNG bar chart: step time of each model, and the FLOP expectation."""
-    import matplotlib  # pylint: disable=import-outside-toplevel
-    matplotlib.use("Agg")
-    from matplotlib import pyplot  # pylint: disable=import-outside-toplevel
-
-    r = results
-    figure, axes = pyplot.subplots(figsize=(6, 3.6))
-    names = ["BERT", "token dropping", "token dropping\n(FLOP model)"]
-    values = [r["baseline_step_s"], r["token_drop_step_s"],
-              r["baseline_step_s"] * r["flop_ratio"]]
-    bars = axes.bar(names, values, color=["#888888", "#1f77b4", "#aec7e8"])
-    for bar, value in zip(bars, values):
-        axes.annotate(f"{value:.3f} s", (bar.get_x() + bar.get_width() / 2,
-                                         value), ha="center", va="bottom")
-    axes.set_ylabel("median training step (s)")
-    axes.set_title(
-        f"{r['preset']}: batch {r['batch_size']}, seq {r['seq_length']}, "
-        f"keep {r['token_keep_k']}, XLA {'on' if r['xla'] else 'off'}\n"
-        f"measured ratio {r['step_time_ratio']:.3f}, "
-        f"FLOP ratio {r['flop_ratio']:.3f}", fontsize=10)
-    axes.set_ylim(0, max(values) * 1.18)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    pyplot.close(figure)
-
-
-def write_outputs(results, output):
-    """Writes `output` (JSON) and, beside it, `.md` and `.png` versions."""
-    stem = os.path.splitext(output)[0]
-    directory = os.path.dirname(output)
-    if directory:
-        os.makedirs(directory, exist_ok=True)
-    with open(output, "w", encoding="utf-8") as f:
-        json.dump(results, f, indent=2)
-        f.write("\n")
-    with open(stem + ".md", "w", encoding="utf-8") as f:
-        f.write(format_table(results))
-    plot(results, stem + ".png")

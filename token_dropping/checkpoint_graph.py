@@ -89,3 +89,39 @@ def first_shape_mismatch(graph, reader, node_id, root):
         if key is not None and list(shapes[key]) != variable.shape.as_list():
             return path, list(shapes[key]), variable.shape.as_list()
     return None
+
+
+def check_same_variables(graph, reader, node_id, root, prefix, ignore=()):
+    """Raises UserError unless the object at `node_id` has exactly `root`'s
+    variables, each with the same shape; top-level children named in
+    `ignore` (e.g. the importance table) are left out.
+
+    Each variable is looked up along its path the way a restore does; the
+    checkpoint's other variables under `node_id` are the extra ones.
+    """
+    shapes = reader.get_variable_to_shape_map()
+    missing, matched = [], set()
+    for path, variable in sorted(python_variables(root).items()):
+        saved = follow(graph, node_id, path)
+        key = variable_key(graph, saved) if saved is not None else None
+        if key is None:
+            missing.append(path)
+            continue
+        matched.add(saved)
+        if list(shapes[key]) != variable.shape.as_list():
+            raise UserError(
+                f"{prefix} {'/'.join(path)} has shape {list(shapes[key])} in "
+                f"the checkpoint but {variable.shape.as_list()} in the "
+                "encoder.")
+    if missing:
+        raise UserError(
+            f"{prefix} the checkpoint lacks {len(missing)} of its variables, "
+            f"e.g. {'/'.join(missing[0])}.")
+    extra = sorted(path for path, saved in
+                   checkpoint_variables(graph, node_id).items()
+                   if saved not in matched and path[:1] not in
+                   {(name,) for name in ignore})
+    if extra:
+        raise UserError(
+            f"{prefix} the checkpoint has {len(extra)} encoder variables it "
+            f"lacks, e.g. {'/'.join(extra[0])}.")

@@ -30,6 +30,10 @@ and TF-Hub-style users expect, all of it checked before anything is written:
                          [batch, seq])
    token_importance.npy  [vocab_size] float32 moving-average MLM loss per id
    token_importance.tsv  id, piece, importance (token-dropping runs only)
+   hf/                   the same BERT and its MLM head as a Hugging Face
+                         folder (`token_dropping.hf`: safetensors, config,
+                         tokenizer files); converted before anything is
+                         written, like the rest
 
 Example:
 >>> result = export_bert("runs/token_drop_bert_tiny", "exports/tiny")
@@ -51,8 +55,11 @@ from absl import logging
 from official.core import exp_factory
 from official.modeling import hyperparams
 from official.nlp.configs import encoders
-from tensorflow.core.protobuf import trackable_object_graph_pb2
 
+from token_dropping import hf
+from token_dropping.data import vocab as vocab_lib
+from token_dropping import checkpoint_graph
+from token_dropping.errors import UserError
 from token_dropping.errors import first_line
 
 CHECKPOINT_NAME = "bert_model.ckpt"  # BERT's conventional name
@@ -61,12 +68,10 @@ CHECKPOINT_NAME = "bert_model.ckpt"  # BERT's conventional name
 _EXPERIMENT_OF_ENCODER = {"any": "token_drop_bert/pretraining",
                           "bert": "bert_base", "bert_v2": "bert_base"}
 _IMPORTANCE = "_token_importance"  # TokenDropBertEncoder's extra child
+# Root objects of a trainer checkpoint that are not the model.
+_NOT_MODEL = ("optimizer", "global_step", "save_counter")
 INPUT_NAMES = ("input_word_ids", "input_mask", "input_type_ids")
 SERVING_OUTPUTS = ("pooled_output", "sequence_output", "default")
-
-
-class ExportError(ValueError):
-    """A problem with what the user asked for, said in one line."""
 
 
 @dataclasses.dataclass
@@ -81,10 +86,11 @@ class ExportResult:
     vocab_file: str
     saved_model: str
     token_importance: Optional[str] = None  # None: a plain BERT run
+    huggingface: Optional[str] = None  # None: not asked for
 
 
 def export_bert(model_dir, output_dir, checkpoint=None, vocab_file=None,
-                overwrite=False, do_lower_case=None):
+                overwrite=False, do_lower_case=None, huggingface=True):
     """Exports a pretraining run's encoder as an ordinary BERT.
 
     Args:
@@ -100,18 +106,19 @@ def export_bert(model_dir, output_dir, checkpoint=None, vocab_file=None,
         do_lower_case: bool or None. Stored in the SavedModel for users'
             tokenizers; None: False if the vocab's path says "cased" (not
             "uncased"), else True (this project's and BERT's default).
+        huggingface: bool. Also write the Hugging Face folder `hf/`.
 
     Returns:
         An `ExportResult`.
 
     Raises:
-        ExportError: bad input, before anything is written.
+        UserError: bad input, before anything is written.
     """
     if not model_dir:
-        raise ExportError("--model_dir is required: a run directory of "
+        raise UserError("--model_dir is required: a run directory of "
                           "tools/train.py.")
     if not output_dir:
-        raise ExportError("--output_dir is required.")
+        raise UserError("--output_dir is required.")
     _check_output_dir(output_dir, model_dir, overwrite)
     params, experiment = read_run_params(model_dir)
     encoder_config = bert_encoder_config(params)
@@ -125,16 +132,26 @@ def export_bert(model_dir, output_dir, checkpoint=None, vocab_file=None,
     try:
         reader = tf.train.load_checkpoint(source)
     except (tf.errors.OpError, ValueError) as e:
-        raise ExportError(f"cannot read checkpoint {source}: "
+        raise UserError(f"cannot read checkpoint {source}: "
                           f"{first_line(e)}") from None
-    graph = _object_graph(reader, source)
+    graph = checkpoint_graph.object_graph(reader, source)
     encoder_node = _encoder_node(graph, source)
-    _check_same_encoder(graph, reader, encoder_node, encoder, source,
-                        _describe(encoder_config.get()))
+    checkpoint_graph.check_same_variables(
+        graph, reader, encoder_node, encoder, ignore=(_IMPORTANCE,),
+        prefix=(f"{source} does not fit the encoder params.yaml describes "
+                f"({_describe(encoder_config.get())}):"))
     status = tf.train.Checkpoint(encoder=encoder).read(source)
     status.expect_partial().assert_existing_objects_matched()
     importance = _read_importance(graph, reader, encoder_node)
     logging.info("Restored the %s encoder from %s.", experiment, source)
+    hf_model = None
+    if huggingface:  # converted before anything is written
+        try:
+            hf_model = hf.convert(
+                _model_values(graph, reader), encoder_config.get(),
+                params.task.model.mlm_activation, pieces.index(vocab_lib.PAD))
+        except UserError as e:
+            raise UserError(f"Hugging Face folder: {e}") from None
 
     # Step 4: everything into a temporary sibling, renamed at the end.
     output_dir = output_dir.rstrip("/")
@@ -143,8 +160,12 @@ def export_bert(model_dir, output_dir, checkpoint=None, vocab_file=None,
     partial = os.path.join(
         parent, f".{os.path.basename(output_dir)}.partial-{uuid.uuid4().hex}")
     try:
+        lower_case = _lower_case(do_lower_case, vocab_file)
         _write(partial, encoder, encoder_config, vocab_file, pieces,
-               importance, _lower_case(do_lower_case, vocab_file))
+               importance, lower_case)
+        if hf_model:
+            hf.write_folder(os.path.join(partial, hf.FOLDER), *hf_model,
+                            vocab_file, lower_case)
         _replace(partial, output_dir)
     finally:
         if tf.io.gfile.exists(partial):
@@ -157,7 +178,8 @@ def export_bert(model_dir, output_dir, checkpoint=None, vocab_file=None,
         encoder_yaml=out("encoder.yaml"), vocab_file=out("vocab.txt"),
         saved_model=out("saved_model"),
         token_importance=(out("token_importance.npy")
-                          if importance is not None else None))
+                          if importance is not None else None),
+        huggingface=out(hf.FOLDER) if hf_model else None)
 
 
 def read_run_params(model_dir):
@@ -169,18 +191,18 @@ def read_run_params(model_dir):
     """
     path = os.path.join(model_dir, "params.yaml")
     if not tf.io.gfile.exists(path):
-        raise ExportError(
+        raise UserError(
             f"{path} not found: --model_dir must be a run directory written "
             "by tools/train.py.")
     try:
         values = hyperparams.read_yaml_to_params_dict(path).as_dict()
     except yaml.YAMLError as e:
-        raise ExportError(f"{path} is not valid YAML: {first_line(e)}"
+        raise UserError(f"{path} is not valid YAML: {first_line(e)}"
                           ) from None
     encoder_type = (((values.get("task") or {}).get("model") or {}).get(
         "encoder") or {}).get("type")
     if encoder_type not in _EXPERIMENT_OF_ENCODER:
-        raise ExportError(
+        raise UserError(
             f"{path} has task.model.encoder.type={encoder_type!r}; "
             "export_bert exports pretraining runs of a token-dropping "
             "('any') or BERT ('bert', 'bert_v2') encoder.")
@@ -189,7 +211,7 @@ def read_run_params(model_dir):
     try:
         params.override(values, is_strict=True)
     except (KeyError, ValueError, TypeError, AttributeError) as e:
-        raise ExportError(
+        raise UserError(
             f"{path} does not describe a {experiment} pretraining run: "
             f"{first_line(e)}") from None
     return params, experiment
@@ -212,16 +234,23 @@ def _check_output_dir(output_dir, model_dir, overwrite):
     out = os.path.abspath(output_dir)
     run = os.path.abspath(model_dir)
     if run == out or run.startswith(out.rstrip("/") + "/"):
-        raise ExportError(
+        raise UserError(
             f"--output_dir={output_dir!r} would replace the run directory "
             f"{model_dir!r}; choose another output directory.")
     if not tf.io.gfile.exists(output_dir):
+        parent = os.path.dirname(output_dir.rstrip("/"))
+        while parent and not tf.io.gfile.exists(parent):
+            parent = os.path.dirname(parent)  # ends at "" or "/"
+        if parent and not tf.io.gfile.isdir(parent):
+            raise UserError(
+                f"--output_dir={output_dir!r} is under {parent!r}, which is "
+                "a file, not a directory.")
         return
     if not tf.io.gfile.isdir(output_dir):
-        raise ExportError(f"--output_dir={output_dir!r} is a file, not a "
+        raise UserError(f"--output_dir={output_dir!r} is a file, not a "
                           "directory.")
     if tf.io.gfile.listdir(output_dir) and not overwrite:
-        raise ExportError(
+        raise UserError(
             f"--output_dir={output_dir!r} is not empty; pass --overwrite to "
             "replace it.")
 
@@ -231,18 +260,18 @@ def _find_checkpoint(model_dir, checkpoint):
         if tf.io.gfile.isdir(checkpoint):
             found = tf.train.latest_checkpoint(checkpoint)
             if not found:
-                raise ExportError(f"--checkpoint={checkpoint!r}: no "
+                raise UserError(f"--checkpoint={checkpoint!r}: no "
                                   "checkpoint in that directory.")
             return found
         if not tf.io.gfile.exists(checkpoint + ".index"):
-            raise ExportError(
+            raise UserError(
                 f"--checkpoint={checkpoint!r}: no such checkpoint (expected "
                 f"{checkpoint}.index).")
         return checkpoint
     found = (tf.train.latest_checkpoint(model_dir)
              if tf.io.gfile.isdir(model_dir) else None)
     if not found:
-        raise ExportError(
+        raise UserError(
             f"{model_dir} has no checkpoint (ckpt-N): train first, or pass "
             "--checkpoint.")
     return found
@@ -252,19 +281,43 @@ def _find_vocab(vocab_file, params, vocab_size):
     """The vocab file to export and its pieces, checked against the encoder."""
     vocab_file = vocab_file or getattr(params.task, "vocab_file", "")
     if not vocab_file:
-        raise ExportError(
+        raise UserError(
             "No vocabulary: the run's params.yaml has no task.vocab_file; "
             "pass --vocab_file=... (the vocab the records were made with).")
     if not tf.io.gfile.exists(vocab_file):
-        raise ExportError(f"vocab file {vocab_file!r} not found; pass "
+        raise UserError(f"vocab file {vocab_file!r} not found; pass "
                           "--vocab_file=...")
     with tf.io.gfile.GFile(vocab_file) as f:
         pieces = [line.rstrip("\n") for line in f]
-    if len(pieces) > vocab_size:
-        raise ExportError(
-            f"vocab file {vocab_file!r} has {len(pieces)} pieces, more than "
-            f"the encoder's vocab_size={vocab_size}: not this model's vocab.")
+    if len(pieces) != vocab_size:
+        raise UserError(
+            f"vocab file {vocab_file!r} has {len(pieces)} pieces but the "
+            f"encoder's embedding has vocab_size={vocab_size}: not this "
+            "model's vocab.")
+    _check_special_tokens(vocab_file, params.task.model.encoder.get())
     return vocab_file, pieces
+
+
+def _check_special_tokens(vocab_file, encoder):
+    """The vocab has BERT's special tokens, at the ids the run kept
+    (token_allow_list) and dropped (token_deny_list); params.yaml holds the
+    lists the run used, taken from the records' manifest when it had one."""
+    try:
+        ids = vocab_lib.special_token_ids(vocab_file)
+    except ValueError as e:
+        raise UserError(first_line(e)) from None
+    for tokens, name in ((vocab_lib.ALLOW_LIST_TOKENS, "token_allow_list"),
+                         (vocab_lib.DENY_LIST_TOKENS, "token_deny_list")):
+        run_ids = getattr(encoder, name, None)
+        if run_ids is None:  # a plain BERT run has no lists
+            continue
+        for token in tokens:
+            token_id = ids[f"{token.strip('[]').lower()}_id"]
+            if token_id not in run_ids:
+                raise UserError(
+                    f"vocab file {vocab_file!r} has {token} at id {token_id}"
+                    f", but the run's {name} is {list(run_ids)}: not the "
+                    "vocab the run was trained with.")
 
 
 def _dummy_inputs():
@@ -273,123 +326,49 @@ def _dummy_inputs():
                 input_type_ids=ids)
 
 
-def _object_graph(reader, source):
-    graph = trackable_object_graph_pb2.TrackableObjectGraph()
-    try:
-        graph.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
-    except (tf.errors.NotFoundError, ValueError):
-        raise ExportError(f"{source} is not an object-based (TF2) "
-                          "checkpoint.") from None
-    return graph
-
-
 def _encoder_node(graph, source):
     """The checkpoint's `encoder` object: Model Garden's trainer saves
     `BertPretrainerV2.checkpoint_items` (`encoder`, `masked_lm`) at the root."""
     for child in graph.nodes[0].children:
         if child.local_name == "encoder":
             return child.node_id
-    raise ExportError(
+    raise UserError(
         f"{source} has no `encoder`; expected a Model Garden pretraining "
         "checkpoint (tools/train.py) or an encoder checkpoint.")
 
 
-def _checkpoint_variables(graph, node_id):
-    """`{path: node_id}` of the variables under one object, each by its first
-    path breadth first."""
-    found, seen, queue = {}, {node_id}, [((), node_id)]
-    while queue:
-        path, node_id = queue.pop(0)
-        if _variable_key(graph, node_id):
-            found[path] = node_id
-        for child in graph.nodes[node_id].children:
-            if child.node_id not in seen:
-                seen.add(child.node_id)
-                queue.append((path + (child.local_name,), child.node_id))
-    return found
-
-
-def _variable_key(graph, node_id):
-    """The checkpoint key of a variable's value, or None for other objects."""
-    for attribute in graph.nodes[node_id].attributes:
-        if attribute.name == "VARIABLE_VALUE":
-            return attribute.checkpoint_key
-    return None
-
-
-def _follow(graph, node_id, path):
-    """The object at `path` below `node_id`, as a restore finds it; or None."""
-    for name in path:
-        children = {c.local_name: c.node_id
-                    for c in graph.nodes[node_id].children}
-        if name not in children:
-            return None
-        node_id = children[name]
-    return node_id
-
-
-def _python_variables(root):
-    """`{path: variable}` under one object, each by its first path."""
-    found, seen, queue = {}, {id(root)}, [((), root)]
-    while queue:
-        path, obj = queue.pop(0)
-        if isinstance(obj, tf.Variable):
-            found[path] = obj
-            continue
-        for name, child in tf.train.TrackableView.children(obj).items():
-            if id(child) not in seen:
-                seen.add(id(child))
-                queue.append((path + (name,), child))
-    return found
-
-
-def _check_same_encoder(graph, reader, encoder_node, encoder, source,
-                        description):
-    """Raises ExportError unless the checkpoint's encoder has exactly
-    `encoder`'s variables, each with the same shape (importance aside).
-
-    Each variable is looked up along its path the way a restore does; the
-    checkpoint's other encoder variables are the extra ones.
-    """
-    shapes = reader.get_variable_to_shape_map()
-    prefix = (f"{source} does not fit the encoder params.yaml describes "
-              f"({description}):")
-    missing, matched = [], set()
-    for path, variable in sorted(_python_variables(encoder).items()):
-        node_id = _follow(graph, encoder_node, path)
-        key = _variable_key(graph, node_id) if node_id is not None else None
-        if key is None:
-            missing.append(path)
-            continue
-        matched.add(node_id)
-        saved_shape = list(shapes[key])
-        if saved_shape != variable.shape.as_list():
-            raise ExportError(
-                f"{prefix} {'/'.join(path)} has shape {saved_shape} in the "
-                f"checkpoint but {variable.shape.as_list()} in the encoder.")
-    if missing:
-        raise ExportError(
-            f"{prefix} the checkpoint lacks {len(missing)} of its variables, "
-            f"e.g. {'/'.join(missing[0])}.")
-    extra = sorted(path for path, node_id in
-                   _checkpoint_variables(graph, encoder_node).items()
-                   if node_id not in matched and path[:1] != (_IMPORTANCE,))
-    if extra:
-        raise ExportError(
-            f"{prefix} the checkpoint has {len(extra)} encoder variables it "
-            f"lacks, e.g. {'/'.join(extra[0])}.")
-
-
 def _read_importance(graph, reader, encoder_node):
     """The `[vocab_size]` importance table, or None for a plain BERT run."""
-    node_id = _follow(graph, encoder_node, (_IMPORTANCE,))
+    node_id = checkpoint_graph.follow(graph, encoder_node, (_IMPORTANCE,))
     if node_id is None:
         return None
-    keys = [_variable_key(graph, n)
-            for n in _checkpoint_variables(graph, node_id).values()]
+    keys = [checkpoint_graph.variable_key(graph, n)
+            for n in checkpoint_graph.checkpoint_variables(graph, node_id).values()]
     if len(keys) != 1:
-        raise ExportError(f"expected one importance table, found {len(keys)}.")
+        raise UserError(f"expected one importance table, found {len(keys)}.")
     return reader.get_tensor(keys[0]).astype(np.float32)
+
+
+def _model_values(graph, reader):
+    """`{path: value}` of every model variable in a trainer checkpoint: by
+    its path under `encoder` or `masked_lm`, any other (a classification
+    head, say) by its first path; the importance table aside."""
+    values, seen = {}, set()
+    core = ("encoder", "masked_lm")
+    for child in sorted(graph.nodes[0].children,
+                        key=lambda c: c.local_name not in core):
+        if child.local_name in _NOT_MODEL:
+            continue
+        for path, node_id in checkpoint_graph.checkpoint_variables(graph,
+                                                   child.node_id).items():
+            if node_id in seen and child.local_name not in core:
+                continue
+            seen.add(node_id)
+            if path[:1] == (_IMPORTANCE,):
+                continue
+            values["/".join((child.local_name,) + path)] = reader.get_tensor(
+                checkpoint_graph.variable_key(graph, node_id))
+    return values
 
 
 def _global_step(reader):

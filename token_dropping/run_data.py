@@ -16,7 +16,6 @@
    inside TensorFlow, or train on the wrong thing).
 """
 
-import dataclasses
 import os
 
 import numpy as np

@@ -22,6 +22,7 @@ from absl import app
 from absl import flags
 
 from token_dropping import benchmark
+from token_dropping import report
 
 _PRESET = flags.DEFINE_string(
     "preset", "base", f"Sizes to start from: {', '.join(benchmark.PRESETS)}.")
@@ -57,7 +58,7 @@ def main(argv):
     results = benchmark.run(
         **arguments, xla=_XLA.value, measure_memory=_MEMORY.value,
         keep_all_control=_KEEP_ALL_CONTROL.value, output=_OUTPUT.value)
-    print(benchmark.format_table(results))
+    print(report.benchmark_table(results))
 
 
 if __name__ == "__main__":

@@ -18,12 +18,18 @@
         --config_file=exports/tiny/encoder.yaml \
         --params_override=task.init_checkpoint=exports/tiny,...
 
+    # Then load the Hugging Face folder (transformers, or KerasHub on Keras 3):
+    #   BertForMaskedLM.from_pretrained("exports/tiny/hf")
+    #   keras_hub.models.BertBackbone.from_preset("exports/tiny/hf")
+
 The output holds the encoder checkpoint (`bert_model.ckpt`, an
 `init_checkpoint` for bert/sentence_prediction and bert/squad),
 `bert_config.json` (BertEncoderV2 arguments), `encoder.yaml`, `vocab.txt`, a
-SavedModel with a serving signature, and the importance table
-(`token_importance.npy`, `.tsv`). Everything happens in
-`token_dropping.export.export_bert`.
+SavedModel with a serving signature, the importance table
+(`token_importance.npy`, `.tsv`), and `hf/`: the encoder (and the MLM head of
+a pretraining checkpoint) as a Hugging Face folder (model.safetensors,
+config.json, tokenizer files).
+Everything happens in `token_dropping.export.export_bert`.
 """
 
 import sys
@@ -32,6 +38,7 @@ from absl import app
 from absl import flags
 
 from token_dropping import export
+from token_dropping.errors import UserError
 
 flags.DEFINE_string("model_dir", None, "Run directory of tools/train.py.")
 flags.DEFINE_string("checkpoint", None,
@@ -41,8 +48,12 @@ flags.DEFINE_string("output_dir", None, "Where the export goes.")
 flags.DEFINE_string("vocab_file", None,
                     "Vocabulary file; default the run's task.vocab_file.")
 flags.DEFINE_bool("overwrite", False, "Replace a non-empty --output_dir.")
+flags.DEFINE_bool("huggingface", True,
+                  "Also write hf/, the Hugging Face folder (safetensors, "
+                  "config.json, tokenizer files); --nohuggingface skips it.")
 flags.DEFINE_bool("do_lower_case", None,
-                  "Recorded in the SavedModel; default: True unless the vocab "
+                  "Recorded in the SavedModel and hf/tokenizer_config.json; "
+                  "default: True unless the vocab "
                   "path says 'cased'.")
 
 
@@ -54,8 +65,8 @@ def main(argv):
         result = export.export_bert(
             FLAGS.model_dir, FLAGS.output_dir, checkpoint=FLAGS.checkpoint,
             vocab_file=FLAGS.vocab_file, overwrite=FLAGS.overwrite,
-            do_lower_case=FLAGS.do_lower_case)
-    except export.ExportError as e:
+            do_lower_case=FLAGS.do_lower_case, huggingface=FLAGS.huggingface)
+    except UserError as e:
         sys.exit(f"export_bert.py: error: {e}")
     print(f"Exported {result.source_checkpoint} (step {result.global_step}) "
           f"to {result.output_dir}")
@@ -65,6 +76,9 @@ def main(argv):
           f"--config_file={result.encoder_yaml} "
           f"--params_override=task.init_checkpoint={result.output_dir},"
           "task.train_data.input_path=...,task.validation_data.input_path=...")
+    if result.huggingface:
+        print(f"Hugging Face folder: {result.huggingface} (transformers' "
+              "from_pretrained, KerasHub's from_preset)")
 
 
 if __name__ == "__main__":

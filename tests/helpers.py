@@ -1,0 +1,266 @@
+"""Shared test helpers: tiny shapes, tiny records, the shrunk experiment.
+
+One place for what several test modules use (no test module imports
+another). Fixtures built on these are in `conftest.py`.
+
+- Tiny shapes and batches (BERT's special-token ids).
+- `run_layer_checks`: the standard Keras checks every layer of ours passes.
+- `write_records`: tiny pretraining records in Model Garden's format.
+- `SHRINK`, `overrides`, `train_py`, `shrunk_tiny_config`: token_drop_bert_tiny
+  shrunk to seconds, through tools/train.py or as a config.
+- `event_tags`, `importance_in`, `write_vocab`: reading what a run wrote.
+"""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import tensorflow as tf
+import tf_keras
+from official.core import exp_factory
+from official.modeling.hyperparams import params_dict
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN = os.path.join(ROOT, "tools", "train.py")
+
+
+# Tiny shapes and batches.
+
+PAD, UNK, CLS, SEP, MASK = 0, 100, 101, 102, 103
+VOCAB = 120
+SEQ = 12
+
+# A 4-layer BERT small enough to run in milliseconds; dropout off so outputs
+# can be compared exactly.
+BERT_KWARGS = dict(
+    vocab_size=VOCAB, hidden_size=16, num_layers=4, num_attention_heads=2,
+    inner_dim=32, max_sequence_length=SEQ, type_vocab_size=2,
+    output_dropout=0.0, attention_dropout=0.0)
+
+
+def batch(batch_size=3, seq_length=SEQ, seed=0, pad_from=(None, 9, 5)):
+    """A batch of [CLS] words [SEP] [PAD]..., with a [MASK] in each row.
+
+    `pad_from[i]` is where row i's padding starts (None: no padding).
+    """
+    rng = np.random.RandomState(seed)
+    word_ids = rng.randint(1, UNK, size=(batch_size, seq_length))
+    mask = np.ones((batch_size, seq_length), np.int32)
+    for row in range(batch_size):
+        end = pad_from[row % len(pad_from)] or seq_length
+        word_ids[row, 0] = CLS
+        word_ids[row, 2] = MASK
+        word_ids[row, end - 1] = SEP
+        word_ids[row, end:] = PAD
+        mask[row, end:] = 0
+    type_ids = np.zeros_like(mask)
+    type_ids[:, seq_length // 2:] = 1
+    return dict(input_word_ids=tf.constant(word_ids, tf.int32),
+                input_mask=tf.constant(mask * (word_ids != PAD), tf.int32),
+                input_type_ids=tf.constant(type_ids * mask, tf.int32))
+
+
+# The standard Keras checks.
+
+def _first_output(outputs):
+    return outputs["sequence_output"] if isinstance(outputs, dict) else outputs
+
+
+def run_layer_checks(layer_cls, init_kwargs, inputs, expected_output_shape,
+                     expected_num_trainable_weights,
+                     expected_num_non_trainable_weights, call_kwargs=None):
+    call_kwargs = call_kwargs or {}
+
+    # Config: plain JSON, and it rebuilds a layer with the same config.
+    layer = layer_cls(**init_kwargs)
+    config = layer.get_config()
+    restored = layer_cls.from_config(json.loads(json.dumps(config)))
+    assert restored.get_config() == config
+
+    # Eager call.
+    outputs = _first_output(layer(inputs, **call_kwargs))
+    assert tuple(outputs.shape) == tuple(expected_output_shape)
+    assert len(layer.trainable_weights) == expected_num_trainable_weights
+    assert len(layer.non_trainable_weights) == (
+        expected_num_non_trainable_weights)
+
+    # Symbolic call inside a functional model.
+    symbolic_inputs = tf.nest.map_structure(
+        lambda t: tf_keras.Input(shape=t.shape[1:], dtype=t.dtype), inputs)
+    symbolic = _first_output(layer_cls(**init_kwargs)(symbolic_inputs,
+                                                      **call_kwargs))
+    assert tuple(symbolic.shape[1:]) == tuple(expected_output_shape[1:])
+
+    # One training step moves every trainable weight.
+    before = [w.numpy().copy() for w in layer.trainable_weights]
+    optimizer = tf_keras.optimizers.SGD(learning_rate=0.1)
+    with tf.GradientTape() as tape:
+        # A fixed random projection of every output reaches every weight
+        # (a mean square would not: layer norm makes it nearly constant).
+        outputs = [t for t in tf.nest.flatten(layer(inputs, training=True))
+                   if t.dtype.is_floating]
+        loss = tf.add_n([
+            tf.reduce_sum(t * tf.random.stateless_normal(tf.shape(t), [0, i]))
+            for i, t in enumerate(outputs)])
+    grads = tape.gradient(loss, layer.trainable_weights)
+    optimizer.apply_gradients(zip(grads, layer.trainable_weights))
+    unchanged = [w.name for w, b in zip(layer.trainable_weights, before)
+                 if np.array_equal(w.numpy(), b)]
+    assert not unchanged, f"not trained by one step: {unchanged}"
+    return layer
+
+
+# Tiny pretraining records.
+
+
+
+def write_records(path, num_examples=16, seq_length=32, max_predictions=5,
+                  vocab_size=200, seed=0):
+    rng = np.random.RandomState(seed)
+    with tf.io.TFRecordWriter(path) as writer:
+        for _ in range(num_examples):
+            length = rng.randint(seq_length // 2, seq_length + 1)
+            ids = np.zeros(seq_length, np.int64)
+            words = rng.randint(1, vocab_size, size=length)
+            words[(words >= 100) & (words <= 103)] = 7  # no special ids
+            ids[:length] = words
+            ids[0], ids[length - 1] = CLS, SEP
+            mask = (np.arange(seq_length) < length).astype(np.int64)
+            count = min(max_predictions, length - 2)
+            positions = np.zeros(max_predictions, np.int64)
+            positions[:count] = np.sort(rng.choice(
+                np.arange(1, length - 1), size=count, replace=False))
+            labels = np.zeros(max_predictions, np.int64)
+            labels[:count] = ids[positions[:count]]
+            weights = (np.arange(max_predictions) < count).astype(np.float32)
+            ids[positions[:count]] = MASK
+            feature = dict(
+                input_word_ids=_ints(ids), input_mask=_ints(mask),
+                input_type_ids=_ints(np.zeros(seq_length, np.int64)),
+                masked_lm_positions=_ints(positions),
+                masked_lm_ids=_ints(labels),
+                masked_lm_weights=tf.train.Feature(
+                    float_list=tf.train.FloatList(value=weights)))
+            writer.write(tf.train.Example(features=tf.train.Features(
+                feature=feature)).SerializeToString())
+    return path
+
+
+def _ints(values):
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+
+
+# token_drop_bert_tiny shrunk to seconds: 2 layers, width 16, seq 32, keep 16.
+SHRINK = (
+    "task.model.encoder.any.num_layers=2,"
+    "task.model.encoder.any.hidden_size=16,"
+    "task.model.encoder.any.num_attention_heads=2,"
+    "task.model.encoder.any.intermediate_size=32,"
+    "task.model.encoder.any.vocab_size=200,"
+    "task.model.encoder.any.max_position_embeddings=32,"
+    "task.model.encoder.any.token_keep_k=16,"
+    "task.train_data.seq_length=32,task.validation_data.seq_length=32,"
+    "task.train_data.max_predictions_per_seq=5,"
+    "task.validation_data.max_predictions_per_seq=5,"
+    "task.train_data.global_batch_size=4,"
+    "task.validation_data.global_batch_size=4,"
+    "trainer.steps_per_loop=2,trainer.summary_interval=2,"
+    "trainer.checkpoint_interval=2,trainer.validation_interval=2,"
+    "trainer.validation_steps=2,"
+    "trainer.optimizer_config.warmup.polynomial.warmup_steps=1,"
+    "runtime.enable_xla=false")
+
+
+def overrides(records, train_steps, extra=""):
+    train, valid = records
+    text = (f"{SHRINK},trainer.train_steps={train_steps},"
+            f"trainer.optimizer_config.learning_rate.polynomial.decay_steps="
+            f"{train_steps},task.train_data.input_path={train},"
+            f"task.validation_data.input_path={valid}")
+    return text + ("," + extra if extra else "")
+
+
+def event_tags(folder):
+    tags = set()
+    for path in glob.glob(os.path.join(folder, "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            tags.update(v.tag for v in event.summary.value)
+    return tags
+
+
+def importance_in(checkpoint):
+    reader = tf.train.load_checkpoint(checkpoint)
+    keys = [k for k in reader.get_variable_to_shape_map()
+            if "_token_importance/importance" in k and "OPTIMIZER" not in k]
+    assert len(keys) == 1, keys
+    return reader.get_tensor(keys[0])
+
+
+def shrunk_tiny_config(train_path):
+    """token_drop_bert_tiny shrunk by SHRINK, as a config object."""
+    config = exp_factory.get_exp_config("token_drop_bert_tiny")
+    return params_dict.override_params_dict(
+        config, f"{SHRINK},task.train_data.input_path={train_path}",
+        is_strict=True)
+
+
+SHRINK_SEQ, SHRINK_VOCAB, SHRINK_HIDDEN = 32, 200, 16  # as in SHRINK
+
+
+def write_vocab(path, edit=None, size=SHRINK_VOCAB):
+    """BERT's layout: [PAD]=0, [UNK]=100, [CLS]=101, [SEP]=102, [MASK]=103;
+    `edit(pieces)` changes the list in place first."""
+    pieces = (["[PAD]"] + [f"[unused{i}]" for i in range(99)]
+              + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+              + [f"piece{i}" for i in range(size - 104)])
+    if edit:
+        edit(pieces)
+    with open(path, "w") as f:
+        f.write("\n".join(pieces) + "\n")
+    return path
+
+
+def run_tool(name, *args):
+    """`tools/<name>` in a subprocess, GPUs hidden."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    return subprocess.run(
+        [sys.executable, os.path.join(ROOT, "tools", name), *args],
+        capture_output=True, text=True, env=env, cwd=ROOT)
+
+
+def train_py(*args):
+    return run_tool("train.py", *args)
+
+
+def pretraining_model(run):
+    """The pretraining model (`BertPretrainerV2`: encoder and MLM head) of a
+    `run` fixture, rebuilt the way Model Garden's trainer builds it from
+    params.yaml, restored from the trainer's checkpoint."""
+    from official.core import task_factory  # pylint: disable=import-outside-toplevel
+    from official.core import train_utils  # pylint: disable=import-outside-toplevel
+    params = train_utils.parse_configuration(train_utils.ParseConfigOptions(
+        experiment="token_drop_bert_tiny",
+        config_file=[os.path.join(run["model_dir"], "params.yaml")]),
+        print_return=False)
+    model = task_factory.get_task(params.task).build_model()
+    tf.train.Checkpoint(**model.checkpoint_items).read(
+        run["checkpoint"]).expect_partial().assert_existing_objects_matched()
+    return model
+
+
+def padded_inputs(batch_size=3, seed=0, seq=SHRINK_SEQ, vocab=SHRINK_VOCAB):
+    """Encoder inputs at the shrunk shape, two rows padded."""
+    rng = np.random.RandomState(seed)
+    ids = rng.randint(104, vocab, size=(batch_size, seq)).astype(np.int32)
+    mask = np.ones((batch_size, seq), np.int32)
+    mask[1, 20:] = 0
+    mask[2, 9:] = 0
+    ids[:, 0] = 101
+    ids = ids * mask
+    types = (np.arange(seq)[None, :] >= 12).astype(np.int32) * mask
+    return dict(input_word_ids=tf.constant(ids),
+                input_mask=tf.constant(mask),
+                input_type_ids=tf.constant(types))

@@ -1,0 +1,312 @@
+"""Turns what the benchmark and the comparison measured into tables,
+CSV, plots and summary prose. Measuring code (`benchmark`, `compare`)
+returns plain data; this module is the one place that writes it for people.
+"""
+
+import csv
+import json
+import os
+import platform
+import statistics
+
+import tensorflow as tf
+
+
+def _median(values):
+    return float(statistics.median(values))
+
+
+def describe_device():
+    """A short name of the device the steps run on."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        details = tf.config.experimental.get_device_details(gpus[0])
+        return f"GPU: {details.get('device_name', gpus[0].name)}"
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"CPU: {model}, {os.cpu_count()} cores, no GPU"
+
+
+def compute_to_reach(compute, losses, target):
+    """The compute at which a loss curve first reaches `target`.
+
+    Walks the curve in order and interpolates linearly between the last
+    evaluation above `target` and the first at or below it.
+
+    Example:
+    >>> compute_to_reach([100, 200, 300], [5.0, 4.0, 3.0], target=3.5)
+    250.0
+
+    Args:
+        compute: increasing compute (FLOPs, seconds, steps) at each evaluation.
+        losses: the loss at each evaluation.
+        target: the loss to reach.
+
+    Returns:
+        float, or None if no evaluation reached `target`. If the first one
+        already did, its compute is returned: an upper bound, since the curve
+        before it was not measured.
+    """
+    if len(compute) != len(losses):
+        raise ValueError(f"{len(compute)} compute values but {len(losses)} "
+                         "losses; give one of each per evaluation.")
+    for i, (x, loss) in enumerate(zip(compute, losses)):
+        if loss <= target:
+            if i == 0:
+                return float(x)
+            x0, l0 = compute[i - 1], losses[i - 1]
+            return float(x0 + (l0 - target) / (l0 - loss) * (x - x0))
+    return None
+
+
+def write_csv(path, rows, columns):
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v)
+                             for k, v in row.items()})
+
+
+def _curve(rows, name, key):
+    return [r[key] for r in rows if r["model"] == name]
+
+
+def comparison_plot(path, rows, models, title):
+    import matplotlib  # pylint: disable=import-outside-toplevel
+    matplotlib.use("Agg")
+    from matplotlib import pyplot  # pylint: disable=import-outside-toplevel
+
+    figure, axes = pyplot.subplots(1, 2, figsize=(9, 3.6), dpi=80,
+                                   sharey=True)
+    for model, style in zip(models, ("o-", "s-", "^--")):
+        losses = _curve(rows, model.name, "val_mlm_loss")
+        axes[0].plot(_curve(rows, model.name, "train_flops"), losses, style,
+                     label=model.label, markersize=4)
+        axes[1].plot(_curve(rows, model.name, "wall_seconds"), losses, style,
+                     label=model.label, markersize=4)
+    target = _curve(rows, models[0].name, "val_mlm_loss")[-1:]
+    for axis, xlabel in zip(axes, ("training FLOPs (3 x forward, analytic)",
+                                   "training wall time (s, eval excluded)")):
+        if target:
+            axis.axhline(target[0], color="grey", linewidth=0.8, linestyle=":")
+        axis.set_xlabel(xlabel)
+        axis.grid(alpha=0.3)
+    axes[0].set_ylabel("validation MLM loss\n(full sequences)")
+    axes[0].legend(fontsize=8)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path)
+    pyplot.close(figure)
+
+
+def describe_machine():
+    """The device and TensorFlow version, for a study's summary."""
+    return f"{describe_device()}; TensorFlow {tf.__version__}"
+
+
+def _interpolate(compute, losses, x):
+    """The loss of a piecewise-linear curve at compute `x` (inside it)."""
+    for (x0, l0), (x1, l1) in zip(zip(compute, losses),
+                                  zip(compute[1:], losses[1:])):
+        if x0 <= x <= x1:
+            return l0 + (x - x0) / (x1 - x0) * (l1 - l0)
+    return losses[0]  # a single point
+
+
+def _steady_state(steps, base_wall, drop_wall):
+    """Per-step times after the first training interval (tracing excluded)."""
+    if len(steps) < 2:
+        return ""
+    base, drop = (
+        (wall[-1] - wall[0]) / (steps[-1] - steps[0]) * 1000
+        for wall in (base_wall, drop_wall))
+    return (f", or {drop / base:.2f} after the first {steps[0]} steps, whose "
+            f"time includes tracing ({drop:.0f} ms vs {base:.0f} ms per step)")
+
+
+def comparison_summary(rows, models, params, flop_ratio, train_steps, eval_every,
+             validation_examples, machine, load):
+    base, drop = models[0], models[1]
+    encoder = params[drop.name].task.model.encoder.get()
+    data = params[drop.name].task.train_data
+    base_loss = _curve(rows, base.name, "val_mlm_loss")
+    drop_loss = _curve(rows, drop.name, "val_mlm_loss")
+    base_flops = _curve(rows, base.name, "train_flops")
+    base_wall = _curve(rows, base.name, "wall_seconds")
+    drop_wall = _curve(rows, drop.name, "wall_seconds")
+    steps = _curve(rows, base.name, "step")
+    if not base_loss or not drop_loss:
+        return "No evaluation finished; nothing to compare."
+    target = base_loss[-1]
+    gaps = [d - b for d, b in zip(drop_loss, base_loss)]
+    text = (
+        f"Measured on this machine ({machine}; shared, load average "
+        f"{load[0]:.1f} at the start and {load[1]:.1f} at the end): "
+        f"`{base.experiment}` and `{drop.experiment}` "
+        f"({encoder.num_layers} layers x {encoder.hidden_size}, sequences of "
+        f"{data.seq_length}, token dropping keeps {encoder.token_keep_k} "
+        f"tokens in the middle layers) each trained {train_steps} steps at "
+        f"batch {data.global_batch_size} on the same data in the same order, "
+        f"evaluated every {eval_every} steps on {validation_examples} "
+        f"validation sequences with the full model. "
+        f"A token-dropping step costs {flop_ratio:.3f} of a BERT step in "
+        f"analytic training FLOPs; the whole run took "
+        f"{drop_wall[-1] / base_wall[-1]:.2f} of BERT's training wall time "
+        f"({drop_wall[-1]:.0f} s vs {base_wall[-1]:.0f} s, evaluation "
+        f"excluded){_steady_state(steps, base_wall, drop_wall)}. "
+        f"At equal steps ({steps[-1]}) token dropping's validation MLM loss "
+        f"was {drop_loss[-1]:.3f} against BERT's {target:.3f} (gap "
+        f"{gaps[-1]:+.3f}; mean gap over the {len(gaps)} evaluations "
+        f"{sum(gaps) / len(gaps):+.3f}). ")
+    drop_flops = _curve(rows, drop.name, "train_flops")
+    if base_flops[0] <= drop_flops[-1] <= base_flops[-1]:
+        equal = _interpolate(base_flops, base_loss, drop_flops[-1])
+        text += (
+            f"At equal training FLOPs (token dropping's final "
+            f"{drop_flops[-1]:.3g}) BERT's loss, interpolated along its "
+            "curve, "
+            f"was {equal:.3f} (gap {drop_loss[-1] - equal:+.3f}). ")
+    reach = compute_to_reach(drop_flops, drop_loss, target)
+    if reach is None:
+        text += (
+            f"Token dropping did not reach BERT's final loss {target:.3f} "
+            f"within its {train_steps} steps (its best was "
+            f"{min(drop_loss):.3f}): on this run the "
+            f"{drop_flops[-1] / base_flops[-1]:.0%} of BERT's training FLOPs "
+            "those steps cost was not enough. ")
+    else:
+        wall = compute_to_reach(drop_wall, drop_loss, target)
+        if reach <= drop_flops[0]:  # before the first evaluation
+            how, bound = (f"by its first evaluation, at step {steps[0]}, "
+                          "before which the curve was not measured"), "at most "
+        else:
+            how, bound = "interpolated linearly between evaluations", ""
+        text += (
+            f"Token dropping reached BERT's final loss {target:.3f} with "
+            f"{bound}{reach / base_flops[-1]:.0%} of BERT's training FLOPs "
+            f"({bound}{reach / (drop_flops[-1] / train_steps):.0f} steps, "
+            f"{how}) and {bound}{wall / base_wall[-1]:.0%} of its training "
+            "wall time. ")
+    for model in models[2:]:
+        loss = _curve(rows, model.name, "val_mlm_loss")
+        if loss:
+            text += (f"{model.label[0].upper()}{model.label[1:]} ended at "
+                     f"{loss[-1]:.3f} ({loss[-1] - target:+.3f} against "
+                     "BERT). ")
+    text += (
+        "This is one run with one seed (the spread across seeds was not "
+        "measured) of a small model on a small corpus, not the paper's "
+        "setting (BERT-base, 1M steps, fine-tuning quality), and wall times "
+        "on a shared CPU are noisy.")
+    return text
+
+
+def benchmark_table(results):
+    """A markdown table of the results."""
+    def row(name, base, drop, ratio=""):
+        return f"| {name} | {base} | {drop} | {ratio} |"
+
+    r = results
+    lines = [
+        f"{r['device']}; preset {r['preset']}, batch {r['batch_size']}, "
+        f"seq {r['seq_length']}, keep {r['token_keep_k']}, "
+        f"XLA {'on' if r['xla'] else 'off'}, median of {r['steps']} "
+        "interleaved steps.",
+        "",
+        "| | BERT | token dropping | ratio |",
+        "|---|---:|---:|---:|",
+        row("step time (s), median", f"{r['baseline_step_s']:.3f}",
+            f"{r['token_drop_step_s']:.3f}", f"{r['step_time_ratio']:.3f}"),
+        row("step time ratio, median of A/B pairs", "", "",
+            f"{r['step_time_ratio_paired']:.3f}"),
+        row("process CPU time per step (s), median",
+            f"{_median(r['cpu_times_s']['baseline']):.3f}",
+            f"{_median(r['cpu_times_s']['token_drop']):.3f}",
+            f"{r['cpu_time_ratio']:.3f}"),
+        row("analytic FLOPs (with MLM head)", "1", f"{r['flop_ratio']:.3f}",
+            f"{r['flop_ratio']:.3f}"),
+        row("analytic FLOPs (layers only)", "1",
+            f"{r['flop_ratio_layers_only']:.3f}",
+            f"{r['flop_ratio_layers_only']:.3f}"),
+        row("examples/s", f"{r['baseline_examples_per_s']:.2f}",
+            f"{r['token_drop_examples_per_s']:.2f}"),
+        row("tokens/s", f"{r['baseline_tokens_per_s']:.0f}",
+            f"{r['token_drop_tokens_per_s']:.0f}"),
+        row("achieved training TFLOP/s", f"{r['baseline_train_tflops_per_s']:.3f}",
+            f"{r['token_drop_train_tflops_per_s']:.3f}"),
+    ]
+    if "baseline_peak_memory_mb" in r:
+        lines.append(row(
+            "peak memory (MiB)", f"{r['baseline_peak_memory_mb']:.0f}",
+            f"{r['token_drop_peak_memory_mb']:.0f}",
+            f"{r['token_drop_peak_memory_mb'] / r['baseline_peak_memory_mb']:.3f}"))
+    if "keep_all_step_s" in r:
+        lines.append(row(
+            f"control: token dropping keeping all {r['seq_length']} (s)",
+            f"{r['baseline_step_s']:.3f}", f"{r['keep_all_step_s']:.3f}",
+            f"{r['keep_all_ratio_paired']:.3f}"))
+        lines.append(row(
+            "control: CPU time per step (s), median",
+            f"{_median(r['cpu_times_s']['baseline']):.3f}",
+            f"{_median(r['cpu_times_s']['keep_all']):.3f}",
+            f"{r['keep_all_cpu_time_ratio']:.3f}"))
+    lines += [
+        "",
+        f"Added by token dropping (selection, gather, scatter, their "
+        f"gradients, importance update), timed alone: "
+        f"{1e3 * r['added_ops_step_s']:.2f} ms, "
+        f"{100 * r['added_ops_share']:.2f}% of the token-dropping step "
+        f"({100 * r['added_ops_cpu_share']:.2f}% in CPU time).",
+    ]
+    if "memory_method" in r:
+        lines += ["", f"Memory: {r['memory_method']}."]
+    return "\n".join(lines) + "\n"
+
+
+def benchmark_plot(results, path):
+    """A PNG bar chart: step time of each model, and the FLOP expectation."""
+    import matplotlib  # pylint: disable=import-outside-toplevel
+    matplotlib.use("Agg")
+    from matplotlib import pyplot  # pylint: disable=import-outside-toplevel
+
+    r = results
+    figure, axes = pyplot.subplots(figsize=(6, 3.6))
+    names = ["BERT", "token dropping", "token dropping\n(FLOP model)"]
+    values = [r["baseline_step_s"], r["token_drop_step_s"],
+              r["baseline_step_s"] * r["flop_ratio"]]
+    bars = axes.bar(names, values, color=["#888888", "#1f77b4", "#aec7e8"])
+    for bar, value in zip(bars, values):
+        axes.annotate(f"{value:.3f} s", (bar.get_x() + bar.get_width() / 2,
+                                         value), ha="center", va="bottom")
+    axes.set_ylabel("median training step (s)")
+    axes.set_title(
+        f"{r['preset']}: batch {r['batch_size']}, seq {r['seq_length']}, "
+        f"keep {r['token_keep_k']}, XLA {'on' if r['xla'] else 'off'}\n"
+        f"measured ratio {r['step_time_ratio']:.3f}, "
+        f"FLOP ratio {r['flop_ratio']:.3f}", fontsize=10)
+    axes.set_ylim(0, max(values) * 1.18)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    pyplot.close(figure)
+
+
+def write_benchmark(results, output):
+    """Writes `output` (JSON) and, beside it, `.md` and `.png` versions."""
+    stem = os.path.splitext(output)[0]
+    directory = os.path.dirname(output)
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+    with open(output, "w", encoding="utf-8") as f:
+        json.dump(results, f, indent=2)
+        f.write("\n")
+    with open(stem + ".md", "w", encoding="utf-8") as f:
+        f.write(benchmark_table(results))
+    benchmark_plot(results, stem + ".png")
