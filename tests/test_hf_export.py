@@ -38,7 +38,7 @@ from helpers import pretraining_model, run_tool
 from token_dropping import hf
 from token_dropping.errors import UserError
 from token_dropping.export import export_bert
-from token_dropping.export import read_run_params
+from token_dropping.run_reader import read_run_params
 
 LAYERS = 2  # token_drop_bert_tiny shrunk by test_training's SHRINK
 # Per layer: Q, K, V, attention output (weight, bias), 2 LayerNorms
