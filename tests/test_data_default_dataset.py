@@ -47,7 +47,7 @@ def test_concurrent_first_use_builds_once_and_both_get_it(built):
     assert len(runs) == 1
     names = sorted(os.listdir(cache))
     dataset = os.path.basename(first.output_dir)
-    assert names == [dataset, dataset + ".lock"]
+    assert names == [dataset]  # No lock file is left beside or inside it.
     assert not [n for n in os.listdir(first.output_dir) if n.startswith(".")]
 
 

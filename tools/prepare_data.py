@@ -36,6 +36,7 @@ Point an experiment at it with
 happens in `token_dropping.data.prepare_data`; bad input ends with one line.
 """
 
+import signal
 import sys
 
 from absl import app
@@ -70,6 +71,8 @@ _HELP = {  # One line per PrepareDataConfig field; its docstring has more.
     "shuffle_buffer_size": "Examples shuffled together before writing.",
     "seed": "Seed of masking and shuffling.",
     "max_documents": "Read only this many documents (quick trials).",
+    "allow_undecodable": "Read input files that are over 1% non-UTF-8 bytes "
+                         "(replaced by U+FFFD) instead of stopping.",
 }
 
 flags.DEFINE_string("output_dir", "", "Dataset directory; empty: the cache "
@@ -88,9 +91,17 @@ for _name, _help in _HELP.items():
         flags.DEFINE_string(_name, _default, _help)
 
 
+def _stop(signum, unused_frame):
+    """SIGTERM unwinds like an error, so the unfinished output is removed."""
+    print(f"prepare_data.py: stopped by {signal.Signals(signum).name}; "
+          "removing the unfinished output.", file=sys.stderr)
+    raise SystemExit(128 + signum)
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    signal.signal(signal.SIGTERM, _stop)
     config = data.PrepareDataConfig(
         **{name: flags.FLAGS[name].value for name in _HELP})
     try:

@@ -18,11 +18,13 @@ The steps, for any source:
 
 Everything is written into a hidden `.partial-*` directory inside the output
 directory and moved into place when complete, manifest last: a directory with
-a manifest is whole, and re-running with the same config finds it and returns.
+a manifest is whole, and re-running with the same config and the same input
+contents finds it and returns (see `dataset_dir` for the lock and the checks).
 """
 
 import dataclasses
 import hashlib
+import importlib.metadata
 import itertools
 import json
 import os
@@ -35,7 +37,9 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from token_dropping.data import dataset_dir
 from token_dropping.data import dataset_info
+from token_dropping.data import examples
 from token_dropping.data import masking
 from token_dropping.data import prepare_data_config
 from token_dropping.data import record_writer
@@ -69,27 +73,39 @@ def build_pretraining_data(
         The `DatasetInfo` read back from the manifest.
 
     Raises:
-        ValueError: for a bad config, missing or empty input, a vocab without
-            the special tokens, or an `output_dir` that holds a different
-            dataset.
+        ValueError: for a bad config, missing, unreadable or empty input, a
+            vocab without the special tokens, or an `output_dir` that is a
+            file or holds something other than this dataset. Every check that
+            needs no build runs before anything is written.
     """
     config.validate()
+    dataset_dir.check_output_dir(output_dir)
     corpus = config.make_corpus()
     given_vocab = (vocab.read_vocab(config.vocab_file) if config.vocab_file
                    else None)
     fingerprint = dataset_fingerprint(config, corpus.describe(), given_vocab)
-    existing = _existing_dataset(output_dir, fingerprint)
-    if existing is not None:
+    config_fields = _fingerprinted_config(config)
+    existing = dataset_dir.existing_dataset(output_dir, fingerprint,
+                                            config_fields)
+    if existing is not None and not dataset_dir.has_build_entries(output_dir):
         return existing
-    partial_dir = os.path.join(output_dir, f".partial-{uuid.uuid4().hex}")
-    tf.io.gfile.makedirs(partial_dir)
-    start = time.monotonic()
-    try:
-        _Build(config, corpus, given_vocab, fingerprint, partial_dir).run()
-        _publish(partial_dir, output_dir)
-    finally:
-        if tf.io.gfile.exists(partial_dir):
-            tf.io.gfile.rmtree(partial_dir)
+    with dataset_dir.locked(output_dir):
+        dataset_dir.remove_stale_partials(output_dir)
+        # Another process may have built it while this one waited.
+        existing = dataset_dir.existing_dataset(output_dir, fingerprint,
+                                                config_fields)
+        if existing is not None:
+            return existing
+        partial_dir = os.path.join(
+            output_dir, f"{dataset_dir.PARTIAL_PREFIX}{uuid.uuid4().hex}")
+        tf.io.gfile.makedirs(partial_dir)
+        start = time.monotonic()
+        try:
+            _Build(config, corpus, given_vocab, fingerprint, partial_dir).run()
+            dataset_dir.publish(partial_dir, output_dir)
+        finally:
+            if tf.io.gfile.exists(partial_dir):
+                tf.io.gfile.rmtree(partial_dir)
     info = dataset_info.DatasetInfo.from_manifest(
         os.path.join(output_dir, dataset_info.MANIFEST_FILENAME))
     logging.info("Prepared %s in %.1fs: %d train and %d validation examples.",
@@ -98,43 +114,30 @@ def build_pretraining_data(
     return info
 
 
+def _fingerprinted_config(config) -> dict:
+    """The config fields that decide the records' bytes."""
+    return {k: v for k, v in dataclasses.asdict(config).items()
+            if k not in prepare_data_config.NOT_IN_FINGERPRINT}
+
+
 def dataset_fingerprint(config, source: dict, given_vocab) -> str:
-    """A hash of everything that decides the records' bytes."""
+    """A hash of everything that decides the records' bytes.
+
+    That is the config, the source as `describe()` gives it (for text files
+    the size and SHA-256 of each), the vocab file's tokens, and the versions
+    of this builder and of tensorflow-text (its tokenizer and vocab learner).
+    """
     described = {
         "builder_version": BUILDER_VERSION,
-        "config": dataclasses.asdict(config),
+        "tensorflow_text_version": importlib.metadata.version(
+            "tensorflow-text"),
+        "config": _fingerprinted_config(config),
         "source": source,
         "vocab_sha256": (None if given_vocab is None else hashlib.sha256(
             "\n".join(given_vocab).encode("utf-8")).hexdigest()),
     }
     return hashlib.sha256(
         json.dumps(described, sort_keys=True).encode("utf-8")).hexdigest()
-
-
-def _existing_dataset(output_dir: str, fingerprint: str):
-    """The complete dataset with this fingerprint in `output_dir`, if any."""
-    manifest_path = os.path.join(output_dir, dataset_info.MANIFEST_FILENAME)
-    if not tf.io.gfile.exists(manifest_path):
-        return None
-    manifest = dataset_info.read_manifest(manifest_path)
-    if manifest.get("fingerprint") != fingerprint:
-        raise ValueError(
-            f"output_dir={output_dir!r} already holds a different dataset "
-            f"(source {manifest.get('source', {}).get('name')!r}, seq_length="
-            f"{manifest.get('seq_length')}, format "
-            f"{manifest.get('format')!r}); choose another output directory or "
-            "delete that one.")
-    logging.info("Reusing the complete dataset in %s.", output_dir)
-    return dataset_info.DatasetInfo.from_manifest(manifest_path)
-
-
-def _publish(partial_dir: str, output_dir: str) -> None:
-    """Moves finished files into `output_dir`, the manifest last."""
-    names = sorted(tf.io.gfile.listdir(partial_dir))
-    names.remove(dataset_info.MANIFEST_FILENAME)
-    for name in names + [dataset_info.MANIFEST_FILENAME]:
-        tf.io.gfile.rename(os.path.join(partial_dir, name),
-                           os.path.join(output_dir, name), overwrite=True)
 
 
 class _ReplayableDocuments:
@@ -187,9 +190,19 @@ class _Build:
         splits = {name: _SplitWriter(name, self.config, tokens, special,
                                      self.output_dir) for name in names}
         num_duplicates = self._write_examples(tokenizer, splits)
+        train_documents = splits["train"].counts["documents"]
+        held_out = splits["validation"].counts["documents"] if (
+            "validation" in splits) else 0
+        if train_documents == 0 and held_out:
+            raise ValueError(
+                f"The source has {held_out} document(s) and validation takes "
+                f"them (validation_fraction={self.config.validation_fraction} "
+                "always holds out the first); give at least 2 documents "
+                "(blank line between documents in sentence_per_line files), "
+                "or validation_fraction=0 to train on all of it.")
         if splits["train"].num_examples == 0:
             raise ValueError("The source holds no text to train on: "
-                             f"{self.corpus.describe()}.")
+                             f"{_describe_briefly(self.corpus.describe())}.")
         self._write_manifest(special, splits, num_duplicates)
 
     def _vocab(self) -> list[str]:
@@ -280,6 +293,13 @@ class _Build:
             f.write("\n")
 
 
+def _describe_briefly(source: dict) -> str:
+    """The source's description without per-file hashes."""
+    if source.get("name") == "text_files":
+        return f"input_files={source['input_files']!r}"
+    return ", ".join(f"{k}={v!r}" for k, v in source.items())
+
+
 def normalize_text(sentences: list[str], lower_case: bool) -> list[str]:
     """Applies `BertTokenizer(lower_case=True)`'s normalization to the text.
 
@@ -352,7 +372,7 @@ class _SplitWriter:
         if not self.static:
             text = " ".join(p.payload for p in pieces
                             if p is not sequence_packer.SEPARATOR)
-            self.writer.write(_text_example(text))
+            self.writer.write(examples.text_example(text))
             return
         sep = self.special["sep_id"]
         body = [np.array([sep]) if p is sequence_packer.SEPARATOR
@@ -362,7 +382,7 @@ class _SplitWriter:
         self.counts["padding_tokens"] += self.config.seq_length - len(ids)
         for _ in range(self.dupe_factor):
             masked, positions, labels = self.masker.mask(ids, self.rng)
-            self.writer.write(_static_example(
+            self.writer.write(examples.static_example(
                 masked, positions, labels, self.config.seq_length,
                 self.config.max_predictions_per_seq, self.special["pad_id"]))
 
@@ -378,42 +398,3 @@ def _masker(config, tokens, special) -> masking.MaskedLmMasker:
         max_predictions_per_seq=config.max_predictions_per_seq,
         masked_lm_prob=config.masked_lm_prob,
         continuation_ids=continuations if config.whole_word_masking else None)
-
-
-def _int_feature(values) -> tf.train.Feature:
-    return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
-
-
-def _static_example(masked, positions, labels, seq_length,
-                    max_predictions_per_seq, pad_id) -> bytes:
-    """Model Garden's v2 pretraining features (see BertPretrainDataLoader)."""
-    num_tokens, num_targets = len(masked), len(positions)
-    token_padding = seq_length - num_tokens
-    target_padding = max_predictions_per_seq - num_targets
-    features = {
-        "input_word_ids": _int_feature(
-            masked.tolist() + [pad_id] * token_padding),
-        "input_mask": _int_feature([1] * num_tokens + [0] * token_padding),
-        "input_type_ids": _int_feature([0] * seq_length),
-        "masked_lm_positions": _int_feature(
-            positions.tolist() + [0] * target_padding),
-        "masked_lm_ids": _int_feature(labels.tolist() + [0] * target_padding),
-        "masked_lm_weights": tf.train.Feature(float_list=tf.train.FloatList(
-            value=[1.0] * num_targets + [0.0] * target_padding)),
-    }
-    return _serialize(features)
-
-
-def _text_example(text: str) -> bytes:
-    return _serialize({"text": tf.train.Feature(
-        bytes_list=tf.train.BytesList(value=[text.encode("utf-8")]))})
-
-
-def _serialize(features: dict) -> bytes:
-    """A tf.Example's bytes, the same in every process.
-
-    Protobuf writes map entries (the feature names) in an order that varies
-    between processes unless asked to sort them.
-    """
-    example = tf.train.Example(features=tf.train.Features(feature=features))
-    return example.SerializeToString(deterministic=True)
