@@ -40,7 +40,7 @@ def ensure_default_dataset(seq_length: int = 128,
     Example:
     >>> info = ensure_default_dataset(seq_length=128)
     >>> info.vocab_size, info.token_allow_list, info.token_deny_list
-    (7657, (100, 101, 102, 103), (0,))
+    (7655, (100, 101, 102, 103), (0,))
 
     Args:
         seq_length: tokens per example.
