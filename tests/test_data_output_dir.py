@@ -81,10 +81,23 @@ def test_an_output_dir_that_is_a_file_or_under_one(inputs, tmp_path):
     assert os.listdir(tmp_path) == ["file"]
 
 
+def test_an_output_dir_that_cannot_be_written(inputs, tmp_path,
+                                              monkeypatch):
+    access = os.access  # Tests run as root, who may write anywhere.
+    monkeypatch.setattr(os, "access", lambda path, mode: access(
+        path, mode) and str(path) != str(tmp_path / "ro"))
+    (tmp_path / "ro").mkdir()
+    with pytest.raises(ValueError, match=(
+            r"output_dir='.*/ro/out' cannot be written: '.*/ro' is not "
+            r"writable by this user")):
+        build_pretraining_data(_config(inputs), str(tmp_path / "ro" / "out"))
+    assert os.listdir(tmp_path / "ro") == []
+
+
 def test_a_directory_of_someone_elses_files_is_refused(inputs, tmp_path):
     write_text(tmp_path / "notes.txt", "mine")
     with pytest.raises(ValueError, match=(
-            r"output_dir='.*' holds 1 entries \(e.g. 'notes.txt'\) but no "
+            r"output_dir='.*' holds 1 entry \(e.g. 'notes.txt'\) but no "
             r"manifest.json, so it is not a dataset prepared here")):
         build_pretraining_data(_config(inputs), str(tmp_path))
     assert os.listdir(tmp_path) == ["notes.txt"]

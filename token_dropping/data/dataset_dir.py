@@ -32,6 +32,14 @@ def _is_ours(name: str) -> bool:
     return name == LOCK_FILENAME or name.startswith(PARTIAL_PREFIX)
 
 
+def _nearest_existing(output_dir: str) -> str:
+    """`output_dir` if it exists, else its nearest existing parent."""
+    path = os.path.abspath(output_dir)
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    return path
+
+
 def check_output_dir(output_dir: str) -> None:
     """Checks that `output_dir` can be a directory: no file is in the way.
 
@@ -44,9 +52,7 @@ def check_output_dir(output_dir: str) -> None:
             raise ValueError(f"output_dir={output_dir!r} is a file; give a "
                              "directory (new, empty, or prepared here).")
         return
-    path = os.path.abspath(output_dir)
-    while not os.path.exists(path) and os.path.dirname(path) != path:
-        path = os.path.dirname(path)
+    path = _nearest_existing(output_dir)
     if not os.path.isdir(path):
         where = ("is a file" if path == os.path.abspath(output_dir)
                  else f"is under {path!r}, which is a file")
@@ -80,7 +86,8 @@ def existing_dataset(output_dir: str, fingerprint: str, config: dict):
                          if not _is_ours(name.rstrip("/")))
         if foreign:
             raise ValueError(
-                f"output_dir={output_dir!r} holds {len(foreign)} entries (e.g. "
+                f"output_dir={output_dir!r} holds {len(foreign)} "
+                f"{'entry' if len(foreign) == 1 else 'entries'} (e.g. "
                 f"{foreign[0]!r}) but no {dataset_info.MANIFEST_FILENAME}, so "
                 "it is not a dataset prepared here; give a new or empty "
                 "directory.")
@@ -113,11 +120,19 @@ def locked(output_dir: str):
 
     Yields:
         Nothing; the lock is held until the block ends.
+
+    Raises:
+        ValueError: if the directory cannot be created or written.
     """
     try:
         import fcntl  # POSIX only.
     except ImportError:
         fcntl = None
+    if not _is_remote(output_dir):
+        nearest = _nearest_existing(output_dir)
+        if not os.access(nearest, os.W_OK | os.X_OK):
+            raise ValueError(f"output_dir={output_dir!r} cannot be written: "
+                             f"{nearest!r} is not writable by this user.")
     lock_path = os.path.join(output_dir, LOCK_FILENAME)
     lock_file = None
     while True:
