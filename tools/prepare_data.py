@@ -28,6 +28,9 @@ r"""Prepare BERT pretraining records for Model Garden's data loaders.
     python tools/prepare_data.py --output_dir=/tmp/python_docs_text \
         --output_format=text
 
+    # Where the time goes: seconds and MB/s of text per stage of a build.
+    python tools/prepare_data.py --output_dir=/tmp/profiled --profile
+
 The output directory gets `train-*.tfrecord`, `validation-*.tfrecord`,
 `vocab.txt`, `special_tokens.json` (the [PAD]/[UNK]/[CLS]/[SEP]/[MASK] ids and
 the paper's allow/deny lists for that vocab) and `manifest.json`, written last.
@@ -79,6 +82,9 @@ flags.DEFINE_string("output_dir", "", "Dataset directory; empty: the cache "
                     "(embedded default corpus only).")
 flags.DEFINE_string("cache_dir", None, "Cache directory; default "
                     "$TOKEN_DROPPING_CACHE or ~/.cache/token_dropping.")
+flags.DEFINE_bool("profile", False, "Print seconds and MB/s of text per stage "
+                  "of the build (reading, tokenization, packing, masking, "
+                  "serialization, writing).")
 for _name, _help in _HELP.items():
     _default = getattr(_CONFIG, _name)
     if isinstance(_default, bool):
@@ -104,14 +110,17 @@ def main(argv):
     signal.signal(signal.SIGTERM, _stop)
     config = data.PrepareDataConfig(
         **{name: flags.FLAGS[name].value for name in _HELP})
+    profile = data.BuildProfile() if flags.FLAGS.profile else None
     try:
         info = data.prepare_data(config, flags.FLAGS.output_dir,
-                                 flags.FLAGS.cache_dir)
+                                 flags.FLAGS.cache_dir, profile=profile)
     except ValueError as e:
         print(f"prepare_data.py: error: {e}", file=sys.stderr)
         sys.exit(2)
     for field, value in vars(info).items():
         print(f"{field}: {value}")
+    if profile:
+        print(data.format_profile(profile.as_dict()))
 
 
 if __name__ == "__main__":

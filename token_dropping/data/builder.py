@@ -35,6 +35,7 @@ import uuid
 from absl import logging
 import tensorflow as tf
 
+from token_dropping.data import build_profile
 from token_dropping.data import dataset_dir
 from token_dropping.data import dataset_info
 from token_dropping.data import prepare_data_config
@@ -49,8 +50,9 @@ _MAX_CACHED_CHARS = 64 * 2**20  # Read a corpus this small only once.
 
 
 def build_pretraining_data(
-        config: prepare_data_config.PrepareDataConfig,
-        output_dir: str) -> dataset_info.DatasetInfo:
+        config: prepare_data_config.PrepareDataConfig, output_dir: str,
+        profile: build_profile.BuildProfile | None = None
+) -> dataset_info.DatasetInfo:
     """Prepares records for `config` in `output_dir`, or finds them there.
 
     Example:
@@ -62,6 +64,8 @@ def build_pretraining_data(
     Args:
         config: what to read and how to shape it.
         output_dir: the dataset directory; created if missing.
+        profile: times the build's stages (`tools/prepare_data.py --profile`);
+            None times nothing.
 
     Returns:
         The `DatasetInfo` read back from the manifest.
@@ -72,12 +76,16 @@ def build_pretraining_data(
             file or holds something other than this dataset. Every check that
             needs no build runs before anything is written.
     """
+    profile = profile or build_profile.NO_PROFILE
+    profile.start()
     config.validate()
     dataset_dir.check_output_dir(output_dir)
     corpus = config.make_corpus()
     given_vocab = (vocab.read_vocab(config.vocab_file) if config.vocab_file
                    else None)
-    fingerprint = dataset_fingerprint(config, corpus.describe(), given_vocab)
+    with profile.stage("scan"):  # Reads every input file once.
+        source = corpus.describe()
+    fingerprint = dataset_fingerprint(config, source, given_vocab)
     config_fields = _fingerprinted_config(config)
     existing = dataset_dir.existing_dataset(output_dir, fingerprint,
                                             config_fields)
@@ -95,11 +103,14 @@ def build_pretraining_data(
         tf.io.gfile.makedirs(partial_dir)
         start = time.monotonic()
         try:
-            _Build(config, corpus, given_vocab, fingerprint, partial_dir).run()
-            dataset_dir.publish(partial_dir, output_dir)
+            _Build(config, corpus, given_vocab, fingerprint, partial_dir,
+                   profile).run()
+            with profile.stage("finish"):
+                dataset_dir.publish(partial_dir, output_dir)
         finally:
             if tf.io.gfile.exists(partial_dir):
                 tf.io.gfile.rmtree(partial_dir)
+    profile.stop()
     info = dataset_info.DatasetInfo.from_manifest(
         os.path.join(output_dir, dataset_info.MANIFEST_FILENAME))
     logging.info("Prepared %s in %.1fs: %d train and %d validation examples.",
@@ -161,8 +172,10 @@ class _ReplayableDocuments:
 class _Build:
     """One run of the steps in the module docstring, into `output_dir`."""
 
-    def __init__(self, config, corpus, given_vocab, fingerprint, output_dir):
+    def __init__(self, config, corpus, given_vocab, fingerprint, output_dir,
+                 profile):
         self.config = config
+        self.profile = profile
         self.corpus = corpus
         self.given_vocab = given_vocab
         self.fingerprint = fingerprint
@@ -181,8 +194,9 @@ class _Build:
             token_out_type=tf.int64)
         names = ["train"] + (["validation"] if self.config.validation_fraction
                              else [])
-        splits = {name: split_writer.SplitWriter(name, self.config, tokens, special,
-                                     self.output_dir) for name in names}
+        splits = {name: split_writer.SplitWriter(
+            name, self.config, tokens, special, self.output_dir, self.profile)
+            for name in names}
         num_duplicates = self._write_examples(tokenizer, splits)
         train_documents = splits["train"].counts["documents"]
         held_out = splits["validation"].counts["documents"] if (
@@ -197,17 +211,20 @@ class _Build:
         if splits["train"].num_examples == 0:
             raise ValueError("The source holds no text to train on: "
                              f"{_describe_briefly(self.corpus.describe())}.")
-        self._write_manifest(special, splits, num_duplicates)
+        with self.profile.stage("finish"):
+            self._write_manifest(special, splits, num_duplicates)
 
     def _vocab(self) -> list[str]:
         if self.given_vocab is not None:
             return self.given_vocab
+        documents = self.profile.timed(self.documents, "read")
         sentences = itertools.islice(
-            (s for document in self.documents for s in document),
+            (s for document in documents for s in document),
             self.config.vocab_max_sentences)
         start = time.monotonic()
-        tokens = vocab.learn_vocab(sentences, self.config.vocab_size,
-                                   lower_case=self.config.do_lower_case)
+        with self.profile.stage("vocab"):
+            tokens = vocab.learn_vocab(sentences, self.config.vocab_size,
+                                       lower_case=self.config.do_lower_case)
         logging.info("Learned a vocab of %d tokens in %.1fs.", len(tokens),
                      time.monotonic() - start)
         return tokens
@@ -215,7 +232,9 @@ class _Build:
     def _write_examples(self, tokenizer, splits) -> int:
         """Routes, tokenizes and writes every document; counts duplicates."""
         seen, num_duplicates, batch, batch_sentences = set(), 0, [], 0
+        self.profile.push("read")
         for document in self.documents:
+            self.profile.count_text(document)
             digest = hashlib.sha256(
                 "\n".join(document).encode("utf-8")).digest()
             key = int.from_bytes(digest[:8], "little")
@@ -233,6 +252,7 @@ class _Build:
                 self._flush(tokenizer, batch)
                 batch, batch_sentences = [], 0
         self._flush(tokenizer, batch)
+        self.profile.pop()
         for split in splits.values():
             split.close()
         return num_duplicates
@@ -242,10 +262,12 @@ class _Build:
         sentences = [s for _, document in batch for s in document]
         if not sentences:
             return
+        self.profile.push("tokenize")
         ragged = tokenizer.tokenize(tf.constant(sentences)).merge_dims(-2, -1)
         flat, splits = ragged.flat_values.numpy(), ragged.row_splits.numpy()
         texts = (normalize_text(sentences, self.config.do_lower_case)
                  if self.config.output_format == "text" else sentences)
+        self.profile.pop()
         first = 0
         for split, document in batch:
             ids = [flat[splits[i]:splits[i + 1]]

@@ -64,8 +64,8 @@ def ensure_default_dataset(seq_length: int = 128,
 
 
 def prepare_data(config: prepare_data_config.PrepareDataConfig,
-                 output_dir: str = "",
-                 cache_dir: str | None = None) -> dataset_info.DatasetInfo:
+                 output_dir: str = "", cache_dir: str | None = None,
+                 profile=None) -> dataset_info.DatasetInfo:
     """Prepares `config` into `output_dir`, or into the cache if none is given.
 
     This is what `tools/prepare_data.py` runs.
@@ -74,6 +74,7 @@ def prepare_data(config: prepare_data_config.PrepareDataConfig,
         config: the source and the shape of the records.
         output_dir: the dataset directory; "" caches the default corpus.
         cache_dir: the cache for `output_dir=""`; default `default_cache_dir()`.
+        profile: a `BuildProfile` to time the build's stages, or None.
 
     Returns:
         The prepared (or reused) dataset's `DatasetInfo`.
@@ -84,7 +85,7 @@ def prepare_data(config: prepare_data_config.PrepareDataConfig,
     """
     config.validate()
     if output_dir:
-        return builder.build_pretraining_data(config, output_dir)
+        return builder.build_pretraining_data(config, output_dir, profile)
     if config.input_files or config.tfds_name:
         raise ValueError(
             "output_dir is empty: only the embedded default corpus is cached; "
@@ -104,4 +105,4 @@ def prepare_data(config: prepare_data_config.PrepareDataConfig,
     logging.info("Building the default dataset (Python's docs) into %s, "
                  "unless another process is: once per shape, about a minute.",
                  output_dir)
-    return builder.build_pretraining_data(config, output_dir)
+    return builder.build_pretraining_data(config, output_dir, profile)

@@ -21,8 +21,9 @@ _SPECIAL_TOKEN = re.compile(r"^\[[^\]]*\]$")
 class SplitWriter:
     """Packs, masks and writes one split's examples, counting as it goes."""
 
-    def __init__(self, name, config, tokens, special, output_dir):
+    def __init__(self, name, config, tokens, special, output_dir, profile):
         self.name = name
+        self.profile = profile  # Times pack, mask, serialize and write.
         self.config = config
         self.static = config.output_format == "static"
         self.num_shards = (config.num_train_shards if name == "train"
@@ -50,13 +51,18 @@ class SplitWriter:
         self.counts["sentences"] += len(ids)
         self.counts["word_pieces"] += sum(len(x) for x in ids)
         payloads = ids if self.static else texts
+        self.profile.push("pack")
         for pieces in self.packer.add_document(payloads, [len(x) for x in ids]):
             self._write_sequence(pieces)
+        self.profile.pop()
 
     def close(self) -> None:
+        self.profile.push("pack")
         for pieces in self.packer.finish():
             self._write_sequence(pieces)
-        self.writer.close()
+        self.profile.pop()
+        with self.profile.stage("write"):
+            self.writer.close()
 
     def stats(self) -> dict:
         input_path = record_writer.shard_pattern(self.name, self.num_shards)
@@ -71,10 +77,14 @@ class SplitWriter:
 
     def _write_sequence(self, pieces) -> None:
         self.counts["sequences"] += 1
+        profile = self.profile
         if not self.static:
             text = " ".join(p.payload for p in pieces
                             if p is not sequence_packer.SEPARATOR)
-            self.writer.write(examples.text_example(text))
+            profile.push("serialize")
+            record = examples.text_example(text)
+            profile.pop()
+            self._write(record)
             return
         sep = self.special["sep_id"]
         body = [np.array([sep]) if p is sequence_packer.SEPARATOR
@@ -83,10 +93,20 @@ class SplitWriter:
         self.counts["tokens"] += len(ids)
         self.counts["padding_tokens"] += self.config.seq_length - len(ids)
         for _ in range(self.dupe_factor):
+            profile.push("mask")
             masked, positions, labels = self.masker.mask(ids, self.rng)
-            self.writer.write(examples.static_example(
+            profile.pop()
+            profile.push("serialize")
+            record = examples.static_example(
                 masked, positions, labels, self.config.seq_length,
-                self.config.max_predictions_per_seq, self.special["pad_id"]))
+                self.config.max_predictions_per_seq, self.special["pad_id"])
+            profile.pop()
+            self._write(record)
+
+    def _write(self, record: bytes) -> None:
+        self.profile.push("write")
+        self.writer.write(record)
+        self.profile.pop()
 
 
 def _masker(config, tokens, special) -> masking.MaskedLmMasker:
