@@ -8,7 +8,8 @@ The steps, for any source:
    empty).
 2. Take the vocab file, or learn one with tensorflow-text (`vocab.learn_vocab`).
 3. Tokenize sentences in batches with tensorflow-text's `BertTokenizer`, the
-   tokenizer Model Garden's text loader uses.
+   tokenizer Model Garden's text loader uses, or its `FastBertTokenizer` for
+   the sentences where both give the same ids (`wordpiece.WordPieceIds`).
 4. Pack sentences into sequences (`SequencePacker`).
 5. Static format: add [CLS]/[SEP], mask (`MaskedLmMasker`, `dupe_factor` times
    for training), write Model Garden's v2 features for `BertPretrainDataLoader`.
@@ -41,6 +42,7 @@ from token_dropping.data import dataset_info
 from token_dropping.data import prepare_data_config
 from token_dropping.data import split_writer
 from token_dropping.data import vocab
+from token_dropping.data import wordpiece
 
 # Bump when the records for the same config change, so stale caches are rebuilt.
 BUILDER_VERSION = 1
@@ -188,10 +190,8 @@ class _Build:
         vocab.write_vocab(tokens, vocab_path)
         special = vocab.write_special_tokens(vocab_path, os.path.join(
             self.output_dir, vocab.SPECIAL_TOKENS_FILENAME))
-        import tensorflow_text as tf_text  # Lazy: loads custom ops.
-        tokenizer = tf_text.BertTokenizer(
-            vocab_path, lower_case=self.config.do_lower_case,
-            token_out_type=tf.int64)
+        tokenizer = wordpiece.WordPieceIds(vocab_path, tokens,
+                                           self.config.do_lower_case)
         names = ["train"] + (["validation"] if self.config.validation_fraction
                              else [])
         splits = {name: split_writer.SplitWriter(
@@ -263,8 +263,7 @@ class _Build:
         if not sentences:
             return
         self.profile.push("tokenize")
-        ragged = tokenizer.tokenize(tf.constant(sentences)).merge_dims(-2, -1)
-        flat, splits = ragged.flat_values.numpy(), ragged.row_splits.numpy()
+        flat, splits = tokenizer.tokenize(sentences)
         texts = (normalize_text(sentences, self.config.do_lower_case)
                  if self.config.output_format == "text" else sentences)
         self.profile.pop()
