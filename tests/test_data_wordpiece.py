@@ -20,10 +20,14 @@ SAFE_RANGES = ((0x1, 0x9f), (0xa1, 0xfff), (0x2010, 0x2027),
 SAFE = [c for lo, hi in SAFE_RANGES for c in range(lo, hi + 1)]
 # Characters on which the two tokenizers differ, and some outside the set.
 UNSAFE = "\u00a0\u1680\u2003\u2028\u2029\u202f\u3000\u1b4e \U0001f600\u65e5"
-PROSE = ["Caf\u00e9 na\u00efve \u00dcber Stra\u00dfe r\u00e9sum\u00e9 d\u00e9j\u00e0 vu.",
-         "\u00c9l\u00e8ve \u201cquoted\u201d \u2014 dash\u2026 \u00a35 \u20ac7.",
-         "\u0391\u03b8\u03ae\u03bd\u03b1 \u041c\u043e\u0441\u043a\u0432\u0430 "
-         "\u05e2\u05d1\u05e8\u05d9\u05ea \u0627\u0644\u0639\u0631\u0628\u064a\u0629."]
+PROSE = [
+    "Caf\u00e9 na\u00efve \u00dcber Stra\u00dfe r\u00e9sum\u00e9 "
+    "d\u00e9j\u00e0 vu.",
+    "\u00c9l\u00e8ve \u201cquoted\u201d \u2014 dash\u2026 \u00a35 \u20ac7.",
+    "\u0391\u03b8\u03ae\u03bd\u03b1 \u041c\u043e\u0441\u043a\u0432\u0430 "
+    "\u05e2\u05d1\u05e8\u05d9\u05ea "
+    "\u0627\u0644\u0639\u0631\u0628\u064a\u0629.",
+]
 
 
 @pytest.fixture(scope="module", params=[True, False], ids=["uncased", "cased"])
@@ -69,9 +73,9 @@ def test_random_mixtures_of_safe_characters_give_the_reference_ids(
     words = " ".join(PROSE).split() + ["e\u0301t\u00e9", "x" * 120, "A.B"]
     sentences = []
     for _ in range(4000):
-        parts = [rng.choice(words) if rng.random() < 0.5 else
-                 "".join(chr(rng.choice(SAFE)) for _ in range(rng.randint(1, 4)))
-                 for _ in range(rng.randint(1, 12))]
+        parts = [rng.choice(words) if rng.random() < 0.5 else "".join(
+            chr(rng.choice(SAFE)) for _ in range(rng.randint(1, 4)))
+            for _ in range(rng.randint(1, 12))]
         sentences.append(rng.choice(["", " ", "  "]).join(parts))
     _assert_same_ids(ids._fast(sentences),
                      _reference_ids(reference, sentences), sentences)
@@ -98,7 +102,9 @@ def test_mixed_batches_come_back_in_order_with_the_reference_ids(tokenizers):
 def test_records_are_byte_identical_to_the_reference_path(
         tmp_path, monkeypatch, output_format):
     documents = tiny_documents(40, seed=5)
-    for i, sentence in enumerate(PROSE + [f"Odd {c} space." for c in UNSAFE]):
+    # No spaces around the unsafe characters: a wrong path changes the ids.
+    extra = PROSE + [f"Odd{c}spaced words." for c in UNSAFE]
+    for i, sentence in enumerate(extra):
         documents[i % 40].append(sentence)
     files = write_text(tmp_path / "docs.txt", bert_format(documents))
     config = PrepareDataConfig(
