@@ -59,8 +59,8 @@ class WordPieceIds:
                     vocab=tokens, suffix_indicator="##", unknown_token="[UNK]",
                     lower_case_nfd_strip_accents=lower_case,
                     token_out_type=tf.int64)
-            except (ValueError, tf.errors.OpError) as e:
-                logging.info("FastBertTokenizer does not take this vocab (%s); "
+            except (ValueError, RuntimeError, tf.errors.OpError) as e:
+                logging.info("FastBertTokenizer cannot use this vocab (%s); "
                              "using BertTokenizer for every sentence.", e)
 
     def tokenize(self, sentences: list[str]) -> tuple[np.ndarray, np.ndarray]:
