@@ -1,7 +1,10 @@
 """The embedded default corpus and its cached dataset."""
 
+import inspect
 import json
 import os
+import re
+import sys
 import threading
 
 import numpy as np
@@ -14,6 +17,7 @@ from token_dropping.data import DefaultCorpus
 from token_dropping.data import default_cache_dir
 from token_dropping.data import ensure_default_dataset
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHAPE = dict(seq_length=64, max_predictions_per_seq=10, vocab_size=300)
 
 
@@ -47,7 +51,7 @@ def test_concurrent_first_use_builds_once_and_both_get_it(built):
     assert len(runs) == 1
     names = sorted(os.listdir(cache))
     dataset = os.path.basename(first.output_dir)
-    assert names == [dataset, dataset + ".lock"]
+    assert names == [dataset]  # No lock file is left beside or inside it.
     assert not [n for n in os.listdir(first.output_dir) if n.startswith(".")]
 
 
@@ -172,3 +176,49 @@ def test_default_dataset_at_the_default_shape(tmp_path):
     info = ensure_default_dataset(cache_dir=str(tmp_path))
     assert info.seq_length == 128 and 7600 <= info.vocab_size <= 8000
     assert info.num_train_examples > 10_000
+    with open(info.manifest_path) as f:
+        splits = json.load(f)["splits"]
+    train, validation = splits["train"], splits["validation"]
+    assert train["num_examples"] == 2 * train["num_sequences"]  # dupe_factor
+
+    # The README's figures and the docstring's example are this build's.
+    readme = _number_after(open(os.path.join(ROOT, "README.md")).read())
+    python = readme(r"on Python ([\d.]+),", str)
+    if python != ".".join(map(str, sys.version_info[:3])):
+        pytest.skip(f"the README's figures are for Python {python}")
+    assert readme(r"([\d,]+) documents,") == sum(
+        s["num_documents"] for s in splits.values())
+    assert readme(r"([\d,]+)\s+sentences,") == sum(
+        s["num_sentences"] for s in splits.values())
+    assert readme(r"learned ([\d,]+)-piece") == info.vocab_size
+    assert readme(r"([\d,]+) training sequences") == train["num_sequences"]
+    assert readme(r"([\d,]+) training examples") == info.num_train_examples
+    assert readme(r"([\d,]+)\s+validation sequences") == (
+        validation["num_sequences"]) == info.num_validation_examples
+    example = _number_after(ensure_default_dataset.__doc__)
+    assert example(r"\(([\d,]+), \(100, 101, 102, 103\), \(0,\)\)") == (
+        info.vocab_size)
+
+
+def _number_after(text):
+    """A function that finds `pattern` in `text` and returns its group."""
+    def find(pattern, kind=int):
+        match = re.search(pattern, text)
+        assert match, f"{pattern!r} is not in the text"
+        return kind(match.group(1).replace(",", "")) if kind is int else (
+            match.group(1))
+    return find
+
+
+def test_builtin_docs_are_read_the_same_in_any_process(monkeypatch):
+    # pytest and absl replace sys hooks; the corpus must not depend on that.
+    from token_dropping.data import default_corpus
+    original = default_corpus._builtin_module_texts("sys")
+
+    def replaced_hook(unraisable):
+        """A hook this process installed, which reads differently."""
+
+    monkeypatch.setattr(sys, "unraisablehook", replaced_hook)
+    monkeypatch.setattr(sys, "excepthook", replaced_hook)
+    assert default_corpus._builtin_module_texts("sys") == original
+    assert inspect.cleandoc(sys.__excepthook__.__doc__) in original

@@ -28,6 +28,9 @@ r"""Prepare BERT pretraining records for Model Garden's data loaders.
     python tools/prepare_data.py --output_dir=/tmp/python_docs_text \
         --output_format=text
 
+    # Where the time goes: seconds and MB/s of text per stage of a build.
+    python tools/prepare_data.py --output_dir=/tmp/profiled --profile
+
 The output directory gets `train-*.tfrecord`, `validation-*.tfrecord`,
 `vocab.txt`, `special_tokens.json` (the [PAD]/[UNK]/[CLS]/[SEP]/[MASK] ids and
 the paper's allow/deny lists for that vocab) and `manifest.json`, written last.
@@ -36,6 +39,7 @@ Point an experiment at it with
 happens in `token_dropping.data.prepare_data`; bad input ends with one line.
 """
 
+import signal
 import sys
 
 from absl import app
@@ -70,12 +74,17 @@ _HELP = {  # One line per PrepareDataConfig field; its docstring has more.
     "shuffle_buffer_size": "Examples shuffled together before writing.",
     "seed": "Seed of masking and shuffling.",
     "max_documents": "Read only this many documents (quick trials).",
+    "allow_undecodable": "Read input files that are over 1% non-UTF-8 bytes "
+                         "(replaced by U+FFFD) instead of stopping.",
 }
 
 flags.DEFINE_string("output_dir", "", "Dataset directory; empty: the cache "
                     "(embedded default corpus only).")
 flags.DEFINE_string("cache_dir", None, "Cache directory; default "
                     "$TOKEN_DROPPING_CACHE or ~/.cache/token_dropping.")
+flags.DEFINE_bool("profile", False, "Print seconds and MB/s of text per stage "
+                  "of the build (reading, tokenization, packing, masking, "
+                  "serialization, writing).")
 for _name, _help in _HELP.items():
     _default = getattr(_CONFIG, _name)
     if isinstance(_default, bool):
@@ -88,19 +97,30 @@ for _name, _help in _HELP.items():
         flags.DEFINE_string(_name, _default, _help)
 
 
+def _stop(signum, unused_frame):
+    """SIGTERM unwinds like an error, so the unfinished output is removed."""
+    print(f"prepare_data.py: stopped by {signal.Signals(signum).name}; "
+          "removing the unfinished output.", file=sys.stderr)
+    raise SystemExit(128 + signum)
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    signal.signal(signal.SIGTERM, _stop)
     config = data.PrepareDataConfig(
         **{name: flags.FLAGS[name].value for name in _HELP})
+    profile = data.BuildProfile() if flags.FLAGS.profile else None
     try:
         info = data.prepare_data(config, flags.FLAGS.output_dir,
-                                 flags.FLAGS.cache_dir)
+                                 flags.FLAGS.cache_dir, profile=profile)
     except ValueError as e:
         print(f"prepare_data.py: error: {e}", file=sys.stderr)
         sys.exit(2)
     for field, value in vars(info).items():
         print(f"{field}: {value}")
+    if profile:
+        print(data.format_profile(profile.as_dict()))
 
 
 if __name__ == "__main__":

@@ -13,8 +13,12 @@ only when data is prepared.
     paper's allow/deny lists for any vocab.
 * `prepare_data(config, output_dir, cache_dir)`: what `tools/prepare_data.py`
     runs: `build_pretraining_data`, or the cache when no directory is given.
+* `BuildProfile`, `format_profile`: seconds and MB/s per stage of a build
+    (`tools/prepare_data.py --profile`).
 """
 
+from token_dropping.data.build_profile import BuildProfile
+from token_dropping.data.build_profile import format_table as format_profile
 from token_dropping.data.builder import build_pretraining_data
 from token_dropping.data.dataset_info import DatasetInfo
 from token_dropping.data.default_corpus import DefaultCorpus

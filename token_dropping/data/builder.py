@@ -8,7 +8,8 @@ The steps, for any source:
    empty).
 2. Take the vocab file, or learn one with tensorflow-text (`vocab.learn_vocab`).
 3. Tokenize sentences in batches with tensorflow-text's `BertTokenizer`, the
-   tokenizer Model Garden's text loader uses.
+   tokenizer Model Garden's text loader uses, or its `FastBertTokenizer` for
+   the sentences where both give the same ids (`wordpiece.WordPieceIds`).
 4. Pack sentences into sequences (`SequencePacker`).
 5. Static format: add [CLS]/[SEP], mask (`MaskedLmMasker`, `dupe_factor` times
    for training), write Model Garden's v2 features for `BertPretrainDataLoader`.
@@ -18,41 +19,42 @@ The steps, for any source:
 
 Everything is written into a hidden `.partial-*` directory inside the output
 directory and moved into place when complete, manifest last: a directory with
-a manifest is whole, and re-running with the same config finds it and returns.
+a manifest is whole, and re-running with the same config and the same input
+contents finds it and returns (see `dataset_dir` for the lock and the checks).
 """
 
 import dataclasses
 import hashlib
+import importlib.metadata
 import itertools
 import json
 import os
-import re
 import sys
 import time
 import uuid
 
 from absl import logging
-import numpy as np
 import tensorflow as tf
 
+from token_dropping.data import build_profile
+from token_dropping.data import dataset_dir
 from token_dropping.data import dataset_info
-from token_dropping.data import masking
 from token_dropping.data import prepare_data_config
-from token_dropping.data import record_writer
-from token_dropping.data import sequence_packer
+from token_dropping.data import split_writer
 from token_dropping.data import vocab
+from token_dropping.data import wordpiece
 
 # Bump when the records for the same config change, so stale caches are rebuilt.
 BUILDER_VERSION = 1
 VOCAB_FILENAME = "vocab.txt"
 _TOKENIZE_BATCH_SENTENCES = 4096
 _MAX_CACHED_CHARS = 64 * 2**20  # Read a corpus this small only once.
-_SPECIAL_TOKEN = re.compile(r"^\[[^\]]*\]$")
 
 
 def build_pretraining_data(
-        config: prepare_data_config.PrepareDataConfig,
-        output_dir: str) -> dataset_info.DatasetInfo:
+        config: prepare_data_config.PrepareDataConfig, output_dir: str,
+        profile: build_profile.BuildProfile | None = None
+) -> dataset_info.DatasetInfo:
     """Prepares records for `config` in `output_dir`, or finds them there.
 
     Example:
@@ -64,32 +66,53 @@ def build_pretraining_data(
     Args:
         config: what to read and how to shape it.
         output_dir: the dataset directory; created if missing.
+        profile: times the build's stages (`tools/prepare_data.py --profile`);
+            None times nothing.
 
     Returns:
         The `DatasetInfo` read back from the manifest.
 
     Raises:
-        ValueError: for a bad config, missing or empty input, a vocab without
-            the special tokens, or an `output_dir` that holds a different
-            dataset.
+        ValueError: for a bad config, missing, unreadable or empty input, a
+            vocab without the special tokens, or an `output_dir` that is a
+            file or holds something other than this dataset. Every check that
+            needs no build runs before anything is written.
     """
+    profile = profile or build_profile.NO_PROFILE
+    profile.start()
     config.validate()
+    dataset_dir.check_output_dir(output_dir)
     corpus = config.make_corpus()
     given_vocab = (vocab.read_vocab(config.vocab_file) if config.vocab_file
                    else None)
-    fingerprint = dataset_fingerprint(config, corpus.describe(), given_vocab)
-    existing = _existing_dataset(output_dir, fingerprint)
-    if existing is not None:
+    with profile.stage("scan"):  # Reads every input file once.
+        source = corpus.describe()
+    fingerprint = dataset_fingerprint(config, source, given_vocab)
+    config_fields = _fingerprinted_config(config)
+    existing = dataset_dir.existing_dataset(output_dir, fingerprint,
+                                            config_fields)
+    if existing is not None and not dataset_dir.has_build_entries(output_dir):
         return existing
-    partial_dir = os.path.join(output_dir, f".partial-{uuid.uuid4().hex}")
-    tf.io.gfile.makedirs(partial_dir)
-    start = time.monotonic()
-    try:
-        _Build(config, corpus, given_vocab, fingerprint, partial_dir).run()
-        _publish(partial_dir, output_dir)
-    finally:
-        if tf.io.gfile.exists(partial_dir):
-            tf.io.gfile.rmtree(partial_dir)
+    with dataset_dir.locked(output_dir):
+        dataset_dir.remove_stale_partials(output_dir)
+        # Another process may have built it while this one waited.
+        existing = dataset_dir.existing_dataset(output_dir, fingerprint,
+                                                config_fields)
+        if existing is not None:
+            return existing
+        partial_dir = os.path.join(
+            output_dir, f"{dataset_dir.PARTIAL_PREFIX}{uuid.uuid4().hex}")
+        tf.io.gfile.makedirs(partial_dir)
+        start = time.monotonic()
+        try:
+            _Build(config, corpus, given_vocab, fingerprint, partial_dir,
+                   profile).run()
+            with profile.stage("finish"):
+                dataset_dir.publish(partial_dir, output_dir)
+        finally:
+            if tf.io.gfile.exists(partial_dir):
+                tf.io.gfile.rmtree(partial_dir)
+    profile.stop()
     info = dataset_info.DatasetInfo.from_manifest(
         os.path.join(output_dir, dataset_info.MANIFEST_FILENAME))
     logging.info("Prepared %s in %.1fs: %d train and %d validation examples.",
@@ -98,43 +121,30 @@ def build_pretraining_data(
     return info
 
 
+def _fingerprinted_config(config) -> dict:
+    """The config fields that decide the records' bytes."""
+    return {k: v for k, v in dataclasses.asdict(config).items()
+            if k not in prepare_data_config.NOT_IN_FINGERPRINT}
+
+
 def dataset_fingerprint(config, source: dict, given_vocab) -> str:
-    """A hash of everything that decides the records' bytes."""
+    """A hash of everything that decides the records' bytes.
+
+    That is the config, the source as `describe()` gives it (for text files
+    the size and SHA-256 of each), the vocab file's tokens, and the versions
+    of this builder and of tensorflow-text (its tokenizer and vocab learner).
+    """
     described = {
         "builder_version": BUILDER_VERSION,
-        "config": dataclasses.asdict(config),
+        "tensorflow_text_version": importlib.metadata.version(
+            "tensorflow-text"),
+        "config": _fingerprinted_config(config),
         "source": source,
         "vocab_sha256": (None if given_vocab is None else hashlib.sha256(
             "\n".join(given_vocab).encode("utf-8")).hexdigest()),
     }
     return hashlib.sha256(
         json.dumps(described, sort_keys=True).encode("utf-8")).hexdigest()
-
-
-def _existing_dataset(output_dir: str, fingerprint: str):
-    """The complete dataset with this fingerprint in `output_dir`, if any."""
-    manifest_path = os.path.join(output_dir, dataset_info.MANIFEST_FILENAME)
-    if not tf.io.gfile.exists(manifest_path):
-        return None
-    manifest = dataset_info.read_manifest(manifest_path)
-    if manifest.get("fingerprint") != fingerprint:
-        raise ValueError(
-            f"output_dir={output_dir!r} already holds a different dataset "
-            f"(source {manifest.get('source', {}).get('name')!r}, seq_length="
-            f"{manifest.get('seq_length')}, format "
-            f"{manifest.get('format')!r}); choose another output directory or "
-            "delete that one.")
-    logging.info("Reusing the complete dataset in %s.", output_dir)
-    return dataset_info.DatasetInfo.from_manifest(manifest_path)
-
-
-def _publish(partial_dir: str, output_dir: str) -> None:
-    """Moves finished files into `output_dir`, the manifest last."""
-    names = sorted(tf.io.gfile.listdir(partial_dir))
-    names.remove(dataset_info.MANIFEST_FILENAME)
-    for name in names + [dataset_info.MANIFEST_FILENAME]:
-        tf.io.gfile.rename(os.path.join(partial_dir, name),
-                           os.path.join(output_dir, name), overwrite=True)
 
 
 class _ReplayableDocuments:
@@ -164,8 +174,10 @@ class _ReplayableDocuments:
 class _Build:
     """One run of the steps in the module docstring, into `output_dir`."""
 
-    def __init__(self, config, corpus, given_vocab, fingerprint, output_dir):
+    def __init__(self, config, corpus, given_vocab, fingerprint, output_dir,
+                 profile):
         self.config = config
+        self.profile = profile
         self.corpus = corpus
         self.given_vocab = given_vocab
         self.fingerprint = fingerprint
@@ -178,29 +190,41 @@ class _Build:
         vocab.write_vocab(tokens, vocab_path)
         special = vocab.write_special_tokens(vocab_path, os.path.join(
             self.output_dir, vocab.SPECIAL_TOKENS_FILENAME))
-        import tensorflow_text as tf_text  # Lazy: loads custom ops.
-        tokenizer = tf_text.BertTokenizer(
-            vocab_path, lower_case=self.config.do_lower_case,
-            token_out_type=tf.int64)
+        tokenizer = wordpiece.WordPieceIds(vocab_path, tokens,
+                                           self.config.do_lower_case)
         names = ["train"] + (["validation"] if self.config.validation_fraction
                              else [])
-        splits = {name: _SplitWriter(name, self.config, tokens, special,
-                                     self.output_dir) for name in names}
+        splits = {name: split_writer.SplitWriter(
+            name, self.config, tokens, special, self.output_dir, self.profile)
+            for name in names}
         num_duplicates = self._write_examples(tokenizer, splits)
+        train_documents = splits["train"].counts["documents"]
+        held_out = splits["validation"].counts["documents"] if (
+            "validation" in splits) else 0
+        if train_documents == 0 and held_out:
+            raise ValueError(
+                f"The source has {held_out} document(s) and validation takes "
+                f"them (validation_fraction={self.config.validation_fraction} "
+                "always holds out the first); give at least 2 documents "
+                "(blank line between documents in sentence_per_line files), "
+                "or validation_fraction=0 to train on all of it.")
         if splits["train"].num_examples == 0:
             raise ValueError("The source holds no text to train on: "
-                             f"{self.corpus.describe()}.")
-        self._write_manifest(special, splits, num_duplicates)
+                             f"{_describe_briefly(self.corpus.describe())}.")
+        with self.profile.stage("finish"):
+            self._write_manifest(special, splits, num_duplicates)
 
     def _vocab(self) -> list[str]:
         if self.given_vocab is not None:
             return self.given_vocab
+        documents = self.profile.timed(self.documents, "read")
         sentences = itertools.islice(
-            (s for document in self.documents for s in document),
+            (s for document in documents for s in document),
             self.config.vocab_max_sentences)
         start = time.monotonic()
-        tokens = vocab.learn_vocab(sentences, self.config.vocab_size,
-                                   lower_case=self.config.do_lower_case)
+        with self.profile.stage("vocab"):
+            tokens = vocab.learn_vocab(sentences, self.config.vocab_size,
+                                       lower_case=self.config.do_lower_case)
         logging.info("Learned a vocab of %d tokens in %.1fs.", len(tokens),
                      time.monotonic() - start)
         return tokens
@@ -208,7 +232,9 @@ class _Build:
     def _write_examples(self, tokenizer, splits) -> int:
         """Routes, tokenizes and writes every document; counts duplicates."""
         seen, num_duplicates, batch, batch_sentences = set(), 0, [], 0
+        self.profile.push("read")
         for document in self.documents:
+            self.profile.count_text(document)
             digest = hashlib.sha256(
                 "\n".join(document).encode("utf-8")).digest()
             key = int.from_bytes(digest[:8], "little")
@@ -226,6 +252,7 @@ class _Build:
                 self._flush(tokenizer, batch)
                 batch, batch_sentences = [], 0
         self._flush(tokenizer, batch)
+        self.profile.pop()
         for split in splits.values():
             split.close()
         return num_duplicates
@@ -235,10 +262,11 @@ class _Build:
         sentences = [s for _, document in batch for s in document]
         if not sentences:
             return
-        ragged = tokenizer.tokenize(tf.constant(sentences)).merge_dims(-2, -1)
-        flat, splits = ragged.flat_values.numpy(), ragged.row_splits.numpy()
+        self.profile.push("tokenize")
+        flat, splits = tokenizer.tokenize(sentences)
         texts = (normalize_text(sentences, self.config.do_lower_case)
                  if self.config.output_format == "text" else sentences)
+        self.profile.pop()
         first = 0
         for split, document in batch:
             ids = [flat[splits[i]:splits[i + 1]]
@@ -280,6 +308,13 @@ class _Build:
             f.write("\n")
 
 
+def _describe_briefly(source: dict) -> str:
+    """The source's description without per-file hashes."""
+    if source.get("name") == "text_files":
+        return f"input_files={source['input_files']!r}"
+    return ", ".join(f"{k}={v!r}" for k, v in source.items())
+
+
 def normalize_text(sentences: list[str], lower_case: bool) -> list[str]:
     """Applies `BertTokenizer(lower_case=True)`'s normalization to the text.
 
@@ -294,126 +329,3 @@ def normalize_text(sentences: list[str], lower_case: bool) -> list[str]:
     folded = tf_text.normalize_utf8(tf_text.case_fold_utf8(sentences), "NFD")
     stripped = tf.strings.regex_replace(folded, r"\p{Mn}", "")
     return [s.decode("utf-8") for s in stripped.numpy()]
-
-
-class _SplitWriter:
-    """Packs, masks and writes one split's examples, counting as it goes."""
-
-    def __init__(self, name, config, tokens, special, output_dir):
-        self.name = name
-        self.config = config
-        self.static = config.output_format == "static"
-        self.num_shards = (config.num_train_shards if name == "train"
-                           else config.num_validation_shards)
-        self.dupe_factor = config.dupe_factor if name == "train" else 1
-        split_seed = [config.seed, 0 if name == "train" else 1]
-        self.rng = np.random.default_rng(split_seed + [0])
-        self.writer = record_writer.ShardedRecordWriter(
-            output_dir, name, self.num_shards, config.shuffle_buffer_size,
-            rng=np.random.default_rng(split_seed + [1]))
-        self.packer = sequence_packer.SequencePacker(
-            config.budget, packed=config.packed, split_sentences=self.static,
-            separate_documents=self.static)
-        self.special = special
-        self.masker = _masker(config, tokens, special) if self.static else None
-        self.counts = dict(documents=0, sentences=0, word_pieces=0, sequences=0,
-                           tokens=0, padding_tokens=0)
-
-    @property
-    def num_examples(self) -> int:
-        return self.writer.num_records
-
-    def add_document(self, texts: list[str], ids: list[np.ndarray]) -> None:
-        self.counts["documents"] += 1
-        self.counts["sentences"] += len(ids)
-        self.counts["word_pieces"] += sum(len(x) for x in ids)
-        payloads = ids if self.static else texts
-        for pieces in self.packer.add_document(payloads, [len(x) for x in ids]):
-            self._write_sequence(pieces)
-
-    def close(self) -> None:
-        for pieces in self.packer.finish():
-            self._write_sequence(pieces)
-        self.writer.close()
-
-    def stats(self) -> dict:
-        input_path = record_writer.shard_pattern(self.name, self.num_shards)
-        stats = {"input_path": input_path, "files": self.writer.filenames,
-                 "num_examples": self.num_examples,
-                 "num_overlong_sentences": self.packer.num_overlong}
-        stats.update({f"num_{k}": value for k, value in self.counts.items()})
-        if self.static:
-            stats["non_padding_fraction"] = self.counts["tokens"] / max(
-                1, self.counts["tokens"] + self.counts["padding_tokens"])
-        return stats
-
-    def _write_sequence(self, pieces) -> None:
-        self.counts["sequences"] += 1
-        if not self.static:
-            text = " ".join(p.payload for p in pieces
-                            if p is not sequence_packer.SEPARATOR)
-            self.writer.write(_text_example(text))
-            return
-        sep = self.special["sep_id"]
-        body = [np.array([sep]) if p is sequence_packer.SEPARATOR
-                else p.payload[p.start:p.end] for p in pieces]
-        ids = np.concatenate([[self.special["cls_id"]], *body, [sep]])
-        self.counts["tokens"] += len(ids)
-        self.counts["padding_tokens"] += self.config.seq_length - len(ids)
-        for _ in range(self.dupe_factor):
-            masked, positions, labels = self.masker.mask(ids, self.rng)
-            self.writer.write(_static_example(
-                masked, positions, labels, self.config.seq_length,
-                self.config.max_predictions_per_seq, self.special["pad_id"]))
-
-
-def _masker(config, tokens, special) -> masking.MaskedLmMasker:
-    """BERT's masking for this vocab; random replacements are real pieces."""
-    continuations = [i for i, t in enumerate(tokens) if t.startswith("##")]
-    return masking.MaskedLmMasker(
-        mask_id=special["mask_id"],
-        special_ids=[special["cls_id"], special["sep_id"]],
-        replacement_ids=[i for i, t in enumerate(tokens)
-                         if not _SPECIAL_TOKEN.match(t)],
-        max_predictions_per_seq=config.max_predictions_per_seq,
-        masked_lm_prob=config.masked_lm_prob,
-        continuation_ids=continuations if config.whole_word_masking else None)
-
-
-def _int_feature(values) -> tf.train.Feature:
-    return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
-
-
-def _static_example(masked, positions, labels, seq_length,
-                    max_predictions_per_seq, pad_id) -> bytes:
-    """Model Garden's v2 pretraining features (see BertPretrainDataLoader)."""
-    num_tokens, num_targets = len(masked), len(positions)
-    token_padding = seq_length - num_tokens
-    target_padding = max_predictions_per_seq - num_targets
-    features = {
-        "input_word_ids": _int_feature(
-            masked.tolist() + [pad_id] * token_padding),
-        "input_mask": _int_feature([1] * num_tokens + [0] * token_padding),
-        "input_type_ids": _int_feature([0] * seq_length),
-        "masked_lm_positions": _int_feature(
-            positions.tolist() + [0] * target_padding),
-        "masked_lm_ids": _int_feature(labels.tolist() + [0] * target_padding),
-        "masked_lm_weights": tf.train.Feature(float_list=tf.train.FloatList(
-            value=[1.0] * num_targets + [0.0] * target_padding)),
-    }
-    return _serialize(features)
-
-
-def _text_example(text: str) -> bytes:
-    return _serialize({"text": tf.train.Feature(
-        bytes_list=tf.train.BytesList(value=[text.encode("utf-8")]))})
-
-
-def _serialize(features: dict) -> bytes:
-    """A tf.Example's bytes, the same in every process.
-
-    Protobuf writes map entries (the feature names) in an order that varies
-    between processes unless asked to sort them.
-    """
-    example = tf.train.Example(features=tf.train.Features(feature=features))
-    return example.SerializeToString(deterministic=True)

@@ -36,7 +36,7 @@ from absl import logging
 from token_dropping.data import text
 
 # Bump when the extraction changes, so caches of older code are not reused.
-CORPUS_VERSION = 2
+CORPUS_VERSION = 3
 # Third-party packages are not part of Python; the test suite is (its
 # docstrings and comments are a third of the prose).
 _SKIPPED_DIRS = frozenset(
@@ -203,8 +203,12 @@ def _builtin_module_texts(name: str) -> list[str]:
     """Docstrings of a module compiled into the interpreter and its members."""
     module = importlib.import_module(name)
     texts = [inspect.cleandoc(module.__doc__ or "")]
-    for attr in sorted(vars(module)):
-        member = vars(module)[attr]
+    members = vars(module)
+    for attr in sorted(members):
+        # A hook the running program replaced (pytest and absl replace
+        # sys.unraisablehook and sys.excepthook) is read as the original that
+        # sys keeps under `__name__`, so every process reads the same text.
+        member = members.get(f"__{attr}__", members[attr])
         if attr.startswith("_") or not callable(member):
             continue
         texts.append(inspect.cleandoc(getattr(member, "__doc__", None) or ""))

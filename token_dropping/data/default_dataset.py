@@ -5,16 +5,14 @@ With no input path configured, training uses Python's own documentation
 shape builds it (about a minute on two cores) into the cache directory; later
 calls, from any process, return the cached copy.
 
-Concurrent first use is safe: callers take an exclusive lock file per dataset,
-so one builds while the others wait and then reuse its result. The build itself
-writes into a hidden directory and moves files into place with the manifest
-last (see `builder`), so a crash never leaves a dataset that looks complete.
+Concurrent first use is safe: builders of a directory hold its lock (see
+`dataset_dir`), so one builds while the others wait and then reuse its result.
+The build itself writes into a hidden directory and moves files into place with
+the manifest last (see `builder`), so a crash never leaves a dataset that looks
+complete, and the next build removes what a killed one left.
 """
 
-import contextlib
-import glob
 import os
-import shutil
 
 from absl import logging
 
@@ -42,7 +40,7 @@ def ensure_default_dataset(seq_length: int = 128,
     Example:
     >>> info = ensure_default_dataset(seq_length=128)
     >>> info.vocab_size, info.token_allow_list, info.token_deny_list
-    (7657, (100, 101, 102, 103), (0,))
+    (7655, (100, 101, 102, 103), (0,))
 
     Args:
         seq_length: tokens per example.
@@ -66,8 +64,8 @@ def ensure_default_dataset(seq_length: int = 128,
 
 
 def prepare_data(config: prepare_data_config.PrepareDataConfig,
-                 output_dir: str = "",
-                 cache_dir: str | None = None) -> dataset_info.DatasetInfo:
+                 output_dir: str = "", cache_dir: str | None = None,
+                 profile=None) -> dataset_info.DatasetInfo:
     """Prepares `config` into `output_dir`, or into the cache if none is given.
 
     This is what `tools/prepare_data.py` runs.
@@ -76,6 +74,7 @@ def prepare_data(config: prepare_data_config.PrepareDataConfig,
         config: the source and the shape of the records.
         output_dir: the dataset directory; "" caches the default corpus.
         cache_dir: the cache for `output_dir=""`; default `default_cache_dir()`.
+        profile: a `BuildProfile` to time the build's stages, or None.
 
     Returns:
         The prepared (or reused) dataset's `DatasetInfo`.
@@ -86,7 +85,7 @@ def prepare_data(config: prepare_data_config.PrepareDataConfig,
     """
     config.validate()
     if output_dir:
-        return builder.build_pretraining_data(config, output_dir)
+        return builder.build_pretraining_data(config, output_dir, profile)
     if config.input_files or config.tfds_name:
         raise ValueError(
             "output_dir is empty: only the embedded default corpus is cached; "
@@ -103,29 +102,7 @@ def prepare_data(config: prepare_data_config.PrepareDataConfig,
     if os.path.exists(manifest_path):  # The common case: no lock needed.
         logging.info("Using the cached default dataset %s.", output_dir)
         return dataset_info.DatasetInfo.from_manifest(manifest_path)
-    os.makedirs(cache_dir, exist_ok=True)
-    with _exclusive_lock(output_dir + ".lock"):
-        if not os.path.exists(manifest_path):
-            logging.info("Building the default dataset (Python's docs) into "
-                         "%s; once per shape, about a minute.", output_dir)
-            # Builders of this directory hold the lock, so any partial build
-            # left there is a crashed one's.
-            for stale in glob.glob(os.path.join(output_dir, ".partial-*")):
-                shutil.rmtree(stale, ignore_errors=True)
-        return builder.build_pretraining_data(config, output_dir)
-
-
-@contextlib.contextmanager
-def _exclusive_lock(path: str):
-    """Holds an exclusive `flock` on `path` (a no-op where fcntl is missing)."""
-    try:
-        import fcntl  # POSIX only.
-    except ImportError:
-        yield
-        return
-    with open(path, "a") as lock_file:
-        fcntl.flock(lock_file, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock_file, fcntl.LOCK_UN)
+    logging.info("Building the default dataset (Python's docs) into %s, "
+                 "unless another process is: once per shape, about a minute.",
+                 output_dir)
+    return builder.build_pretraining_data(config, output_dir, profile)

@@ -2,7 +2,8 @@
 
 The fields mirror the flags of `tools/prepare_data.py`. Two configs with the
 same fields (and the same source text and vocab) give the same records, which
-is how an output directory or the cache recognizes its own dataset.
+is how an output directory or the cache recognizes its own dataset. Fields in
+`NOT_IN_FINGERPRINT` decide only whether a run may go ahead, never the bytes.
 """
 
 import dataclasses
@@ -13,6 +14,7 @@ from token_dropping.data import tfds_corpus
 from token_dropping.data import vocab
 
 OUTPUT_FORMATS = ("static", "text")
+NOT_IN_FINGERPRINT = ("allow_undecodable",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +58,9 @@ class PrepareDataConfig:
         seed: seeds masking and shuffling.
         max_documents: read only this many documents of the source (quick
             trials); None reads all.
+        allow_undecodable: read input files of which more than 1% of the
+            bytes are not UTF-8 text (replaced by U+FFFD); False stops at the
+            first such file, naming it.
     """
     input_files: str = ""
     input_format: str = "sentence_per_line"
@@ -80,6 +85,7 @@ class PrepareDataConfig:
     shuffle_buffer_size: int = 10_000  # Examples; ~15 MB at seq_length 128.
     seed: int = 12345
     max_documents: int | None = None
+    allow_undecodable: bool = False
 
     @property
     def budget(self) -> int:
@@ -138,8 +144,9 @@ class PrepareDataConfig:
     def make_corpus(self):
         """The corpus this config reads (checks that text files exist)."""
         if self.input_files:
-            return text_files.TextFileCorpus(self.input_files,
-                                             self.input_format)
+            return text_files.TextFileCorpus(
+                self.input_files, self.input_format,
+                allow_undecodable=self.allow_undecodable)
         if self.tfds_name:
             return tfds_corpus.TfdsCorpus(self.tfds_name, self.tfds_split,
                                           self.tfds_data_dir,

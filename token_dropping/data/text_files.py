@@ -9,11 +9,21 @@ Two layouts are read:
     by WikiExtractor); each line is split into sentences.
 
 Files are read through `tf.io.gfile`, so patterns may name GCS or other
-TensorFlow file systems. Bytes that are not UTF-8 are replaced by U+FFFD and
-counted in `undecodable_replacements`, never fatal.
+TensorFlow file systems. Before anything is built, `scan()` reads every file
+once: its SHA-256 goes into the dataset's fingerprint (so a file rewritten at
+the same path is noticed), and a file that cannot be read, a `.gz` that is not
+gzip or is cut short, or one whose bytes are more than 1% not UTF-8 text (a
+binary file, another encoding) stops the run naming the file. With
+`allow_undecodable` such bytes are replaced by U+FFFD and counted in
+`undecodable_replacements`.
 """
 
+import codecs
+import dataclasses
 import gzip
+import hashlib
+import re
+import zlib
 from typing import Iterator
 
 import tensorflow as tf
@@ -21,13 +31,91 @@ import tensorflow as tf
 from token_dropping.data import text
 
 INPUT_FORMATS = ("sentence_per_line", "document_per_line")
+# Above this share of bytes that are not UTF-8 text (or are NUL), a file is
+# taken for binary or for another encoding.
+MAX_UNDECODABLE_FRACTION = 0.01
+_SCAN_CHUNK_BYTES = 1 << 20
+# Python's "surrogateescape" decoding turns each undecodable byte into one of
+# these, so they count bytes exactly.
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+
+
+@dataclasses.dataclass(frozen=True)
+class FileScan:
+    """What one reading of an input file found.
+
+    Attributes:
+        path: the file.
+        num_bytes: its size on disk.
+        sha256: the hash of those bytes (compressed ones for `.gz`).
+        num_text_bytes: its size as text (decompressed for `.gz`).
+        num_undecodable_bytes: text bytes that are not UTF-8, or are NUL.
+    """
+    path: str
+    num_bytes: int
+    sha256: str
+    num_text_bytes: int
+    num_undecodable_bytes: int
+
+
+class _HashingReader:
+    """A binary file object that hashes and counts what is read from it."""
+
+    def __init__(self, raw):
+        self.raw = raw
+        self.digest = hashlib.sha256()
+        self.num_bytes = 0
+
+    def read(self, size=-1) -> bytes:
+        chunk = self.raw.read(size)
+        self.digest.update(chunk)
+        self.num_bytes += len(chunk)
+        return chunk
+
+
+def scan_file(path: str) -> FileScan:
+    """Reads `path` once: its hash, and how much of it is not UTF-8 text.
+
+    Raises:
+        ValueError: naming the file if it cannot be read, or if it ends in
+            `.gz` and is not gzip, is corrupt, or is cut short.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+    num_text_bytes = num_undecodable = 0
+    try:
+        with tf.io.gfile.GFile(path, "rb") as raw:
+            hashing = _HashingReader(raw)
+            stream = (gzip.GzipFile(fileobj=hashing) if path.endswith(".gz")
+                      else hashing)
+            final = False
+            while not final:
+                chunk = stream.read(_SCAN_CHUNK_BYTES)
+                final = not chunk
+                num_text_bytes += len(chunk)
+                num_undecodable += chunk.count(b"\0")
+                decoded = decoder.decode(chunk, final=final)
+                try:
+                    decoded.encode("utf-8")  # Fails only on escaped bytes.
+                except UnicodeEncodeError:
+                    num_undecodable += len(_ESCAPED_BYTE.findall(decoded))
+    except gzip.BadGzipFile as e:
+        raise ValueError(f"input file {path!r} ends in .gz but is not gzip "
+                         f"({e}); decompress it or drop the .gz suffix.") from e
+    except (EOFError, zlib.error) as e:
+        raise ValueError(f"input file {path!r} is a damaged or truncated gzip "
+                         f"file ({e}); `gzip -t` checks it.") from e
+    except tf.errors.OpError as e:
+        raise ValueError(f"input file {path!r} cannot be read: "
+                         f"{e.message}") from e
+    return FileScan(path, hashing.num_bytes, hashing.digest.hexdigest(),
+                    num_text_bytes, num_undecodable)
 
 
 def match_files(input_files: str) -> list[str]:
     """Expands comma-separated globs: pattern order, sorted within, no repeats.
 
     Raises:
-        ValueError: if a pattern matches no files.
+        ValueError: if a pattern matches no files, or matches a directory.
     """
     paths = []
     for pattern in (p.strip() for p in input_files.split(",")):
@@ -37,6 +125,12 @@ def match_files(input_files: str) -> list[str]:
         if not matched:
             raise ValueError(
                 f"input_files pattern {pattern!r} matches no files.")
+        directories = [path for path in matched if tf.io.gfile.isdir(path)]
+        if directories:
+            raise ValueError(
+                f"input_files pattern {pattern!r} matches the directory "
+                f"{directories[0]!r}; name the files in it, e.g. "
+                f"'{directories[0].rstrip('/')}/*.txt'.")
         paths.extend(path for path in matched if path not in paths)
     if not paths:
         raise ValueError(f"input_files={input_files!r} names no file patterns.")
@@ -56,25 +150,63 @@ class TextFileCorpus:
             decompressed.
         input_format: `sentence_per_line` (BERT's format: blank line between
             documents) or `document_per_line`.
+        allow_undecodable: read files of which more than
+            `MAX_UNDECODABLE_FRACTION` of the bytes are not UTF-8 text,
+            replacing those bytes; False stops at such a file.
 
     Raises:
-        ValueError: for an unknown format or a pattern that matches no files.
+        ValueError: for an unknown format or a pattern that matches no files
+            or a directory.
     """
 
     def __init__(self, input_files: str,
-                 input_format: str = "sentence_per_line"):
+                 input_format: str = "sentence_per_line",
+                 allow_undecodable: bool = False):
         if input_format not in INPUT_FORMATS:
             raise ValueError(f"input_format={input_format!r} is not one of "
                              f"{', '.join(INPUT_FORMATS)}.")
         self.input_files = input_files
         self.input_format = input_format
+        self.allow_undecodable = allow_undecodable
         self.paths = match_files(input_files)
         self.undecodable_replacements = 0
+        self._scans = None
+
+    def scan(self) -> list[FileScan]:
+        """Reads every file once (then remembers) and checks it is text.
+
+        Raises:
+            ValueError: naming the first file that cannot be read, is a bad
+                `.gz`, or (unless `allow_undecodable`) is not UTF-8 text.
+        """
+        if self._scans is None:
+            scans = [scan_file(path) for path in self.paths]
+            for scan in scans:
+                share = scan.num_undecodable_bytes / max(scan.num_text_bytes, 1)
+                if share > MAX_UNDECODABLE_FRACTION and not (
+                        self.allow_undecodable):
+                    raise ValueError(
+                        f"input file {scan.path!r} is not UTF-8 text: "
+                        f"{scan.num_undecodable_bytes:,} of its "
+                        f"{scan.num_text_bytes:,} bytes ({share:.1%}) are not "
+                        f"UTF-8 or are NUL, above the "
+                        f"{MAX_UNDECODABLE_FRACTION:.0%} limit; convert it to "
+                        "UTF-8, leave it out, or set allow_undecodable "
+                        "(--allow_undecodable) to read it with those bytes "
+                        "replaced.")
+            self._scans = scans
+        return self._scans
 
     def describe(self) -> dict:
-        """What the corpus is, for the manifest."""
+        """What the corpus is, for the manifest and the fingerprint.
+
+        Each file's size and SHA-256 are included (read once by `scan()`), so
+        a file rewritten at the same path makes a different dataset.
+        """
         return {"name": "text_files", "input_files": self.input_files,
-                "input_format": self.input_format, "files": self.paths}
+                "input_format": self.input_format,
+                "files": [{"path": s.path, "num_bytes": s.num_bytes,
+                           "sha256": s.sha256} for s in self.scan()]}
 
     def documents(self) -> Iterator[list[str]]:
         """Yields each non-empty document as a list of sentences, in order."""

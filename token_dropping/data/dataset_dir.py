@@ -1,0 +1,200 @@
+"""The output directory of a prepared dataset: check, lock, publish.
+
+A directory is a dataset of ours when it holds `manifest.json` (complete: the
+manifest is moved in last), or is empty but for our own hidden entries: `.lock`
+and `.partial-*` (a build in progress, or one that was killed). Anything else
+there is someone else's, and nothing is written beside it.
+
+Builds of one directory hold an exclusive lock (POSIX `flock` on `DIR/.lock`,
+as the cache of the default dataset does; not on remote file systems such as
+GCS), so the build holding it knows every `.partial-*` it finds is left by a
+killed run and deletes it. The lock file is removed when the build ends, and
+a directory this build created is removed again if the build fails.
+"""
+
+import contextlib
+import os
+
+from absl import logging
+import tensorflow as tf
+
+from token_dropping.data import dataset_info
+
+LOCK_FILENAME = ".lock"
+PARTIAL_PREFIX = ".partial-"
+
+
+def _is_remote(path: str) -> bool:
+    return "://" in path
+
+
+def _is_ours(name: str) -> bool:
+    return name == LOCK_FILENAME or name.startswith(PARTIAL_PREFIX)
+
+
+def _nearest_existing(output_dir: str) -> str:
+    """`output_dir` if it exists, else its nearest existing parent."""
+    path = os.path.abspath(output_dir)
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    return path
+
+
+def check_output_dir(output_dir: str) -> None:
+    """Checks that `output_dir` can be a directory: no file is in the way.
+
+    Raises:
+        ValueError: if `output_dir`, or a folder above it, is a file.
+    """
+    if _is_remote(output_dir):
+        if tf.io.gfile.exists(output_dir) and not tf.io.gfile.isdir(
+                output_dir):
+            raise ValueError(f"output_dir={output_dir!r} is a file; give a "
+                             "directory (new, empty, or prepared here).")
+        return
+    path = _nearest_existing(output_dir)
+    if not os.path.isdir(path):
+        where = ("is a file" if path == os.path.abspath(output_dir)
+                 else f"is under {path!r}, which is a file")
+        raise ValueError(f"output_dir={output_dir!r} {where}; give a "
+                         "directory (new, empty, or prepared here).")
+
+
+def existing_dataset(output_dir: str, fingerprint: str, config: dict):
+    """The complete dataset with `fingerprint` in `output_dir`, if any.
+
+    Args:
+        output_dir: the dataset directory.
+        fingerprint: the hash of everything the records depend on.
+        config: the fingerprinted fields of the config asking.
+
+    Returns:
+        Its `DatasetInfo`, or None when there is none, or when the directory
+        holds this config's dataset made from other inputs (a rewritten input
+        file, another vocab file's contents, an older builder): it is then
+        built again in place.
+
+    Raises:
+        ValueError: if the directory holds another config's dataset, or files
+            that are not a dataset prepared here.
+    """
+    if not tf.io.gfile.isdir(output_dir):
+        return None
+    manifest_path = os.path.join(output_dir, dataset_info.MANIFEST_FILENAME)
+    if not tf.io.gfile.exists(manifest_path):
+        foreign = sorted(name for name in tf.io.gfile.listdir(output_dir)
+                         if not _is_ours(name.rstrip("/")))
+        if foreign:
+            raise ValueError(
+                f"output_dir={output_dir!r} holds {len(foreign)} "
+                f"{'entry' if len(foreign) == 1 else 'entries'} (e.g. "
+                f"{foreign[0]!r}) but no {dataset_info.MANIFEST_FILENAME}, so "
+                "it is not a dataset prepared here; give a new or empty "
+                "directory.")
+        return None
+    manifest = dataset_info.read_manifest(manifest_path)
+    if manifest.get("fingerprint") == fingerprint:
+        logging.info("Reusing the complete dataset in %s.", output_dir)
+        return dataset_info.DatasetInfo.from_manifest(manifest_path)
+    previous = {k: v for k, v in manifest.get("config", {}).items()
+                if k in config}
+    if previous != config:
+        raise ValueError(
+            f"output_dir={output_dir!r} already holds a different dataset "
+            f"(source {manifest.get('source', {}).get('name')!r}, seq_length="
+            f"{manifest.get('seq_length')}, format "
+            f"{manifest.get('format')!r}); choose another output directory or "
+            "delete that one.")
+    logging.warning("%s was prepared with this config from other inputs (an "
+                    "input or vocab file changed, or the builder); preparing "
+                    "it again.", output_dir)
+    return None
+
+
+@contextlib.contextmanager
+def locked(output_dir: str):
+    """Creates `output_dir` if needed and holds its build lock.
+
+    On a failure inside, a directory this call created is removed again if
+    nothing else is left in it.
+
+    Yields:
+        Nothing; the lock is held until the block ends.
+
+    Raises:
+        ValueError: if the directory cannot be created or written.
+    """
+    try:
+        import fcntl  # POSIX only.
+    except ImportError:
+        fcntl = None
+    if not _is_remote(output_dir):
+        nearest = _nearest_existing(output_dir)
+        if not os.access(nearest, os.W_OK | os.X_OK):
+            raise ValueError(f"output_dir={output_dir!r} cannot be written: "
+                             f"{nearest!r} is not writable by this user.")
+    lock_path = os.path.join(output_dir, LOCK_FILENAME)
+    lock_file = None
+    while True:
+        created = not tf.io.gfile.isdir(output_dir)
+        tf.io.gfile.makedirs(output_dir)
+        if fcntl is None or _is_remote(output_dir):
+            break
+        try:
+            lock_file = open(lock_path, "a")
+        except FileNotFoundError:  # The directory went away: a failed build.
+            continue
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        # The lock file may have been removed (and another one made) while
+        # this one waited for it; then the lock held is not the directory's.
+        opened = os.fstat(lock_file.fileno())
+        try:
+            current = os.stat(lock_path)
+        except FileNotFoundError:
+            current = None
+        if current and (current.st_dev, current.st_ino) == (opened.st_dev,
+                                                            opened.st_ino):
+            break
+        lock_file.close()
+    failed = True
+    try:
+        yield
+        failed = False
+    finally:
+        if lock_file is not None:
+            os.remove(lock_path)
+        if failed and created and not tf.io.gfile.listdir(output_dir):
+            tf.io.gfile.rmtree(output_dir)
+        if lock_file is not None:
+            lock_file.close()
+
+
+def has_build_entries(output_dir: str) -> bool:
+    """Whether a build runs in `output_dir` or a killed one left files."""
+    return any(_is_ours(name.rstrip("/"))
+               for name in tf.io.gfile.listdir(output_dir))
+
+
+def remove_stale_partials(output_dir: str) -> None:
+    """Deletes `.partial-*` builds; call it holding the lock (see `locked`)."""
+    for name in tf.io.gfile.listdir(output_dir):
+        if name.rstrip("/").startswith(PARTIAL_PREFIX):
+            logging.info("Removing %s, left by an interrupted build.", name)
+            tf.io.gfile.rmtree(os.path.join(output_dir, name.rstrip("/")))
+
+
+def publish(partial_dir: str, output_dir: str) -> None:
+    """Moves finished files into `output_dir`, the manifest last.
+
+    A manifest already there (a dataset being prepared again) is removed
+    first, so the directory reads as incomplete until the new one is in.
+    """
+    manifest = dataset_info.MANIFEST_FILENAME
+    old_manifest = os.path.join(output_dir, manifest)
+    if tf.io.gfile.exists(old_manifest):
+        tf.io.gfile.remove(old_manifest)
+    names = sorted(tf.io.gfile.listdir(partial_dir))
+    names.remove(manifest)
+    for name in names + [manifest]:
+        tf.io.gfile.rename(os.path.join(partial_dir, name),
+                           os.path.join(output_dir, name), overwrite=True)

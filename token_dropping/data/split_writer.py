@@ -1,0 +1,122 @@
+"""SplitWriter: packs, masks and writes one split of a prepared dataset.
+
+Tokenized documents come in (`add_document`); `SequencePacker` fills sequences
+of `seq_length`; the static format adds [CLS]/[SEP] and masks each sequence
+`dupe_factor` times (`MaskedLmMasker`), the text format keeps the text; the
+examples go through `ShardedRecordWriter`'s seeded shuffle into the shards.
+"""
+
+import re
+
+import numpy as np
+
+from token_dropping.data import examples
+from token_dropping.data import masking
+from token_dropping.data import record_writer
+from token_dropping.data import sequence_packer
+
+_SPECIAL_TOKEN = re.compile(r"^\[[^\]]*\]$")
+
+
+class SplitWriter:
+    """Packs, masks and writes one split's examples, counting as it goes."""
+
+    def __init__(self, name, config, tokens, special, output_dir, profile):
+        self.name = name
+        self.profile = profile  # Times pack, mask, serialize and write.
+        self.config = config
+        self.static = config.output_format == "static"
+        self.num_shards = (config.num_train_shards if name == "train"
+                           else config.num_validation_shards)
+        self.dupe_factor = config.dupe_factor if name == "train" else 1
+        split_seed = [config.seed, 0 if name == "train" else 1]
+        self.rng = np.random.default_rng(split_seed + [0])
+        self.writer = record_writer.ShardedRecordWriter(
+            output_dir, name, self.num_shards, config.shuffle_buffer_size,
+            rng=np.random.default_rng(split_seed + [1]))
+        self.packer = sequence_packer.SequencePacker(
+            config.budget, packed=config.packed, split_sentences=self.static,
+            separate_documents=self.static)
+        self.special = special
+        self.masker = _masker(config, tokens, special) if self.static else None
+        self.counts = dict(documents=0, sentences=0, word_pieces=0, sequences=0,
+                           tokens=0, padding_tokens=0)
+
+    @property
+    def num_examples(self) -> int:
+        return self.writer.num_records
+
+    def add_document(self, texts: list[str], ids: list[np.ndarray]) -> None:
+        self.counts["documents"] += 1
+        self.counts["sentences"] += len(ids)
+        self.counts["word_pieces"] += sum(len(x) for x in ids)
+        payloads = ids if self.static else texts
+        self.profile.push("pack")
+        for pieces in self.packer.add_document(payloads, [len(x) for x in ids]):
+            self._write_sequence(pieces)
+        self.profile.pop()
+
+    def close(self) -> None:
+        self.profile.push("pack")
+        for pieces in self.packer.finish():
+            self._write_sequence(pieces)
+        self.profile.pop()
+        with self.profile.stage("write"):
+            self.writer.close()
+
+    def stats(self) -> dict:
+        input_path = record_writer.shard_pattern(self.name, self.num_shards)
+        stats = {"input_path": input_path, "files": self.writer.filenames,
+                 "num_examples": self.num_examples,
+                 "num_overlong_sentences": self.packer.num_overlong}
+        stats.update({f"num_{k}": value for k, value in self.counts.items()})
+        if self.static:
+            stats["non_padding_fraction"] = self.counts["tokens"] / max(
+                1, self.counts["tokens"] + self.counts["padding_tokens"])
+        return stats
+
+    def _write_sequence(self, pieces) -> None:
+        self.counts["sequences"] += 1
+        profile = self.profile
+        if not self.static:
+            text = " ".join(p.payload for p in pieces
+                            if p is not sequence_packer.SEPARATOR)
+            profile.push("serialize")
+            record = examples.text_example(text)
+            profile.pop()
+            self._write(record)
+            return
+        sep = self.special["sep_id"]
+        body = [np.array([sep]) if p is sequence_packer.SEPARATOR
+                else p.payload[p.start:p.end] for p in pieces]
+        ids = np.concatenate([[self.special["cls_id"]], *body, [sep]])
+        self.counts["tokens"] += len(ids)
+        self.counts["padding_tokens"] += self.config.seq_length - len(ids)
+        for _ in range(self.dupe_factor):
+            profile.push("mask")
+            masked, positions, labels = self.masker.mask(ids, self.rng)
+            profile.pop()
+            profile.push("serialize")
+            record = examples.static_example(
+                masked, positions, labels, self.config.seq_length,
+                self.config.max_predictions_per_seq, self.special["pad_id"])
+            profile.pop()
+            self._write(record)
+
+    def _write(self, record: bytes) -> None:
+        self.profile.push("write")
+        self.writer.write(record)
+        self.profile.pop()
+
+
+def _masker(config, tokens, special) -> masking.MaskedLmMasker:
+    """BERT's masking for this vocab; random replacements are real pieces."""
+    continuations = [i for i, t in enumerate(tokens) if t.startswith("##")]
+    return masking.MaskedLmMasker(
+        mask_id=special["mask_id"],
+        special_ids=[special["cls_id"], special["sep_id"]],
+        replacement_ids=[i for i, t in enumerate(tokens)
+                         if not _SPECIAL_TOKEN.match(t)],
+        max_predictions_per_seq=config.max_predictions_per_seq,
+        masked_lm_prob=config.masked_lm_prob,
+        continuation_ids=continuations if config.whole_word_masking else None)
