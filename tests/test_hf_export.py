@@ -30,9 +30,9 @@ from official.nlp.modeling.networks import BertEncoderV2
 from safetensors import safe_open
 from safetensors.numpy import load_file
 
-from test_export import HIDDEN
-from test_export import SEQ
-from test_export import VOCAB
+from helpers import SHRINK_HIDDEN as HIDDEN
+from helpers import SHRINK_SEQ as SEQ
+from helpers import SHRINK_VOCAB as VOCAB
 from helpers import padded_inputs as inputs
 from helpers import pretraining_model, run_tool
 from token_dropping import hf
