@@ -14,6 +14,10 @@ builds) with two changes, made the way its docstring invites (a subclass):
    its own saves still go to the temp dir, where no reader looks.
 2. `SaveAndStopOnSigterm` (a SIGTERM saves and stops) replaces Model
    Garden's on-demand preemption checkpoint, which saves and trains on.
+3. Model Garden's loss check (`trainer.recovery_max_trials`, NaN or above
+   `trainer.loss_upper_bound` after a loop) stops the run with one
+   `UserError` line instead of a traceback; no checkpoint of that loop is
+   written (orbit saves after the check).
 
 Example:
 >>> runner = ExperimentRunner(distribution_strategy=strategy, task=task,
@@ -25,6 +29,7 @@ Example:
 import tensorflow as tf
 from official.core import train_lib
 
+from token_dropping.errors import UserError
 from token_dropping.preemption import SaveAndStopOnSigterm
 
 
@@ -68,6 +73,17 @@ class ExperimentRunner(train_lib.OrbitExperimentRunner):
     def run(self):
         try:
             return super().run()
+        except RuntimeError as e:
+            if not str(e).startswith("The loss value is"):
+                raise
+            trainer = self.params.trainer
+            raise UserError(
+                f"training stopped at step {int(self.trainer.global_step.numpy())}"
+                f": {str(e).rstrip('.')} (Model Garden's check after each "
+                f"loop, trainer.loss_upper_bound={trainer.loss_upper_bound:g});"
+                " the importance table kept its last finite values. Lower the "
+                "learning rate, or set trainer.recovery_max_trials=N to retry "
+                "from the last checkpoint N times.") from None
         finally:
             if self.preemption:
                 self.preemption.close()
