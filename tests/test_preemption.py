@@ -63,6 +63,7 @@ def checkpoints_load(model_dir):
     return state.all_model_checkpoint_paths
 
 
+@pytest.mark.slow  # two training runs in turn, about 40 s
 def test_sigterm_saves_the_step_reached_and_the_rerun_continues(records,
                                                                  tmp_path):
     model_dir = tmp_path / "run"
