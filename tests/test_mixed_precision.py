@@ -9,18 +9,11 @@ from official.core import task_factory
 from official.core import train_utils
 from official.modeling import performance
 
+from test_training import records  # noqa: F401  (a fixture)
 from test_training import importance_in, overrides, shrunk_tiny_config
 from test_training import train_py
-from pretrain_records import write_records
 
 DTYPES = ["bfloat16", "float16"]
-
-
-@pytest.fixture(scope="module")
-def records(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("records")
-    return (write_records(str(folder / "train.tfrecord"), seed=0),
-            write_records(str(folder / "valid.tfrecord"), seed=1))
 
 
 @pytest.fixture
@@ -32,7 +25,7 @@ def policy():
     tf_keras.mixed_precision.set_global_policy("float32")
 
 
-def build(records, dtype=None, xla=False):
+def build(records, dtype=None):
     """The shrunk task, model (variables built), optimizer and one batch."""
     config = shrunk_tiny_config(records[0])
     if dtype:

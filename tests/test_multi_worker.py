@@ -29,9 +29,9 @@ from official.core import task_factory
 from official.modeling.hyperparams import params_dict
 
 import token_dropping  # noqa: F401  (registers the experiments)
+from test_training import records  # noqa: F401  (a fixture)
 from test_training import ROOT, SHRINK, TRAIN, importance_in, overrides
 from test_training import train_py
-from pretrain_records import write_records
 
 pytestmark = pytest.mark.slow
 
@@ -99,13 +99,6 @@ def write_init_checkpoint(path, train_path):
     model(next(iter(task_factory.get_task(config.task).build_inputs(
         config.task.train_data))))
     return tf.train.Checkpoint(**model.checkpoint_items).save(path)
-
-
-@pytest.fixture(scope="module")
-def records(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("records")
-    return (write_records(str(folder / "train.tfrecord"), seed=0),
-            write_records(str(folder / "valid.tfrecord"), seed=1))
 
 
 def test_two_workers_match_one_process_and_resume(records, tmp_path):

@@ -12,18 +12,11 @@ import pytest
 import tensorflow as tf
 
 from token_dropping.preemption import EXIT_CODE
+from test_training import records  # noqa: F401  (a fixture)
 from test_training import ROOT, TRAIN, importance_in, overrides
-from pretrain_records import write_records
 
 TIMEOUT = 600  # seconds; a watchdog kills a run that stops talking
 STEPS = 2000  # far more than a run reaches before its SIGTERM
-
-
-@pytest.fixture(scope="module")
-def records(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("records")
-    return (write_records(str(folder / "train.tfrecord"), seed=0),
-            write_records(str(folder / "valid.tfrecord"), seed=1))
 
 
 def run_until_step_then_sigterm(args, at_least):

@@ -4,7 +4,7 @@
 --config_file --params_override --tpu`) into an experiment config, and
 `run(params, mode=..., model_dir=...)` does what `official/nlp/train.py`
 does with it (pick the distribution strategy; build the task and trainer;
-hand off to `train_lib.run_experiment`), plus what a first run needs:
+hand off to Model Garden's experiment runner), plus what a first run needs:
 
 1. the data step (`run_data.resolve_data`): the embedded default corpus when
    no split names data, the records' manifest applied once;
