@@ -17,9 +17,12 @@ then differed by 2e-6 relative after 4 steps).
 import glob
 import json
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -29,6 +32,7 @@ from official.core import task_factory
 from official.modeling.hyperparams import params_dict
 
 import token_dropping  # noqa: F401  (registers the experiments)
+from token_dropping.preemption import EXIT_CODE
 from test_training import records  # noqa: F401  (a fixture)
 from test_training import ROOT, SHRINK, TRAIN, importance_in, overrides
 from test_training import train_py
@@ -59,9 +63,9 @@ def worker_env(tmp):
                 GCE_METADATA_IP="127.0.0.1:9", TMPDIR=str(tmp))
 
 
-def run_workers(tmp_path, name, args):
-    """Runs 2 `tools/train.py` workers; returns their (returncode, stderr,
-    pid, TMPDIR)."""
+def run_workers(tmp_path, name, args, while_running=None):
+    """Runs 2 `tools/train.py` workers; returns their (returncode, output,
+    pid, TMPDIR). `while_running(workers)` is called once they started."""
     addresses = [f"127.0.0.1:{p}" for p in free_ports(2)]
     workers = []
     for index in range(2):
@@ -77,6 +81,8 @@ def run_workers(tmp_path, name, args):
             stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT), log, tmp))
     results = []
     try:
+        if while_running:
+            while_running(workers)
         for process, log, tmp in workers:
             process.wait(timeout=TIMEOUT)
             log.seek(0)
@@ -162,3 +168,40 @@ def test_two_workers_match_one_process_and_resume(records, tmp_path):
     np.testing.assert_array_equal(chief, other)
     np.testing.assert_allclose(chief, reference, rtol=1e-6, atol=1e-6)
     assert tf.train.latest_checkpoint(str(model_dir)).endswith("ckpt-6")
+
+
+def test_sigterm_to_one_worker_stops_both_at_the_same_saved_step(records,
+                                                                 tmp_path):
+    model_dir = tmp_path / "two_workers"
+    steps = 2000  # far more than the run reaches before its SIGTERM
+
+    def sigterm_the_other_worker_after_step_6(workers):
+        chief_log, deadline = workers[0][1], time.time() + TIMEOUT
+        while time.time() < deadline and workers[0][0].poll() is None:
+            chief_log.seek(0)
+            reached = [int(s) for s in re.findall(rf"step (\d+)/{steps} \|",
+                                                  chief_log.read())]
+            if reached and reached[-1] >= 6:
+                workers[1][0].send_signal(signal.SIGTERM)
+                return
+            time.sleep(0.5)
+
+    results = run_workers(tmp_path, "sigterm", [
+        "--experiment=token_drop_bert_tiny", "--mode=train",
+        f"--model_dir={model_dir}", "--params_override=" + overrides(
+            records, steps, "trainer.checkpoint_interval=100000,"
+            "runtime.distribution_strategy=multi_worker_mirrored")],
+        while_running=sigterm_the_other_worker_after_step_6)
+    saved = []
+    for code, log, _, _ in results:
+        assert code == EXIT_CODE, log[-3000:]
+        saved.append(int(re.search(
+            r"train\.py: stopped by SIGTERM; checkpoint saved at step (\d+)",
+            log).group(1)))
+    assert saved[0] == saved[1] >= 6, saved
+    chief = tf.train.latest_checkpoint(str(model_dir))
+    assert chief.endswith(f"ckpt-{saved[0]}")
+    other = glob.glob(str(results[1][3] / "*" / f"ckpt-{saved[0]}.index"))
+    assert len(other) == 1, other
+    np.testing.assert_array_equal(importance_in(chief),
+                                  importance_in(other[0][:-len(".index")]))
