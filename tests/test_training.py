@@ -62,7 +62,10 @@ def overrides(records, train_steps, extra=""):
 
 
 def train_py(*args):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    # GCE_METADATA_IP: TF's preemption handler asks GCE's metadata server
+    # whether it runs on GCE; a closed loopback port answers "no" offline.
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="",
+               GCE_METADATA_IP="127.0.0.1:9")
     return subprocess.run([sys.executable, TRAIN, *args], capture_output=True,
                           text=True, env=env, cwd=ROOT)
 
