@@ -37,8 +37,6 @@ from test_training import records  # noqa: F401  (a fixture)
 from test_training import ROOT, SHRINK, TRAIN, importance_in, overrides
 from test_training import train_py
 
-pytestmark = pytest.mark.slow
-
 TIMEOUT = 600  # seconds per run, so a stuck collective cannot hang the suite
 SAME_MATH = ("task.scale_loss=true,trainer.optimizer_config.optimizer.type=sgd,"
              "task.train_data.shuffle_buffer_size=1,"
@@ -107,6 +105,7 @@ def write_init_checkpoint(path, train_path):
     return tf.train.Checkpoint(**model.checkpoint_items).save(path)
 
 
+@pytest.mark.slow  # 4 training processes, about 60 to 100 s
 def test_two_workers_match_one_process_and_resume(records, tmp_path):
     init = write_init_checkpoint(str(tmp_path / "init" / "ckpt"), records[0])
     same = f"{SAME_MATH},task.init_checkpoint={init}"
@@ -170,6 +169,7 @@ def test_two_workers_match_one_process_and_resume(records, tmp_path):
     assert tf.train.latest_checkpoint(str(model_dir)).endswith("ckpt-6")
 
 
+@pytest.mark.slow  # about 20 to 50 s
 def test_sigterm_to_one_worker_stops_both_at_the_same_saved_step(records,
                                                                  tmp_path):
     model_dir = tmp_path / "two_workers"
@@ -205,3 +205,20 @@ def test_sigterm_to_one_worker_stops_both_at_the_same_saved_step(records,
     assert len(other) == 1, other
     np.testing.assert_array_equal(importance_in(chief),
                                   importance_in(other[0][:-len(".index")]))
+
+
+def test_a_bad_tf_config_is_one_line(tmp_path):
+    env = worker_env(tmp_path)
+    env["TF_CONFIG"] = '{"cluster": {"worker": ["127.0.0.1:1"]}'  # no "}"
+    result = subprocess.run(
+        [sys.executable, TRAIN, "--experiment=token_drop_bert_tiny",
+         "--mode=train", f"--model_dir={tmp_path / 'run'}",
+         "--params_override=runtime.distribution_strategy="
+         "multi_worker_mirrored"], capture_output=True, text=True, env=env,
+        cwd=ROOT, timeout=TIMEOUT)
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 1 and "Traceback" not in result.stderr, last
+    assert last.startswith("train.py: error: runtime.distribution_strategy="
+                           "multi_worker_mirrored cannot start this worker "
+                           "from TF_CONFIG="), last
+    assert not (tmp_path / "run").exists()

@@ -168,7 +168,8 @@ def run(params, *, mode, model_dir, cache_dir=None,
         UserError: bad input, before `params.yaml` or a checkpoint is written.
     """
     strategy = None
-    if params.runtime.distribution_strategy == "multi_worker_mirrored":
+    if str(params.runtime.distribution_strategy).lower() == (
+            "multi_worker_mirrored"):
         # Before any op runs: collective ops are configured at startup.
         run_checks.check_strategy(params.runtime)
         strategy = _strategy(params.runtime)
@@ -241,6 +242,11 @@ def _strategy(runtime):
             all_reduce_alg=runtime.all_reduce_alg,
             num_gpus=runtime.num_gpus, tpu_address=runtime.tpu)
     except Exception as e:  # pylint: disable=broad-except
+        if runtime.distribution_strategy == "multi_worker_mirrored":
+            raise UserError(
+                "runtime.distribution_strategy=multi_worker_mirrored cannot "
+                f"start this worker from TF_CONFIG="
+                f"{os.environ.get('TF_CONFIG', '')!r}: {first_line(e)}") from None
         if runtime.distribution_strategy != "tpu":
             raise
         raise UserError(f"--tpu={runtime.tpu!r}: cannot reach the TPU: "
