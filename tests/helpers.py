@@ -224,8 +224,13 @@ def write_vocab(path, edit=None, size=SHRINK_VOCAB):
 
 
 def run_tool(name, *args):
-    """`tools/<name>` in a subprocess, GPUs hidden."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    """`tools/<name>` in a subprocess, GPUs hidden, offline.
+
+    GCE_METADATA_IP: TF's preemption handler asks GCE's metadata server
+    whether it runs on GCE; a closed loopback port answers "no" offline.
+    """
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="",
+               GCE_METADATA_IP="127.0.0.1:9")
     return subprocess.run(
         [sys.executable, os.path.join(ROOT, "tools", name), *args],
         capture_output=True, text=True, env=env, cwd=ROOT)

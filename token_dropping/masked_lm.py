@@ -84,17 +84,26 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
 
     def train_step(self, inputs, model, optimizer, metrics):
         """MaskedLMTask.train_step, then `record_mlm_loss` (step 4)."""
-        # Steps 1-3 are MaskedLMTask.train_step's: forward, loss, gradients.
+        # Steps 1-3 are MaskedLMTask.train_step's: forward, loss, gradients
+        # (plus float16 loss scaling).
         with tf.GradientTape() as tape:
             outputs = model(inputs, training=True)
             loss = self.build_losses(labels=inputs, model_outputs=outputs,
                                      metrics=metrics, aux_losses=model.losses)
+            scaled_loss = loss
             if self.task_config.scale_loss:
                 replicas = tf.distribute.get_strategy().num_replicas_in_sync
                 scaled_loss = loss / replicas
+            # float16: Model Garden's LossScaleOptimizer, used as its
+            # base_task.Task.train_step uses it (MaskedLMTask does not).
+            loss_scaling = isinstance(
+                optimizer, tf_keras.mixed_precision.LossScaleOptimizer)
+            if loss_scaling:
+                scaled_loss = optimizer.get_scaled_loss(scaled_loss)
         tvars = model.trainable_variables
-        grads = tape.gradient(
-            scaled_loss if self.task_config.scale_loss else loss, tvars)
+        grads = tape.gradient(scaled_loss, tvars)
+        if loss_scaling:
+            grads = optimizer.get_unscaled_gradients(grads)
         optimizer.apply_gradients(list(zip(grads, tvars)))
         # The routing the forward pass used, and its importance, read before
         # the table changes.

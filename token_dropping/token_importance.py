@@ -21,12 +21,13 @@ class TokenImportance(tf_keras.layers.Layer):
     sentinels stored in the table erode over time. Here one update:
 
     1. reduces this step's predictions per id: the sum of `loss * weight` and
-       the sum of `weight` (segment sums), ignoring weight-0 slots, ids outside
-       the vocabulary and non-finite losses;
-    2. sums those two vectors across replicas under a distribution strategy, so
-       every replica applies the same update to the same table;
+       the sum of `weight` (segment sums), ignoring weight-0 slots and ids
+       outside the vocabulary, and counts the NaN or infinite losses;
+    2. sums those across replicas under a distribution strategy, so every
+       replica applies the same update to the same table;
     3. sets `new = beta * old + (1 - beta) * weighted_mean` only for ids seen
-       with a total weight above zero.
+       with a total weight above zero, and leaves the whole table alone in a
+       step with a non-finite loss on any replica.
 
     Special-token overrides (always keep [CLS], always drop [PAD]) are applied
     at selection time, never stored here, so nothing can erode them.
@@ -101,9 +102,13 @@ class TokenImportance(tf_keras.layers.Layer):
             weights = tf.ones_like(losses)
         weights = tf.reshape(tf.cast(weights, tf.float32), [-1])  # [N]
 
-        # Step 1: per-id sums of loss*weight and weight over valid slots only.
-        valid = ((weights > 0.0) & tf.math.is_finite(losses)
-                 & (token_ids >= 0) & (token_ids < self.vocab_size))
+        # Step 1: per-id sums of loss*weight and weight over valid slots only,
+        # and how many counted slots have a NaN or infinite loss.
+        counted = ((weights > 0.0) & (token_ids >= 0)
+                   & (token_ids < self.vocab_size))
+        valid = counted & tf.math.is_finite(losses)
+        non_finite = tf.reduce_sum(
+            tf.cast(counted & ~valid, tf.float32), keepdims=True)  # [1]
         weights = tf.where(valid, weights, 0.0)
         losses = tf.where(valid, losses, 0.0)
         token_ids = tf.where(valid, token_ids, 0)
@@ -115,11 +120,12 @@ class TokenImportance(tf_keras.layers.Layer):
         # Step 2: the same sums on every replica.
         replica_ctx = tf.distribute.get_replica_context()
         if replica_ctx is not None and replica_ctx.num_replicas_in_sync > 1:
-            loss_sum, weight_sum = replica_ctx.all_reduce(
-                tf.distribute.ReduceOp.SUM, [loss_sum, weight_sum])
+            loss_sum, weight_sum, non_finite = replica_ctx.all_reduce(
+                tf.distribute.ReduceOp.SUM, [loss_sum, weight_sum, non_finite])
 
-        # Step 3: EMA only where an id was seen.
-        seen = weight_sum > 0.0
+        # Step 3: EMA only where an id was seen, and not at all in a step with
+        # a non-finite loss on any replica (the model has gone bad).
+        seen = (weight_sum > 0.0) & (non_finite == 0.0)
         mean = tf.math.divide_no_nan(loss_sum, weight_sum)  # [vocab]
         old = tf.convert_to_tensor(self.table)
         new = tf.where(seen, self.beta * old + (1.0 - self.beta) * mean, old)

@@ -4,7 +4,7 @@
 --config_file --params_override --tpu`) into an experiment config, and
 `run(params, mode=..., model_dir=...)` does what `official/nlp/train.py`
 does with it (pick the distribution strategy; build the task and trainer;
-hand off to `train_lib.run_experiment`), plus what a first run needs:
+hand off to Model Garden's experiment runner), plus what a first run needs:
 
 1. the data step (`run_data.resolve_data`): the embedded default corpus when
    no split names data, the records' manifest applied once;
@@ -15,7 +15,10 @@ hand off to `train_lib.run_experiment`), plus what a first run needs:
 3. a progress line per loop and token-dropping TensorBoard summaries
    (`actions`, `summaries`);
 4. rerunning the same command resumes from the last checkpoint (Model
-   Garden's checkpoint manager; the importance table is part of the model).
+   Garden's checkpoint manager; the importance table is part of the model);
+5. several workers (`multi_worker_mirrored` with `TF_CONFIG`): only the
+   chief writes into `model_dir`, and every worker resumes from its
+   checkpoint; a SIGTERM saves the step reached and stops (`runner`).
 
 Example:
 >>> params = exp_factory.get_exp_config("token_drop_bert_tiny")
@@ -36,7 +39,6 @@ from official.common import distribute_utils
 from official.core import base_trainer
 from official.core import exp_factory
 from official.core import task_factory
-from official.core import train_lib
 from official.core import train_utils
 from official.modeling import performance
 
@@ -47,6 +49,7 @@ from token_dropping.errors import UserError
 from token_dropping.errors import first_line
 from token_dropping.run_data import encoder_config
 from token_dropping.run_data import resolve_data
+from token_dropping.runner import ExperimentRunner
 from token_dropping.summaries import TokenDropSummaries
 
 # The modes Model Garden's train_lib.run_experiment runs.
@@ -164,21 +167,28 @@ def run(params, *, mode, model_dir, cache_dir=None,
     Raises:
         UserError: bad input, before `params.yaml` or a checkpoint is written.
     """
+    strategy = None
+    if str(params.runtime.distribution_strategy).lower() == (
+            "multi_worker_mirrored"):
+        # Before any op runs: collective ops are configured at startup.
+        run_checks.check_strategy(params.runtime)
+        strategy = _strategy(params.runtime)
     latest = resolve(params, mode, model_dir, cache_dir=cache_dir)
     return train(params, mode=mode, model_dir=model_dir, latest=latest,
-                 trainer_cls=trainer_cls)
+                 trainer_cls=trainer_cls, strategy=strategy)
 
 
 def train(params, *, mode, model_dir, latest=None,
-          trainer_cls=base_trainer.Trainer):
-    """`run` after `resolve`: `latest` is what `resolve` returned."""
+          trainer_cls=base_trainer.Trainer, strategy=None):
+    """`run` after `resolve`: `latest` is what `resolve` returned; a
+    `strategy` made before it (multi-worker) or None for `params.runtime`'s."""
     params.lock()
     start_step = (train_utils.read_global_step_from_checkpoint(latest)
                   if latest else 0)
     if params.runtime.mixed_precision_dtype:
         performance.set_mixed_precision_policy(
             params.runtime.mixed_precision_dtype)
-    strategy = _strategy(params.runtime)
+    strategy = strategy or _strategy(params.runtime)
     with strategy.scope():
         task = task_factory.get_task(params.task, logging_dir=model_dir)
         trainer = train_utils.create_trainer(
@@ -191,7 +201,10 @@ def train(params, *, mode, model_dir, latest=None,
         if "train" in mode:
             logging.info("Resuming from %s (step %d of %d).", latest,
                          start_step, params.trainer.train_steps)
-    if "train" in mode:
+    # Only the chief writes into model_dir (Model Garden's rule for
+    # checkpoints, kept here for params.yaml, summaries and the gin file).
+    chief = strategy.extended.should_checkpoint
+    if "train" in mode and chief:
         train_utils.serialize_config(params, model_dir)
 
     progress = ProgressLog(trainer.global_step, params.trainer.train_steps,
@@ -199,17 +212,20 @@ def train(params, *, mode, model_dir, latest=None,
                            start_step)
     train_actions = [progress]
     encoder = getattr(trainer.model, "encoder_network", None)  # pretraining
-    if hasattr(encoder, "record_mlm_loss") and "train" in mode:
+    if hasattr(encoder, "record_mlm_loss") and "train" in mode and chief:
         # After `progress`: it moves the routing metrics out of the output.
         train_actions.append(TokenDropSummaries.for_task(
             task, encoder, os.path.join(model_dir, "train"),
             trainer.global_step))
     final_eval = KeepLogs(trainer.global_step)
-    train_lib.run_experiment(
+    # Model Garden's train_lib.run_experiment, with a runner that resumes
+    # every worker from the chief's checkpoint and stops on SIGTERM.
+    ExperimentRunner(
         distribution_strategy=strategy, task=task, mode=mode, params=params,
         model_dir=model_dir, trainer=trainer, train_actions=train_actions,
-        eval_actions=[final_eval])
-    train_utils.save_gin_config(mode, model_dir)
+        eval_actions=[final_eval], save_summary=chief).run()
+    if chief:
+        train_utils.save_gin_config(mode, model_dir)
     return RunResult(model_dir=model_dir, train_logs=progress.logs,
                      eval_history=final_eval.history,
                      vocab_size=encoder_config(params).vocab_size)
@@ -226,6 +242,11 @@ def _strategy(runtime):
             all_reduce_alg=runtime.all_reduce_alg,
             num_gpus=runtime.num_gpus, tpu_address=runtime.tpu)
     except Exception as e:  # pylint: disable=broad-except
+        if runtime.distribution_strategy == "multi_worker_mirrored":
+            raise UserError(
+                "runtime.distribution_strategy=multi_worker_mirrored cannot "
+                f"start this worker from TF_CONFIG="
+                f"{os.environ.get('TF_CONFIG', '')!r}: {first_line(e)}") from None
         if runtime.distribution_strategy != "tpu":
             raise
         raise UserError(f"--tpu={runtime.tpu!r}: cannot reach the TPU: "

@@ -18,6 +18,8 @@
 Flags are Model Garden's (`--experiment --mode --model_dir --config_file
 --params_override --tpu --gin_file --gin_params`). `--model_dir` defaults to
 runs/<experiment>; rerunning a command resumes from its last checkpoint.
+On SIGTERM it saves a checkpoint at the step reached and exits with code 42
+(`token_dropping.preemption.EXIT_CODE`); rerun the command to continue.
 `token_dropping.training` does the work: `params_from_flags`, then `run`.
 """
 
@@ -28,6 +30,7 @@ from absl import flags
 from official.common import flags as tfm_flags
 
 from token_dropping import actions
+from token_dropping import preemption
 from token_dropping import training
 from token_dropping.errors import UserError
 
@@ -43,6 +46,9 @@ def main(argv):
                        or training.default_model_dir(flags.FLAGS.experiment)))
     except UserError as e:
         sys.exit(f"train.py: error: {e}")
+    except preemption.Preempted as e:
+        print(f"train.py: {e}", file=sys.stderr)
+        sys.exit(preemption.EXIT_CODE)
     print(actions.summary(result))
 
 
