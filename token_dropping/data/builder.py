@@ -40,14 +40,15 @@ from token_dropping.data import build_profile
 from token_dropping.data import dataset_dir
 from token_dropping.data import dataset_info
 from token_dropping.data import prepare_data_config
+from token_dropping.data import sharded_build
 from token_dropping.data import split_writer
 from token_dropping.data import vocab
 from token_dropping.data import wordpiece
 
 # Bump when the records for the same config change, so stale caches are rebuilt.
 BUILDER_VERSION = 1
-VOCAB_FILENAME = "vocab.txt"
-_TOKENIZE_BATCH_SENTENCES = 4096
+VOCAB_FILENAME = sharded_build.VOCAB_FILENAME
+_TOKENIZE_BATCH_SENTENCES = sharded_build.TOKENIZE_BATCH_SENTENCES
 _MAX_CACHED_CHARS = 64 * 2**20  # Read a corpus this small only once.
 
 
@@ -139,6 +140,8 @@ def dataset_fingerprint(config, source: dict, given_vocab) -> str:
         "tensorflow_text_version": importlib.metadata.version(
             "tensorflow-text"),
         "config": _fingerprinted_config(config),
+        **({"input_shards": config.input_shards}
+           if config.input_shards != "one" else {}),
         "source": source,
         "vocab_sha256": (None if given_vocab is None else hashlib.sha256(
             "\n".join(given_vocab).encode("utf-8")).hexdigest()),
@@ -197,7 +200,7 @@ class _Build:
         splits = {name: split_writer.SplitWriter(
             name, self.config, tokens, special, self.output_dir, self.profile)
             for name in names}
-        num_duplicates = self._write_examples(tokenizer, splits)
+        num_duplicates = self._write_examples(tokenizer, splits, special)
         train_documents = splits["train"].counts["documents"]
         held_out = splits["validation"].counts["documents"] if (
             "validation" in splits) else 0
@@ -229,50 +232,31 @@ class _Build:
                      time.monotonic() - start)
         return tokens
 
-    def _write_examples(self, tokenizer, splits) -> int:
+    def _write_examples(self, tokenizer, splits, special) -> int:
         """Routes, tokenizes and writes every document; counts duplicates."""
-        seen, num_duplicates, batch, batch_sentences = set(), 0, [], 0
+        if self.config.num_workers > 1:
+            return sharded_build.write_examples(
+                self.config, self.corpus, splits, special, self.output_dir,
+                self.profile)
+        router = split_writer.DocumentRouter(self.config.validation_fraction)
+        batch, batch_sentences = [], 0
         self.profile.push("read")
         for document in self.documents:
             self.profile.count_text(document)
-            digest = hashlib.sha256(
-                "\n".join(document).encode("utf-8")).digest()
-            key = int.from_bytes(digest[:8], "little")
-            if key in seen:
-                num_duplicates += 1
+            name = router.route(split_writer.document_digest(document))
+            if name is None:
                 continue
-            held_out = (int.from_bytes(digest[8:16], "little") / 2**64 <
-                        self.config.validation_fraction) or not seen
-            seen.add(key)
-            split = splits["validation" if held_out and "validation" in splits
-                           else "train"]
-            batch.append((split, document))
+            batch.append((splits[name], document))
             batch_sentences += len(document)
             if batch_sentences >= _TOKENIZE_BATCH_SENTENCES:
-                self._flush(tokenizer, batch)
+                split_writer.add_documents(tokenizer, batch, self.config,
+                                           self.profile)
                 batch, batch_sentences = [], 0
-        self._flush(tokenizer, batch)
+        split_writer.add_documents(tokenizer, batch, self.config, self.profile)
         self.profile.pop()
         for split in splits.values():
             split.close()
-        return num_duplicates
-
-    def _flush(self, tokenizer, batch) -> None:
-        """Tokenizes a batch of documents and hands each to its split."""
-        sentences = [s for _, document in batch for s in document]
-        if not sentences:
-            return
-        self.profile.push("tokenize")
-        flat, splits = tokenizer.tokenize(sentences)
-        texts = (normalize_text(sentences, self.config.do_lower_case)
-                 if self.config.output_format == "text" else sentences)
-        self.profile.pop()
-        first = 0
-        for split, document in batch:
-            ids = [flat[splits[i]:splits[i + 1]]
-                   for i in range(first, first + len(document))]
-            split.add_document(texts[first:first + len(document)], ids)
-            first += len(document)
+        return router.num_duplicates
 
     def _write_manifest(self, special, splits, num_duplicates) -> None:
         import tensorflow_text as tf_text  # Lazy: loads custom ops.
@@ -313,19 +297,3 @@ def _describe_briefly(source: dict) -> str:
     if source.get("name") == "text_files":
         return f"input_files={source['input_files']!r}"
     return ", ".join(f"{k}={v!r}" for k, v in source.items())
-
-
-def normalize_text(sentences: list[str], lower_case: bool) -> list[str]:
-    """Applies `BertTokenizer(lower_case=True)`'s normalization to the text.
-
-    Model Garden's `BertPretrainTextDataLoader` tokenizes without lower-casing,
-    so text records for an uncased vocab are stored already case-folded, NFD
-    normalized and stripped of accents, exactly as tensorflow-text's
-    `BasicTokenizer.lower_case` does.
-    """
-    if not lower_case:
-        return list(sentences)
-    import tensorflow_text as tf_text  # Lazy: loads custom ops.
-    folded = tf_text.normalize_utf8(tf_text.case_fold_utf8(sentences), "NFD")
-    stripped = tf.strings.regex_replace(folded, r"\p{Mn}", "")
-    return [s.decode("utf-8") for s in stripped.numpy()]
