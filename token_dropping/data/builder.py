@@ -47,7 +47,7 @@ from token_dropping.data import wordpiece
 
 # Bump when the records for the same config change, so stale caches are rebuilt.
 BUILDER_VERSION = 1
-VOCAB_FILENAME = sharded_build.VOCAB_FILENAME
+VOCAB_FILENAME = "vocab.txt"
 _TOKENIZE_BATCH_SENTENCES = sharded_build.TOKENIZE_BATCH_SENTENCES
 _MAX_CACHED_CHARS = 64 * 2**20  # Read a corpus this small only once.
 
@@ -101,18 +101,12 @@ def build_pretraining_data(
                                                 config_fields)
         if existing is not None:
             return existing
-        partial_dir = os.path.join(
-            output_dir, f"{dataset_dir.PARTIAL_PREFIX}{uuid.uuid4().hex}")
-        tf.io.gfile.makedirs(partial_dir)
         start = time.monotonic()
-        try:
-            _Build(config, corpus, given_vocab, fingerprint, partial_dir,
-                   profile).run()
-            with profile.stage("finish"):
-                dataset_dir.publish(partial_dir, output_dir)
-        finally:
-            if tf.io.gfile.exists(partial_dir):
-                tf.io.gfile.rmtree(partial_dir)
+        build = _Build(config, corpus, given_vocab, fingerprint, profile)
+        if dataset_dir.writes_in_place(output_dir):
+            _build_in_place(build, output_dir)
+        else:
+            _build_and_publish(build, output_dir)
     profile.stop()
     info = dataset_info.DatasetInfo.from_manifest(
         os.path.join(output_dir, dataset_info.MANIFEST_FILENAME))
@@ -120,6 +114,33 @@ def build_pretraining_data(
                  output_dir, time.monotonic() - start, info.num_train_examples,
                  info.num_validation_examples)
     return info
+
+
+def _build_and_publish(build, output_dir) -> None:
+    """Builds in a hidden folder, then moves the files in, manifest last."""
+    partial_dir = os.path.join(
+        output_dir, f"{dataset_dir.PARTIAL_PREFIX}{uuid.uuid4().hex}")
+    tf.io.gfile.makedirs(partial_dir)
+    try:
+        build.run(partial_dir)
+        with build.profile.stage("finish"):
+            dataset_dir.publish(partial_dir, output_dir)
+    finally:
+        if tf.io.gfile.exists(partial_dir):
+            tf.io.gfile.rmtree(partial_dir)
+
+
+def _build_in_place(build, output_dir) -> None:
+    """Builds under final names marked with a run id, manifest last (GCS)."""
+    run_suffix = dataset_dir.new_run_suffix()
+    dataset_dir.remove_manifest(output_dir)
+    try:
+        build.run(output_dir, run_suffix)
+    except BaseException:
+        dataset_dir.remove_runs(output_dir, only=run_suffix)
+        raise
+    with build.profile.stage("finish"):
+        dataset_dir.remove_runs(output_dir, keep=run_suffix)
 
 
 def _fingerprinted_config(config) -> dict:
@@ -177,28 +198,35 @@ class _ReplayableDocuments:
 class _Build:
     """One run of the steps in the module docstring, into `output_dir`."""
 
-    def __init__(self, config, corpus, given_vocab, fingerprint, output_dir,
-                 profile):
+    def __init__(self, config, corpus, given_vocab, fingerprint, profile):
         self.config = config
         self.profile = profile
         self.corpus = corpus
         self.given_vocab = given_vocab
         self.fingerprint = fingerprint
-        self.output_dir = output_dir
         self.documents = _ReplayableDocuments(corpus, config.max_documents)
 
-    def run(self) -> None:
+    def run(self, output_dir: str, run_suffix: str = "") -> None:
+        """Writes everything into `output_dir`, the manifest last.
+
+        `run_suffix` marks every other file's name (`dataset_dir.run_name`).
+        """
+        self.output_dir, self.run_suffix = output_dir, run_suffix
+        self.vocab_filename = dataset_dir.run_name(VOCAB_FILENAME, run_suffix)
+        self.special_filename = dataset_dir.run_name(
+            vocab.SPECIAL_TOKENS_FILENAME, run_suffix)
         tokens = self._vocab()
-        vocab_path = os.path.join(self.output_dir, VOCAB_FILENAME)
+        vocab_path = os.path.join(output_dir, self.vocab_filename)
         vocab.write_vocab(tokens, vocab_path)
         special = vocab.write_special_tokens(vocab_path, os.path.join(
-            self.output_dir, vocab.SPECIAL_TOKENS_FILENAME))
+            output_dir, self.special_filename))
         tokenizer = wordpiece.WordPieceIds(vocab_path, tokens,
                                            self.config.do_lower_case)
         names = ["train"] + (["validation"] if self.config.validation_fraction
                              else [])
         splits = {name: split_writer.SplitWriter(
-            name, self.config, tokens, special, self.output_dir, self.profile)
+            name, self.config, tokens, special, output_dir, self.profile,
+            run_suffix=run_suffix)
             for name in names}
         num_duplicates = self._write_examples(tokenizer, splits, special)
         train_documents = splits["train"].counts["documents"]
@@ -237,7 +265,7 @@ class _Build:
         if self.config.num_workers > 1:
             return sharded_build.write_examples(
                 self.config, self.corpus, splits, special, self.output_dir,
-                self.profile)
+                self.vocab_filename, self.run_suffix, self.profile)
         router = split_writer.DocumentRouter(self.config.validation_fraction)
         batch, batch_sentences = [], 0
         self.profile.push("read")
@@ -267,10 +295,10 @@ class _Build:
                        else dataset_info.TEXT_FORMAT),
             "fingerprint": self.fingerprint,
             "source": self.corpus.describe(),
-            "vocab_file": VOCAB_FILENAME,
+            "vocab_file": self.vocab_filename,
             "vocab_learned": self.given_vocab is None,
             "vocab_source": config.vocab_file or "learned from the corpus",
-            "special_tokens_file": vocab.SPECIAL_TOKENS_FILENAME,
+            "special_tokens_file": self.special_filename,
             "special_tokens": special,
             "seq_length": config.seq_length,
             "max_predictions_per_seq": config.max_predictions_per_seq,

@@ -31,14 +31,13 @@ from token_dropping.data import vocab
 from token_dropping.data import wordpiece
 
 TOKENIZE_BATCH_SENTENCES = 4096
-VOCAB_FILENAME = "vocab.txt"
-WORK_DIRNAME = "input-shards"  # Inside the build's `.partial-*` directory.
+WORK_DIRNAME = "input-shards"  # The workers' records, removed after merging.
 # Plan codes, one per document of a file, in order.
 _SKIP, _TRAIN, _VALIDATION = 0, 1, 2
 
 
 def write_examples(config, corpus, splits, special, output_dir,
-                   profile) -> int:
+                   vocab_filename, run_suffix, profile) -> int:
     """Builds every file of `corpus` in workers into `splits`; closes them.
 
     Args:
@@ -47,14 +46,16 @@ def write_examples(config, corpus, splits, special, output_dir,
         splits: the parent's `SplitWriter`s by name; workers' records are
             written through their shuffles, their counts added.
         special: the special token ids of the vocab.
-        output_dir: the build's partial directory, holding `vocab.txt`.
+        output_dir: the directory the build writes into.
+        vocab_filename: the vocab's name in it.
+        run_suffix: the build's run mark for the workers' folder, if any.
         profile: the build's profile; workers' time shows as `workers`.
 
     Returns:
         The number of duplicate documents dropped.
     """
     paths = corpus.paths
-    work_dir = os.path.join(output_dir, WORK_DIRNAME)
+    work_dir = os.path.join(output_dir, WORK_DIRNAME + run_suffix)
     tf.io.gfile.makedirs(work_dir)
     processes = min(config.num_workers, len(paths))
     logging.info("Building %d input files with %d worker processes.",
@@ -65,7 +66,9 @@ def write_examples(config, corpus, splits, special, output_dir,
         digests = pool.map(_document_digests, [(config, p) for p in paths],
                            chunksize=1)
         plans, num_duplicates = _plan(config, digests)
-        tasks = [(config, special, output_dir, paths[i], plans[i], i)
+        tasks = [(config, special, work_dir,
+                  os.path.join(output_dir, vocab_filename), paths[i], plans[i],
+                  i)
                  for i in range(len(paths))]
         replacements = 0
         for done, result in enumerate(pool.imap(_build_file, tasks)):
@@ -104,10 +107,8 @@ def _document_digests(task) -> list[bytes]:
 
 def _build_file(task) -> dict:
     """Worker, pass 2: one file's records, in order, one file per split."""
-    config, special, output_dir, path, plan, index = task
+    config, special, work_dir, vocab_path, path, plan, index = task
     start = time.process_time()
-    work_dir = os.path.join(output_dir, WORK_DIRNAME)
-    vocab_path = os.path.join(output_dir, VOCAB_FILENAME)
     tokens = vocab.read_vocab(vocab_path)
     tokenizer = wordpiece.WordPieceIds(vocab_path, tokens,
                                        config.do_lower_case)

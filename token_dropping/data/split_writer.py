@@ -26,9 +26,11 @@ class SplitWriter:
     """Packs, masks and writes one split's examples, counting as it goes."""
 
     def __init__(self, name, config, tokens, special, output_dir, profile,
-                 input_shard: int | None = None):
+                 input_shard: int | None = None, run_suffix: str = ""):
         """`input_shard`: a worker's input file (`sharded_build`); its
-        records are kept in order, unshuffled, in one file for the merge."""
+        records are kept in order, unshuffled, in one file for the merge.
+        `run_suffix`: marks the shard names (a build written in place)."""
+        self.run_suffix = run_suffix
         self.name = name
         self.profile = profile  # Times pack, mask, serialize and write.
         self.config = config
@@ -44,7 +46,8 @@ class SplitWriter:
         if input_shard is None:
             self.writer = record_writer.ShardedRecordWriter(
                 output_dir, name, self.num_shards, config.shuffle_buffer_size,
-                rng=np.random.default_rng(split_seed + [1]))
+                rng=np.random.default_rng(split_seed + [1]),
+                run_suffix=run_suffix)
         else:
             self.writer = record_writer.ShardedRecordWriter(
                 output_dir, f"{name}-input{input_shard:05d}", 1,
@@ -80,7 +83,8 @@ class SplitWriter:
             self.writer.close()
 
     def stats(self) -> dict:
-        input_path = record_writer.shard_pattern(self.name, self.num_shards)
+        input_path = record_writer.shard_pattern(self.name, self.num_shards,
+                                                 self.run_suffix)
         stats = {"input_path": input_path, "files": self.writer.filenames,
                  "num_examples": self.num_examples,
                  "num_overlong_sentences": self.packer.num_overlong}
