@@ -1,7 +1,11 @@
 """num_workers > 1: input files built by worker processes, merged in order."""
 
 import json
+import multiprocessing
 import os
+import signal
+import threading
+import time
 
 import pytest
 import tensorflow as tf
@@ -116,3 +120,27 @@ def test_bad_num_workers_is_one_line_before_anything_is_written(
     with pytest.raises(ValueError, match=message):
         build_pretraining_data(config, str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
+
+
+def test_a_killed_worker_fails_the_build_and_leaves_nothing(tmp_path):
+    """A worker killed by the system (out of memory) must not hang the build."""
+    paths = _files(tmp_path, 2, num_documents=200)
+    output_dir = tmp_path / "out"
+    killed = []
+
+    def kill_a_worker():
+        while not killed:
+            for child in multiprocessing.active_children():
+                os.kill(child.pid, signal.SIGKILL)
+                killed.append(child.pid)
+                break
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_a_worker, daemon=True)
+    killer.start()
+    with pytest.raises(RuntimeError, match="worker process died"):
+        build_pretraining_data(_config(",".join(paths), num_workers=2),
+                               str(output_dir))
+    assert killed
+    assert not output_dir.exists()
+    assert not multiprocessing.active_children()

@@ -1,7 +1,8 @@
 """The build's middle with `num_workers` processes, one input file each.
 
-Built on the standard library's `multiprocessing` (spawn context, so workers
-start clean, without the parent's TensorFlow state), in two passes:
+Built on the standard library's `concurrent.futures` process pool (spawn
+context, so workers start clean, without the parent's TensorFlow state), in
+two passes:
 
 1. Each worker reads its file and returns a hash per document. The parent
    walks them in file order with the same `DocumentRouter` as the one-stream
@@ -18,6 +19,7 @@ The records thus depend on the input, the seed and the file layout, not on
 Reading is done twice; the hash pass is cheap next to tokenizing.
 """
 
+from concurrent import futures
 import multiprocessing
 import os
 import time
@@ -60,28 +62,53 @@ def write_examples(config, corpus, splits, special, output_dir,
     processes = min(config.num_workers, len(paths))
     logging.info("Building %d input files with %d worker processes.",
                  len(paths), processes)
-    context = multiprocessing.get_context("spawn")
+    # A process pool (not multiprocessing.Pool) so that a worker killed by
+    # the system (out of memory) fails the build instead of hanging it.
+    pool = futures.ProcessPoolExecutor(
+        processes, mp_context=multiprocessing.get_context("spawn"))
     profile.push("workers")
-    with context.Pool(processes) as pool:
-        digests = pool.map(_document_digests, [(config, p) for p in paths],
-                           chunksize=1)
+    try:
+        digests = list(pool.map(_document_digests,
+                                [(config, p) for p in paths]))
         plans, num_duplicates = _plan(config, digests)
         tasks = [(config, special, work_dir,
                   os.path.join(output_dir, vocab_filename), paths[i], plans[i],
                   i)
                  for i in range(len(paths))]
         replacements = 0
-        for done, result in enumerate(pool.imap(_build_file, tasks)):
+        for done, result in enumerate(pool.map(_build_file, tasks)):
             _merge(result, splits, profile)
             replacements += result["undecodable_replacements"]
             logging.info("Merged input file %d of %d (%s).", done + 1,
                          len(paths), paths[done])
+    except BaseException as e:
+        _stop(pool)
+        if isinstance(e, futures.process.BrokenProcessPool):
+            raise RuntimeError(
+                f"A worker process died while building {len(paths)} input "
+                f"files with num_workers={config.num_workers} (killed, e.g. "
+                "out of memory); nothing was published. Try fewer workers."
+            ) from e
+        raise
+    pool.shutdown()
     tf.io.gfile.rmtree(work_dir)
     profile.pop()
     corpus.undecodable_replacements = replacements
     for split in splits.values():
         split.close()
     return num_duplicates
+
+
+def _stop(pool) -> None:
+    """Ends the workers now, also those still busy (on an error, SIGTERM)."""
+    # ProcessPoolExecutor has no public way to stop a running task before
+    # Python 3.14 (terminate_workers); its processes are its `_processes`.
+    processes = list((pool._processes or {}).values())
+    for process in processes:
+        process.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
+    for process in processes:
+        process.join()
 
 
 def _plan(config, digests) -> tuple[list[bytes], int]:
