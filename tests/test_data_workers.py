@@ -4,6 +4,8 @@ import json
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -144,3 +146,66 @@ def test_a_killed_worker_fails_the_build_and_leaves_nothing(tmp_path):
     assert killed
     assert not output_dir.exists()
     assert not multiprocessing.active_children()
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Runs tools/prepare_data.py, pausing after the first input file is merged
+# (workers are up) once it has touched the file $MARKER.
+_PAUSED_TOOL = f"""
+import os, runpy, signal
+from token_dropping.data import sharded_build
+merge = sharded_build._merge
+def merge_then_pause(*args):
+    merge(*args)
+    open(os.environ["MARKER"], "w").close()
+    signal.pause()
+sharded_build._merge = merge_then_pause
+runpy.run_path({os.path.join(REPO, "tools", "prepare_data.py")!r},
+               run_name="__main__")
+"""
+
+
+def _workers(pid):
+    """The pids of the spawned worker processes of process `pid`."""
+    children = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            children += [int(c) for c in f.read().split()]
+    workers = []
+    for child in children:
+        with open(f"/proc/{child}/cmdline", "rb") as f:
+            if b"spawn_main" in f.read():
+                workers.append(child)
+    return workers
+
+
+def _running(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.slow  # A TensorFlow start-up in a subprocess, and its workers.
+def test_sigterm_stops_the_workers_and_removes_what_was_written(tmp_path):
+    paths = _files(tmp_path, 3, num_documents=60)
+    out, marker = tmp_path / "out", tmp_path / "marker"
+    process = subprocess.Popen(
+        [sys.executable, "-c", _PAUSED_TOOL, f"--output_dir={out}",
+         f"--input_files={','.join(paths)}", "--vocab_size=300",
+         "--seq_length=32", "--max_predictions_per_seq=5", "--num_workers=2"],
+        env={**os.environ, "MARKER": str(marker),
+             "PYTHONPATH": os.pathsep.join([REPO, os.environ.get(
+                 "PYTHONPATH", "")])},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while not marker.exists() and process.poll() is None:
+        time.sleep(0.1)
+    assert process.poll() is None, process.communicate()[1]
+    workers = _workers(process.pid)
+    assert workers
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate()
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    assert not out.exists()
+    assert not [pid for pid in workers if _running(pid)]
