@@ -28,9 +28,9 @@ def built(tmp_path_factory):
     runs, results = [], [None, None]
     original = builder._Build.run
 
-    def counted_run(self):
+    def counted_run(self, *args):
         runs.append(self)
-        return original(self)
+        return original(self, *args)
 
     def ask(i):
         results[i] = ensure_default_dataset(cache_dir=cache, **SHAPE)

@@ -28,6 +28,12 @@ r"""Prepare BERT pretraining records for Model Garden's data loaders.
     python tools/prepare_data.py --output_dir=/tmp/python_docs_text \
         --output_format=text
 
+    # All cores: one worker process per input file at a time (records are the
+    # same for any --num_workers above 1; one file gives the one-process ones):
+    python tools/prepare_data.py --output_dir=/data/wiki_128 \
+        --input_files='/data/wiki/*.txt.gz' --vocab_file=vocab.txt \
+        --num_workers=8
+
     # Where the time goes: seconds and MB/s of text per stage of a build.
     python tools/prepare_data.py --output_dir=/tmp/profiled --profile
 
@@ -76,6 +82,8 @@ _HELP = {  # One line per PrepareDataConfig field; its docstring has more.
     "max_documents": "Read only this many documents (quick trials).",
     "allow_undecodable": "Read input files that are over 1% non-UTF-8 bytes "
                          "(replaced by U+FFFD) instead of stopping.",
+    "num_workers": "Processes building at once, one input file each; above 1 "
+                   "the records depend on the files, not on the count.",
 }
 
 flags.DEFINE_string("output_dir", "", "Dataset directory; empty: the cache "

@@ -19,8 +19,10 @@ import time
 
 # In build order. "read" is reading and cleaning text (and routing documents);
 # "write" is the shuffle buffer and the TFRecord files.
+# "workers" is the whole of a `num_workers` > 1 build's worker processes and
+# the parent's merge of their records; their own stages are not split out.
 STAGES = ("scan", "read", "vocab", "tokenize", "pack", "mask", "serialize",
-          "write", "finish")
+          "write", "workers", "finish")
 _MB = 1e6
 
 
@@ -35,6 +37,7 @@ class BuildProfile:
         self._mark = 0.0
         self._start = None
         self._wall = self._cpu = 0.0
+        self._worker_cpu = 0.0
 
     def start(self) -> None:
         self._start = (time.perf_counter(), time.process_time())
@@ -45,7 +48,7 @@ class BuildProfile:
             self.pop()
         wall, cpu = self._start
         self._wall = time.perf_counter() - wall
-        self._cpu = time.process_time() - cpu
+        self._cpu = time.process_time() - cpu + self._worker_cpu
         self.built = True
 
     def push(self, stage: str) -> None:
@@ -84,6 +87,11 @@ class BuildProfile:
 
     def count_text(self, sentences) -> None:
         self.text_bytes += sum(len(s.encode("utf-8")) for s in sentences)
+
+    def add_worker(self, text_bytes: int, cpu_seconds: float) -> None:
+        """Counts a worker process's text and CPU time into the build's."""
+        self.text_bytes += text_bytes
+        self._worker_cpu += cpu_seconds
 
     def as_dict(self) -> dict:
         """The measurements: totals and, per stage, seconds, share, MB/s."""
@@ -126,6 +134,9 @@ class _NoProfile:
         return iterable
 
     def count_text(self, sentences):
+        pass
+
+    def add_worker(self, text_bytes, cpu_seconds):
         pass
 
 

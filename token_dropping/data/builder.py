@@ -40,6 +40,7 @@ from token_dropping.data import build_profile
 from token_dropping.data import dataset_dir
 from token_dropping.data import dataset_info
 from token_dropping.data import prepare_data_config
+from token_dropping.data import sharded_build
 from token_dropping.data import split_writer
 from token_dropping.data import vocab
 from token_dropping.data import wordpiece
@@ -47,7 +48,7 @@ from token_dropping.data import wordpiece
 # Bump when the records for the same config change, so stale caches are rebuilt.
 BUILDER_VERSION = 1
 VOCAB_FILENAME = "vocab.txt"
-_TOKENIZE_BATCH_SENTENCES = 4096
+_TOKENIZE_BATCH_SENTENCES = sharded_build.TOKENIZE_BATCH_SENTENCES
 _MAX_CACHED_CHARS = 64 * 2**20  # Read a corpus this small only once.
 
 
@@ -100,18 +101,12 @@ def build_pretraining_data(
                                                 config_fields)
         if existing is not None:
             return existing
-        partial_dir = os.path.join(
-            output_dir, f"{dataset_dir.PARTIAL_PREFIX}{uuid.uuid4().hex}")
-        tf.io.gfile.makedirs(partial_dir)
         start = time.monotonic()
-        try:
-            _Build(config, corpus, given_vocab, fingerprint, partial_dir,
-                   profile).run()
-            with profile.stage("finish"):
-                dataset_dir.publish(partial_dir, output_dir)
-        finally:
-            if tf.io.gfile.exists(partial_dir):
-                tf.io.gfile.rmtree(partial_dir)
+        build = _Build(config, corpus, given_vocab, fingerprint, profile)
+        if dataset_dir.writes_in_place(output_dir):
+            _build_in_place(build, output_dir)
+        else:
+            _build_and_publish(build, output_dir)
     profile.stop()
     info = dataset_info.DatasetInfo.from_manifest(
         os.path.join(output_dir, dataset_info.MANIFEST_FILENAME))
@@ -119,6 +114,33 @@ def build_pretraining_data(
                  output_dir, time.monotonic() - start, info.num_train_examples,
                  info.num_validation_examples)
     return info
+
+
+def _build_and_publish(build, output_dir) -> None:
+    """Builds in a hidden folder, then moves the files in, manifest last."""
+    partial_dir = os.path.join(
+        output_dir, f"{dataset_dir.PARTIAL_PREFIX}{uuid.uuid4().hex}")
+    tf.io.gfile.makedirs(partial_dir)
+    try:
+        build.run(partial_dir)
+        with build.profile.stage("finish"):
+            dataset_dir.publish(partial_dir, output_dir)
+    finally:
+        if tf.io.gfile.exists(partial_dir):
+            tf.io.gfile.rmtree(partial_dir)
+
+
+def _build_in_place(build, output_dir) -> None:
+    """Builds under final names marked with a run id, manifest last (GCS)."""
+    run_suffix = dataset_dir.new_run_suffix()
+    dataset_dir.remove_manifest(output_dir)
+    try:
+        build.run(output_dir, run_suffix)
+    except BaseException:
+        dataset_dir.remove_runs(output_dir, only=run_suffix)
+        raise
+    with build.profile.stage("finish"):
+        dataset_dir.remove_runs(output_dir, keep=run_suffix)
 
 
 def _fingerprinted_config(config) -> dict:
@@ -139,6 +161,8 @@ def dataset_fingerprint(config, source: dict, given_vocab) -> str:
         "tensorflow_text_version": importlib.metadata.version(
             "tensorflow-text"),
         "config": _fingerprinted_config(config),
+        **({"input_shards": config.input_shards}
+           if config.input_shards != "one" else {}),
         "source": source,
         "vocab_sha256": (None if given_vocab is None else hashlib.sha256(
             "\n".join(given_vocab).encode("utf-8")).hexdigest()),
@@ -174,30 +198,37 @@ class _ReplayableDocuments:
 class _Build:
     """One run of the steps in the module docstring, into `output_dir`."""
 
-    def __init__(self, config, corpus, given_vocab, fingerprint, output_dir,
-                 profile):
+    def __init__(self, config, corpus, given_vocab, fingerprint, profile):
         self.config = config
         self.profile = profile
         self.corpus = corpus
         self.given_vocab = given_vocab
         self.fingerprint = fingerprint
-        self.output_dir = output_dir
         self.documents = _ReplayableDocuments(corpus, config.max_documents)
 
-    def run(self) -> None:
+    def run(self, output_dir: str, run_suffix: str = "") -> None:
+        """Writes everything into `output_dir`, the manifest last.
+
+        `run_suffix` marks every other file's name (`dataset_dir.run_name`).
+        """
+        self.output_dir, self.run_suffix = output_dir, run_suffix
+        self.vocab_filename = dataset_dir.run_name(VOCAB_FILENAME, run_suffix)
+        self.special_filename = dataset_dir.run_name(
+            vocab.SPECIAL_TOKENS_FILENAME, run_suffix)
         tokens = self._vocab()
-        vocab_path = os.path.join(self.output_dir, VOCAB_FILENAME)
+        vocab_path = os.path.join(output_dir, self.vocab_filename)
         vocab.write_vocab(tokens, vocab_path)
         special = vocab.write_special_tokens(vocab_path, os.path.join(
-            self.output_dir, vocab.SPECIAL_TOKENS_FILENAME))
+            output_dir, self.special_filename))
         tokenizer = wordpiece.WordPieceIds(vocab_path, tokens,
                                            self.config.do_lower_case)
         names = ["train"] + (["validation"] if self.config.validation_fraction
                              else [])
         splits = {name: split_writer.SplitWriter(
-            name, self.config, tokens, special, self.output_dir, self.profile)
+            name, self.config, tokens, special, output_dir, self.profile,
+            run_suffix=run_suffix)
             for name in names}
-        num_duplicates = self._write_examples(tokenizer, splits)
+        num_duplicates = self._write_examples(tokenizer, splits, special)
         train_documents = splits["train"].counts["documents"]
         held_out = splits["validation"].counts["documents"] if (
             "validation" in splits) else 0
@@ -229,50 +260,31 @@ class _Build:
                      time.monotonic() - start)
         return tokens
 
-    def _write_examples(self, tokenizer, splits) -> int:
+    def _write_examples(self, tokenizer, splits, special) -> int:
         """Routes, tokenizes and writes every document; counts duplicates."""
-        seen, num_duplicates, batch, batch_sentences = set(), 0, [], 0
+        if self.config.num_workers > 1:
+            return sharded_build.write_examples(
+                self.config, self.corpus, splits, special, self.output_dir,
+                self.vocab_filename, self.run_suffix, self.profile)
+        router = split_writer.DocumentRouter(self.config.validation_fraction)
+        batch, batch_sentences = [], 0
         self.profile.push("read")
         for document in self.documents:
             self.profile.count_text(document)
-            digest = hashlib.sha256(
-                "\n".join(document).encode("utf-8")).digest()
-            key = int.from_bytes(digest[:8], "little")
-            if key in seen:
-                num_duplicates += 1
+            name = router.route(split_writer.document_digest(document))
+            if name is None:
                 continue
-            held_out = (int.from_bytes(digest[8:16], "little") / 2**64 <
-                        self.config.validation_fraction) or not seen
-            seen.add(key)
-            split = splits["validation" if held_out and "validation" in splits
-                           else "train"]
-            batch.append((split, document))
+            batch.append((splits[name], document))
             batch_sentences += len(document)
             if batch_sentences >= _TOKENIZE_BATCH_SENTENCES:
-                self._flush(tokenizer, batch)
+                split_writer.add_documents(tokenizer, batch, self.config,
+                                           self.profile)
                 batch, batch_sentences = [], 0
-        self._flush(tokenizer, batch)
+        split_writer.add_documents(tokenizer, batch, self.config, self.profile)
         self.profile.pop()
         for split in splits.values():
             split.close()
-        return num_duplicates
-
-    def _flush(self, tokenizer, batch) -> None:
-        """Tokenizes a batch of documents and hands each to its split."""
-        sentences = [s for _, document in batch for s in document]
-        if not sentences:
-            return
-        self.profile.push("tokenize")
-        flat, splits = tokenizer.tokenize(sentences)
-        texts = (normalize_text(sentences, self.config.do_lower_case)
-                 if self.config.output_format == "text" else sentences)
-        self.profile.pop()
-        first = 0
-        for split, document in batch:
-            ids = [flat[splits[i]:splits[i + 1]]
-                   for i in range(first, first + len(document))]
-            split.add_document(texts[first:first + len(document)], ids)
-            first += len(document)
+        return router.num_duplicates
 
     def _write_manifest(self, special, splits, num_duplicates) -> None:
         import tensorflow_text as tf_text  # Lazy: loads custom ops.
@@ -283,10 +295,10 @@ class _Build:
                        else dataset_info.TEXT_FORMAT),
             "fingerprint": self.fingerprint,
             "source": self.corpus.describe(),
-            "vocab_file": VOCAB_FILENAME,
+            "vocab_file": self.vocab_filename,
             "vocab_learned": self.given_vocab is None,
             "vocab_source": config.vocab_file or "learned from the corpus",
-            "special_tokens_file": vocab.SPECIAL_TOKENS_FILENAME,
+            "special_tokens_file": self.special_filename,
             "special_tokens": special,
             "seq_length": config.seq_length,
             "max_predictions_per_seq": config.max_predictions_per_seq,
@@ -313,19 +325,3 @@ def _describe_briefly(source: dict) -> str:
     if source.get("name") == "text_files":
         return f"input_files={source['input_files']!r}"
     return ", ".join(f"{k}={v!r}" for k, v in source.items())
-
-
-def normalize_text(sentences: list[str], lower_case: bool) -> list[str]:
-    """Applies `BertTokenizer(lower_case=True)`'s normalization to the text.
-
-    Model Garden's `BertPretrainTextDataLoader` tokenizes without lower-casing,
-    so text records for an uncased vocab are stored already case-folded, NFD
-    normalized and stripped of accents, exactly as tensorflow-text's
-    `BasicTokenizer.lower_case` does.
-    """
-    if not lower_case:
-        return list(sentences)
-    import tensorflow_text as tf_text  # Lazy: loads custom ops.
-    folded = tf_text.normalize_utf8(tf_text.case_fold_utf8(sentences), "NFD")
-    stripped = tf.strings.regex_replace(folded, r"\p{Mn}", "")
-    return [s.decode("utf-8") for s in stripped.numpy()]

@@ -10,10 +10,20 @@ as the cache of the default dataset does; not on remote file systems such as
 GCS), so the build holding it knows every `.partial-*` it finds is left by a
 killed run and deletes it. The lock file is removed when the build ends, and
 a directory this build created is removed again if the build fails.
+
+On a remote file system (`gs://...`), where folders cannot be renamed and
+renaming a file copies it, a build writes in place instead (`writes_in_place`):
+it removes the old manifest, writes every file under its final name marked
+with a run id (`train-00000-of-00004.run-ID.tfrecord`, `vocab.run-ID.txt`),
+the manifest (which names them) last, then removes the files of earlier runs.
+A folder without a manifest is incomplete either way, and files with a run
+id are ours, so a killed build's are cleaned up by the next.
 """
 
 import contextlib
 import os
+import re
+import uuid
 
 from absl import logging
 import tensorflow as tf
@@ -22,6 +32,7 @@ from token_dropping.data import dataset_info
 
 LOCK_FILENAME = ".lock"
 PARTIAL_PREFIX = ".partial-"
+_RUN_MARK = re.compile(r"\.run-([0-9a-f]{12})(\.|$)")
 
 
 def _is_remote(path: str) -> bool:
@@ -29,7 +40,46 @@ def _is_remote(path: str) -> bool:
 
 
 def _is_ours(name: str) -> bool:
-    return name == LOCK_FILENAME or name.startswith(PARTIAL_PREFIX)
+    return (name == LOCK_FILENAME or name.startswith(PARTIAL_PREFIX) or
+            _RUN_MARK.search(name) is not None)
+
+
+def writes_in_place(output_dir: str) -> bool:
+    """Whether builds write into `output_dir` directly (no rename)."""
+    return _is_remote(output_dir)
+
+
+def new_run_suffix() -> str:
+    """`.run-ID`, the mark of the files one in-place build writes."""
+    return f".run-{uuid.uuid4().hex[:12]}"
+
+
+def run_name(name: str, run_suffix: str) -> str:
+    """`vocab.txt` -> `vocab.run-ID.txt`; unchanged for no run suffix."""
+    stem, ext = os.path.splitext(name)
+    return f"{stem}{run_suffix}{ext}"
+
+
+def remove_manifest(output_dir: str) -> None:
+    """Marks the dataset in `output_dir` incomplete."""
+    path = os.path.join(output_dir, dataset_info.MANIFEST_FILENAME)
+    if tf.io.gfile.exists(path):
+        tf.io.gfile.remove(path)
+
+
+def remove_runs(output_dir: str, keep: str = "", only: str = "") -> None:
+    """Removes in-place builds' files: all but run `keep`, or run `only`."""
+    for name in tf.io.gfile.listdir(output_dir):
+        name = name.rstrip("/")
+        mark = _RUN_MARK.search(name)
+        if mark is None or (only and mark.group(0).rstrip(".") != only) or (
+                keep and mark.group(0).rstrip(".") == keep):
+            continue
+        path = os.path.join(output_dir, name)
+        if tf.io.gfile.isdir(path):
+            tf.io.gfile.rmtree(path)
+        else:
+            tf.io.gfile.remove(path)
 
 
 def _nearest_existing(output_dir: str) -> str:
@@ -171,7 +221,8 @@ def locked(output_dir: str):
 
 def has_build_entries(output_dir: str) -> bool:
     """Whether a build runs in `output_dir` or a killed one left files."""
-    return any(_is_ours(name.rstrip("/"))
+    return any(name.rstrip("/") == LOCK_FILENAME or
+               name.startswith(PARTIAL_PREFIX)
                for name in tf.io.gfile.listdir(output_dir))
 
 

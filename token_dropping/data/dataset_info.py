@@ -66,7 +66,9 @@ class DatasetInfo:
     def from_manifest(cls, manifest_path: str) -> "DatasetInfo":
         """Reads the `DatasetInfo` of the dataset whose manifest is given."""
         manifest = read_manifest(manifest_path)
-        output_dir = os.path.dirname(os.path.abspath(manifest_path))
+        # abspath would turn "gs://bucket/x" into "/cwd/gs:/bucket/x".
+        output_dir = os.path.dirname(manifest_path if "://" in manifest_path
+                                     else os.path.abspath(manifest_path))
         splits = manifest["splits"]
         special = manifest["special_tokens"]
 

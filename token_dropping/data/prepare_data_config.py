@@ -14,7 +14,9 @@ from token_dropping.data import tfds_corpus
 from token_dropping.data import vocab
 
 OUTPUT_FORMATS = ("static", "text")
-NOT_IN_FINGERPRINT = ("allow_undecodable",)
+# num_workers only spreads the work: its records are decided by the shard
+# layout (`input_shards`), which the fingerprint holds.
+NOT_IN_FINGERPRINT = ("allow_undecodable", "num_workers")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +88,12 @@ class PrepareDataConfig:
     seed: int = 12345
     max_documents: int | None = None
     allow_undecodable: bool = False
+    num_workers: int = 1
+
+    @property
+    def input_shards(self) -> str:
+        """How the input is cut for building: `one` stream or `per_file`."""
+        return "per_file" if self.num_workers > 1 else "one"
 
     @property
     def budget(self) -> int:
@@ -131,22 +139,32 @@ class PrepareDataConfig:
                 f"validation_fraction={self.validation_fraction} must be in "
                 "[0, 1).")
         for name in ("dupe_factor", "num_train_shards", "num_validation_shards",
-                     "vocab_max_sentences", "shuffle_buffer_size"):
+                     "vocab_max_sentences", "shuffle_buffer_size",
+                     "num_workers"):
             if getattr(self, name) < 1:
                 raise ValueError(
                     f"{name}={getattr(self, name)} must be at least 1.")
         if self.max_documents is not None and self.max_documents < 1:
             raise ValueError(f"max_documents={self.max_documents} must be at "
                              "least 1 (or None).")
+        if self.num_workers > 1 and not self.input_files:
+            raise ValueError(
+                f"num_workers={self.num_workers} needs input_files: workers "
+                "build one input file each, and the "
+                f"{'TFDS dataset' if self.tfds_name else 'default corpus'} is "
+                "read by one process; use num_workers=1.")
         if not self.vocab_file:
             vocab.check_learnable_vocab_size(self.vocab_size)
 
-    def make_corpus(self):
-        """The corpus this config reads (checks that text files exist)."""
+    def make_corpus(self, paths: list[str] | None = None):
+        """The corpus this config reads (checks that text files exist).
+
+        `paths`: read only these files, already matched (an input shard).
+        """
         if self.input_files:
             return text_files.TextFileCorpus(
                 self.input_files, self.input_format,
-                allow_undecodable=self.allow_undecodable)
+                allow_undecodable=self.allow_undecodable, paths=paths)
         if self.tfds_name:
             return tfds_corpus.TfdsCorpus(self.tfds_name, self.tfds_split,
                                           self.tfds_data_dir,

@@ -15,13 +15,15 @@ import tensorflow as tf
 _LOG_EVERY_SECONDS = 10.0
 
 
-def shard_filename(prefix: str, index: int, num_shards: int) -> str:
-    return f"{prefix}-{index:05d}-of-{num_shards:05d}.tfrecord"
+def shard_filename(prefix: str, index: int, num_shards: int,
+                   run_suffix: str = "") -> str:
+    """`run_suffix`: `.run-ID` for a build written in place (`dataset_dir`)."""
+    return f"{prefix}-{index:05d}-of-{num_shards:05d}{run_suffix}.tfrecord"
 
 
-def shard_pattern(prefix: str, num_shards: int) -> str:
+def shard_pattern(prefix: str, num_shards: int, run_suffix: str = "") -> str:
     """The glob matching every shard of `prefix`, for an `input_path`."""
-    return f"{prefix}-*-of-{num_shards:05d}.tfrecord"
+    return f"{prefix}-*-of-{num_shards:05d}{run_suffix}.tfrecord"
 
 
 class Progress:
@@ -68,17 +70,20 @@ class ShardedRecordWriter:
         num_shards: how many files to deal the records to.
         shuffle_buffer_size: records held for shuffling; 1 keeps the order.
         rng: the generator that decides the order.
+        run_suffix: marks the file names with a build's run id (see
+            `shard_filename`).
     """
 
     def __init__(self, output_dir: str, prefix: str, num_shards: int,
                  shuffle_buffer_size: int = 10_000,
-                 rng: np.random.Generator | None = None):
+                 rng: np.random.Generator | None = None,
+                 run_suffix: str = ""):
         self.output_dir = output_dir
         self.prefix = prefix
         self.num_shards = num_shards
         self.shuffle_buffer_size = max(1, shuffle_buffer_size)
         self.rng = rng or np.random.default_rng(0)
-        self.filenames = [shard_filename(prefix, i, num_shards)
+        self.filenames = [shard_filename(prefix, i, num_shards, run_suffix)
                           for i in range(num_shards)]
         self.num_records = 0
         self.progress = Progress(f"{prefix} examples")

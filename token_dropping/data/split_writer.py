@@ -4,8 +4,11 @@ Tokenized documents come in (`add_document`); `SequencePacker` fills sequences
 of `seq_length`; the static format adds [CLS]/[SEP] and masks each sequence
 `dupe_factor` times (`MaskedLmMasker`), the text format keeps the text; the
 examples go through `ShardedRecordWriter`'s seeded shuffle into the shards.
+`DocumentRouter` decides each document's split (or drops a duplicate), and
+`add_documents` tokenizes a batch of routed documents into their splits.
 """
 
+import hashlib
 import re
 
 import numpy as np
@@ -14,6 +17,7 @@ from token_dropping.data import examples
 from token_dropping.data import masking
 from token_dropping.data import record_writer
 from token_dropping.data import sequence_packer
+from token_dropping.data import wordpiece
 
 _SPECIAL_TOKEN = re.compile(r"^\[[^\]]*\]$")
 
@@ -21,7 +25,12 @@ _SPECIAL_TOKEN = re.compile(r"^\[[^\]]*\]$")
 class SplitWriter:
     """Packs, masks and writes one split's examples, counting as it goes."""
 
-    def __init__(self, name, config, tokens, special, output_dir, profile):
+    def __init__(self, name, config, tokens, special, output_dir, profile,
+                 input_shard: int | None = None, run_suffix: str = ""):
+        """`input_shard`: a worker's input file (`sharded_build`); its
+        records are kept in order, unshuffled, in one file for the merge.
+        `run_suffix`: marks the shard names (a build written in place)."""
+        self.run_suffix = run_suffix
         self.name = name
         self.profile = profile  # Times pack, mask, serialize and write.
         self.config = config
@@ -30,10 +39,19 @@ class SplitWriter:
                            else config.num_validation_shards)
         self.dupe_factor = config.dupe_factor if name == "train" else 1
         split_seed = [config.seed, 0 if name == "train" else 1]
-        self.rng = np.random.default_rng(split_seed + [0])
-        self.writer = record_writer.ShardedRecordWriter(
-            output_dir, name, self.num_shards, config.shuffle_buffer_size,
-            rng=np.random.default_rng(split_seed + [1]))
+        # Input shard 0 continues the one-stream masking, so one input file
+        # gives the same records with any num_workers.
+        self.rng = np.random.default_rng(
+            split_seed + [0] + ([input_shard] if input_shard else []))
+        if input_shard is None:
+            self.writer = record_writer.ShardedRecordWriter(
+                output_dir, name, self.num_shards, config.shuffle_buffer_size,
+                rng=np.random.default_rng(split_seed + [1]),
+                run_suffix=run_suffix)
+        else:
+            self.writer = record_writer.ShardedRecordWriter(
+                output_dir, f"{name}-input{input_shard:05d}", 1,
+                shuffle_buffer_size=1)
         self.packer = sequence_packer.SequencePacker(
             config.budget, packed=config.packed, split_sentences=self.static,
             separate_documents=self.static)
@@ -65,7 +83,8 @@ class SplitWriter:
             self.writer.close()
 
     def stats(self) -> dict:
-        input_path = record_writer.shard_pattern(self.name, self.num_shards)
+        input_path = record_writer.shard_pattern(self.name, self.num_shards,
+                                                 self.run_suffix)
         stats = {"input_path": input_path, "files": self.writer.filenames,
                  "num_examples": self.num_examples,
                  "num_overlong_sentences": self.packer.num_overlong}
@@ -107,6 +126,53 @@ class SplitWriter:
         self.profile.push("write")
         self.writer.write(record)
         self.profile.pop()
+
+
+def document_digest(document: list[str]) -> bytes:
+    return hashlib.sha256("\n".join(document).encode("utf-8")).digest()
+
+
+class DocumentRouter:
+    """Sends each document to a split by a hash of its text; drops repeats.
+
+    A document is held out for validation when its hash falls under
+    `validation_fraction`, and the first document always is (when > 0).
+    """
+
+    def __init__(self, validation_fraction: float):
+        self.validation_fraction = validation_fraction
+        self.num_duplicates = 0
+        self._seen = set()
+
+    def route(self, digest: bytes) -> str | None:
+        """`train`, `validation`, or None for a duplicate."""
+        key = int.from_bytes(digest[:8], "little")
+        if key in self._seen:
+            self.num_duplicates += 1
+            return None
+        held_out = (int.from_bytes(digest[8:16], "little") / 2**64 <
+                    self.validation_fraction) or not self._seen
+        self._seen.add(key)
+        return "validation" if held_out and self.validation_fraction else (
+            "train")
+
+
+def add_documents(tokenizer, batch, config, profile) -> None:
+    """Tokenizes a batch of `(SplitWriter, document)` and hands each over."""
+    sentences = [s for _, document in batch for s in document]
+    if not sentences:
+        return
+    profile.push("tokenize")
+    flat, splits = tokenizer.tokenize(sentences)
+    texts = (wordpiece.normalize_text(sentences, config.do_lower_case)
+             if config.output_format == "text" else sentences)
+    profile.pop()
+    first = 0
+    for split, document in batch:
+        ids = [flat[splits[i]:splits[i + 1]]
+               for i in range(first, first + len(document))]
+        split.add_document(texts[first:first + len(document)], ids)
+        first += len(document)
 
 
 def _masker(config, tokens, special) -> masking.MaskedLmMasker:

@@ -153,6 +153,8 @@ class TextFileCorpus:
         allow_undecodable: read files of which more than
             `MAX_UNDECODABLE_FRACTION` of the bytes are not UTF-8 text,
             replacing those bytes; False stops at such a file.
+        paths: the files, already matched (one worker's input shard); None
+            matches `input_files`.
 
     Raises:
         ValueError: for an unknown format or a pattern that matches no files
@@ -161,14 +163,15 @@ class TextFileCorpus:
 
     def __init__(self, input_files: str,
                  input_format: str = "sentence_per_line",
-                 allow_undecodable: bool = False):
+                 allow_undecodable: bool = False,
+                 paths: list[str] | None = None):
         if input_format not in INPUT_FORMATS:
             raise ValueError(f"input_format={input_format!r} is not one of "
                              f"{', '.join(INPUT_FORMATS)}.")
         self.input_files = input_files
         self.input_format = input_format
         self.allow_undecodable = allow_undecodable
-        self.paths = match_files(input_files)
+        self.paths = match_files(input_files) if paths is None else paths
         self.undecodable_replacements = 0
         self._scans = None
 

@@ -100,3 +100,19 @@ class WordPieceIds:
 
 def _ragged_numpy(ragged) -> tuple[np.ndarray, np.ndarray]:
     return ragged.flat_values.numpy(), ragged.row_splits.numpy()
+
+
+def normalize_text(sentences: list[str], lower_case: bool) -> list[str]:
+    """Applies `BertTokenizer(lower_case=True)`'s normalization to the text.
+
+    Model Garden's `BertPretrainTextDataLoader` tokenizes without lower-casing,
+    so text records for an uncased vocab are stored already case-folded, NFD
+    normalized and stripped of accents, exactly as tensorflow-text's
+    `BasicTokenizer.lower_case` does.
+    """
+    if not lower_case:
+        return list(sentences)
+    import tensorflow_text as tf_text  # Lazy: loads custom ops.
+    folded = tf_text.normalize_utf8(tf_text.case_fold_utf8(sentences), "NFD")
+    stripped = tf.strings.regex_replace(folded, r"\p{Mn}", "")
+    return [s.decode("utf-8") for s in stripped.numpy()]
