@@ -65,7 +65,9 @@ from token_dropping.paths import check_output_path
 CHECKPOINT_NAME = "bert_model.ckpt"  # BERT's conventional name
 _IMPORTANCE = "_token_importance"  # TokenDropBertEncoder's extra child
 # Root objects of a trainer checkpoint that are not the model.
-_NOT_MODEL = ("optimizer", "global_step", "save_counter")
+# `checkpointed_runs`: TF's PreemptionCheckpointHandler's counter, which
+# the trainer's checkpoint carries since SIGTERM saves (preemption.py).
+_NOT_MODEL = ("optimizer", "global_step", "save_counter", "checkpointed_runs")
 INPUT_NAMES = ("input_word_ids", "input_mask", "input_type_ids")
 SERVING_OUTPUTS = ("pooled_output", "sequence_output", "default")
 
