@@ -8,19 +8,17 @@ import os
 import pytest
 import tensorflow as tf
 
-from data_testdata import bert_format, tiny_documents, write_text
-from token_dropping.data import PrepareDataConfig, build_pretraining_data
+from data_testdata import bert_format, small_config, tiny_documents, write_text
+from token_dropping.data import build_pretraining_data
 from token_dropping.data import dataset_dir
 from token_dropping.data import split_writer
 
 
 def _config(path, **kwargs):
-    defaults = dict(input_files=path, vocab_size=300, seq_length=32,
-                    max_predictions_per_seq=5, dupe_factor=2,
-                    shuffle_buffer_size=16, num_train_shards=2,
-                    validation_fraction=0.2)
-    defaults.update(kwargs)
-    return PrepareDataConfig(**defaults)
+    settings = dict(dupe_factor=2, shuffle_buffer_size=16,
+                    num_train_shards=2, validation_fraction=0.2)
+    settings.update(kwargs)
+    return small_config(path, **settings)
 
 
 def _shards(pattern):

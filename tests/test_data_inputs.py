@@ -9,18 +9,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data_testdata import bert_format, tiny_documents, write_text
-from token_dropping.data import PrepareDataConfig, build_pretraining_data
+from data_testdata import bert_format, small_config, tiny_documents, write_text
+from token_dropping.data import build_pretraining_data
 from token_dropping.data import text_files
 
 
 def _config(input_files, **kwargs):
-    defaults = dict(input_files=input_files, vocab_size=300, seq_length=32,
-                    max_predictions_per_seq=5, dupe_factor=1,
-                    shuffle_buffer_size=1, num_train_shards=1,
-                    validation_fraction=0.0)
-    defaults.update(kwargs)
-    return PrepareDataConfig(**defaults)
+    settings = dict(dupe_factor=1, shuffle_buffer_size=1,
+                    num_train_shards=1, validation_fraction=0.0)
+    settings.update(kwargs)
+    return small_config(input_files, **settings)
 
 
 def _record_bytes(info):

@@ -46,3 +46,11 @@ def write_text(path, content, gz=False):
 def write_lines(path, tokens):
     """Writes a vocab file, one token per line."""
     return write_text(path, "".join(t + "\n" for t in tokens))
+
+
+def small_config(input_files, **overrides):
+    """A `PrepareDataConfig` at test size (vocab 300, seq 32, 5 predictions)."""
+    from token_dropping.data import PrepareDataConfig  # pylint: disable=import-outside-toplevel
+    return PrepareDataConfig(**dict(
+        dict(input_files=input_files, vocab_size=300, seq_length=32,
+             max_predictions_per_seq=5), **overrides))
