@@ -186,16 +186,9 @@ def _check_arguments(output_dir, size, train_steps, eval_every,
 
 def _flops_per_step(params):
     """Training FLOPs of one step: 3 x forward FLOPs x global batch size."""
-    encoder = params.task.model.encoder.get()
     data = params.task.train_data
-    per_sequence = flops.pretraining_flops(
-        seq_length=data.seq_length, hidden_size=encoder.hidden_size,
-        num_layers=encoder.num_layers, inner_dim=encoder.intermediate_size,
-        vocab_size=encoder.vocab_size,
-        max_predictions_per_seq=data.max_predictions_per_seq,
-        token_keep_k=getattr(encoder, "token_keep_k", None),
-        drop_start_layer=getattr(encoder, "drop_start_layer", None),
-        drop_end_layer=getattr(encoder, "drop_end_layer", None))
+    per_sequence = flops.pretraining_flops(**flops.config_sizes(
+        params.task.model.encoder.get(), data))
     return 3 * per_sequence * data.global_batch_size
 
 

@@ -159,3 +159,17 @@ def flop_ratio(*, seq_length, hidden_size, num_layers, inner_dim, token_keep_k,
                 max_predictions_per_seq=max_predictions_per_seq)
     return (pretraining_flops(**sizes, **head, **drop)
             / pretraining_flops(**sizes, **head))
+
+
+def config_sizes(encoder, data):
+    """The keyword arguments of `pretraining_flops` / `flop_ratio` for a
+    Model Garden encoder config and data config (plain BERT's has no
+    token-dropping fields: None)."""
+    return dict(
+        seq_length=data.seq_length, hidden_size=encoder.hidden_size,
+        num_layers=encoder.num_layers, inner_dim=encoder.intermediate_size,
+        vocab_size=encoder.vocab_size,
+        max_predictions_per_seq=data.max_predictions_per_seq,
+        token_keep_k=getattr(encoder, "token_keep_k", None),
+        drop_start_layer=getattr(encoder, "drop_start_layer", None),
+        drop_end_layer=getattr(encoder, "drop_end_layer", None))

@@ -108,30 +108,24 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
         # The routing the forward pass used, and its importance, read before
         # the table changes.
         encoder = model.encoder_network
-        routing = self._routing(encoder, inputs, metrics)
+        routing = ROUTING_METRICS[0] in {m.name for m in metrics}
+        if routing:
+            importance = tf.gather(encoder.importance,
+                                   inputs["input_word_ids"])  # [batch, seq]
         # Step 4: the importance update (no gradient flows through it).
         encoder.record_mlm_loss(inputs["masked_lm_ids"],
                                 _step_state(self).mlm_losses,
                                 inputs["masked_lm_weights"])
         self.process_metrics(metrics, inputs, outputs)
-        self._update_routing_metrics(metrics, *routing)
+        if routing:
+            self._update_routing_metrics(metrics, encoder, inputs,
+                                         encoder.last_kept_positions,
+                                         importance)
         return {self.loss: loss}
 
     @staticmethod
-    def _routing(encoder, inputs, metrics):
-        """What the routing metrics need, read before the table changes."""
-        if ROUTING_METRICS[0] not in {m.name for m in metrics}:
-            return ()
-        word_ids = inputs["input_word_ids"]
-        return (encoder, inputs, encoder.last_kept_positions,
-                tf.gather(encoder.importance, word_ids))  # [batch, seq]
-
-    @staticmethod
-    def _update_routing_metrics(metrics, encoder=None, inputs=None, kept=None,
-                                importance=None):
+    def _update_routing_metrics(metrics, encoder, inputs, kept, importance):
         metrics = {m.name: m for m in metrics}
-        if ROUTING_METRICS[0] not in metrics:
-            return
         word_ids = inputs["input_word_ids"]
         real = tf.cast(inputs["input_mask"], tf.float32)  # [batch, seq]
         is_kept = tf.cast(positions_mask(kept, tf.shape(real)),

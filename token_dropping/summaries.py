@@ -99,17 +99,8 @@ class TokenDropSummaries:
         except (tf.errors.OpError, ValueError) as e:
             logging.warning("Token-dropping text summaries are off: could not "
                             "read sample batches (%s).", e)
-        encoder_config = task.task_config.model.encoder.get()
-        ratio = flops.flop_ratio(
-            seq_length=data_config.seq_length,
-            hidden_size=encoder_config.hidden_size,
-            num_layers=encoder_config.num_layers,
-            inner_dim=encoder_config.intermediate_size,
-            token_keep_k=encoder.token_keep_k,
-            drop_start_layer=encoder.drop_start_layer,
-            drop_end_layer=encoder.drop_end_layer,
-            vocab_size=encoder_config.vocab_size,
-            max_predictions_per_seq=data_config.max_predictions_per_seq)
+        ratio = flops.flop_ratio(**flops.config_sizes(
+            task.task_config.model.encoder.get(), data_config))
         vocab_file = getattr(task.task_config, "vocab_file", "")
         vocab = None
         if vocab_file and tf.io.gfile.exists(vocab_file):
