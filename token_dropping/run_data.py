@@ -196,14 +196,12 @@ def _check_first_record(params, name, data, path):
     """Step 4: one record of a dataset without a manifest."""
     try:
         raw = next(iter(tf.data.TFRecordDataset(path).take(1)), None)
-        if raw is None:
-            raise UserError(f"task.{name}.input_path: {path} has no records.")
-        example = tf.train.Example.FromString(raw.numpy())
+        example = raw is not None and tf.train.Example.FromString(raw.numpy())
     except (tf.errors.OpError, ValueError) as e:
-        if isinstance(e, UserError):
-            raise
         raise UserError(f"task.{name}.input_path: cannot read a record from "
                         f"{path}: {first_line(e)}") from None
+    if raw is None:
+        raise UserError(f"task.{name}.input_path: {path} has no records.")
     features = example.features.feature
     _check_format(name, data, set(features) == set(TEXT_FEATURE_NAMES), path)
     if not isinstance(data, pretrain_dataloader.BertPretrainDataConfig):
