@@ -58,7 +58,8 @@ def roots(tmp_path, monkeypatch):
             (folder / f"{topic}.py").write_text(_module(topic))
         found[package] = [str(root)]
     monkeypatch.setattr(package_docs, "package_roots", lambda p: found[p])
-    monkeypatch.setattr(package_docs, "package_version", lambda p: "1.0")
+    monkeypatch.setattr(package_docs, "package_version",
+                        lambda package, distributions=None: "1.0")
     return str(stdlib)
 
 

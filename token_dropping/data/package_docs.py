@@ -78,9 +78,18 @@ def package_roots(package: str) -> list[str]:
     return sorted(spec.submodule_search_locations)
 
 
-def package_version(package: str) -> str | None:
-    """The installed version of the distribution that provides `package`."""
-    names = importlib.metadata.packages_distributions().get(package, [package])
+def package_version(package: str,
+                    distributions: dict | None = None) -> str | None:
+    """The installed version of the distribution that provides `package`.
+
+    Args:
+        package: a top-level import name.
+        distributions: `importlib.metadata.packages_distributions()`, if
+            already read (it scans every installed distribution).
+    """
+    if distributions is None:
+        distributions = importlib.metadata.packages_distributions()
+    names = distributions.get(package, [package])
     for name in names:  # e.g. sklearn is provided by scikit-learn.
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             return importlib.metadata.version(name)
@@ -190,12 +199,14 @@ class PackageDocsCorpus:
 
     def describe(self) -> dict:
         """What the corpus is, for fingerprints and `corpus.json` (JSON)."""
+        distributions = importlib.metadata.packages_distributions()
         return {
             "name": "package_docs",
             "extraction_version": EXTRACTION_VERSION,
             "default_corpus_version": default_corpus.CORPUS_VERSION,
             "python_version": ".".join(map(str, sys.version_info[:3])),
-            "packages": {p: package_version(p) for p in self.packages},
+            "packages": {p: package_version(p, distributions)
+                         for p in self.packages},
             "heldout_share": self.heldout_share,
             "max_documents": self.max_documents,
         }
