@@ -1,4 +1,4 @@
-"""PackageDocsCorpus on small fake package roots (the real run is in README).
+"""PackageDocsCorpus on small fake package roots, and (slow) on the real ones.
 
 The files are read back with `TextFileCorpus`, the reader
 `tools/prepare_data.py` uses, and the hold-out rule is checked against an
@@ -242,3 +242,15 @@ def test_a_complete_write_is_reused_and_a_different_one_replaced(
     assert sorted(os.listdir(output_dir)) == [
         "corpus.json", "heldout.txt", "pretrain-beta.txt",
         "pretrain-stdlib.txt"]
+
+
+@pytest.mark.slow
+def test_the_real_corpus_keeps_heldout_sentences_out_of_pretraining(
+        tmp_path):
+    files = PackageDocsCorpus().write_text_files(str(tmp_path))
+    heldout = [s for d in _read(files.heldout_file) for s in d]
+    pretrain = [s for path in files.pretrain_files for d in _read(path)
+                for s in d]
+    assert len(set(heldout)) == len(heldout) > 20_000
+    assert len(set(pretrain)) == len(pretrain) > 200_000
+    assert not set(heldout) & set(pretrain)

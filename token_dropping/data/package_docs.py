@@ -70,8 +70,8 @@ def package_roots(package: str) -> list[str]:
     if spec is None:
         raise ValueError(
             f"package {package!r} is not installed in {sys.executable}; "
-            f"install it (constraints.txt pins it) or leave it out of "
-            f"packages (default: {', '.join(DEFAULT_PACKAGES)}).")
+            "install it or leave it out of packages (the default ones, "
+            f"{', '.join(DEFAULT_PACKAGES)}, are pinned by constraints.txt).")
     if not spec.submodule_search_locations:
         raise ValueError(f"{package!r} is a single module, not a package "
                          "directory; name packages only.")
