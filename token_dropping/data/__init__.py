@@ -13,6 +13,9 @@ only when data is prepared.
     paper's allow/deny lists for any vocab.
 * `prepare_data(config, output_dir, cache_dir)`: what `tools/prepare_data.py`
     runs: `build_pretraining_data`, or the cache when no directory is given.
+* `PackageDocsCorpus(...).write_text_files(output_dir)`: the study corpus,
+    Python's and the pinned packages' docstrings as text files, with
+    documents held out of pretraining.
 * `BuildProfile`, `format_profile`: seconds and MB/s per stage of a build
     (`tools/prepare_data.py --profile`).
 """
@@ -25,6 +28,7 @@ from token_dropping.data.default_corpus import DefaultCorpus
 from token_dropping.data.default_dataset import default_cache_dir
 from token_dropping.data.default_dataset import ensure_default_dataset
 from token_dropping.data.default_dataset import prepare_data
+from token_dropping.data.package_docs import PackageDocsCorpus
 from token_dropping.data.prepare_data_config import PrepareDataConfig
 from token_dropping.data.text_files import TextFileCorpus
 from token_dropping.data.tfds_corpus import TfdsCorpus

@@ -83,43 +83,39 @@ class DefaultCorpus:
         """Yields documents (lists of sentences), deduplicated, in order."""
         self.undecodable_replacements = 0
         seen, emitted = set(), 0
-        for raw_texts in self._raw_documents():
-            sentences = []
-            for raw in raw_texts:
-                for paragraph in text.prose_paragraphs(raw):
-                    for sentence in text.split_sentences(paragraph):
-                        if (len(sentence.split()) >= _MIN_WORDS_PER_SENTENCE
-                            and sentence not in seen):
-                            seen.add(sentence)
-                            sentences.append(sentence)
+        for _, raw_texts in self.keyed_raw_documents():
+            sentences = first_occurrences(raw_texts, seen)
             if sentences:
                 yield sentences
                 emitted += 1
                 if emitted == self.max_documents:
                     return
 
-    def _raw_documents(self) -> Iterator[list[str]]:
-        """Yields each document as its list of raw documentation texts."""
+    def keyed_raw_documents(self) -> Iterator[tuple[str, list[str]]]:
+        """Yields (key, raw documentation texts) of each document, in order.
+
+        Keys: `pydoc/<topic>`, `stdlib/<path>` (relative, `/`-separated) and
+        `builtin/<module>`.
+        """
         import pydoc_data.topics  # Lazy: a 0.5 MB dict.
         topics = pydoc_data.topics.topics
         for key in sorted(topics):
-            yield [topics[key]]
-        for path in self._stdlib_files():
+            yield f"pydoc/{key}", [topics[key]]
+        yield from self.source_documents(self.stdlib_dir, "stdlib")
+        for name in sorted(set(sys.builtin_module_names) | {"builtins"}):
+            yield f"builtin/{name}", _builtin_module_texts(name)
+
+    def source_documents(self, root: str,
+                         prefix: str) -> Iterator[tuple[str, list[str]]]:
+        """Yields (`prefix/<path>`, texts) of each `.py` file under `root`.
+
+        Files in sorted relative-path order; files without text are left out.
+        """
+        for path in _source_files(root):
             texts = self._module_texts(path)
             if texts:
-                yield texts
-        for name in sorted(set(sys.builtin_module_names) | {"builtins"}):
-            yield _builtin_module_texts(name)
-
-    def _stdlib_files(self) -> list[str]:
-        paths = []
-        for root, dirs, files in os.walk(self.stdlib_dir):
-            dirs[:] = [d for d in dirs if d not in _SKIPPED_DIRS
-                       and not d.startswith("config-")]
-            paths.extend(os.path.join(root, name) for name in files
-                         if name.endswith(".py"))
-        # The order is this sort's alone, whatever order the walk went in.
-        return sorted(paths, key=lambda p: os.path.relpath(p, self.stdlib_dir))
+                relative = os.path.relpath(path, root).replace(os.sep, "/")
+                yield f"{prefix}/{relative}", texts
 
     def _module_texts(self, path: str) -> list[str]:
         """Docstrings and comment blocks of one source file, in line order."""
@@ -138,6 +134,34 @@ class DefaultCorpus:
         items = (_docstrings(tree, statements) +
                  _comment_blocks(decoded, _string_lines(statements)))
         return [body for _, body in sorted(items, key=lambda item: item[0])]
+
+
+def first_occurrences(raw_texts: list[str], seen: set[str]) -> list[str]:
+    """The prose sentences of `raw_texts` not in `seen`, which they join.
+
+    Sentences shorter than `_MIN_WORDS_PER_SENTENCE` words are dropped.
+    """
+    sentences = []
+    for raw in raw_texts:
+        for paragraph in text.prose_paragraphs(raw):
+            for sentence in text.split_sentences(paragraph):
+                if (len(sentence.split()) >= _MIN_WORDS_PER_SENTENCE
+                        and sentence not in seen):
+                    seen.add(sentence)
+                    sentences.append(sentence)
+    return sentences
+
+
+def _source_files(root: str) -> list[str]:
+    """The `.py` files under `root`, outside `_SKIPPED_DIRS`, sorted."""
+    paths = []
+    for directory, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d not in _SKIPPED_DIRS
+                   and not d.startswith("config-")]
+        paths.extend(os.path.join(directory, name) for name in files
+                     if name.endswith(".py"))
+    # The order is this sort's alone, whatever order the walk went in.
+    return sorted(paths, key=lambda p: os.path.relpath(p, root))
 
 
 def _statements(tree: ast.Module) -> list[ast.stmt]:
