@@ -11,6 +11,7 @@ import filecmp
 import os
 import random
 
+import numpy as np
 import pytest
 import tensorflow as tf
 from official.nlp.data import sentence_prediction_dataloader as spd
@@ -183,19 +184,48 @@ def tiny_encoder(vocab_size):
         max_position_embeddings=16)}
 
 
+def trained_weights(model_dir):
+    reader = tf.train.load_checkpoint(model_dir)
+    return {name: reader.get_tensor(name)
+            for name in reader.get_variable_to_shape_map()
+            if name.startswith("model/") and "OPTIMIZER" not in name}
+
+
 def test_finetune_random_init_is_reproducible(records, tmp_path):
     data, vocab_size = records
     accuracies = [probe.finetune(
         str(tmp_path / f"run{i}"), data, init_checkpoint="",
-        encoder_config=tiny_encoder(vocab_size), seed=3, epochs=1,
-        batch_size=8) for i in range(2)]
+        encoder_config=tiny_encoder(vocab_size), seed=seed, epochs=1,
+        batch_size=8) for i, seed in enumerate((3, 3, 4))]
     assert 0.0 <= accuracies[0] <= 1.0
     assert accuracies[0] == accuracies[1]
     # Accuracy over the whole dev set is a multiple of 1 / NUM_DEV.
     assert round(accuracies[0] * NUM_DEV, 4) == round(accuracies[0] * NUM_DEV)
+    # The same seed trains the same weights; another seed others.
+    runs = [trained_weights(str(tmp_path / f"run{i}")) for i in range(3)]
+    assert runs[0] and runs[0].keys() == runs[1].keys() == runs[2].keys()
+    for name, value in runs[0].items():
+        np.testing.assert_array_equal(value, runs[1][name], err_msg=name)
+    assert any(not np.array_equal(value, runs[2][name])
+               for name, value in runs[0].items())
 
 
 def test_majority_accuracy():
     assert probe.majority_accuracy([0, 1, 1, 1]) == 0.75
     with pytest.raises(UserError):
         probe.majority_accuracy([])
+
+
+@pytest.mark.slow
+def test_finetune_from_an_export(exported, task_dir, tmp_path, caplog):
+    """tools/export_bert.py's output is the init_checkpoint and encoder."""
+    data = probe.convert(task_dir, "cola", os.path.join(exported, "vocab.txt"),
+                         str(tmp_path / "records"), max_seq_length=32)
+    with caplog.at_level("INFO"):
+        accuracy = probe.finetune(
+            str(tmp_path / "run"), data, init_checkpoint=exported,
+            encoder_config=os.path.join(exported, "encoder.yaml"), seed=0,
+            epochs=1, batch_size=8)
+    assert 0.0 <= accuracy <= 1.0
+    assert f"Finished loading pretrained checkpoint from {exported}" in (
+        caplog.text)
