@@ -177,6 +177,18 @@ def test_convert_rejects_bad_input(task_dir, records, tmp_path, kwargs,
     assert not (tmp_path / "out").exists()
 
 
+def test_convert_rejects_another_layout(records, tmp_path):
+    glue_dir = tmp_path / "glue"
+    glue_dir.mkdir()
+    for name in ("train.tsv", "dev.tsv"):
+        (glue_dir / name).write_text("sentence\tlabel\nA short one.\t1\n")
+    vocab = os.path.join(os.path.dirname(os.path.dirname(
+        records[0].train_path)), "vocab.txt")
+    with pytest.raises(UserError, match="is not in GLUE's cola TSV layout"):
+        probe.convert(str(glue_dir), "cola", vocab, str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists() or not os.listdir(tmp_path / "out")
+
+
 def tiny_encoder(vocab_size):
     return {"type": "bert_v2", "bert_v2": dict(
         vocab_size=vocab_size, hidden_size=16, num_layers=2,

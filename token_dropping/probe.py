@@ -127,8 +127,15 @@ def convert(glue_dir, task, vocab_file, output_dir, *, do_lower_case=True,
                         "integer >= 3 ([CLS] a word [SEP]).")
     check_output_path(output_dir, "output_dir", directory=True)
     tokenizer = tokenization.FullTokenizer(vocab_file, do_lower_case)
-    out = lambda name: os.path.join(output_dir, f"{task}_{name}")  # noqa: E731
-    temporary = lambda path: f"{path}.tmp{os.getpid()}"  # noqa: E731
+
+    def out(name):
+        return os.path.join(output_dir, f"{task}_{name}")
+
+    def temporary(path):
+        return f"{path}.tmp{os.getpid()}"
+
+    if tf.io.gfile.exists(out("meta_data")):
+        tf.io.gfile.remove(out("meta_data"))  # incomplete until the end
     try:
         meta = classifier_data_lib.generate_tf_record_from_data_file(
             PROCESSORS[task](), glue_dir, tokenizer,
@@ -136,6 +143,9 @@ def convert(glue_dir, task, vocab_file, output_dir, *, do_lower_case=True,
             eval_data_output_path=temporary(out("eval.tf_record")),
             max_seq_length=max_seq_length)
     except (IndexError, KeyError) as e:
+        for name in ("train.tf_record", "eval.tf_record"):
+            if tf.io.gfile.exists(temporary(out(name))):
+                tf.io.gfile.remove(temporary(out(name)))
         raise UserError(f"glue_dir={glue_dir!r} is not in GLUE's {task} TSV "
                         f"layout: a line has no column {e}.") from None
     for name in ("train.tf_record", "eval.tf_record"):
