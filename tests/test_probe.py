@@ -177,6 +177,19 @@ def test_convert_rejects_bad_input(task_dir, records, tmp_path, kwargs,
     assert not (tmp_path / "out").exists()
 
 
+def test_convert_reads_glue_sst2_layout(records, tmp_path):
+    glue_dir = tmp_path / "SST-2"
+    glue_dir.mkdir()
+    (glue_dir / "train.tsv").write_text(
+        "sentence\tlabel\nthe value of it \t1\nit is not \t0\na list \t1\n")
+    (glue_dir / "dev.tsv").write_text("sentence\tlabel\nthe tensor \t0\n")
+    vocab = os.path.join(os.path.dirname(os.path.dirname(
+        records[0].train_path)), "vocab.txt")
+    data = probe.convert(str(glue_dir), "sst2", vocab, str(tmp_path / "out"))
+    assert (data.num_labels, data.train_size, data.dev_size) == (2, 3, 1)
+    assert probe.dev_labels(data) == [0]
+
+
 def test_convert_rejects_another_layout(records, tmp_path):
     glue_dir = tmp_path / "glue"
     glue_dir.mkdir()

@@ -50,13 +50,10 @@ from token_dropping.errors import UserError
 from token_dropping.paths import check_output_path
 
 
-class TsvCola(classifier_data_lib.ColaProcessor):
-    """Model Garden's CoLA processor on GLUE's `CoLA/*.tsv` files.
-
-    train/dev: no header; source, label, original label, sentence.
-    test: header `index<TAB>sentence`.
-    """
-    columns = dict(train=(3, 1, False), dev=(3, 1, False), test=(1, None, True))
+class _TsvExamples:
+    """`get_*_examples` from GLUE's TSV files; `columns[split]` is (text
+    column, label column or None, whether the file has a header)."""
+    columns = {}
 
     def get_train_examples(self, data_dir):
         return self._examples(data_dir, "train")
@@ -79,15 +76,21 @@ class TsvCola(classifier_data_lib.ColaProcessor):
                 for i, line in enumerate(lines[1:] if header else lines)]
 
 
-class TsvSst2(TsvCola, classifier_data_lib.SstProcessor):
+class TsvCola(_TsvExamples, classifier_data_lib.ColaProcessor):
+    """Model Garden's CoLA processor on GLUE's `CoLA/*.tsv` files.
+
+    train/dev: no header; source, label, original label, sentence.
+    test: header `index<TAB>sentence`.
+    """
+    columns = dict(train=(3, 1, False), dev=(3, 1, False), test=(1, None, True))
+
+
+class TsvSst2(_TsvExamples, classifier_data_lib.SstProcessor):
     """Model Garden's SST-2 processor on GLUE's `SST-2/*.tsv` files.
 
     train/dev: header `sentence<TAB>label`; test: `index<TAB>sentence`.
     """
     columns = dict(train=(0, 1, True), dev=(0, 1, True), test=(1, None, True))
-
-    get_labels = classifier_data_lib.SstProcessor.get_labels
-    get_processor_name = classifier_data_lib.SstProcessor.get_processor_name
 
 
 PROCESSORS = {"cola": TsvCola, "sst2": TsvSst2}
