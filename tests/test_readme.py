@@ -51,7 +51,7 @@ def _with_variables(argv, export_dir):
 def test_the_readme_has_commands_for_every_tool():
     tools = {tool for tool, _ in readme_commands()}
     assert {"tools/train.py", "tools/prepare_data.py", "tools/export_bert.py",
-            "tools/benchmark.py", "tools/compare.py"} <= tools
+            "tools/benchmark.py", "tools/study.py"} <= tools
 
 
 def test_train_commands_parse_and_resolve(tmp_path):
@@ -90,7 +90,7 @@ print("parsed", len(json.loads(sys.argv[2])))
 
 @pytest.mark.parametrize("tool", ["tools/prepare_data.py",
                                   "tools/export_bert.py",
-                                  "tools/benchmark.py", "tools/compare.py"])
+                                  "tools/benchmark.py", "tools/study.py"])
 def test_other_tool_commands_parse_with_their_flags(tool):
     commands = [_with_variables(argv, "/data/export")
                 for name, argv in readme_commands() if name == tool]

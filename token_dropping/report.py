@@ -1,6 +1,6 @@
-"""Turns what the benchmark and the comparison measured into tables,
-CSV, plots and summary prose. Measuring code (`benchmark`, `compare`)
-returns plain data; this module is the one place that writes it for people.
+"""Turns what the benchmark measured into tables, CSV, plots and prose, and
+holds the helpers the study's report shares (`study_report`). Measuring code
+returns plain data; writing it for people happens here and in `study_report`.
 """
 
 import csv
@@ -75,138 +75,18 @@ def write_csv(path, rows, columns):
                              for k, v in row.items()})
 
 
-def _curve(rows, name, key):
-    return [r[key] for r in rows if r["model"] == name]
-
-
-def comparison_plot(path, rows, models, title):
-    import matplotlib  # pylint: disable=import-outside-toplevel
-    matplotlib.use("Agg")
-    from matplotlib import pyplot  # pylint: disable=import-outside-toplevel
-
-    figure, axes = pyplot.subplots(1, 2, figsize=(9, 3.6), dpi=80,
-                                   sharey=True)
-    for model, style in zip(models, ("o-", "s-", "^--")):
-        losses = _curve(rows, model.name, "val_mlm_loss")
-        axes[0].plot(_curve(rows, model.name, "train_flops"), losses, style,
-                     label=model.label, markersize=4)
-        axes[1].plot(_curve(rows, model.name, "wall_seconds"), losses, style,
-                     label=model.label, markersize=4)
-    target = _curve(rows, models[0].name, "val_mlm_loss")[-1:]
-    for axis, xlabel in zip(axes, ("training FLOPs (3 x forward, analytic)",
-                                   "training wall time (s, eval excluded)")):
-        if target:
-            axis.axhline(target[0], color="grey", linewidth=0.8, linestyle=":")
-        axis.set_xlabel(xlabel)
-        axis.grid(alpha=0.3)
-    axes[0].set_ylabel("validation MLM loss\n(full sequences)")
-    axes[0].legend(fontsize=8)
-    figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    figure.savefig(path)
-    pyplot.close(figure)
-
-
 def describe_machine():
     """The device and TensorFlow version, for a study's summary."""
     return f"{describe_device()}; TensorFlow {tf.__version__}"
 
 
-def _interpolate(compute, losses, x):
+def interpolate(compute, losses, x):
     """The loss of a piecewise-linear curve at compute `x` (inside it)."""
     for (x0, l0), (x1, l1) in zip(zip(compute, losses),
                                   zip(compute[1:], losses[1:])):
         if x0 <= x <= x1:
             return l0 + (x - x0) / (x1 - x0) * (l1 - l0)
     return losses[0]  # a single point
-
-
-def _steady_state(steps, base_wall, drop_wall):
-    """Per-step times after the first training interval (tracing excluded)."""
-    if len(steps) < 2:
-        return ""
-    base, drop = (
-        (wall[-1] - wall[0]) / (steps[-1] - steps[0]) * 1000
-        for wall in (base_wall, drop_wall))
-    return (f", or {drop / base:.2f} after the first {steps[0]} steps, whose "
-            f"time includes tracing ({drop:.0f} ms vs {base:.0f} ms per step)")
-
-
-def comparison_summary(rows, models, params, flop_ratio, train_steps, eval_every,
-             validation_examples, machine, load):
-    base, drop = models[0], models[1]
-    encoder = params[drop.name].task.model.encoder.get()
-    data = params[drop.name].task.train_data
-    base_loss = _curve(rows, base.name, "val_mlm_loss")
-    drop_loss = _curve(rows, drop.name, "val_mlm_loss")
-    base_flops = _curve(rows, base.name, "train_flops")
-    base_wall = _curve(rows, base.name, "wall_seconds")
-    drop_wall = _curve(rows, drop.name, "wall_seconds")
-    steps = _curve(rows, base.name, "step")
-    if not base_loss or not drop_loss:
-        return "No evaluation finished; nothing to compare."
-    target = base_loss[-1]
-    gaps = [d - b for d, b in zip(drop_loss, base_loss)]
-    text = (
-        f"Measured on this machine ({machine}; shared, load average "
-        f"{load[0]:.1f} at the start and {load[1]:.1f} at the end): "
-        f"`{base.experiment}` and `{drop.experiment}` "
-        f"({encoder.num_layers} layers x {encoder.hidden_size}, sequences of "
-        f"{data.seq_length}, token dropping keeps {encoder.token_keep_k} "
-        f"tokens in the middle layers) each trained {train_steps} steps at "
-        f"batch {data.global_batch_size} on the same data in the same order, "
-        f"evaluated every {eval_every} steps on {validation_examples} "
-        f"validation sequences with the full model. "
-        f"A token-dropping step costs {flop_ratio:.3f} of a BERT step in "
-        f"analytic training FLOPs; the whole run took "
-        f"{drop_wall[-1] / base_wall[-1]:.2f} of BERT's training wall time "
-        f"({drop_wall[-1]:.0f} s vs {base_wall[-1]:.0f} s, evaluation "
-        f"excluded){_steady_state(steps, base_wall, drop_wall)}. "
-        f"At equal steps ({steps[-1]}) token dropping's validation MLM loss "
-        f"was {drop_loss[-1]:.3f} against BERT's {target:.3f} (gap "
-        f"{gaps[-1]:+.3f}; mean gap over the {len(gaps)} evaluations "
-        f"{sum(gaps) / len(gaps):+.3f}). ")
-    drop_flops = _curve(rows, drop.name, "train_flops")
-    if base_flops[0] <= drop_flops[-1] <= base_flops[-1]:
-        equal = _interpolate(base_flops, base_loss, drop_flops[-1])
-        text += (
-            f"At equal training FLOPs (token dropping's final "
-            f"{drop_flops[-1]:.3g}) BERT's loss, interpolated along its "
-            "curve, "
-            f"was {equal:.3f} (gap {drop_loss[-1] - equal:+.3f}). ")
-    reach = compute_to_reach(drop_flops, drop_loss, target)
-    if reach is None:
-        text += (
-            f"Token dropping did not reach BERT's final loss {target:.3f} "
-            f"within its {train_steps} steps (its best was "
-            f"{min(drop_loss):.3f}): on this run the "
-            f"{drop_flops[-1] / base_flops[-1]:.0%} of BERT's training FLOPs "
-            "those steps cost was not enough. ")
-    else:
-        wall = compute_to_reach(drop_wall, drop_loss, target)
-        if reach <= drop_flops[0]:  # before the first evaluation
-            how, bound = (f"by its first evaluation, at step {steps[0]}, "
-                          "before which the curve was not measured"), "at most "
-        else:
-            how, bound = "interpolated linearly between evaluations", ""
-        text += (
-            f"Token dropping reached BERT's final loss {target:.3f} with "
-            f"{bound}{reach / base_flops[-1]:.0%} of BERT's training FLOPs "
-            f"({bound}{reach / (drop_flops[-1] / train_steps):.0f} steps, "
-            f"{how}) and {bound}{wall / base_wall[-1]:.0%} of its training "
-            "wall time. ")
-    for model in models[2:]:
-        loss = _curve(rows, model.name, "val_mlm_loss")
-        if loss:
-            text += (f"{model.label[0].upper()}{model.label[1:]} ended at "
-                     f"{loss[-1]:.3f} ({loss[-1] - target:+.3f} against "
-                     "BERT). ")
-    text += (
-        "This is one run with one seed (the spread across seeds was not "
-        "measured) of a small model on a small corpus, not the paper's "
-        "setting (BERT-base, 1M steps, fine-tuning quality), and wall times "
-        "on a shared CPU are noisy.")
-    return text
 
 
 def benchmark_table(results):

@@ -1,0 +1,155 @@
+"""tools/study.py: the whole pipeline at --quick size, resuming, bad input."""
+
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from token_dropping import study
+from token_dropping import study_report
+from token_dropping.errors import UserError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STUDY = os.path.join(ROOT, "tools", "study.py")
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(train_steps=250, eval_every=100),
+     "--train_steps=250 is not a multiple of --eval_every=100"),
+    (dict(train_steps=0), "--train_steps=0 must be a positive integer"),
+    (dict(seeds=True), "--seeds=True must be a positive integer"),
+    (dict(size="huge"), "--size='huge' is not one of tiny, mini, base, large"),
+    (dict(models=("bert",)), "needs at least two different models"),
+    (dict(models=("bert", "bogus")), "'bogus' is neither one of bert, "),
+    (dict(learning_rate=float("nan")), "--learning_rate=nan must be a"),
+    (dict(warmup_steps=1000), "--warmup_steps=1000 must be in [0, "),
+    (dict(glue_task="mnli"), "--glue_task='mnli' is not one of cola, sst2"),
+    (dict(glue_dir="/nonexistent/glue"), "--glue_dir='/nonexistent/glue' is"),
+    (dict(data_dir="/nonexistent/data", glue_dir="/"),
+     "--data_dir='/nonexistent/data' has no manifest.json"),
+])
+def test_bad_arguments_are_refused_before_anything_runs(kwargs, message,
+                                                         tmp_path):
+    config = study.StudyConfig(output_dir=str(tmp_path / "out"),
+                               runs_dir=str(tmp_path / "runs"), **kwargs)
+    with pytest.raises(UserError, match=re.escape(message)):
+        study.run_study(config)
+    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "runs").exists()
+
+
+def test_own_records_need_a_glue_probe(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "manifest.json").write_text("{}")
+    config = study.StudyConfig(output_dir=str(tmp_path / "out"),
+                               runs_dir=str(tmp_path / "runs"),
+                               data_dir=str(tmp_path / "data"))
+    with pytest.raises(UserError, match="give --glue_dir"):
+        study.run_study(config)
+
+
+def test_equal_compute_steps_round_up():
+    assert study.equal_compute_steps(1000, 1.0) == 1000
+    assert study.equal_compute_steps(1000, 0.8) == 1250
+    assert study.equal_compute_steps(1000, 0.794) == 1260  # 1259.4
+
+
+def test_cli_bad_input_is_one_clear_line(tmp_path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    result = subprocess.run(
+        [sys.executable, STUDY, f"--output_dir={tmp_path / 'out'}",
+         f"--runs_dir={tmp_path / 'runs'}", "--train_steps=250",
+         "--eval_every=100"],
+        capture_output=True, text=True, env=env, cwd=ROOT)
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == ("study.py: error: --train_steps=250 is not a multiple of "
+                    "--eval_every=100: every model is evaluated at the "
+                    "baseline's last step (equal steps)."), last
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def quick_study(tmp_path_factory):
+    """`tools/study.py --quick`'s pipeline, once for this module."""
+    root = tmp_path_factory.mktemp("study")
+    config = study.StudyConfig(output_dir=str(root / "out"),
+                               runs_dir=str(root / "runs"), quick=True)
+    return config, study.run_study(config, command="python tools/study.py "
+                                   "--quick")
+
+
+def _read_csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_quick_study_writes_every_output(quick_study):
+    config, result = quick_study
+    for name in study_report.FILES:
+        path = os.path.join(config.output_dir, name)
+        assert os.path.getsize(path) > 0, name
+    evaluations = _read_csv(os.path.join(config.output_dir,
+                                         "evaluations.csv"))
+    assert tuple(evaluations[0]) == study_report.EVAL_COLUMNS
+    runs = {(r["model"], r["seed"]) for r in evaluations}
+    assert runs == {(m, s) for m in study.DEFAULT_MODELS for s in ("1", "2")}
+    steps = {m: sorted({int(r["step"]) for r in evaluations
+                        if r["model"] == m}) for m in study.DEFAULT_MODELS}
+    assert steps["bert"] == [10, 20]
+    # Token dropping continues to BERT's FLOPs: 20 / ratio, rounded up, and
+    # is evaluated there and at BERT's last step (equal steps).
+    ratio = result.table[1]["flop_ratio"]
+    assert steps["token_drop"] == [10, 20, study.equal_compute_steps(20,
+                                                                     ratio)]
+    assert 0.5 < ratio < 1
+    for row in evaluations:
+        assert 0 < float(row["val_mlm_loss"]) < 20
+        assert 0 <= float(row["val_mlm_accuracy"]) <= 1
+        assert float(row["train_flops"]) > 0
+    finetunes = _read_csv(os.path.join(config.output_dir, "finetuning.csv"))
+    assert tuple(finetunes[0]) == study_report.FINETUNE_COLUMNS
+    assert {r["model"] for r in finetunes} == {*study.DEFAULT_MODELS,
+                                               "random_init"}
+    assert all(0 <= float(r["dev_accuracy"]) <= 1 for r in finetunes)
+    assert len(result.table) == len(study.DEFAULT_MODELS)
+    summary = result.summary
+    assert "python tools/study.py --quick" in summary
+    assert "| randomly initialised encoder" in summary
+    assert "| majority class" in summary
+
+
+def test_rerun_skips_what_is_done_and_resumes_an_interrupted_run(
+        quick_study):
+    config, first = quick_study
+    run = os.path.join(config.runs_dir, "pretrain", "bert-seed1")
+    # Interrupt bert-seed1 after step 10: the step-20 checkpoint, the row and
+    # the done mark are gone.
+    rows = [line for line in open(os.path.join(run, "evaluations.jsonl"))]
+    with open(os.path.join(run, "evaluations.jsonl"), "w") as f:
+        f.write(rows[0])
+    os.remove(os.path.join(run, "study_done.json"))
+    for name in os.listdir(run):
+        if name.startswith("ckpt-20"):
+            os.remove(os.path.join(run, name))
+    with open(os.path.join(run, "checkpoint"), "w") as f:
+        f.write('model_checkpoint_path: "ckpt-10"\n'
+                'all_model_checkpoint_paths: "ckpt-10"\n')
+    other = os.path.join(config.runs_dir, "pretrain", "token_drop-seed1",
+                         "evaluations.jsonl")
+    untouched = open(other).read()
+
+    second = study.run_study(config)
+
+    resumed = [line for line in open(os.path.join(run, "evaluations.jsonl"))]
+    assert resumed[0] == rows[0]  # kept, not re-measured
+    assert [json.loads(line)["step"] for line in resumed] == [10, 20]
+    assert os.path.exists(os.path.join(run, "study_done.json"))
+    assert open(other).read() == untouched  # finished runs are not retrained
+    assert [e["model"] for e in second.table] == [e["model"]
+                                                  for e in first.table]

@@ -1,0 +1,414 @@
+"""Does token dropping pay? BERT against token dropping, seeds and a probe.
+
+`run_study` answers it on the user's machine, the same way at any scale:
+
+1. **Data.** Pretraining records and a held-out probe task. By default both
+   come from text that installs with the project (`PackageDocsCorpus`: the
+   docstrings and comments of Python and of the pinned numerical packages);
+   documents held out of pretraining become the probe. With `data_dir` the
+   user's prepared records are used instead, and with `glue_dir` a GLUE task
+   (CoLA or SST-2) is the probe.
+2. **The floor.** The validation targets' unigram cross-entropy under the
+   training records' frequencies (`unigram.py`): what a model that ignores
+   context would score. Every loss is reported beside it.
+3. **Pretraining.** Every model (default: BERT, token dropping, and token
+   dropping with random selection, the paper's ablation) trains with every
+   seed (initial weights and data order) through the real trainer
+   (`study_runs.pretrain`). BERT trains `train_steps`; each token-dropping
+   model continues to `train_steps / flop_ratio` steps, so its last
+   evaluation is at BERT's training compute (equal compute) and its
+   evaluation at `train_steps` is the equal-steps point. All share one
+   learning-rate schedule (warmup, then constant), so no curve is annealed
+   earlier than another.
+4. **The probe.** Each pretrained model is exported with `export_bert` (the
+   plain BERT checkpoint users fine-tune) and fine-tuned through Model
+   Garden's `bert/sentence_prediction` with `finetune_seeds` seeds
+   (`probe.py`); a randomly initialised encoder and the majority class are
+   the floor rows.
+5. **Report** (`study_report.py`): `evaluations.csv`, `finetuning.csv`,
+   `loss_vs_flops.png`, `probe_accuracy.png` and `summary.md` in `output_dir`.
+
+Everything lands in `runs_dir` as it is made; rerunning the same command skips
+finished steps and resumes an interrupted pretraining from its checkpoint.
+"""
+
+import dataclasses
+import json
+import math
+import os
+import time
+
+import tensorflow as tf
+from absl import logging
+
+from token_dropping import experiments
+from token_dropping import export
+from token_dropping import probe
+from token_dropping import probe_data
+from token_dropping import study_report
+from token_dropping import study_runs
+from token_dropping import training
+from token_dropping import unigram
+from token_dropping.data import dataset_info
+from token_dropping.data import default_dataset
+from token_dropping.data import package_docs
+from token_dropping.data import prepare_data_config
+from token_dropping.errors import UserError
+from token_dropping.paths import check_output_path
+from token_dropping.study_runs import ModelSpec
+
+# The models a study can name; any registered experiment name works too.
+MODELS = {
+    "bert": ("bert_{size}", "BERT (baseline)", ()),
+    "token_drop": ("token_drop_bert_{size}", "token dropping", ()),
+    "token_drop_random": ("token_drop_bert_{size}",
+                          "token dropping, random selection",
+                          (("selection", "random"),)),
+}
+DEFAULT_MODELS = ("bert", "token_drop", "token_drop_random")
+GLUE_TASKS = ("cola", "sst2")
+
+
+@dataclasses.dataclass
+class StudyConfig:
+    """What a study trains and how long. Defaults: the committed study.
+
+    Attributes:
+        output_dir: where the tables, plots and summary go.
+        runs_dir: checkpoints, exports, data and per-run records.
+        size: the registered experiment size (`bert_<size>`, ...).
+        models: names from `MODELS` or registered experiment names; the
+            first is the baseline the others are compared with.
+        seeds: pretraining seeds per model (1..seeds).
+        train_steps: the baseline's steps; token dropping gets more (equal
+            compute).
+        eval_every: steps between evaluations (and checkpoints).
+        warmup_steps, learning_rate: the shared schedule.
+        finetune_seeds: fine-tuning seeds per pretrained model.
+        finetune_epochs: fine-tuning epochs over the probe's training set.
+        glue_dir, glue_task: a GLUE task directory and its name instead of
+            the built probe.
+        data_dir: a dataset directory of `tools/prepare_data.py` (static
+            records, its manifest and vocab) instead of the built corpus.
+        quick: a toy-size run of the whole pipeline.
+    """
+    output_dir: str = "docs/study"
+    runs_dir: str = "runs/study"
+    size: str = "mini"
+    models: tuple = DEFAULT_MODELS
+    seeds: int = 3
+    train_steps: int = 1000
+    eval_every: int = 200
+    warmup_steps: int = 100
+    learning_rate: float = 1e-3
+    finetune_seeds: int = 2
+    finetune_epochs: int = 3
+    glue_dir: str = ""
+    glue_task: str = "cola"
+    data_dir: str = ""
+    quick: bool = False
+    params_override: str = ""
+
+
+QUICK = dict(seeds=2, train_steps=20, eval_every=10, warmup_steps=2,
+             finetune_seeds=1, finetune_epochs=1)
+# --quick's encoder and data: 3 layers (one dropped) of 32, sequences of 32.
+_QUICK_ENCODER = dict(num_layers=3, hidden_size=32, num_attention_heads=2,
+                      intermediate_size=64, token_keep_k=16)
+_QUICK_DATA = dict(seq_length=32, max_predictions_per_seq=5, vocab_size=600)
+_QUICK_CORPUS = dict(max_documents=150)
+_QUICK_PROBE = dict(num_train=200, num_dev=100)
+_DATA = dict(seq_length=128, max_predictions_per_seq=20, vocab_size=8000)
+_PROBE = dict(num_train=2000, num_dev=1000)
+_PROBE_SEQ_LENGTH = 64
+# 1e-4 left a pretrained 4 x 128 encoder at chance on the probe (its loss
+# stayed at log 2); 3e-4 learns. Small BERTs take higher rates (Turc et
+# al. 2019).
+_FINETUNE_LEARNING_RATE = 3e-4
+
+
+def model_specs(config):
+    specs = []
+    for name in config.models:
+        if name in MODELS:
+            experiment, label, encoder = MODELS[name]
+            specs.append(ModelSpec(name, experiment.format(size=config.size),
+                                   label, encoder))
+        else:
+            specs.append(ModelSpec(name, name, name))
+    return specs
+
+
+def check_config(config):
+    """One line per bad value, before anything is built or trained."""
+    if not config.output_dir:
+        raise UserError("--output_dir is required, e.g. --output_dir="
+                        "docs/study.")
+    check_output_path(config.output_dir, "--output_dir", directory=True)
+    if not config.runs_dir:
+        raise UserError("--runs_dir is required (checkpoints, exports and "
+                        "the built data go there).")
+    check_output_path(config.runs_dir, "--runs_dir", directory=True)
+    if config.size not in experiments.SIZES:
+        raise UserError(f"--size={config.size!r} is not one of "
+                        f"{', '.join(experiments.SIZES)}.")
+    for name in ("seeds", "train_steps", "eval_every", "finetune_seeds",
+                 "finetune_epochs"):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise UserError(f"--{name}={value!r} must be a positive integer.")
+    if config.warmup_steps < 0 or config.warmup_steps >= config.train_steps:
+        raise UserError(f"--warmup_steps={config.warmup_steps} must be in "
+                        f"[0, --train_steps={config.train_steps}).")
+    if not (config.learning_rate > 0 and math.isfinite(config.learning_rate)):
+        raise UserError(f"--learning_rate={config.learning_rate!r} must be "
+                        "a positive number.")
+    if config.train_steps % config.eval_every:
+        raise UserError(
+            f"--train_steps={config.train_steps} is not a multiple of "
+            f"--eval_every={config.eval_every}: every model is evaluated at "
+            "the baseline's last step (equal steps).")
+    names = list(config.models)
+    if len(names) < 2 or len(set(names)) != len(names):
+        raise UserError(f"--models={','.join(names)!r} needs at least two "
+                        "different models, the baseline first.")
+    registered = set(training.registered_experiments())
+    for name in names:
+        if name not in MODELS and name not in registered:
+            raise UserError(
+                f"--models: {name!r} is neither one of {', '.join(MODELS)} "
+                "nor a registered experiment (tools/train.py --helpfull "
+                "lists them).")
+    if config.glue_task not in GLUE_TASKS:
+        raise UserError(f"--glue_task={config.glue_task!r} is not one of "
+                        f"{', '.join(GLUE_TASKS)}.")
+    if config.glue_dir and not tf.io.gfile.isdir(config.glue_dir):
+        raise UserError(f"--glue_dir={config.glue_dir!r} is not a directory "
+                        "(GLUE's layout: train.tsv and dev.tsv).")
+    if config.data_dir:
+        manifest = os.path.join(config.data_dir,
+                                dataset_info.MANIFEST_FILENAME)
+        if not tf.io.gfile.exists(manifest):
+            raise UserError(
+                f"--data_dir={config.data_dir!r} has no {os.path.basename(manifest)}"
+                ": give a dataset directory of tools/prepare_data.py "
+                "(--output_format=static).")
+    if config.data_dir and not config.glue_dir:
+        raise UserError(
+            "Your own records need a probe from your own text: give "
+            "--glue_dir (GLUE CoLA or SST-2), since the built probe's "
+            "documents are only held out of the built corpus.")
+
+
+class _Progress:
+    """One log line per finished step of the study, with an ETA.
+
+    Work is counted in FLOPs (pretraining runs and fine-tuning runs alike);
+    the rate is this invocation's measured seconds per FLOP.
+    """
+
+    def __init__(self, total_flops, timings_path):
+        self.total = total_flops
+        self.done = 0.0
+        self.measured_flops = 0.0
+        self.start = self.last = time.time()
+        self.path = timings_path
+        self.timings = {}
+        if tf.io.gfile.exists(timings_path):
+            with tf.io.gfile.GFile(timings_path) as f:
+                self.timings = json.load(f)
+
+    @property
+    def minutes(self):
+        """Minutes the finished steps took, over every invocation."""
+        return sum(self.timings.values()) / 60
+
+    def finished(self, what, flops_of_step, measured=True):
+        now = time.time()
+        self.done += flops_of_step
+        if measured:
+            self.measured_flops += flops_of_step
+            self.timings[what] = self.timings.get(what, 0.0) + now - self.last
+            with tf.io.gfile.GFile(self.path, "w") as f:
+                json.dump(self.timings, f, indent=1)
+        self.last = now
+        elapsed = now - self.start
+        left = ""
+        if self.measured_flops:
+            eta = elapsed / self.measured_flops * (self.total - self.done)
+            left = f"; about {eta / 60:.0f} min left"
+        logging.info("study: %s done (%.0f%% of the study's FLOPs); %.1f min "
+                     "elapsed%s.", what, 100 * self.done / self.total,
+                     elapsed / 60, left)
+
+
+def _prepare_data(config):
+    """Builds (or finds) the pretraining records and the probe's GLUE dir."""
+    if config.data_dir:
+        info = dataset_info.DatasetInfo.from_manifest(os.path.join(
+            config.data_dir, dataset_info.MANIFEST_FILENAME))
+        if info.data_format != dataset_info.STATIC_FORMAT:
+            raise UserError(f"--data_dir={config.data_dir!r} holds "
+                            f"{info.data_format} records; the study reads "
+                            "static ones (--output_format=static).")
+        return info, config.glue_dir
+    corpus_kwargs = _QUICK_CORPUS if config.quick else {}
+    corpus = package_docs.PackageDocsCorpus(**corpus_kwargs)
+    text = corpus.write_text_files(os.path.join(config.runs_dir, "corpus"))
+    shape = _QUICK_DATA if config.quick else _DATA
+    data_config = prepare_data_config.PrepareDataConfig(
+        input_files=text.input_files, dupe_factor=2,
+        validation_fraction=0.02 if not config.quick else 0.1,
+        num_workers=min(2, os.cpu_count() or 1), **shape)
+    info = default_dataset.prepare_data(
+        data_config, output_dir=os.path.join(config.runs_dir, "data"))
+    glue_dir = config.glue_dir
+    if not glue_dir:
+        glue_dir = os.path.join(config.runs_dir, "probe")
+        probe_data.build_probe_task(text.heldout_file, glue_dir, seed=0,
+                               **(_QUICK_PROBE if config.quick else _PROBE))
+    return info, glue_dir
+
+
+def run_study(config, command=""):
+    """Runs the study described by `config`; returns its `StudyReport`.
+
+    `command` is quoted in the summary (how to reproduce it).
+
+    Raises:
+        UserError: bad arguments, before anything is built or trained.
+    """
+    if config.quick:
+        config = dataclasses.replace(config, **QUICK)
+    check_config(config)
+    specs = model_specs(config)
+    info, glue_dir = _prepare_data(config)
+    floor = unigram.unigram_cross_entropy(
+        info.train_input_path, info.validation_input_path, info.vocab_size)
+    logging.info("study: the unigram floor is %.3f nats per masked target.",
+                 floor.cross_entropy)
+    encoder_overrides = _QUICK_ENCODER if config.quick else None
+
+    # Every run's config is built and checked before the first one trains.
+    base_params = study_runs.make_params(
+        specs[0], train_steps=config.train_steps, eval_every=config.eval_every,
+        warmup_steps=config.warmup_steps, learning_rate=config.learning_rate,
+        seed=1, data=info, encoder_overrides=encoder_overrides,
+        params_override=config.params_override)
+    base_flops = study_runs.flops_per_step(base_params)
+    runs = []  # (spec, seed, params, model_dir, latest)
+    for spec in specs:
+        probe_params = study_runs.make_params(
+            spec, train_steps=config.train_steps, eval_every=config.eval_every,
+            warmup_steps=config.warmup_steps,
+            learning_rate=config.learning_rate, seed=1, data=info,
+            encoder_overrides=encoder_overrides,
+            params_override=config.params_override)
+        ratio = study_runs.flops_per_step(probe_params) / base_flops
+        steps = equal_compute_steps(config.train_steps, ratio)
+        for seed in range(1, config.seeds + 1):
+            params = study_runs.make_params(
+                spec, train_steps=steps, eval_every=config.eval_every,
+                warmup_steps=config.warmup_steps,
+                learning_rate=config.learning_rate, seed=seed, data=info,
+                encoder_overrides=encoder_overrides,
+                params_override=config.params_override)
+            model_dir = os.path.join(config.runs_dir, "pretrain",
+                                     f"{spec.name}-seed{seed}")
+            try:
+                latest = study_runs.resolve(params, model_dir)
+            except UserError as e:
+                raise UserError(f"{spec.name} (seed {seed}): {e}") from None
+            runs.append((spec, seed, params, model_dir, latest))
+
+    finetune_flops = _finetune_flops(base_params, config)
+    progress = _Progress(
+        sum(study_runs.flops_per_step(p) * p.trainer.train_steps
+            for _, _, p, _, _ in runs)
+        + finetune_flops * config.finetune_seeds * (len(runs) + 1),
+        os.path.join(config.runs_dir, "timings.json"))
+    rows, exports = [], {}
+    for spec, seed, params, model_dir, latest in runs:
+        was_done = study_runs.is_done(model_dir)
+        logging.info("study: pretraining %s, seed %d (%d steps)%s.",
+                     spec.name, seed, params.trainer.train_steps,
+                     ", already done" if was_done else "")
+        rows += study_runs.pretrain(spec, seed, params, model_dir, latest,
+                                    floor.cross_entropy)
+        exports[spec.name, seed] = _export(config, spec, seed, model_dir,
+                                           info.vocab_file)
+        progress.finished(f"pretraining {spec.name} seed {seed}",
+                          study_runs.flops_per_step(params)
+                          * params.trainer.train_steps, not was_done)
+
+    data = probe.convert(glue_dir, config.glue_task, info.vocab_file,
+                         os.path.join(config.runs_dir, "probe_records"),
+                         max_seq_length=_PROBE_SEQ_LENGTH)
+    encoder_config = os.path.join(next(iter(exports.values())),
+                                  "encoder.yaml")
+    finetunes = []
+    pretrained = [(spec.name, seed, exports[spec.name, seed])
+                  for spec, seed, *_ in runs]
+    for name, seed, init in pretrained + [("random_init", 0, "")]:
+        for ft_seed in range(1, config.finetune_seeds + 1):
+            result_dir = os.path.join(config.runs_dir, "finetune",
+                                      f"{name}-seed{seed}-ft{ft_seed}")
+            accuracy, was_done = _finetune(config, data, encoder_config,
+                                           init, ft_seed, result_dir)
+            finetunes.append(dict(model=name, pretrain_seed=seed,
+                                  finetune_seed=ft_seed,
+                                  dev_accuracy=accuracy))
+            progress.finished(f"fine-tuning {name} seed {seed}/{ft_seed}",
+                              finetune_flops, not was_done)
+
+    return study_report.write_study(
+        config.output_dir, specs=specs, rows=rows, finetunes=finetunes,
+        majority=probe.majority_accuracy(probe.dev_labels(data)), floor=floor, config=config,
+        flop_ratios={spec.name: _ratio(rows, spec, base_flops)
+                     for spec in specs},
+        num_validation=info.num_validation_examples, glue_dir=glue_dir,
+        command=command, wall_minutes=progress.minutes)
+
+
+def equal_compute_steps(train_steps, ratio):
+    """Steps at which a model costing `ratio` of a baseline step has spent the
+    baseline's `train_steps` steps (rounded up). Model Garden evaluates at
+    every `eval_every` and after the last step, so the last evaluation of a
+    longer run is at equal compute."""
+    return int(math.ceil(train_steps / ratio - 1e-9))
+
+
+def _ratio(rows, spec, base_flops):
+    row = next(r for r in rows if r["model"] == spec.name)
+    return row["train_flops"] / row["step"] / base_flops
+
+
+def _export(config, spec, seed, model_dir, vocab_file):
+    output_dir = os.path.join(config.runs_dir, "export", f"{spec.name}-seed"
+                              f"{seed}")
+    if not tf.io.gfile.exists(os.path.join(output_dir, "encoder.yaml")):
+        export.export_bert(model_dir, output_dir, vocab_file=vocab_file,
+                           overwrite=True, huggingface=False)
+    return output_dir
+
+
+def _finetune_flops(params, config):
+    """Training FLOPs of one fine-tuning run (encoder only, for the ETA)."""
+    return study_runs.flops_per_step(params) * config.finetune_epochs * (
+        (_QUICK_PROBE if config.quick else _PROBE)["num_train"]
+        / params.task.train_data.global_batch_size)
+
+
+def _finetune(config, data, encoder_config, init, seed, result_dir):
+    result_path = os.path.join(result_dir, "result.json")
+    if tf.io.gfile.exists(result_path):
+        with tf.io.gfile.GFile(result_path) as f:
+            return json.load(f)["dev_accuracy"], True
+    accuracy = probe.finetune(
+        os.path.join(result_dir, "run"), data, init_checkpoint=init,
+        encoder_config=encoder_config, seed=seed,
+        epochs=config.finetune_epochs, learning_rate=_FINETUNE_LEARNING_RATE)
+    with tf.io.gfile.GFile(result_path + ".tmp", "w") as f:
+        json.dump(dict(dev_accuracy=accuracy), f)
+    tf.io.gfile.rename(result_path + ".tmp", result_path, overwrite=True)
+    return accuracy, False

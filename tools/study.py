@@ -1,0 +1,102 @@
+"""Does token dropping pay? Pretrain BERT and token dropping with several
+seeds at equal compute, then fine-tune every result on a downstream probe.
+
+    # The committed study (docs/study; about 80 minutes on 2 CPU cores):
+    # bert_mini, token_drop_bert_mini and random selection, 3 seeds each,
+    # on Python's and the pinned packages' documentation, probed by telling
+    # held-out sentences from minimally corrupted ones.
+    python tools/study.py --output_dir=docs/study
+
+    # The whole pipeline at toy size (a few minutes):
+    python tools/study.py --output_dir=/tmp/study --runs_dir=/tmp/study_runs \
+        --quick
+
+    # Your records and GLUE's CoLA (or SST-2) as the probe:
+    python tools/study.py --output_dir=runs/study_wiki --size=base \
+        --runs_dir=gs://bucket/study --train_steps=20000 --eval_every=2000 \
+        --data_dir=gs://bucket/data --glue_dir=glue/CoLA \
+        --glue_task=cola --params_override=runtime.num_gpus=1
+
+Rerunning the same command skips what is finished and resumes an interrupted
+pretraining run from its checkpoint. Everything happens in
+`token_dropping.study.run_study`.
+"""
+
+import shlex
+import sys
+import time
+
+from absl import app
+from absl import flags
+
+from token_dropping import study
+from token_dropping.errors import UserError
+
+_D = study.StudyConfig()
+_OUTPUT_DIR = flags.DEFINE_string(
+    "output_dir", None, "Where evaluations.csv, finetuning.csv, the plots and "
+    "summary.md are written.")
+_RUNS_DIR = flags.DEFINE_string(
+    "runs_dir", _D.runs_dir, "Checkpoints, exports and built data; rerunning "
+    "with the same directory resumes.")
+_SIZE = flags.DEFINE_string("size", _D.size, "The experiments' size "
+                            "(bert_<size>, token_drop_bert_<size>).")
+_MODELS = flags.DEFINE_list(
+    "models", list(_D.models), "Models, the baseline first: "
+    f"{', '.join(study.MODELS)} or registered experiment names.")
+_SEEDS = flags.DEFINE_integer("seeds", _D.seeds, "Pretraining seeds per "
+                              "model.")
+_TRAIN_STEPS = flags.DEFINE_integer(
+    "train_steps", _D.train_steps, "The baseline's training steps; token "
+    "dropping trains until it has spent the same FLOPs.")
+_EVAL_EVERY = flags.DEFINE_integer("eval_every", _D.eval_every,
+                                   "Steps between evaluations.")
+_WARMUP_STEPS = flags.DEFINE_integer("warmup_steps", _D.warmup_steps,
+                                     "Learning-rate warmup steps.")
+_LEARNING_RATE = flags.DEFINE_float(
+    "learning_rate", _D.learning_rate, "The constant learning rate after "
+    "warmup, shared by every model.")
+_FINETUNE_SEEDS = flags.DEFINE_integer(
+    "finetune_seeds", _D.finetune_seeds, "Fine-tuning seeds per pretrained "
+    "model.")
+_FINETUNE_EPOCHS = flags.DEFINE_integer("finetune_epochs",
+                                        _D.finetune_epochs,
+                                        "Fine-tuning epochs.")
+_GLUE_DIR = flags.DEFINE_string(
+    "glue_dir", "", "A GLUE task directory (train.tsv, dev.tsv) as the probe "
+    "instead of the built one.")
+_GLUE_TASK = flags.DEFINE_string("glue_task", _D.glue_task,
+                                 f"Its task: {', '.join(study.GLUE_TASKS)}.")
+_DATA_DIR = flags.DEFINE_string(
+    "data_dir", "", "A dataset directory of tools/prepare_data.py (static "
+    "records) instead of the built corpus; needs --glue_dir.")
+_QUICK = flags.DEFINE_bool("quick", False, "The whole pipeline at toy size.")
+_PARAMS_OVERRIDE = flags.DEFINE_string(
+    "params_override", "", "Model Garden overrides for every pretraining "
+    "run, e.g. runtime.num_gpus=1.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        sys.exit(f"study.py: error: unexpected arguments {argv[1:]}")
+    config = study.StudyConfig(
+        output_dir=_OUTPUT_DIR.value, runs_dir=_RUNS_DIR.value,
+        size=_SIZE.value, models=tuple(_MODELS.value), seeds=_SEEDS.value,
+        train_steps=_TRAIN_STEPS.value, eval_every=_EVAL_EVERY.value,
+        warmup_steps=_WARMUP_STEPS.value, learning_rate=_LEARNING_RATE.value,
+        finetune_seeds=_FINETUNE_SEEDS.value,
+        finetune_epochs=_FINETUNE_EPOCHS.value, glue_dir=_GLUE_DIR.value,
+        glue_task=_GLUE_TASK.value, data_dir=_DATA_DIR.value,
+        quick=_QUICK.value,
+        params_override=_PARAMS_OVERRIDE.value)
+    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    try:
+        result = study.run_study(config, command=command)
+    except UserError as e:
+        sys.exit(f"study.py: error: {e}")
+    print(result.summary)
+    print("Wrote " + ", ".join(result.paths.values()))
+
+
+if __name__ == "__main__":
+    app.run(main)
