@@ -153,3 +153,29 @@ def test_rerun_skips_what_is_done_and_resumes_an_interrupted_run(
     assert open(other).read() == untouched  # finished runs are not retrained
     assert [e["model"] for e in second.table] == [e["model"]
                                                   for e in first.table]
+
+
+def test_probe_sentences_are_held_out_of_pretraining(quick_study):
+    config, _ = quick_study
+    corpus = os.path.join(config.runs_dir, "corpus")
+    pretrain = set()
+    for name in os.listdir(corpus):
+        if name.startswith("pretrain-"):
+            with open(os.path.join(corpus, name)) as f:
+                pretrain.update(line.strip() for line in f)
+    with open(os.path.join(corpus, "heldout.txt")) as f:
+        heldout = {line.strip() for line in f}
+    real = []
+    for split in ("train.tsv", "dev.tsv"):
+        with open(os.path.join(config.runs_dir, "probe", split)) as f:
+            rows = [line.rstrip("\n").split("\t") for line in f]
+        real += [sentence for _, label, _, sentence in rows if label == "1"]
+    assert len(real) >= 100
+    with open(os.path.join(config.runs_dir, "data", "manifest.json")) as f:
+        sources = json.load(f)["source"]["files"]
+    assert sources and all(os.path.basename(f["path"]).startswith("pretrain-")
+                           for f in sources)
+    # The records are built from the pretraining files only, and no probe
+    # sentence is in them; every one comes from a held-out document.
+    assert not set(real) & pretrain
+    assert set(real) <= heldout

@@ -367,7 +367,18 @@ def run_study(config, command=""):
         flop_ratios={spec.name: _ratio(rows, spec, base_flops)
                      for spec in specs},
         num_validation=info.num_validation_examples, glue_dir=glue_dir,
+        data_note=_data_note(info, runs),
         command=command, wall_minutes=progress.minutes)
+
+
+def _data_note(info, runs):
+    """How much of the training records the longest run read."""
+    read = max(p.trainer.train_steps * p.task.train_data.global_batch_size
+               for _, _, p, _, _ in runs)
+    return (f"Training records: {info.num_train_examples} sequences of "
+            f"{info.seq_length} pieces (vocabulary {info.vocab_size}); the "
+            f"longest run read {read} of them "
+            f"({read / info.num_train_examples:.2f} passes).")
 
 
 def equal_compute_steps(train_steps, ratio):

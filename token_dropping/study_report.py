@@ -223,7 +223,7 @@ def accuracy_plot(path, table, random_init, majority):
 
 def write_study(output_dir, *, specs, rows, finetunes, majority, floor,
                 config, flop_ratios, num_validation, glue_dir, command="",
-                wall_minutes=None):
+                wall_minutes=None, data_note=""):
     """Writes every output file; returns a `StudyReport`."""
     os.makedirs(output_dir, exist_ok=True)
     paths = {name: os.path.join(output_dir, name) for name in FILES}
@@ -238,18 +238,20 @@ def write_study(output_dir, *, specs, rows, finetunes, majority, floor,
               floor.cross_entropy)
     accuracy_plot(paths["probe_accuracy.png"], table, random_init, majority)
     summary = summary_text(table, random_init, majority, floor, config,
-                           num_validation, glue_dir, command, wall_minutes)
+                           num_validation, glue_dir, command, wall_minutes,
+                           data_note)
     with open(paths["summary.md"], "w") as f:
         f.write(summary)
     return StudyReport(table, summary, paths)
 
 
 def summary_text(table, random_init, majority, floor, config,
-                 num_validation, glue_dir, command, wall_minutes):
+                 num_validation, glue_dir, command, wall_minutes, data_note):
     base = table[0]
     probe_gap = base["probe"][0] - random_init[0]
     sensitive = probe_gap > max(base["probe"][1], random_init[1])
-    took = (f" The whole study took {wall_minutes:.0f} minutes."
+    took = (f" The whole study took {wall_minutes:.0f} minutes (load "
+            f"average over the last 15 minutes: {os.getloadavg()[2]:.1f})."
             if wall_minutes else "")
     return f"""# Token dropping against BERT: {config.size} size, {config.seeds} seeds
 
@@ -261,7 +263,7 @@ Every model trained with seeds 1..{config.seeds} (initial weights and data
 order) on the same records, with one learning-rate schedule (warmup
 {config.warmup_steps} steps, then constant {config.learning_rate:g}). BERT
 trained {config.train_steps} steps; each token-dropping model continued to
-BERT's training FLOPs. Validation: {num_validation} sequences with full
+BERT's training FLOPs. {data_note} Validation: {num_validation} sequences with full
 models (no dropping). The unigram floor (validation targets' cross-entropy
 under the training targets' frequencies) is {floor.cross_entropy:.3f} nats.
 Probe: `{os.path.basename(glue_dir.rstrip('/'))}` ({config.glue_task}
@@ -271,6 +273,10 @@ Values are mean ± standard deviation over seeds; a gap is "real" only if it
 exceeds the larger seed standard deviation of the two models.
 
 {markdown_table(table, random_init, majority)}
+
+BERT ends {base['below_floor']:.2f} nats below the unigram floor (validation
+loss {base['loss'][0]:.3f} against {floor.cross_entropy:.3f}): that much of
+what it predicts comes from context.
 
 The probe {'separates' if sensitive else 'does NOT clearly separate'}
 pretrained from random initialisation: BERT {_fmt(*base['probe'])} against
