@@ -73,8 +73,11 @@ def test_records_depend_on_the_files_not_on_the_number_of_workers(tmp_path):
     assert _records(tmp_path / "three") == _records(tmp_path / "two")
 
 
-def test_each_file_is_built_as_if_it_were_alone(tmp_path):
-    """Text records kept in order: the merge is the files' builds, in order."""
+def test_each_file_is_built_as_if_it_were_alone(tmp_path, caplog):
+    """Text records kept in order: the merge is the files' builds, in order.
+
+    Both passes log the files' sizes added up as what they read in the end.
+    """
     paths = _files(tmp_path, 3)
     options = dict(output_format="text", shuffle_buffer_size=1,
                    num_train_shards=1, validation_fraction=0.0)
@@ -86,10 +89,18 @@ def test_each_file_is_built_as_if_it_were_alone(tmp_path):
         output_dir = str(tmp_path / f"alone-{i}")
         build_pretraining_data(_config(path, **options), output_dir)
         expected += _records(output_dir)["train-00000-of-00001.tfrecord"]
-    build_pretraining_data(_config(",".join(paths), num_workers=2, **options),
-                           str(tmp_path / "workers"))
+    with caplog.at_level("INFO"):
+        build_pretraining_data(
+            _config(",".join(paths), num_workers=2, **options),
+            str(tmp_path / "workers"))
     assert (_records(tmp_path / "workers") ==
             {"train-00000-of-00001.tfrecord": expected})
+    total = f"{sum(os.path.getsize(p) for p in paths):,}"
+    closing = [m for m in (r.getMessage() for r in caplog.records)
+               if m.startswith("pass ") and " bytes)" in m]
+    assert [m.split(": read")[0] for m in closing] == [
+        "pass 1 of 2 (document hashes)", "pass 2 of 2 (records)"]
+    assert all(m.endswith(f"; {total} of {total} bytes)") for m in closing)
 
 
 def test_duplicates_across_files_and_max_documents_over_all_files(tmp_path):

@@ -40,8 +40,10 @@ from token_dropping.data import build_profile
 from token_dropping.data import dataset_dir
 from token_dropping.data import dataset_info
 from token_dropping.data import prepare_data_config
+from token_dropping.data import read_progress
 from token_dropping.data import sharded_build
 from token_dropping.data import split_writer
+from token_dropping.data import text_files
 from token_dropping.data import vocab
 from token_dropping.data import wordpiece
 
@@ -172,27 +174,39 @@ def dataset_fingerprint(config, source: dict, given_vocab) -> str:
 
 
 class _ReplayableDocuments:
-    """Iterates a corpus twice, reading it once if it fits in memory."""
+    """Iterates a corpus twice, reading it once if it fits in memory.
+
+    `bytes_read` is the corpus's input bytes behind the documents yielded so
+    far (text files only; 0 for other sources), also when replaying.
+    """
 
     def __init__(self, corpus, max_documents: int | None):
         self.corpus = corpus
         self.max_documents = max_documents
+        self.bytes_read = 0
         self._cached = None
 
     def __iter__(self):
         if self._cached is not None:
-            yield from self._cached
+            cache, total_bytes_read = self._cached
+            for document, bytes_read in cache:
+                self.bytes_read = bytes_read
+                yield document
+            self.bytes_read = total_bytes_read
             return
         cache, chars = [], 0
         for document in itertools.islice(self.corpus.documents(),
                                          self.max_documents):
+            self.bytes_read = getattr(self.corpus, "bytes_read", 0)
             if cache is not None:
-                cache.append(document)
+                cache.append((document, self.bytes_read))
                 chars += sum(len(sentence) for sentence in document)
                 if chars > _MAX_CACHED_CHARS:
                     cache = None
             yield document
-        self._cached = cache  # Reached only when the whole corpus was read.
+        self.bytes_read = getattr(self.corpus, "bytes_read", 0)
+        if cache is not None:  # The whole corpus was read: replay it.
+            self._cached = cache, self.bytes_read
 
 
 class _Build:
@@ -268,8 +282,10 @@ class _Build:
                 self.vocab_filename, self.run_suffix, self.profile)
         router = split_writer.DocumentRouter(self.config.validation_fraction)
         batch, batch_sentences = [], 0
+        progress = _read_progress(self.corpus)
         self.profile.push("read")
         for document in self.documents:
+            progress.update(self.documents.bytes_read)
             self.profile.count_text(document)
             name = router.route(split_writer.document_digest(document))
             if name is None:
@@ -281,6 +297,8 @@ class _Build:
                                            self.profile)
                 batch, batch_sentences = [], 0
         split_writer.add_documents(tokenizer, batch, self.config, self.profile)
+        progress.update(self.documents.bytes_read)
+        progress.done()
         self.profile.pop()
         for split in splits.values():
             split.close()
@@ -318,6 +336,14 @@ class _Build:
         with tf.io.gfile.GFile(path, "w") as f:
             json.dump(manifest, f, indent=2, sort_keys=True)
             f.write("\n")
+
+
+def _read_progress(corpus):
+    """Progress through the input's bytes where their total is known ahead:
+    text files (sized by `scan`). Other sources log example counts only."""
+    if isinstance(corpus, text_files.TextFileCorpus):
+        return read_progress.ReadProgress(corpus.num_input_bytes)
+    return read_progress.NO_PROGRESS
 
 
 def _describe_briefly(source: dict) -> str:

@@ -16,18 +16,22 @@ two passes:
 
 The records thus depend on the input, the seed and the file layout, not on
 `num_workers`, and one input file gives the records of the one-stream build.
-Reading is done twice; the hash pass is cheap next to tokenizing.
+Reading is done twice; the hash pass is cheap next to tokenizing. Each pass
+logs its progress through the input's bytes (`read_progress`) file by file:
+a file's size counts when a worker has finished it, whatever the order.
 """
 
 from concurrent import futures
 import multiprocessing
 import os
+import threading
 import time
 
 from absl import logging
 import tensorflow as tf
 
 from token_dropping.data import build_profile
+from token_dropping.data import read_progress
 from token_dropping.data import split_writer
 from token_dropping.data import vocab
 from token_dropping.data import wordpiece
@@ -44,7 +48,7 @@ def write_examples(config, corpus, splits, special, output_dir,
 
     Args:
         config: the build's `PrepareDataConfig` (`num_workers` > 1).
-        corpus: its `TextFileCorpus`, already scanned.
+        corpus: its `TextFileCorpus`, already scanned (for the files' sizes).
         splits: the parent's `SplitWriter`s by name; workers' records are
             written through their shuffles, their counts added.
         special: the special token ids of the vocab.
@@ -66,17 +70,21 @@ def write_examples(config, corpus, splits, special, output_dir,
     # the system (out of memory) fails the build instead of hanging it.
     pool = futures.ProcessPoolExecutor(
         processes, mp_context=multiprocessing.get_context("spawn"))
+    sizes = [scan.num_bytes for scan in corpus.scan()]
     profile.push("workers")
     try:
-        digests = list(pool.map(_document_digests,
-                                [(config, p) for p in paths]))
+        digests = list(_map_with_progress(
+            pool, _document_digests, [(config, p) for p in paths], sizes,
+            "pass 1 of 2 (document hashes): read"))
         plans, num_duplicates = _plan(config, digests)
         tasks = [(config, special, work_dir,
                   os.path.join(output_dir, vocab_filename), paths[i], plans[i],
                   i)
                  for i in range(len(paths))]
         replacements = 0
-        for done, result in enumerate(pool.map(_build_file, tasks)):
+        results = _map_with_progress(pool, _build_file, tasks, sizes,
+                                     "pass 2 of 2 (records): read")
+        for done, result in enumerate(results):
             _merge(result, splits, profile)
             replacements += result["undecodable_replacements"]
             logging.info("Merged input file %d of %d (%s).", done + 1,
@@ -97,6 +105,33 @@ def write_examples(config, corpus, splits, special, output_dir,
     for split in splits.values():
         split.close()
     return num_duplicates
+
+
+def _map_with_progress(pool, function, tasks, sizes, what):
+    """Yields `function(task)` of each task in order, as `pool.map` does,
+    and logs the `sizes` (bytes) of the tasks done so far, in any order."""
+    progress = read_progress.ReadProgress(sum(sizes), what)
+    lock = threading.Lock()  # Callbacks run in the pool's thread or this one.
+    counted = set()
+
+    def count(index):
+        with lock:
+            if index not in counted:
+                counted.add(index)
+                progress.add(sizes[index])
+
+    def on_done(job, index):
+        if not job.cancelled() and job.exception() is None:
+            count(index)
+
+    jobs = [pool.submit(function, task) for task in tasks]
+    for index, job in enumerate(jobs):
+        job.add_done_callback(lambda job, index=index: on_done(job, index))
+    for index, job in enumerate(jobs):
+        result = job.result()
+        count(index)  # Its callback may not have run yet.
+        yield result
+    progress.done()
 
 
 def _stop(pool) -> None:

@@ -58,18 +58,29 @@ class FileScan:
     num_undecodable_bytes: int
 
 
-class _HashingReader:
-    """A binary file object that hashes and counts what is read from it."""
+class _CountingReader:
+    """A binary file object that counts the bytes read from it."""
 
     def __init__(self, raw):
         self.raw = raw
-        self.digest = hashlib.sha256()
         self.num_bytes = 0
 
     def read(self, size=-1) -> bytes:
         chunk = self.raw.read(size)
-        self.digest.update(chunk)
         self.num_bytes += len(chunk)
+        return chunk
+
+
+class _HashingReader(_CountingReader):
+    """A binary file object that hashes and counts what is read from it."""
+
+    def __init__(self, raw):
+        super().__init__(raw)
+        self.digest = hashlib.sha256()
+
+    def read(self, size=-1) -> bytes:
+        chunk = super().read(size)
+        self.digest.update(chunk)
         return chunk
 
 
@@ -173,6 +184,9 @@ class TextFileCorpus:
         self.allow_undecodable = allow_undecodable
         self.paths = match_files(input_files) if paths is None else paths
         self.undecodable_replacements = 0
+        # The files' bytes consumed by `documents()` so far (compressed ones
+        # for `.gz`), for `read_progress`; at the end, `num_input_bytes`.
+        self.bytes_read = 0
         self._scans = None
 
     def scan(self) -> list[FileScan]:
@@ -200,6 +214,11 @@ class TextFileCorpus:
             self._scans = scans
         return self._scans
 
+    @property
+    def num_input_bytes(self) -> int:
+        """The files' sizes on disk, added up (`.gz` files compressed)."""
+        return sum(scan.num_bytes for scan in self.scan())
+
     def describe(self) -> dict:
         """What the corpus is, for the manifest and the fingerprint.
 
@@ -212,8 +231,12 @@ class TextFileCorpus:
                            "sha256": s.sha256} for s in self.scan()]}
 
     def documents(self) -> Iterator[list[str]]:
-        """Yields each non-empty document as a list of sentences, in order."""
+        """Yields each non-empty document as a list of sentences, in order.
+
+        `bytes_read` follows the reading, file by file.
+        """
         self.undecodable_replacements = 0
+        self.bytes_read = 0
         for path in self.paths:
             if self.input_format == "sentence_per_line":
                 yield from self._sentence_per_line(path)
@@ -236,9 +259,17 @@ class TextFileCorpus:
             yield document
 
     def _lines(self, path: str) -> Iterator[str]:
+        gz, before = path.endswith(".gz"), self.bytes_read
         with tf.io.gfile.GFile(path, "rb") as raw:
-            stream = gzip.GzipFile(fileobj=raw) if path.endswith(".gz") else raw
+            counting = _CountingReader(raw)
+            stream = gzip.GzipFile(fileobj=counting) if gz else raw
             for raw_line in stream:
+                if gz:  # The compressed bytes taken so far (128 KiB reads).
+                    self.bytes_read = before + counting.num_bytes
+                else:
+                    self.bytes_read += len(raw_line)
                 line, replaced = text.decode_text(raw_line)
                 self.undecodable_replacements += replaced
                 yield line
+            if gz:  # The gzip trailer, read after the last line.
+                self.bytes_read = before + counting.num_bytes

@@ -1,0 +1,166 @@
+"""ReadProgress: bytes read of the input's size, rate and ETA, in the build."""
+
+from concurrent import futures
+import os
+import re
+import threading
+
+import pytest
+
+from data_testdata import bert_format, tiny_documents, write_lines, write_text
+from token_dropping.data import PrepareDataConfig, TextFileCorpus
+from token_dropping.data import build_pretraining_data
+from token_dropping.data import read_progress
+from token_dropping.data import sharded_build
+from token_dropping.data import vocab
+from token_dropping.data.builder import (  # pylint: disable=protected-access
+    _ReplayableDocuments)
+
+MB = 10**6
+# The closing line ends "(R MB/s; READ of TOTAL bytes)".
+_DONE_BYTES = re.compile(r"; ([\d,]+) of ([\d,]+) bytes\)")
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.mark.parametrize("bytes_read, total, elapsed, expected", [
+    # 412/1024 = 40.2%; 412 MB in 132.9 s = 3.100 MB/s; 612 MB left at that
+    # rate = 197.4 s, which rounds to 3 min.
+    (412 * MB, 1024 * MB, 132.9,
+     "read 412.0 of 1,024.0 MB (40%), 3.1 MB/s; about 3 min left"),
+    # 900 MB in 90 s = 10 MB/s; 100 MB left = 10 s.
+    (900 * MB, 1000 * MB, 90.0,
+     "read 900.0 of 1,000.0 MB (90%), 10.0 MB/s; about 10 s left"),
+    # 100 MB in 100 s = 1 MB/s; 9,900 MB left = 9,900 s = 165 min.
+    (100 * MB, 10_000 * MB, 100.0,
+     "read 100.0 of 10,000.0 MB (1%), 1.0 MB/s; about 2 h 45 min left"),
+    # Nothing read yet: no rate, so no time left is claimed.
+    (0, 1000 * MB, 12.0,
+     "read 0.0 of 1,000.0 MB (0%), 0.0 MB/s; time left not known yet"),
+])
+def test_progress_line_fraction_rate_and_time_left(bytes_read, total, elapsed,
+                                                   expected):
+    assert read_progress.progress_line("read", bytes_read, total,
+                                       elapsed) == expected
+
+
+def test_lines_every_ten_seconds_of_a_fake_clock_and_a_closing_line(caplog):
+    clock = FakeClock()
+    progress = read_progress.ReadProgress(2_000 * MB, clock=clock)
+    with caplog.at_level("INFO"):
+        for now, bytes_read in [(5, 100 * MB), (10, 300 * MB), (15, 400 * MB),
+                                (25, 500 * MB), (400, 2_000 * MB)]:
+            clock.now = now
+            progress.update(bytes_read)
+        closing = progress.done()
+    lines = [r.getMessage() for r in caplog.records]
+    # At 10 s: 300 MB at 30 MB/s, 1,700 MB left = 56.7 s.
+    # At 25 s (15 s after): 500 MB at 20 MB/s, 1,500 MB left = 75 s = 1 min.
+    # At 400 s: 2,000 MB at 5 MB/s, nothing left.
+    assert lines == [
+        "read 300.0 of 2,000.0 MB (15%), 30.0 MB/s; about 57 s left",
+        "read 500.0 of 2,000.0 MB (25%), 20.0 MB/s; about 1 min left",
+        "read 2,000.0 of 2,000.0 MB (100%), 5.0 MB/s; about 0.0 s left",
+        "read 2,000.0 of 2,000.0 MB in 7 min (5.0 MB/s; "
+        "2,000,000,000 of 2,000,000,000 bytes)",
+    ]
+    assert closing == lines[-1]
+
+
+@pytest.mark.parametrize("input_format",
+                         ["sentence_per_line", "document_per_line"])
+def test_the_corpus_counts_the_bytes_on_disk_plain_and_gzipped(
+        tmp_path, input_format):
+    documents = tiny_documents(6000, seed=3)
+    paths = [write_text(tmp_path / "a.txt", bert_format(documents[:100])),
+             write_text(tmp_path / "b.txt.gz", bert_format(documents[100:]),
+                        gz=True)]
+    sizes = [os.path.getsize(p) for p in paths]
+    assert sizes[1] > 2 * 128 * 1024  # More than two of gzip's reads.
+    corpus = TextFileCorpus(",".join(paths), input_format)
+    positions = []
+    for _ in corpus.documents():
+        positions.append(corpus.bytes_read)
+    assert corpus.bytes_read == corpus.num_input_bytes == sum(sizes)
+    assert positions == sorted(positions)
+    # The first file alone, wholly read; then the gzip file, read by parts.
+    assert sizes[0] in positions
+    assert len({p for p in positions if sizes[0] < p < sum(sizes)}) >= 2
+
+
+def test_a_replayed_corpus_replays_its_byte_positions(tmp_path):
+    """A corpus read once for the vocab is replayed from memory for the
+    records; progress must then move as it did when reading the files."""
+    documents = _ReplayableDocuments(
+        TextFileCorpus(",".join(_two_files(tmp_path))), max_documents=None)
+    positions = []
+    for _ in range(2):
+        positions.append([documents.bytes_read for _ in documents])
+        positions[-1].append(documents.bytes_read)
+    assert documents._cached is not None  # pylint: disable=protected-access
+    assert positions[1] == positions[0]
+    assert len(set(positions[0])) > 2
+
+
+def _two_files(tmp_path):
+    documents = tiny_documents(30, seed=5)
+    return [write_text(tmp_path / "one.txt", bert_format(documents[:15])),
+            write_text(tmp_path / "two.txt.gz", bert_format(documents[15:]),
+                       gz=True)]
+
+
+def _done_lines(caplog, what):
+    return [m for m in (r.getMessage() for r in caplog.records)
+            if m.startswith(what) and _DONE_BYTES.search(m)]
+
+
+@pytest.mark.parametrize("learn_vocab", [False, True])
+def test_a_build_of_two_files_ends_with_their_sizes(tmp_path, caplog,
+                                                    learn_vocab):
+    """Learning the vocab reads the files first; the build then replays."""
+    paths = _two_files(tmp_path)
+    options = dict(input_files=",".join(paths), vocab_size=300, seq_length=32,
+                   max_predictions_per_seq=5)
+    if not learn_vocab:
+        options["vocab_file"] = write_lines(
+            tmp_path / "vocab.txt", vocab.learn_vocab(
+                [s for d in tiny_documents(30, seed=5) for s in d], 300))
+    with caplog.at_level("INFO"):
+        build_pretraining_data(PrepareDataConfig(**options),
+                               str(tmp_path / "out"))
+    (line,) = _done_lines(caplog, "read ")
+    total = sum(os.path.getsize(p) for p in paths)
+    assert _DONE_BYTES.search(line).groups() == (f"{total:,}", f"{total:,}")
+
+
+@pytest.mark.parametrize("seconds, expected", [
+    (0.04, "0.0 s"), (4.25, "4.2 s"), (9.96, "10.0 s"), (10.4, "10 s"),
+    (59.4, "59 s"), (89, "1 min"), (91, "2 min"), (3599, "1 h 00 min"),
+    (3630, "1 h 00 min"), (7 * 3600 + 5 * 60 + 20, "7 h 05 min")])
+def test_durations_are_as_precise_as_worth_saying(seconds, expected):
+    assert read_progress.format_duration(seconds) == expected
+
+
+def test_no_progress_through_bytes_without_a_known_size():
+    assert read_progress.NO_PROGRESS.update(5) is None
+    assert read_progress.NO_PROGRESS.done() is None
+
+
+def test_workers_report_each_files_size_when_done_in_any_order(caplog):
+    """Results come in task order; sizes count as tasks finish (a last)."""
+    released = threading.Event()
+    tasks = [lambda: released.wait() and "a", lambda: "b",
+             lambda: released.set() or "c"]
+    sizes = [100, 20, 3]
+    with futures.ThreadPoolExecutor(3) as pool, caplog.at_level("INFO"):
+        mapped = sharded_build._map_with_progress  # pylint: disable=W0212
+        results = list(mapped(pool, lambda task: task(), tasks, sizes, "pass"))
+    assert results == ["a", "b", "c"]
+    (line,) = _done_lines(caplog, "pass ")
+    assert _DONE_BYTES.search(line).groups() == ("123", "123")
