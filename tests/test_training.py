@@ -245,7 +245,7 @@ def test_task_selects_once_per_step_and_its_metrics_describe_that_draw(
     encoder = model.encoder_network
     draws = []
     select = encoder.kept_positions
-    encoder.kept_positions = lambda inputs: draws.append(select(inputs)) or (
+    encoder.kept_positions = lambda *args: draws.append(select(*args)) or (
         draws[-1])
     task.train_step(batch, model, optimizer, metrics)
     assert len(draws) == 1  # the forward pass's selection, not a second one
