@@ -147,7 +147,8 @@ class KeepKSchedule:
         for i in range(num_stages):
             share = i / (num_stages - 1) if num_stages > 1 else 0.0
             keep_k = round(start_keep_k + (end_keep_k - start_keep_k) * share)
-            stages.append((no_drop_first + span * i / num_stages, keep_k))
+            stages.append((round(no_drop_first + span * i / num_stages, 6),
+                           keep_k))
         if no_drop_last:
             stages.append((1.0 - no_drop_last, seq_length))
         # Equal neighbours are one stage (fewer branches, same schedule).
