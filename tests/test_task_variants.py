@@ -10,6 +10,7 @@ chosen steps, also after a restore from a checkpoint.
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras
 from official.core import task_factory
 from official.core import train_utils
 
@@ -106,6 +107,41 @@ def test_consistency_step_mixes_the_full_pass_mlm(records):
     assert results["consistency_kl"] == pytest.approx(kl, rel=1e-4)
     assert results["full_pass_mlm_loss"] == pytest.approx(full_mlm, rel=1e-5)
     assert step.experimental_get_tracing_count() == traces  # no retrace
+
+
+@pytest.mark.parametrize("stop_gradient", [False, True])
+def test_consistency_step_gradients_are_those_of_the_mixed_loss(
+        records, stop_gradient):
+    """What the optimizer applies (SGD, rate 1: the weights move by minus
+    the gradients) against plain autodiff of 0.5 MLM(dropped) + 0.5
+    MLM(full) + 0.05 KL(full || dropped)."""
+    task, model, _, metrics, batch = make(
+        records, consistency_interval=1,
+        consistency_stop_gradient=stop_gradient)
+    tvars = model.trainable_variables
+    weights = batch["masked_lm_weights"]
+    mean = lambda out: tf.reduce_sum(
+        per_prediction_losses(batch, out) * weights) / tf.reduce_sum(weights)
+    with tf.GradientTape() as tape:
+        dropped = model(batch, training=True)
+        full = model(batch, training=False)  # dropout is 0: the full pass
+        loss = 0.5 * mean(dropped) + 0.5 * mean(full) + 0.05 * (
+            cls_consistency_loss(full["encoder_outputs"],
+                                 dropped["encoder_outputs"], stop_gradient))
+    expected = tape.gradient(loss, tvars)
+    before = [v.numpy() for v in tvars]
+    optimizer = tf_keras.optimizers.SGD(learning_rate=1.0)
+    logs = tf.function(task.train_step)(batch, model, optimizer, metrics)
+    assert float(logs["loss"]) == pytest.approx(float(loss), rel=1e-5)
+    moved = 0
+    for v, b, g in zip(tvars, before, expected):
+        if g is None:  # the pooler: no next-sentence head
+            np.testing.assert_array_equal(v.numpy(), b, err_msg=v.name)
+            continue
+        np.testing.assert_allclose(b - v.numpy(), tf.convert_to_tensor(g),
+                                   atol=2e-5, err_msg=v.name)
+        moved += 1
+    assert moved == len(tvars) - 2
 
 
 def dropped_fraction(batch, keep_k):

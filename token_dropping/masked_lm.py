@@ -8,7 +8,7 @@ from official.core import task_factory
 from official.nlp.configs import bert
 from official.nlp.tasks import masked_lm
 
-from token_dropping.consistency import cls_consistency_loss
+from token_dropping.consistency import consistency_step
 from token_dropping.encoder import KEEP_K_INPUT
 from token_dropping.encoder import _step_state
 from token_dropping.token_selection import is_in
@@ -118,29 +118,36 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
         step = optimizer.iterations  # this step's 0-based index
         model_inputs = self._scheduled(inputs, encoder, step, metrics)
         # Steps 1-3 are MaskedLMTask.train_step's: forward, loss, gradients
-        # (plus float16 loss scaling).
+        # (plus float16 loss scaling), and on consistency steps ScTD's term.
+        replicas = 1
+        if self.task_config.scale_loss:
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        # float16: Model Garden's LossScaleOptimizer, used as its
+        # base_task.Task.train_step uses it (MaskedLMTask does not).
+        loss_scaling = isinstance(
+            optimizer, tf_keras.mixed_precision.LossScaleOptimizer)
+        tvars = model.trainable_variables
         with tf.GradientTape() as tape:
             outputs = model(model_inputs, training=True)
             kept_share = encoder.last_kept_share  # before any second pass
             loss = self.build_losses(labels=inputs, model_outputs=outputs,
                                      metrics=metrics, aux_losses=model.losses)
+            objective = loss
             if self.task_config.consistency_interval:
-                loss += self._consistency(inputs, outputs, model, step,
-                                          metrics)
-            scaled_loss = loss
-            if self.task_config.scale_loss:
-                replicas = tf.distribute.get_strategy().num_replicas_in_sync
-                scaled_loss = loss / replicas
-            # float16: Model Garden's LossScaleOptimizer, used as its
-            # base_task.Task.train_step uses it (MaskedLMTask does not).
-            loss_scaling = isinstance(
-                optimizer, tf_keras.mixed_precision.LossScaleOptimizer)
+                extra_loss, surrogate, extra_grads = self._consistency(
+                    inputs, outputs, model, step, metrics, replicas,
+                    optimizer if loss_scaling else None)
+                loss += extra_loss
+                objective += surrogate
+            scaled_loss = objective / replicas
             if loss_scaling:
                 scaled_loss = optimizer.get_scaled_loss(scaled_loss)
-        tvars = model.trainable_variables
         grads = tape.gradient(scaled_loss, tvars)
         if loss_scaling:
             grads = optimizer.get_unscaled_gradients(grads)
+        if self.task_config.consistency_interval:
+            grads = [e if g is None else g if e is None else g + e
+                     for g, e in zip(grads, extra_grads)]
         optimizer.apply_gradients(list(zip(grads, tvars)))
         # The routing the forward pass used, and its importance, read before
         # the table changes.
@@ -178,11 +185,10 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
             metrics[SCHEDULE_METRIC].update_state(tf.cast(keep_k, tf.float32))
         return dict(inputs, **{KEEP_K_INPUT: keep_k})
 
-    def _consistency(self, inputs, outputs, model, step, metrics):
-        """ScTD's extra loss on every `consistency_interval`-th step (1-based)
-        and 0 on the others: full_share x (MLM(full) - MLM(dropped)) +
-        weight x KL, so the MLM part is the 0.5 / 0.5 mix. One `tf.cond`:
-        both kinds of step are one traced, compiled function."""
+    def _consistency(self, inputs, outputs, model, step, metrics, replicas,
+                     loss_scaler):
+        """`consistency.consistency_step` on every `consistency_interval`-th
+        step (1-based); updates the consistency metrics."""
         config = self.task_config
         seq_length = inputs["input_word_ids"].shape[1]
         if seq_length is None:
@@ -190,27 +196,24 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
                              "(drop_remainder=True batches).")
         on = tf.equal((tf.cast(step, tf.int64) + 1)
                       % config.consistency_interval, 0)
-
-        def full_pass():
-            full = model(dict(inputs, **{KEEP_K_INPUT: seq_length}),
-                         training=True)
-            full_mlm = _weighted_mean(per_prediction_losses(inputs, full),
-                                      inputs["masked_lm_weights"])
-            kl = cls_consistency_loss(
-                full["encoder_outputs"], outputs["encoder_outputs"],
-                stop_full_gradient=config.consistency_stop_gradient)
-            return full_mlm, kl
-
-        zero = lambda: (tf.constant(0.0), tf.constant(0.0))
-        full_mlm, kl = tf.cond(on, full_pass, zero)
-        weight = tf.cast(on, tf.float32)
+        extra_loss, surrogate, grads, kl, full_mlm = consistency_step(
+            on=on, model=model,
+            full_inputs=dict(inputs, **{KEEP_K_INPUT: seq_length}),
+            dropped_outputs=outputs,
+            mlm_loss=lambda out: _weighted_mean(
+                per_prediction_losses(inputs, out),
+                inputs["masked_lm_weights"]),
+            dropped_mlm=_step_state(self).mlm_loss,
+            full_mlm_share=config.consistency_full_mlm_share,
+            weight=config.consistency_weight,
+            stop_full_gradient=config.consistency_stop_gradient,
+            replicas=replicas, loss_scaler=loss_scaler)
         metrics = {m.name: m for m in metrics}
         for name, value in zip(CONSISTENCY_METRICS, (kl, full_mlm)):
             if name in metrics:
-                metrics[name].update_state(value, sample_weight=weight)
-        share = config.consistency_full_mlm_share
-        return weight * (share * (full_mlm - _step_state(self).mlm_loss)
-                         + config.consistency_weight * kl)
+                metrics[name].update_state(
+                    value, sample_weight=tf.cast(on, tf.float32))
+        return extra_loss, surrogate, grads
 
     @staticmethod
     def _update_routing_metrics(metrics, encoder, inputs, is_kept,
