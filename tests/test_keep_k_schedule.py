@@ -48,7 +48,7 @@ def test_empty_schedule_is_off():
     ([(0.1, 64)], "keep_k_schedule starts at 0.1"),
     ([(0.0, 64), (0.5, 32), (0.5, 16)], "must increase strictly"),
     ([(0.0, 64), (1.0, 32)], "start_fraction=1.0 must be a number in [0, 1)"),
-    ([(0.0, 200)], "token_keep_k=200 exceeds seq_length=128"),
+    ([(0.0, 200)], "keep_k_schedule token_keep_k=200 exceeds seq_length=128"),
     ([(0.0, 0)], "keep_k_schedule token_keep_k=0"),
     ([(0.0, 64, 3)], "stage (0.0, 64, 3) is not a (start_fraction, "),
     ("0.0:64", "keep_k_schedule='0.0:64' must be a list"),

@@ -37,7 +37,6 @@ from typing import Tuple
 
 from token_dropping.errors import UserError
 from token_dropping.layout import as_positive_int
-from token_dropping.layout import check_keep_k_fits
 
 # Each distinct keep_k is one compiled branch of the training step.
 MAX_STAGES = 32
@@ -103,8 +102,11 @@ class KeepKSchedule:
                     f"keep_k_schedule start_fraction={start!r} must be a "
                     "number in [0, 1) (a fraction of training).")
             keep_k = as_positive_int("keep_k_schedule token_keep_k", keep_k)
-            if seq_length is not None:
-                check_keep_k_fits(keep_k, seq_length_name, seq_length)
+            if seq_length is not None and keep_k > seq_length:
+                raise UserError(
+                    f"keep_k_schedule token_keep_k={keep_k} exceeds "
+                    f"{seq_length_name}={seq_length}; a stage keeps at most "
+                    "the whole sequence (which drops nothing).")
             resolved.append((float(start), keep_k))
         if resolved and resolved[0][0] != 0.0:
             raise UserError(
