@@ -7,6 +7,8 @@ off in the shrunk config, so the full training pass is the model's
 chosen steps, also after a restore from a checkpoint.
 """
 
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -17,7 +19,7 @@ from official.core import train_utils
 import token_dropping  # noqa: F401  (registers the experiments)
 from token_dropping.consistency import cls_consistency_loss
 from token_dropping.masked_lm import per_prediction_losses
-from helpers import shrunk_tiny_config
+from helpers import event_tags, overrides, shrunk_tiny_config, train_py
 
 SCHEDULE = [dict(start_fraction=0.0, token_keep_k=32),  # steps 0-1: all
             dict(start_fraction=0.25, token_keep_k=8),  # steps 2-5
@@ -197,6 +199,27 @@ def test_schedule_without_its_step_count_is_one_clear_line(records):
     batch = next(iter(task.build_inputs(config.task.train_data)))
     with pytest.raises(ValueError, match="task.keep_k_schedule_steps=0"):
         task.train_step(batch, model, optimizer, task.build_metrics(True))
+
+
+def test_every_variant_at_once_through_tools_train(records, tmp_path):
+    """tools/train.py builds the model inside its first traced step (a
+    first call that saw only part of the variables failed here once)."""
+    config = tmp_path / "variants.yaml"
+    config.write_text(
+        "task:\n  consistency_interval: 2\n  model:\n    encoder:\n"
+        "      any:\n        selection: random_per_layer\n"
+        "        keep_k_schedule: [{start_fraction: 0.0, token_keep_k: 8}, "
+        "{start_fraction: 0.5, token_keep_k: 32}]\n")
+    model_dir = str(tmp_path / "run")
+    result = train_py("--experiment=token_drop_bert_tiny_sctd", "--mode=train",
+                      f"--model_dir={model_dir}", f"--config_file={config}",
+                      f"--params_override={overrides(records, 4)}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    tags = event_tags(os.path.join(model_dir, "train"))
+    assert {"consistency_kl", "full_pass_mlm_loss", "token_keep_k",
+            "token_dropping/train_flops_per_step"} <= tags
+    params = open(os.path.join(model_dir, "params.yaml")).read()
+    assert "keep_k_schedule_steps: 4" in params  # from trainer.train_steps
 
 
 @pytest.mark.slow  # minutes on 2 shared cores: XLA compiles every branch

@@ -126,7 +126,6 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
         # base_task.Task.train_step uses it (MaskedLMTask does not).
         loss_scaling = isinstance(
             optimizer, tf_keras.mixed_precision.LossScaleOptimizer)
-        tvars = model.trainable_variables
         with tf.GradientTape() as tape:
             outputs = model(model_inputs, training=True)
             kept_share = encoder.last_kept_share  # before any second pass
@@ -142,6 +141,7 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
             scaled_loss = objective / replicas
             if loss_scaling:
                 scaled_loss = optimizer.get_scaled_loss(scaled_loss)
+        tvars = model.trainable_variables  # after the model is built
         grads = tape.gradient(scaled_loss, tvars)
         if loss_scaling:
             grads = optimizer.get_unscaled_gradients(grads)
