@@ -10,10 +10,10 @@ import pytest
 import tensorflow as tf
 import tf_keras
 from official.nlp.modeling import models
-from official.nlp.modeling.networks import bert_encoder
 
 import token_dropping
 from helpers import BERT_KWARGS, CLS, MASK, SEP, SEQ, VOCAB, batch
+from helpers import bert_with_same_weights
 
 SPEC = tf.TensorSpec([None, None], tf.int32)
 
@@ -21,18 +21,6 @@ SPEC = tf.TensorSpec([None, None], tf.int32)
 def encoder(**overrides):
     return token_dropping.TokenDropBertEncoder(
         **dict(BERT_KWARGS, **dict(dict(token_keep_k=6), **overrides)))
-
-
-def bert_with_same_weights(enc, inputs, tmp_path):
-    """A BertEncoderV2 restored from a checkpoint of `enc`."""
-    enc(inputs)  # build
-    path = tf.train.Checkpoint(encoder=enc).save(str(tmp_path / "ckpt"))
-    bert = bert_encoder.BertEncoderV2(**BERT_KWARGS)
-    bert(inputs)
-    status = tf.train.Checkpoint(encoder=bert).restore(path)
-    status.assert_existing_objects_matched()
-    status.expect_partial()
-    return bert
 
 
 def dynamic_length_call(enc):

@@ -59,9 +59,10 @@ def test_consistency_loss_is_the_kl_of_the_cls_softmax():
             reaches)
 
 
-def make(records, **task_fields):
+def build(records, task_fields):
+    """`(task, model, optimizer, metrics, batch)` of the shrunk tiny config
+    with `task_fields` overridden; the model built."""
     config = shrunk_tiny_config(records[0])
-    config.task.model.encoder.any.token_keep_k = 8
     config.override({"task": task_fields})
     task = task_factory.get_task(config.task)
     model = task.build_model()
@@ -69,6 +70,16 @@ def make(records, **task_fields):
     metrics = task.build_metrics(training=True)
     batch = next(iter(task.build_inputs(config.task.train_data)))
     model(batch)
+    return task, model, optimizer, metrics, batch
+
+
+def make(records, **task_fields):
+    """`build`, keep 8, weights moved far from init, importance random."""
+    task_fields = dict(task_fields)
+    model_fields = task_fields.pop("model", {"encoder": {"any": {}}})
+    model_fields["encoder"]["any"]["token_keep_k"] = 8
+    task, model, optimizer, metrics, batch = build(
+        records, dict(task_fields, model=model_fields))
     rng = np.random.RandomState(1)
     for v in model.trainable_variables:  # far from init: context matters
         v.assign_add(rng.normal(0, 0.3, v.shape).astype(np.float32))
@@ -190,15 +201,10 @@ def test_schedule_picks_keep_k_by_step_and_resumes_at_its_stage(
 
 
 def test_schedule_without_its_step_count_is_one_clear_line(records):
-    config = shrunk_tiny_config(records[0])
-    config.override({"task": {"model": {"encoder": {"any": {
-        "keep_k_schedule": SCHEDULE}}}}})
-    task = task_factory.get_task(config.task)
-    model = task.build_model()
-    optimizer = train_utils.create_optimizer(task, config)
-    batch = next(iter(task.build_inputs(config.task.train_data)))
+    task, model, optimizer, metrics, batch = build(records, {
+        "model": {"encoder": {"any": {"keep_k_schedule": SCHEDULE}}}})
     with pytest.raises(ValueError, match="task.keep_k_schedule_steps=0"):
-        task.train_step(batch, model, optimizer, task.build_metrics(True))
+        task.train_step(batch, model, optimizer, metrics)
 
 
 def test_every_variant_at_once_through_tools_train(records, tmp_path):
@@ -226,19 +232,12 @@ def test_every_variant_at_once_through_tools_train(records, tmp_path):
 def test_every_variant_at_once_compiles_with_xla(records):
     """random_per_layer + a keep_k schedule + consistency steps: the
     task's train step, jit-compiled as Model Garden does on GPU and TPU."""
-    config = shrunk_tiny_config(records[0])
-    config.override({"task": {
+    task, model, optimizer, metrics, batch = build(records, {
         "keep_k_schedule_steps": 4, "consistency_interval": 2,
         "model": {"encoder": {"any": {
             "selection": "random_per_layer", "keep_k_schedule": [
                 dict(start_fraction=0.0, token_keep_k=8),
-                dict(start_fraction=0.5, token_keep_k=32)]}}}}})
-    task = task_factory.get_task(config.task)
-    model = task.build_model()
-    optimizer = train_utils.create_optimizer(task, config)
-    metrics = task.build_metrics(training=True)
-    batch = next(iter(task.build_inputs(config.task.train_data)))
-    model(batch)
+                dict(start_fraction=0.5, token_keep_k=32)]}}}})
     step = tf.function(task.train_step, jit_compile=True)
     traces = []
     for _ in range(4):  # both stages, both kinds of step
