@@ -13,6 +13,7 @@ from token_dropping.layout import as_positive_int
 from token_dropping.keep_k_schedule import KeepKSchedule
 from token_dropping.layout import check_keep_k_fits
 from token_dropping.routing import LayerRouting
+from token_dropping.routing import branch_index
 from token_dropping.token_importance import TokenImportance
 from token_dropping.token_selection import SELECTION_STRATEGIES
 from token_dropping.token_selection import select_kept_positions
@@ -342,16 +343,8 @@ class TokenDropBertEncoder(LayerRouting, bert_encoder.BertEncoderV2):
             encoder_outputs, kept_share = route(int(static_keep_k))
         else:  # one compiled branch per value; the step picks one
             values = self.keep_k_values
-            matches = tf.equal(tf.constant(values, tf.int32),
-                               tf.cast(keep_k, tf.int32))  # [values]
-            known = tf.debugging.assert_equal(
-                tf.reduce_any(matches), True, message=(
-                    f"the token_keep_k input must be one of {values} (the "
-                    "encoder's keep_k_values)"))
-            with tf.control_dependencies([known]):
-                index = tf.argmax(tf.cast(matches, tf.int32), output_type=tf.int32)
             encoder_outputs, kept_share = tf.switch_case(
-                index,
+                branch_index(values, keep_k),
                 [functools.partial(route, value) for value in values])
         # For the task's routing metrics in the same step: per thread, as
         # MirroredStrategy traces each replica in its own thread.

@@ -35,6 +35,19 @@ def _scatter_index(kept):
     return tf.stack([rows, kept], axis=-1)  # [batch, keep_k, 2]
 
 
+def branch_index(values, keep_k):
+    """int32 index of the scalar `keep_k` in the Python tuple `values`, for
+    `tf.switch_case`; an assertion names a value that is not one of them."""
+    matches = tf.equal(tf.constant(values, tf.int32),
+                       tf.cast(keep_k, tf.int32))  # [values]
+    known = tf.debugging.assert_equal(
+        tf.reduce_any(matches), True, message=(
+            f"the token_keep_k input must be one of {values} (the "
+            "encoder's keep_k_values)"))
+    with tf.control_dependencies([known]):
+        return tf.argmax(tf.cast(matches, tf.int32), output_type=tf.int32)
+
+
 class LayerRouting:
     """The routes (see the module docstring); mixed into the encoder."""
 
