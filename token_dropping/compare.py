@@ -185,9 +185,11 @@ def _check_arguments(output_dir, size, train_steps, eval_every,
 
 
 def _flops_per_step(params):
-    """Training FLOPs of one step: 3 x forward FLOPs x global batch size
-    (every variant's average, `flops.config_train_flops`)."""
-    return flops.config_train_flops(params.task)
+    """Training FLOPs of one step: 3 x forward FLOPs x global batch size."""
+    data = params.task.train_data
+    per_sequence = flops.pretraining_flops(**flops.config_sizes(
+        params.task.model.encoder.get(), data))
+    return 3 * per_sequence * data.global_batch_size
 
 
 class _TrainClock:
