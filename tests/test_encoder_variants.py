@@ -5,6 +5,8 @@ checkpoint, and its own transformer blocks run by hand on numpy-indexed
 subsets of the tokens.
 """
 
+import json
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -164,3 +166,18 @@ def test_step_with_a_keep_k_tensor_compiles_with_xla(selection):
     # jit_compile=True raises if an op cannot be compiled; one trace for
     # both values (the switch picks the branch at run time).
     assert step.experimental_get_tracing_count() == 1
+
+
+def test_config_round_trip_keeps_the_variant():
+    enc = encoder(selection="random_per_layer",
+                  keep_k_schedule=((0.0, SEQ), (0.25, 4)))
+    config = json.loads(json.dumps(enc.get_config()))
+    assert config["keep_k_schedule"] == [[0.0, SEQ], [0.25, 4]]
+    restored = token_dropping.TokenDropBertEncoder.from_config(config)
+    assert restored.get_config() == enc.get_config()
+    assert restored.keep_k_values == (4, 6, SEQ)
+    with pytest.raises(ValueError, match="keep_k_schedule starts at 0.25"):
+        encoder(keep_k_schedule=((0.25, 4),))
+    with pytest.raises(ValueError, match="keep_k_schedule token_keep_k=13 "
+                       "exceeds max_sequence_length=12"):
+        encoder(keep_k_schedule=((0.0, SEQ + 1),))

@@ -248,3 +248,42 @@ def test_every_variant_at_once_compiles_with_xla(records):
     results = {m.name: float(m.result()) for m in metrics}
     assert results["token_keep_k"] == pytest.approx((8 + 8 + 32 + 32) / 4)
     assert results["consistency_kl"] > 0
+
+
+def test_every_variant_at_once_under_mirrored_strategy(records):
+    """Two replicas: the consistency tf.cond and the keep_k switch run per
+    replica; the replicas' weights stay identical."""
+    config = shrunk_tiny_config(records[0])
+    config.override({"task": {
+        "keep_k_schedule_steps": 2, "consistency_interval": 2,
+        "model": {"encoder": {"any": {
+            "selection": "random_per_layer", "keep_k_schedule": [
+                dict(start_fraction=0.0, token_keep_k=8),
+                dict(start_fraction=0.5, token_keep_k=16)]}}}}})
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")[:2]]
+    strategy = tf.distribute.MirroredStrategy(
+        devices, cross_device_ops=tf.distribute.ReductionToOneDevice())
+    with strategy.scope():
+        task = task_factory.get_task(config.task)
+        model = task.build_model()
+        optimizer = train_utils.create_optimizer(task, config)
+        metrics = task.build_metrics(training=True)
+    batch = next(iter(strategy.distribute_datasets_from_function(
+        lambda ctx: task.build_inputs(config.task.train_data, ctx))))
+
+    @tf.function
+    def step(batch):
+        return strategy.run(task.train_step,
+                            args=(batch, model, optimizer, metrics))
+
+    for _ in range(2):  # keep 8 on an ordinary step, 16 on a consistency one
+        step(batch)
+    for variable in model.trainable_variables:
+        copies = [v.numpy() for v in
+                  strategy.experimental_local_results(variable)]
+        np.testing.assert_array_equal(copies[0], copies[1],
+                                      err_msg=variable.name)
+    results = {m.name: float(m.result()) for m in metrics}
+    assert results["token_keep_k"] == 12.0
+    assert results["consistency_kl"] > 0
+    assert np.isfinite(results["lm_example_loss"])
