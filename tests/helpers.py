@@ -221,6 +221,27 @@ def shrunk_tiny_config(train_path):
         is_strict=True)
 
 
+def mirrored_task(config):
+    """`(strategy, task, model, optimizer, metrics, batch)` of `config` under
+    a two-replica MirroredStrategy on the two logical CPUs (conftest); the
+    batch is one distributed global batch."""
+    from official.core import task_factory  # pylint: disable=import-outside-toplevel
+    from official.core import train_utils  # pylint: disable=import-outside-toplevel
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")[:2]]
+    # Reduction through one device: collective ops keyed per process clash
+    # when several tests each make a MirroredStrategy.
+    strategy = tf.distribute.MirroredStrategy(
+        devices, cross_device_ops=tf.distribute.ReductionToOneDevice())
+    with strategy.scope():
+        task = task_factory.get_task(config.task)
+        model = task.build_model()
+        optimizer = train_utils.create_optimizer(task, config)
+        metrics = task.build_metrics(training=True)
+    batch = next(iter(strategy.distribute_datasets_from_function(
+        lambda ctx: task.build_inputs(config.task.train_data, ctx))))
+    return strategy, task, model, optimizer, metrics, batch
+
+
 SHRINK_SEQ, SHRINK_VOCAB, SHRINK_HIDDEN = 32, 200, 16  # as in SHRINK
 
 

@@ -19,7 +19,8 @@ from official.core import train_utils
 import token_dropping  # noqa: F401  (registers the experiments)
 from token_dropping.consistency import cls_consistency_loss
 from token_dropping.masked_lm import per_prediction_losses
-from helpers import event_tags, overrides, shrunk_tiny_config, train_py
+from helpers import event_tags, mirrored_task, overrides
+from helpers import shrunk_tiny_config, train_py
 
 SCHEDULE = [dict(start_fraction=0.0, token_keep_k=32),  # steps 0-1: all
             dict(start_fraction=0.25, token_keep_k=8),  # steps 2-5
@@ -260,16 +261,7 @@ def test_every_variant_at_once_under_mirrored_strategy(records):
             "selection": "random_per_layer", "keep_k_schedule": [
                 dict(start_fraction=0.0, token_keep_k=8),
                 dict(start_fraction=0.5, token_keep_k=16)]}}}}})
-    devices = [d.name for d in tf.config.list_logical_devices("CPU")[:2]]
-    strategy = tf.distribute.MirroredStrategy(
-        devices, cross_device_ops=tf.distribute.ReductionToOneDevice())
-    with strategy.scope():
-        task = task_factory.get_task(config.task)
-        model = task.build_model()
-        optimizer = train_utils.create_optimizer(task, config)
-        metrics = task.build_metrics(training=True)
-    batch = next(iter(strategy.distribute_datasets_from_function(
-        lambda ctx: task.build_inputs(config.task.train_data, ctx))))
+    strategy, task, model, optimizer, metrics, batch = mirrored_task(config)
 
     @tf.function
     def step(batch):
