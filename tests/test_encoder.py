@@ -7,7 +7,6 @@ import pytest
 import tensorflow as tf
 import tf_keras
 from official.nlp.modeling import models
-from official.nlp.modeling.networks import bert_encoder
 
 import token_dropping
 from helpers import bert_with_same_weights, run_layer_checks
