@@ -63,6 +63,20 @@ def batch(batch_size=3, seq_length=SEQ, seed=0, pad_from=(None, 9, 5)):
                 input_type_ids=tf.constant(type_ids * mask, tf.int32))
 
 
+def bert_with_same_weights(enc, inputs, tmp_path):
+    """A Model Garden BertEncoderV2 restored from a checkpoint of `enc` (a
+    TokenDropBertEncoder with BERT_KWARGS' sizes)."""
+    from official.nlp.modeling.networks import bert_encoder  # pylint: disable=import-outside-toplevel
+    enc(inputs)  # build
+    path = tf.train.Checkpoint(encoder=enc).save(str(tmp_path / "ckpt"))
+    bert = bert_encoder.BertEncoderV2(**BERT_KWARGS)
+    bert(inputs)  # build, so the restore is checked object by object
+    status = tf.train.Checkpoint(encoder=bert).restore(path)
+    status.assert_existing_objects_matched()
+    status.expect_partial()  # the importance table has no place in BERT
+    return bert
+
+
 # The standard Keras checks.
 
 def _first_output(outputs):
@@ -205,6 +219,27 @@ def shrunk_tiny_config(train_path):
     return params_dict.override_params_dict(
         config, f"{SHRINK},task.train_data.input_path={train_path}",
         is_strict=True)
+
+
+def mirrored_task(config):
+    """`(strategy, task, model, optimizer, metrics, batch)` of `config` under
+    a two-replica MirroredStrategy on the two logical CPUs (conftest); the
+    batch is one distributed global batch."""
+    from official.core import task_factory  # pylint: disable=import-outside-toplevel
+    from official.core import train_utils  # pylint: disable=import-outside-toplevel
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")[:2]]
+    # Reduction through one device: collective ops keyed per process clash
+    # when several tests each make a MirroredStrategy.
+    strategy = tf.distribute.MirroredStrategy(
+        devices, cross_device_ops=tf.distribute.ReductionToOneDevice())
+    with strategy.scope():
+        task = task_factory.get_task(config.task)
+        model = task.build_model()
+        optimizer = train_utils.create_optimizer(task, config)
+        metrics = task.build_metrics(training=True)
+    batch = next(iter(strategy.distribute_datasets_from_function(
+        lambda ctx: task.build_inputs(config.task.train_data, ctx))))
+    return strategy, task, model, optimizer, metrics, batch
 
 
 SHRINK_SEQ, SHRINK_VOCAB, SHRINK_HIDDEN = 32, 200, 16  # as in SHRINK

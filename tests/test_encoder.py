@@ -7,10 +7,9 @@ import pytest
 import tensorflow as tf
 import tf_keras
 from official.nlp.modeling import models
-from official.nlp.modeling.networks import bert_encoder
 
 import token_dropping
-from helpers import run_layer_checks
+from helpers import bert_with_same_weights, run_layer_checks
 from helpers import BERT_KWARGS, CLS, MASK, PAD, SEP, SEQ, UNK, VOCAB, batch
 
 TOKEN_DROP_KWARGS = dict(BERT_KWARGS, token_keep_k=6)
@@ -24,18 +23,6 @@ def encoder(**overrides):
 def randomize_importance(enc, seed=1):
     values = np.random.RandomState(seed).uniform(0.0, 10.0, size=VOCAB)
     enc.importance.assign(values.astype(np.float32))
-
-
-def bert_with_same_weights(enc, inputs, tmp_path):
-    """A BertEncoderV2 restored from a checkpoint of `enc`."""
-    enc(inputs)  # build
-    path = tf.train.Checkpoint(encoder=enc).save(str(tmp_path / "ckpt"))
-    bert = bert_encoder.BertEncoderV2(**BERT_KWARGS)
-    bert(inputs)  # build, so the restore is checked object by object
-    status = tf.train.Checkpoint(encoder=bert).restore(path)
-    status.assert_existing_objects_matched()
-    status.expect_partial()  # the importance table has no place in BERT
-    return bert
 
 
 def test_standard_keras_checks():

@@ -124,3 +124,69 @@ def test_invalid_arguments_name_the_value(call, message):
     with pytest.raises(ValueError) as error:
         call()
     assert message in str(error.value)
+
+
+# The variants: hand-computed mixes of layer_flops.
+
+SIZES4 = dict(seq_length=8, hidden_size=4, num_layers=4, inner_dim=16)
+HEAD = dict(vocab_size=10, max_predictions_per_seq=2)
+HEAD_FLOPS = 2 * (2 * 4 * 4 + 2 * 4 * 10)  # 2 predictions x (32 + 80) = 224
+FULL, TRANSITION, DROPPED = 4096, 2304, 1792  # the first test's layers
+BERT = 4 * FULL + HEAD_FLOPS
+
+
+def test_random_per_layer_has_no_transition_layer():
+    # Layers (1, 3): layers 1 and 2 each run 4 of 8 tokens over 4 keys.
+    assert flops.encoder_flops(**SIZES4, token_keep_k=4,
+                               selection="random_per_layer") == (
+        FULL + DROPPED + DROPPED + FULL)
+    assert flops.encoder_flops(**SIZES4, token_keep_k=8,
+                               selection="random_per_layer") == 4 * FULL
+
+
+def test_train_flops_average_a_schedule_over_its_stages():
+    # No dropping for the first 25%, keep 4 for 50%, no dropping for 25%.
+    vanilla = FULL + TRANSITION + DROPPED + FULL + HEAD_FLOPS
+    schedule = ((0.0, 8), (0.25, 4), (0.75, 8))
+    got = flops.train_flops(**SIZES4, **HEAD, keep_k_schedule=schedule)
+    assert got == pytest.approx(3 * (0.25 * BERT + 0.5 * vanilla
+                                     + 0.25 * BERT))
+    # No schedule: 3x the forward count, as before.
+    assert flops.train_flops(**SIZES4, **HEAD, token_keep_k=4) == 3 * vanilla
+    assert flops.train_flops(**SIZES4, **HEAD) == 3 * BERT
+
+
+def test_train_flops_amortise_the_consistency_pass():
+    # Every 10th step adds a full-length pass, forward and backward.
+    vanilla = FULL + TRANSITION + DROPPED + FULL + HEAD_FLOPS
+    got = flops.train_flops(**SIZES4, **HEAD, token_keep_k=4,
+                            consistency_interval=10)
+    assert got == pytest.approx(3 * vanilla + 3 * BERT / 10)
+    # Random-LTD ramp 4 -> 8 in two equal stages, with consistency every 4.
+    per_layer = FULL + 2 * DROPPED + FULL + HEAD_FLOPS
+    got = flops.train_flops(**SIZES4, **HEAD, token_keep_k=4,
+                            selection="random_per_layer",
+                            keep_k_schedule=((0.0, 4), (0.5, 8)),
+                            consistency_interval=4)
+    assert got == pytest.approx(3 * (0.5 * per_layer + 0.5 * BERT)
+                                + 3 * BERT / 4)
+
+
+def test_config_train_flops_of_the_registered_variants():
+    from official.core import exp_factory
+    import token_dropping  # noqa: F401  (registers the experiments)
+    bert = exp_factory.get_exp_config("bert_tiny").task
+    vanilla = exp_factory.get_exp_config("token_drop_bert_tiny").task
+    batch = bert.train_data.global_batch_size
+    sizes = dict(seq_length=128, hidden_size=128, num_layers=4,
+                 inner_dim=512, vocab_size=8000, max_predictions_per_seq=20)
+    assert flops.config_train_flops(bert) == pytest.approx(
+        batch * 3 * flops.pretraining_flops(**sizes))
+    assert flops.config_train_flops(vanilla) == pytest.approx(
+        batch * 3 * flops.pretraining_flops(**sizes, token_keep_k=64))
+    for name in ("random_ltd", "full_ends", "sctd"):
+        task = exp_factory.get_exp_config(f"token_drop_bert_tiny_{name}").task
+        ratio = flops.config_train_flop_ratio(task)
+        assert ratio == pytest.approx(flops.config_train_flops(task)
+                                      / flops.config_train_flops(bert))
+        assert 0.5 < ratio < 1.1, (name, ratio)

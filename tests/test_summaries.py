@@ -21,7 +21,7 @@ from token_dropping.summaries import TokenDropSummaries
 SCALARS = {"token_dropping/dropped_percent", "token_dropping/importance_kept",
            "token_dropping/importance_dropped",
            "token_dropping/measured_vocab_percent",
-           "token_dropping/flop_ratio"}
+           "token_dropping/flop_ratio", "token_dropping/train_flops_per_step"}
 TEXTS = {"token_dropping/most_dropped", "token_dropping/most_kept"}
 TAGS = SCALARS | TEXTS | {"token_dropping/importance",
                           "token_dropping/importance_of_sample_tokens"}
@@ -60,7 +60,8 @@ def test_one_loop_written_by_the_action(tmp_path):
     enc.importance.assign(table)
     step = tf.Variable(7, dtype=tf.int64)
     action = TokenDropSummaries(enc, str(tmp_path), step, [inputs],
-                                flop_ratio=0.8, seq_length=12)
+                                flop_ratio=0.8, seq_length=12,
+                                train_flops=1.5e9)
     output = {"dropped_token_fraction": tf.constant(0.49997),
               "kept_token_importance": tf.constant(4.0),
               "dropped_token_importance": tf.constant(2.0),

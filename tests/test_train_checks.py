@@ -4,6 +4,7 @@ Each case goes through the same two calls as tools/train.py
 (`params_from_flags`, then `run`), with Model Garden's real absl flags.
 """
 
+import re
 import socket
 
 import pytest
@@ -88,10 +89,46 @@ def test_unreachable_tpu_is_one_error_and_writes_nothing(tmp_path):
      "task.model.encoder.type='bert' is a plain encoder"),
     ("trainer.train_steps=1e3", "trainer.train_steps=1000.0 must be an "
      "integer"),
+    ("task.consistency_interval=-1", "task.consistency_interval=-1 must be 0 "
+     "(off) or a number of steps"),
+    ("task.consistency_full_mlm_share=1.5",
+     "task.consistency_full_mlm_share=1.5 must be a share in [0, 1]"),
+    ("task.model.encoder.any.selection=per_layer",
+     "selection='per_layer' is not one of 'mlm_loss', 'random', 'mixed', "
+     "'random_per_layer'"),
 ])
 def test_bad_values_are_one_line(override, message, tmp_path):
-    with pytest.raises(UserError, match=message.replace("(", r"\(")):
+    with pytest.raises(UserError, match=re.escape(message)):
         resolve(f"--params_override={override},{DUMMY}", tmp_path=tmp_path)
+
+
+@pytest.mark.parametrize("stages,message", [
+    ("[{start_fraction: 0.1, token_keep_k: 64}]",
+     "task.model.encoder.any.keep_k_schedule starts at 0.1"),
+    ("[{start_fraction: 0.0, token_keep_k: 64}, "
+     "{start_fraction: 0.5, token_keep_k: 200}]",
+     "task.model.encoder.any.keep_k_schedule token_keep_k=200 exceeds "
+     "task.train_data.seq_length=128"),
+])
+def test_bad_keep_k_schedule_is_one_line(stages, message, tmp_path):
+    config = tmp_path / "schedule.yaml"
+    config.write_text("task:\n  model:\n    encoder:\n      any:\n"
+                      f"        keep_k_schedule: {stages}\n")
+    with pytest.raises(UserError, match=message):
+        resolve(f"--config_file={config}", f"--params_override={DUMMY}",
+                tmp_path=tmp_path)
+    assert not (tmp_path / "run").exists()
+
+
+def test_schedule_fractions_refer_to_the_run_steps(tmp_path):
+    config = tmp_path / "schedule.yaml"
+    config.write_text("task:\n  model:\n    encoder:\n      any:\n"
+                      "        keep_k_schedule: [{start_fraction: 0.0, "
+                      "token_keep_k: 128}, {start_fraction: 0.5, "
+                      "token_keep_k: 64}]\n")
+    params = resolve(f"--config_file={config}", "--params_override="
+                     f"trainer.train_steps=300,{DUMMY}", tmp_path=tmp_path)
+    assert params.task.keep_k_schedule_steps == 300
 
 
 def test_model_dir_that_is_or_is_under_a_file(tmp_path):

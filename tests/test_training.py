@@ -17,7 +17,7 @@ from token_dropping.errors import UserError
 from token_dropping.masked_lm import per_prediction_losses
 from token_dropping.token_importance import TokenImportance
 from helpers import ROOT, event_tags, importance_in, overrides
-from helpers import shrunk_tiny_config, train_py
+from helpers import mirrored_task, shrunk_tiny_config, train_py
 
 def test_train_and_eval_end_to_end_then_resume(records, tmp_path):
     model_dir = str(tmp_path / "run")
@@ -190,19 +190,7 @@ def test_upstream_yamls_load_onto_the_base_experiment():
 
 def test_task_train_step_under_mirrored_strategy(records):
     config = shrunk_tiny_config(records[0])
-    devices = [d.name for d in tf.config.list_logical_devices("CPU")[:2]]
-    # Reduction through one device: collective ops keyed per process clash
-    # when several tests each make a MirroredStrategy.
-    strategy = tf.distribute.MirroredStrategy(
-        devices, cross_device_ops=tf.distribute.ReductionToOneDevice())
-    with strategy.scope():
-        task = task_factory.get_task(config.task)
-        model = task.build_model()
-        optimizer = train_utils.create_optimizer(task, config)
-        metrics = task.build_metrics(training=True)
-    dataset = strategy.distribute_datasets_from_function(
-        lambda ctx: task.build_inputs(config.task.train_data, ctx))
-    batch = next(iter(dataset))
+    strategy, task, model, optimizer, metrics, batch = mirrored_task(config)
     # The reference: one device, the whole global batch (both replicas'
     # halves), the same initial weights and table.
     whole = {k: tf.concat(strategy.experimental_local_results(v), axis=0)
@@ -245,7 +233,7 @@ def test_task_selects_once_per_step_and_its_metrics_describe_that_draw(
     encoder = model.encoder_network
     draws = []
     select = encoder.kept_positions
-    encoder.kept_positions = lambda inputs: draws.append(select(inputs)) or (
+    encoder.kept_positions = lambda *args: draws.append(select(*args)) or (
         draws[-1])
     task.train_step(batch, model, optimizer, metrics)
     assert len(draws) == 1  # the forward pass's selection, not a second one

@@ -6,13 +6,22 @@ exactly as upstream's `official/projects/token_dropping` does, so its YAMLs
 """
 
 import dataclasses
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import tf_keras
 from official.modeling.hyperparams import base_config
 from official.nlp.configs import encoders
 
 from token_dropping.encoder import TokenDropBertEncoder
+
+
+@dataclasses.dataclass
+class KeepKStage(base_config.Config):
+    """One stage of a keep_k schedule (`keep_k_schedule.KeepKSchedule`)."""
+    # Where the stage starts: a fraction of training, 0.0 for the first.
+    start_fraction: float = 0.0
+    # Tokens kept from then on; the training seq_length drops nothing.
+    token_keep_k: int = 256
 
 
 @dataclasses.dataclass
@@ -32,10 +41,17 @@ class TokenDropBertEncoderConfig(encoders.BertEncoderConfig):
     token_allow_list: Tuple[int, ...] = (100, 101, 102, 103)
     # Always dropped first: [PAD].
     token_deny_list: Tuple[int, ...] = (0,)
-    # "mlm_loss" (the paper), "random", or "mixed".
+    # "mlm_loss" (the paper), "random", "mixed", or "random_per_layer"
+    # (random-LTD: each layer of the range draws its own random subset).
     selection: str = "mlm_loss"
     # Keep dropping in evaluation (for study); export never drops.
     drop_at_inference: bool = False
+    # keep_k over training (empty: token_keep_k all along); stages by
+    # fraction of task.keep_k_schedule_steps, e.g. no dropping for the first
+    # 10%: [{start_fraction: 0.0, token_keep_k: 512},
+    #       {start_fraction: 0.1, token_keep_k: 256}].
+    keep_k_schedule: List[KeepKStage] = dataclasses.field(
+        default_factory=list)
 
 
 @base_config.bind(TokenDropBertEncoderConfig)
@@ -69,4 +85,11 @@ def build_token_drop_bert_encoder(config: TokenDropBertEncoderConfig):
         token_allow_list=tuple(config.token_allow_list),
         token_deny_list=tuple(config.token_deny_list),
         selection=config.selection,
-        drop_at_inference=config.drop_at_inference)
+        drop_at_inference=config.drop_at_inference,
+        keep_k_schedule=schedule_pairs(config))
+
+
+def schedule_pairs(config):
+    """The config's keep_k schedule as `(start_fraction, keep_k)` pairs."""
+    return tuple((stage.start_fraction, stage.token_keep_k)
+                 for stage in config.keep_k_schedule)

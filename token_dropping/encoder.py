@@ -1,5 +1,6 @@
 """TokenDropBertEncoder: BERT that runs only the important tokens mid-stack."""
 
+import functools
 import threading
 
 import tensorflow as tf
@@ -9,10 +10,17 @@ from official.nlp.modeling.networks import bert_encoder
 
 from token_dropping.layout import DropLayout
 from token_dropping.layout import as_positive_int
+from token_dropping.keep_k_schedule import KeepKSchedule
 from token_dropping.layout import check_keep_k_fits
+from token_dropping.routing import LayerRouting
+from token_dropping.routing import branch_index
 from token_dropping.token_importance import TokenImportance
 from token_dropping.token_selection import SELECTION_STRATEGIES
 from token_dropping.token_selection import select_kept_positions
+
+# The optional input naming this call's keep_k: a scalar int, one of the
+# encoder's `keep_k_values` (the task sets it from the keep_k schedule).
+KEEP_K_INPUT = "token_keep_k"
 
 
 def _step_state(owner):
@@ -41,7 +49,7 @@ def _as_int_tuple(name, values):
 
 
 @tf_keras.utils.register_keras_serializable(package="TokenDropping")
-class TokenDropBertEncoder(bert_encoder.BertEncoderV2):
+class TokenDropBertEncoder(LayerRouting, bert_encoder.BertEncoderV2):
     """A BERT encoder that drops unimportant tokens in its middle layers.
 
     In training, the layers in `[drop_start_layer, drop_end_layer)` process
@@ -58,7 +66,7 @@ class TokenDropBertEncoder(bert_encoder.BertEncoderV2):
     into `BertEncoderV2` for fine-tuning, and with dropping off (evaluation,
     export) both compute the same outputs.
 
-    Routing of one training call:
+    Routing of one training call (`routing.LayerRouting._route_between`):
 
     1. embeddings, then layers `[0, drop_start_layer)` on all tokens;
     2. pick the kept positions per sequence (`kept_positions`);
@@ -68,6 +76,13 @@ class TokenDropBertEncoder(bert_encoder.BertEncoderV2):
     5. restore: scatter the kept tokens back over the step-1 state, so each
        dropped token carries its state from before `drop_start_layer`;
     6. layers `[drop_end_layer, num_layers)` on all tokens.
+
+    With `selection="random_per_layer"` (random-LTD) each layer of the range
+    draws its own random subset instead (`_route_per_layer`). A keep_k equal
+    to the batch's sequence length runs every layer on every token. The
+    input `token_keep_k` (a scalar, one of `keep_k_values`) picks this call's
+    keep_k; without it, `token_keep_k`. Each distinct value is one branch of a
+    `tf.switch_case`, so a keep_k schedule compiles once.
 
     Args:
         vocab_size: int. Size of the token vocabulary.
@@ -96,8 +111,13 @@ class TokenDropBertEncoder(bert_encoder.BertEncoderV2):
         token_loss_beta: float in `[0, 1)`. Moving-average factor.
         token_allow_list: ids always kept (BERT: [UNK] [CLS] [SEP] [MASK]).
         token_deny_list: ids always dropped first (BERT: [PAD]).
-        selection: "mlm_loss" (the paper), "random", or "mixed" (half by
-            importance, half at random).
+        selection: "mlm_loss" (the paper), "random", "mixed" (half by
+            importance, half at random), or "random_per_layer" (each layer
+            of the range draws its own random subset; random-LTD).
+        keep_k_schedule: `(start_fraction, keep_k)` pairs (see
+            `keep_k_schedule.KeepKSchedule`); their keep_k values, with
+            `token_keep_k`, are the values the `token_keep_k` input may take.
+            The task picks the stage from the training step.
         drop_at_inference: bool. Also drop when `training=False`, to study
             dropping at evaluation; off by default, so evaluation and export
             run the full model.
@@ -143,6 +163,7 @@ class TokenDropBertEncoder(bert_encoder.BertEncoderV2):
             token_deny_list=(0,),
             selection="mlm_loss",
             drop_at_inference=False,
+            keep_k_schedule=(),
             **kwargs):
         if initializer is None:
             initializer = tf_keras.initializers.TruncatedNormal(stddev=0.02)
@@ -152,6 +173,8 @@ class TokenDropBertEncoder(bert_encoder.BertEncoderV2):
             drop_start_layer=drop_start_layer, drop_end_layer=drop_end_layer,
             token_allow_list=token_allow_list,
             token_deny_list=token_deny_list, selection=selection)
+        schedule = KeepKSchedule.resolve(
+            keep_k_schedule, max_sequence_length, "max_sequence_length")
         # Python ints (numpy integers are welcome), so get_config is JSON.
         sizes = {name: as_positive_int(name, value) for name, value in (
             ("vocab_size", vocab_size), ("hidden_size", hidden_size),
@@ -182,6 +205,7 @@ class TokenDropBertEncoder(bert_encoder.BertEncoderV2):
         self.token_deny_list = _as_int_tuple("token_deny_list", token_deny_list)
         self.selection = selection
         self.drop_at_inference = bool(drop_at_inference)
+        self.keep_k_schedule = schedule
         # The one object a BertEncoderV2 checkpoint does not have.
         self._token_importance = TokenImportance(
             vocab_size=sizes["vocab_size"], init_value=token_loss_init_value,
@@ -230,14 +254,15 @@ class TokenDropBertEncoder(bert_encoder.BertEncoderV2):
         return self._token_importance.table
 
     @property
-    def last_kept_positions(self):
-        """`[batch, token_keep_k]` positions the last training call kept.
+    def last_kept_share(self):
+        """`[batch, seq]` float32: the share of the dropped layers that ran
+        each position in the last training call (1 kept, 0 dropped).
 
         Read it in the same step (the same traced function) as that call:
         the task's routing metrics describe the selection the forward pass
-        used, including a `random` draw. None before any dropping call.
+        used, including a random draw. None before any dropping call.
         """
-        return getattr(_step_state(self), "kept_positions", None)
+        return getattr(_step_state(self), "kept_share", None)
 
     def record_mlm_loss(self, mlm_ids, mlm_losses, mlm_weights=None):
         """Folds one step's per-prediction MLM losses into the importance.
@@ -252,20 +277,29 @@ class TokenDropBertEncoder(bert_encoder.BertEncoderV2):
         """
         return self._token_importance.update(mlm_ids, mlm_losses, mlm_weights)
 
-    def kept_positions(self, inputs):
-        """`[batch, token_keep_k]` int32 positions kept now, ascending."""
-        word_ids = self._check_sequence_length(inputs["input_word_ids"])
+    @property
+    def keep_k_values(self):
+        """The keep_k values a training call may use, ascending."""
+        return tuple(sorted(set(self.keep_k_schedule.values)
+                            | {self.token_keep_k}))
+
+    def kept_positions(self, inputs, keep_k=None):
+        """`[batch, keep_k]` int32 positions kept now, ascending (one draw
+        for the random selections); `keep_k` defaults to `token_keep_k`."""
+        keep_k = self.token_keep_k if keep_k is None else keep_k
+        word_ids = self._check_sequence_length(inputs["input_word_ids"],
+                                               keep_k)
         return select_kept_positions(
             importance=self._token_importance(word_ids),
             word_ids=word_ids,
             input_mask=inputs["input_mask"],
-            keep_k=self.token_keep_k,
+            keep_k=keep_k,
             allow_list=self.token_allow_list,
             deny_list=self.token_deny_list,
             strategy=self.selection)
 
-    def _check_sequence_length(self, word_ids):
-        """`word_ids`, checked to have at least `token_keep_k` positions.
+    def _check_sequence_length(self, word_ids, keep_k):
+        """`word_ids`, checked to have at least `keep_k` positions.
 
         A static length is checked now; a dynamic one by an assertion that
         runs before the selection (XLA compiles it away: shapes are static
@@ -274,11 +308,11 @@ class TokenDropBertEncoder(bert_encoder.BertEncoderV2):
         what = "the sequence length of the batch"
         seq_length = word_ids.shape[1]
         if seq_length is not None:
-            check_keep_k_fits(self.token_keep_k, what, seq_length)
+            check_keep_k_fits(keep_k, what, seq_length)
             return word_ids
         check = tf.debugging.assert_greater_equal(
-            tf.shape(word_ids)[1], self.token_keep_k,
-            message=f"token_keep_k={self.token_keep_k} exceeds {what}; "
+            tf.shape(word_ids)[1], keep_k,
+            message=f"token_keep_k={keep_k} exceeds {what}; "
             f"choose token_keep_k <= {what}")
         with tf.control_dependencies([check]):
             return tf.identity(word_ids)
@@ -289,67 +323,49 @@ class TokenDropBertEncoder(bert_encoder.BertEncoderV2):
             raise ValueError(
                 "TokenDropBertEncoder takes a dict with input_word_ids, "
                 f"input_mask and input_type_ids, not {type(inputs).__name__}.")
+        keep_k = inputs.get(KEEP_K_INPUT, self.token_keep_k)
+        inputs = {k: v for k, v in inputs.items() if k != KEEP_K_INPUT}
         if not (training or self.drop_at_inference):
             return super().call(inputs)
-        word_ids = self._check_sequence_length(inputs["input_word_ids"])
-        mask = inputs["input_mask"]
 
-        # Step 1: embeddings and the full-length layers before the drop.
-        x = self._get_embeddings(word_ids, inputs["input_type_ids"], None,
-                                 None, None)
+        # Embeddings (BertEncoderV2.call's), shared by every route.
+        x = self._get_embeddings(inputs["input_word_ids"],
+                                 inputs["input_type_ids"], None, None, None)
         x = self._embedding_dropout(self._embedding_norm_layer(x))
         if self._embedding_projection is not None:
             x = self._embedding_projection(x)
-        attention_mask = self._attention_mask_layer(x, mask)  # [batch, seq, seq]
-        encoder_outputs = []
-        for layer in self._transformer_layers[:self.drop_start_layer]:
-            x = layer([x, attention_mask])  # [batch, seq, hidden]
-            encoder_outputs.append(x)
-
-        # Step 2: the kept positions, and their rows of the state.
-        kept = self.kept_positions(inputs)  # [batch, keep_k]
+        attention_mask = self._attention_mask_layer(
+            x, inputs["input_mask"])  # [batch, seq, seq]
+        route = functools.partial(self._route, x, attention_mask, inputs)
+        static_keep_k = (keep_k if isinstance(keep_k, int)
+                         else tf.get_static_value(keep_k))
+        if static_keep_k is not None:
+            encoder_outputs, kept_share = route(int(static_keep_k))
+        else:  # one compiled branch per value; the step picks one
+            values = self.keep_k_values
+            encoder_outputs, kept_share = tf.switch_case(
+                branch_index(values, keep_k),
+                [functools.partial(route, value) for value in values])
         # For the task's routing metrics in the same step: per thread, as
         # MirroredStrategy traces each replica in its own thread.
-        _step_state(self).kept_positions = kept
-        x_kept = tf.gather(x, kept, batch_dims=1)  # [batch, keep_k, hidden]
-        mask_kept = tf.gather(mask, kept, batch_dims=1)  # [batch, keep_k]
-        rows = tf.broadcast_to(tf.range(tf.shape(kept)[0])[:, None],
-                               tf.shape(kept))  # [batch, keep_k]
-        scatter_index = tf.stack([rows, kept], axis=-1)  # [batch, keep_k, 2]
-        restore = lambda kept_state: tf.tensor_scatter_nd_update(
-            x, scatter_index, tf.cast(kept_state, x.dtype))  # [batch, seq, hidden]
-
-        # Step 3: transition layer, kept queries over all keys and values.
-        cross_mask = self._attention_mask_layer(x_kept, mask)  # [batch, keep_k, seq]
-        x_kept = self._transformer_layers[self.drop_start_layer](
-            [x_kept, x, cross_mask])  # [batch, keep_k, hidden]
-        encoder_outputs.append(restore(x_kept))
-
-        # Step 4: the dropped layers, kept tokens only.
-        kept_mask = self._attention_mask_layer(x_kept, mask_kept)  # [batch, keep_k, keep_k]
-        for layer in self._transformer_layers[self.drop_start_layer + 1:
-                                              self.drop_end_layer]:
-            x_kept = layer([x_kept, kept_mask])  # [batch, keep_k, hidden]
-            encoder_outputs.append(restore(x_kept))
-
-        # Step 5: restore; dropped tokens carry their pre-drop state.
-        x = encoder_outputs[-1]  # [batch, seq, hidden]
-
-        # Step 6: the full-length layers after the drop.
-        last = self._num_layers - 1
-        for i in range(self.drop_end_layer, self._num_layers):
-            x = self._transformer_layers[i](
-                [x, attention_mask],
-                output_range=self._output_range if i == last else None)
-            encoder_outputs.append(x)  # [batch, seq, hidden]
-        if self.drop_end_layer == self._num_layers and self._output_range:
-            encoder_outputs[-1] = x[:, :self._output_range]
+        _step_state(self).kept_share = kept_share
 
         sequence_output = encoder_outputs[-1]
         return dict(
             sequence_output=sequence_output,
             pooled_output=self._pooler_layer(sequence_output[:, 0, :]),
             encoder_outputs=encoder_outputs)
+
+    def _route(self, x, attention_mask, inputs, keep_k):
+        """`(encoder_outputs, kept_share)` of the layers at this keep_k."""
+        word_ids = self._check_sequence_length(inputs["input_word_ids"],
+                                               keep_k)
+        inputs = dict(inputs, input_word_ids=word_ids)
+        if keep_k == word_ids.shape[1]:  # nothing to drop
+            return self._route_full(x, attention_mask, inputs["input_mask"])
+        if self.selection == "random_per_layer":
+            return self._route_per_layer(x, attention_mask, inputs, keep_k)
+        return self._route_between(x, attention_mask, inputs, keep_k)
 
     def get_config(self):
         bert = super().get_config()
@@ -372,6 +388,7 @@ class TokenDropBertEncoder(bert_encoder.BertEncoderV2):
             "token_deny_list": list(self.token_deny_list),
             "selection": self.selection,
             "drop_at_inference": self.drop_at_inference,
+            "keep_k_schedule": self.keep_k_schedule.as_list(),
         })
         return config
 

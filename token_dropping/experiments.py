@@ -21,6 +21,7 @@ from official.nlp.data import pretrain_dataloader
 from official.nlp.tasks import masked_lm
 
 from token_dropping.configs import TokenDropBertEncoderConfig
+from token_dropping.keep_k_schedule import KeepKSchedule
 from token_dropping.masked_lm import TokenDropMaskedLMConfig
 
 # name: (encoder sizes, data shape, trainer schedule)
@@ -140,9 +141,48 @@ def pretraining_experiment(size, token_dropping=True):
         ])
 
 
+# Issue 12's remedies, each token_drop_bert_<size>_<variant>:
+# random_ltd: layer-wise random dropping in layers 1..L-2 (random-LTD), the
+#   kept length ramping from token_keep_k to seq_length in 8 equal stages;
+# full_ends: no dropping for the first and last 10% of training (ScTD's
+#   code), token_keep_k in between;
+# sctd: ScTD's semantic consistency, every 10th step, weight 0.05.
+VARIANTS = ("random_ltd", "full_ends", "sctd")
+
+
+def variant_experiment(size, variant):
+    """token_drop_bert_<size> with one of `VARIANTS` switched on."""
+    params = pretraining_experiment(size)
+    encoder = params.task.model.encoder.any
+    seq, keep = params.task.train_data.seq_length, encoder.token_keep_k
+    schedule = KeepKSchedule()
+    if variant == "random_ltd":
+        encoder.selection = "random_per_layer"
+        encoder.drop_start_layer = 1
+        encoder.drop_end_layer = encoder.num_layers - 1
+        schedule = KeepKSchedule.ramp(seq_length=seq, start_keep_k=keep,
+                                      end_keep_k=seq, num_stages=8)
+    elif variant == "full_ends":
+        schedule = KeepKSchedule.resolve([(0.0, seq), (0.1, keep),
+                                          (0.9, seq)])
+    elif variant == "sctd":
+        params.task.consistency_interval = 10
+        params.task.consistency_weight = 0.05
+    else:
+        raise ValueError(f"variant={variant!r} is not one of {VARIANTS}.")
+    params.override({"task": {"model": {"encoder": {"any": {
+        "keep_k_schedule": [dict(start_fraction=start, token_keep_k=k)
+                            for start, k in schedule.stages]}}}}})
+    return params
+
+
 for _size in _SIZES:
     exp_factory.register_config_factory(f"token_drop_bert_{_size}")(
         lambda size=_size: pretraining_experiment(size))
+    for _variant in VARIANTS:
+        exp_factory.register_config_factory(
+            f"token_drop_bert_{_size}_{_variant}")(
+                lambda size=_size, v=_variant: variant_experiment(size, v))
     exp_factory.register_config_factory(f"bert_{_size}")(
         lambda size=_size: pretraining_experiment(size, token_dropping=False))
 

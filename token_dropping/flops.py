@@ -24,6 +24,13 @@ prediction, the transform dense (`2 * h * h`) and the projection onto the
 vocabulary (`2 * h * vocab_size`); BERT's MLM head only sees the
 `max_predictions_per_seq` gathered positions.
 
+Variants (`train_flops`): layer-wise random dropping (`selection=
+"random_per_layer"`) has no transition layer, every layer of the range has
+`q = s = keep_k`; a keep_k schedule costs the average of its stages weighted
+by the share of training each covers (a stage that keeps every token costs
+BERT's); ScTD's consistency steps add a full-length pass (forward and
+backward, 3x BERT's forward) every `consistency_interval` steps, amortised.
+
 Left out, because they are small or not matrix products: embedding lookups,
 layer norms, softmax, activations, dropout, biases, the pooler (`2 * h * h` per
 sequence) and the token-dropping bookkeeping (selection, gather, scatter,
@@ -38,7 +45,9 @@ Reference: Hou et al., "Token Dropping for Efficient BERT Pretraining",
 ACL 2022, arXiv 2203.13240.
 """
 
+from token_dropping.keep_k_schedule import KeepKSchedule
 from token_dropping.layout import DropLayout
+from token_dropping.layout import as_int
 from token_dropping.layout import as_positive_int
 
 
@@ -53,7 +62,7 @@ def layer_flops(queries, keys, hidden_size, inner_dim):
 
 def encoder_flops(*, seq_length, hidden_size, num_layers, inner_dim,
                   token_keep_k=None, drop_start_layer=None,
-                  drop_end_layer=None):
+                  drop_end_layer=None, selection="mlm_loss"):
     """Forward FLOPs of the transformer layers for one sequence.
 
     Args:
@@ -67,6 +76,8 @@ def encoder_flops(*, seq_length, hidden_size, num_layers, inner_dim,
             `default_drop_layers(num_layers)[0]`.
         drop_end_layer: int or None. First full layer after the drop; default
             `default_drop_layers(num_layers)[1]`.
+        selection: str. "random_per_layer" has no transition layer (each
+            layer of the range runs `keep_k` queries over `keep_k` keys).
 
     Returns:
         float: forward FLOPs per sequence (training is about 3x this).
@@ -90,6 +101,8 @@ def encoder_flops(*, seq_length, hidden_size, num_layers, inner_dim,
     keep_k = layout.token_keep_k
     transition = layer_flops(keep_k, seq_length, hidden_size, inner_dim)
     dropped = layer_flops(keep_k, keep_k, hidden_size, inner_dim)
+    if selection == "random_per_layer":
+        transition = dropped
     return float(layout.full_layers * full + transition
                  + layout.kept_only_layers * dropped)
 
@@ -107,7 +120,8 @@ def mlm_head_flops(*, hidden_size, vocab_size, max_predictions_per_seq):
 
 def pretraining_flops(*, seq_length, hidden_size, num_layers, inner_dim,
                       vocab_size, max_predictions_per_seq, token_keep_k=None,
-                      drop_start_layer=None, drop_end_layer=None):
+                      drop_start_layer=None, drop_end_layer=None,
+                      selection="mlm_loss"):
     """Forward FLOPs of encoder layers plus MLM head for one sequence.
 
     Args: those of `encoder_flops`, plus
@@ -127,7 +141,7 @@ def pretraining_flops(*, seq_length, hidden_size, num_layers, inner_dim,
         seq_length=seq_length, hidden_size=hidden_size, num_layers=num_layers,
         inner_dim=inner_dim, token_keep_k=token_keep_k,
         drop_start_layer=drop_start_layer,
-        drop_end_layer=drop_end_layer) + mlm_head_flops(
+        drop_end_layer=drop_end_layer, selection=selection) + mlm_head_flops(
             hidden_size=hidden_size, vocab_size=vocab_size,
             max_predictions_per_seq=max_predictions_per_seq)
 
@@ -173,3 +187,58 @@ def config_sizes(encoder, data):
         token_keep_k=getattr(encoder, "token_keep_k", None),
         drop_start_layer=getattr(encoder, "drop_start_layer", None),
         drop_end_layer=getattr(encoder, "drop_end_layer", None))
+
+
+def train_flops(*, seq_length, hidden_size, num_layers, inner_dim, vocab_size,
+                max_predictions_per_seq, token_keep_k=None,
+                drop_start_layer=None, drop_end_layer=None,
+                selection="mlm_loss", keep_k_schedule=(),
+                consistency_interval=0):
+    """Average training FLOPs of one sequence per step, for any variant.
+
+    3x `pretraining_flops` (forward and backward); with a `keep_k_schedule`
+    (`(start_fraction, keep_k)` pairs) the average over its stages weighted
+    by the share of training each covers; with `consistency_interval` N > 0
+    (ScTD), plus 3x plain BERT's `pretraining_flops` / N for the full pass
+    every Nth step.
+
+    Args: those of `pretraining_flops`, plus
+        keep_k_schedule: stages (replace `token_keep_k`); empty: none.
+        consistency_interval: int. 0: no consistency steps.
+    """
+    sizes = dict(seq_length=seq_length, hidden_size=hidden_size,
+                 num_layers=num_layers, inner_dim=inner_dim,
+                 vocab_size=vocab_size,
+                 max_predictions_per_seq=max_predictions_per_seq)
+    schedule = KeepKSchedule.resolve(keep_k_schedule, seq_length)
+    stages = schedule.weights() or ((token_keep_k, 1.0),)
+    drop = dict(drop_start_layer=drop_start_layer,
+                drop_end_layer=drop_end_layer, selection=selection)
+    forward = sum(share * pretraining_flops(**sizes, token_keep_k=keep_k,
+                                            **drop)
+                  for keep_k, share in stages)
+    interval = as_int("consistency_interval", consistency_interval, 0)
+    if interval:
+        forward += pretraining_flops(**sizes) / interval
+    return 3.0 * forward
+
+
+def config_train_flops(task):
+    """`train_flops` of one step (x `global_batch_size`) of a masked-LM
+    task config: ours, with every variant, or Model Garden's plain BERT."""
+    encoder, data = task.model.encoder.get(), task.train_data
+    return data.global_batch_size * train_flops(
+        **config_sizes(encoder, data),
+        selection=getattr(encoder, "selection", "mlm_loss"),
+        keep_k_schedule=getattr(encoder, "keep_k_schedule", ()),
+        consistency_interval=getattr(task, "consistency_interval", 0))
+
+
+def config_train_flop_ratio(task):
+    """`config_train_flops` over plain BERT's on the same shapes."""
+    encoder, data = task.model.encoder.get(), task.train_data
+    sizes = config_sizes(encoder, data)
+    sizes.update(token_keep_k=None, drop_start_layer=None,
+                 drop_end_layer=None)
+    bert = data.global_batch_size * train_flops(**sizes)
+    return config_train_flops(task) / bert

@@ -18,8 +18,10 @@ from official.modeling.hyperparams import base_config
 
 from token_dropping import checkpoint_graph
 from token_dropping.configs import TokenDropBertEncoderConfig
+from token_dropping.configs import schedule_pairs
 from token_dropping.encoder import TokenDropBertEncoder
 from token_dropping.errors import UserError
+from token_dropping.keep_k_schedule import KeepKSchedule
 from token_dropping.layout import check_keep_k_fits
 from token_dropping.masked_lm import TokenDropMaskedLMConfig
 from token_dropping.paths import check_output_path
@@ -40,6 +42,7 @@ def check_params(params, mode):
     check_strategy(params.runtime)
     encoder = encoder_config(params)
     _check_encoder_fits_task(params, encoder)
+    check_variants(params.task)
     for name in uses(mode):
         data = getattr(params.task, name)
         if data.seq_length > getattr(encoder, "max_position_embeddings",
@@ -53,11 +56,32 @@ def check_params(params, mode):
         if isinstance(encoder, TokenDropBertEncoderConfig) and drops:
             check_keep_k_fits(encoder.token_keep_k, f"task.{name}.seq_length",
                               data.seq_length)
+            try:
+                KeepKSchedule.resolve(schedule_pairs(encoder), data.seq_length,
+                                      f"task.{name}.seq_length")
+            except UserError as e:
+                raise UserError(f"task.model.encoder.any.{e}") from None
         if getattr(data, "max_predictions_per_seq", 0) > data.seq_length:
             raise UserError(
                 f"task.{name}.max_predictions_per_seq="
                 f"{data.max_predictions_per_seq} exceeds seq_length="
                 f"{data.seq_length}.")
+
+
+def check_variants(task):
+    """The task's keep_k schedule and consistency options are in range."""
+    if not isinstance(task, TokenDropMaskedLMConfig):
+        return
+    for name, low, high, valid in (
+            ("keep_k_schedule_steps", 0, None,
+             "0 (trainer.train_steps) or a number of steps"),
+            ("consistency_interval", 0, None,
+             "0 (off) or a number of steps, e.g. 10 as in ScTD"),
+            ("consistency_weight", 0.0, None, "a weight >= 0, e.g. 0.05"),
+            ("consistency_full_mlm_share", 0.0, 1.0, "a share in [0, 1]")):
+        value = getattr(task, name)
+        if value < low or (high is not None and value > high):
+            raise UserError(f"task.{name}={value!r} must be {valid}.")
 
 
 def check_encoder(params):
@@ -76,6 +100,9 @@ def check_encoder(params):
                 token_allow_list=encoder.token_allow_list,
                 token_deny_list=encoder.token_deny_list,
                 selection=encoder.selection)
+            KeepKSchedule.resolve(schedule_pairs(encoder),
+                                  encoder.max_position_embeddings,
+                                  "max_position_embeddings")
         except ValueError as e:
             raise UserError(f"task.model.encoder: {e}") from None
 

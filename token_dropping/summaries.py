@@ -15,6 +15,7 @@ FROM_TRAIN_OUTPUT = dict(zip(ROUTING_METRICS, (
     PREFIX + "importance_dropped")))
 MEASURED = PREFIX + "measured_vocab_percent"
 FLOP_RATIO = PREFIX + "flop_ratio"
+TRAIN_FLOPS = PREFIX + "train_flops_per_step"
 HISTOGRAM = PREFIX + "importance"
 SAMPLE_HISTOGRAM = PREFIX + "importance_of_sample_tokens"
 MOST_DROPPED = PREFIX + "most_dropped"
@@ -53,7 +54,10 @@ class TokenDropSummaries:
     - `importance_of_sample_tokens`: a histogram of the importance of each
       ordinary token in a few fixed sample batches, the values the selection
       ranks (frequent tokens weigh in, so the part that moves shows);
-    - `flop_ratio`: analytic forward FLOPs of this layout over plain BERT's;
+    - `flop_ratio`: analytic average training FLOPs per step of this variant
+      over plain BERT's (`flops.config_train_flop_ratio`: a keep_k schedule
+      averaged over its stages, consistency passes amortised), and
+      `train_flops_per_step` the FLOPs themselves (when known);
     - `most_dropped`, `most_kept` (Text tab): the ordinary tokens the current
       table drops and keeps most often on a few fixed sample batches (a
       selection only, no forward pass); special tokens are listed once above.
@@ -64,6 +68,7 @@ class TokenDropSummaries:
         global_step: the trainer's step variable.
         sample_batches: list of input dicts used for the kept/dropped counts.
         flop_ratio: float. Written once per loop so it sits beside the loss.
+        train_flops: float or None. Average training FLOPs per step.
         seq_length: int. The training sequence length (for the target share).
         vocab: list of str or None; None shows ids.
         top_n: int. Rows in each text table.
@@ -75,12 +80,14 @@ class TokenDropSummaries:
     """
 
     def __init__(self, encoder, summary_dir, global_step, sample_batches,
-                 flop_ratio, seq_length, vocab=None, top_n=20):
+                 flop_ratio, seq_length, vocab=None, top_n=20,
+                 train_flops=None):
         self.encoder = encoder
         self.summary_dir = summary_dir
         self.global_step = global_step
         self.sample_batches = sample_batches
         self.flop_ratio = flop_ratio
+        self.train_flops = train_flops
         self.seq_length = seq_length
         self.vocab = vocab
         self.top_n = top_n
@@ -99,15 +106,15 @@ class TokenDropSummaries:
         except (tf.errors.OpError, ValueError) as e:
             logging.warning("Token-dropping text summaries are off: could not "
                             "read sample batches (%s).", e)
-        ratio = flops.flop_ratio(**flops.config_sizes(
-            task.task_config.model.encoder.get(), data_config))
+        ratio = flops.config_train_flop_ratio(task.task_config)
         vocab_file = getattr(task.task_config, "vocab_file", "")
         vocab = None
         if vocab_file and tf.io.gfile.exists(vocab_file):
             with tf.io.gfile.GFile(vocab_file) as f:
                 vocab = [line.rstrip("\n") for line in f]
         return cls(encoder, summary_dir, global_step, samples, ratio,
-                   data_config.seq_length, vocab)
+                   data_config.seq_length, vocab,
+                   train_flops=flops.config_train_flops(task.task_config))
 
     def _piece(self, token):
         if self.vocab and token < len(self.vocab):
@@ -163,10 +170,16 @@ class TokenDropSummaries:
                 "a wide range, frequent easy tokens low and rare hard ones "
                 "high."),
             FLOP_RATIO: (
-                f"Analytic forward FLOPs of this layout (keep {keep} of "
-                f"{length} tokens in {layers}, MLM head included) over plain "
-                "BERT's on the same shapes, a unitless constant; lower is "
-                "cheaper and 1.0 would be no saving."),
+                f"Analytic average training FLOPs per step of this variant "
+                f"(keep {keep} of {length} tokens in {layers}, or the keep_k "
+                "schedule averaged over its stages, consistency passes "
+                "amortised, MLM head included) over plain BERT's on the same "
+                "shapes, a unitless constant; lower is cheaper and 1.0 would "
+                "be no saving."),
+            TRAIN_FLOPS: (
+                "Analytic average training FLOPs of one step (forward and "
+                "backward, whole global batch) of this variant, the figure "
+                "for equal-compute comparisons; a constant."),
             MOST_DROPPED: (
                 "The ordinary tokens the current importance table drops most "
                 f"often on {batches} fixed sample batches (selection only, "
@@ -248,6 +261,8 @@ class TokenDropSummaries:
                                 self.encoder.token_loss_init_value)
         scalars[MEASURED] = 100.0 * float(measured.mean())
         scalars[FLOP_RATIO] = self.flop_ratio
+        if self.train_flops is not None:
+            scalars[TRAIN_FLOPS] = self.train_flops
         with self._writer.as_default(step=step):
             for tag, value in scalars.items():
                 tf.summary.scalar(tag, value,

@@ -7,7 +7,8 @@ Priorities come in three tiers, so the special-token rules hold whatever the
 importance table holds:
 
 1. allow-listed ids ([UNK], [CLS], [SEP], [MASK]): always kept;
-2. ordinary tokens: ranked by importance ("mlm_loss") or at random ("random");
+2. ordinary tokens: ranked by importance ("mlm_loss") or at random ("random",
+   and "random_per_layer", whose encoder draws once per layer);
 3. deny-listed ids ([PAD]) and padding (`input_mask == 0`): dropped first, kept
    only when a sequence has fewer than `keep_k` other tokens (the kept set has a
    static size, and padding never attends or is attended to anyway).
@@ -18,7 +19,7 @@ sorted ascending, so with `keep_k == seq_length` the drop is the identity.
 
 import tensorflow as tf
 
-SELECTION_STRATEGIES = ("mlm_loss", "random", "mixed")
+SELECTION_STRATEGIES = ("mlm_loss", "random", "mixed", "random_per_layer")
 
 # Importance values are MLM losses (cross-entropy, >= 0, typically < 20); the
 # tier sentinels sit far outside the range ordinary tokens are clipped into.
@@ -72,8 +73,10 @@ def select_kept_positions(importance, word_ids, input_mask, keep_k,
         allow_list: ids always kept.
         deny_list: ids always dropped first.
         strategy: "mlm_loss" (top `keep_k` by importance), "random" (uniformly
-            at random) or "mixed" (the top `keep_k - keep_k // 2` by importance
-            plus `keep_k // 2` at random from the rest).
+            at random), "mixed" (the top `keep_k - keep_k // 2` by importance
+            plus `keep_k // 2` at random from the rest), or
+            "random_per_layer" (the encoder draws one "random" selection per
+            layer; here, one such draw).
 
     Returns:
         int32 tensor `[batch, keep_k]`, ascending along the last axis.
@@ -82,7 +85,7 @@ def select_kept_positions(importance, word_ids, input_mask, keep_k,
         raise ValueError(f"selection={strategy!r} is not one of "
                          f"{', '.join(SELECTION_STRATEGIES)}.")
     random_scores = lambda: tf.random.uniform(tf.shape(importance))
-    if strategy == "random":
+    if strategy in ("random", "random_per_layer"):
         importance = random_scores()
     priority = _tiered(importance, word_ids, input_mask, allow_list, deny_list)
 

@@ -126,6 +126,16 @@ def params_from_flags(flags_obj):
     return params
 
 
+def fill_schedule_steps(params):
+    """A keep_k schedule's fractions refer to this run's train steps, unless
+    `task.keep_k_schedule_steps` names others; written to params.yaml."""
+    task = params.task
+    encoder = encoder_config(params)
+    if (getattr(encoder, "keep_k_schedule", None)
+            and not getattr(task, "keep_k_schedule_steps", 1)):
+        task.keep_k_schedule_steps = params.trainer.train_steps
+
+
 def resolve(params, mode, model_dir, cache_dir=None):
     """The data step and every check; raises UserError, writes nothing
     (but the cached default corpus)."""
@@ -133,6 +143,7 @@ def resolve(params, mode, model_dir, cache_dir=None):
         raise UserError(f"mode={mode!r} is not one of {', '.join(MODES)}.")
     run_checks.check_model_dir(model_dir)
     run_checks.check_params(params, mode)
+    fill_schedule_steps(params)
     resolve_data(params, mode, cache_dir=cache_dir)
     run_checks.check_encoder(params)
     try:
