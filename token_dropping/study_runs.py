@@ -58,11 +58,10 @@ class ModelSpec:
 
 
 def flops_per_step(params):
-    """Training FLOPs of one step: 3 x forward FLOPs x global batch size."""
-    data = params.task.train_data
-    per_sequence = flops.pretraining_flops(**flops.config_sizes(
-        params.task.model.encoder.get(), data))
-    return 3 * per_sequence * data.global_batch_size
+    """Average training FLOPs of one step of any variant (a schedule over
+    its stages, ScTD's full pass over its interval): `flops.config_train_flops`.
+    """
+    return flops.config_train_flops(params.task)
 
 
 def make_params(spec, *, train_steps, eval_every, warmup_steps,
