@@ -211,6 +211,13 @@ def pretrain(spec, seed, params, model_dir, latest, floor):
     training.train(params, mode="train_and_eval", model_dir=model_dir,
                    latest=latest, trainer_cls=trainer_cls)
     rows = read_rows(model_dir)
+    reached = rows[-1]["step"] if rows else 0
+    if reached != params.trainer.train_steps:
+        # Never mark a run done that stopped short (it would be reported).
+        raise UserError(
+            f"{spec.name} seed {seed}: training stopped at step {reached} of "
+            f"{params.trainer.train_steps} in {model_dir}; rerun the same "
+            "command to continue it.")
     with tf.io.gfile.GFile(os.path.join(model_dir, DONE), "w") as f:
         json.dump(dict(steps=params.trainer.train_steps,
                        evaluations=len(rows)), f)

@@ -29,6 +29,7 @@ import time
 from absl import app
 from absl import flags
 
+from token_dropping import preemption
 from token_dropping import study
 from token_dropping.errors import UserError
 
@@ -94,6 +95,9 @@ def main(argv):
         result = study.run_study(config, command=command)
     except UserError as e:
         sys.exit(f"study.py: error: {e}")
+    except preemption.Preempted as e:
+        print(f"study.py: {e}", file=sys.stderr)
+        sys.exit(preemption.EXIT_CODE)
     print(result.summary)
     print("Wrote " + ", ".join(result.paths.values()))
 
