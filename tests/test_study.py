@@ -89,6 +89,7 @@ def _read_csv(path):
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow  # the whole pipeline: about 2.5 minutes
 def test_quick_study_writes_every_output(quick_study):
     config, result = quick_study
     for name in study_report.FILES:
@@ -124,6 +125,7 @@ def test_quick_study_writes_every_output(quick_study):
     assert "| majority class" in summary
 
 
+@pytest.mark.slow  # the whole pipeline: about 2.5 minutes
 def test_rerun_skips_what_is_done_and_resumes_an_interrupted_run(
         quick_study):
     config, first = quick_study
@@ -155,6 +157,7 @@ def test_rerun_skips_what_is_done_and_resumes_an_interrupted_run(
                                                   for e in first.table]
 
 
+@pytest.mark.slow  # the whole pipeline: about 2.5 minutes
 def test_probe_sentences_are_held_out_of_pretraining(quick_study):
     config, _ = quick_study
     corpus = os.path.join(config.runs_dir, "corpus")
