@@ -114,6 +114,21 @@ def test_stdlib_documents_are_the_default_corpus(roots):
     assert any(k.startswith("pydoc/") for k in keys)
 
 
+def test_a_cap_per_source_keeps_each_sources_first_documents(roots):
+    everything = list(_corpus(roots).documents())
+    capped = list(_corpus(roots, max_documents_per_source=2).documents())
+    # The first source reads exactly as uncapped; later ones dedupe against
+    # less text, so a document emptied by the dedupe may come back.
+    assert capped[:2] == everything[:2]
+    assert [d.source for d in capped] == ["stdlib"] * 2 + ["alpha"] * 2 + [
+        "beta"] * 2
+    assert all(d.key.startswith(f"{d.source}/") for d in capped[2:])
+    assert len(everything) > 6
+    assert _corpus(roots, max_documents_per_source=2).describe()[
+        "max_documents_per_source"] == 2
+    assert "max_documents_per_source" not in _corpus(roots).describe()
+
+
 def test_heldout_sentences_never_occur_in_pretraining(roots, tmp_path):
     # The shared line is in held-out and in pretraining files of both
     # packages, so only the corpus-wide dedupe keeps it out of one side.
@@ -180,6 +195,7 @@ def test_a_package_that_is_not_installed_is_one_clear_line():
     (dict(heldout_share=1.0), "heldout_share=1.0"),
     (dict(heldout_share=0.0005), "heldout_share=0.0005"),
     (dict(max_documents=0), "max_documents=0"),
+    (dict(max_documents_per_source=True), "max_documents_per_source=True"),
 ])
 def test_bad_arguments_are_rejected_naming_the_value(kwargs, named):
     with pytest.raises(ValueError, match=named.replace(".", r"\.")):

@@ -125,6 +125,54 @@ def test_too_few_sentences_is_one_line_and_writes_nothing(heldout, tmp_path):
     assert not output_dir.exists()
 
 
+def sources_of(documents):
+    """Every third document from the standard library, the rest not."""
+    return ["stdlib" if i % 3 == 0 else f"package{i % 2}"
+            for i in range(len(documents))]
+
+
+def test_source_task_labels_each_sentence_by_its_documents_source(
+        heldout, tmp_path):
+    path, documents = heldout
+    sources = sources_of(documents)
+    manifests = [probe_data.build_source_task(
+        path, sources, str(tmp_path / name), seed=0, num_train=20, num_dev=10)
+        for name in ("a", "b")]
+    assert manifests[0]["task"] == "source" and manifests[0] == dict(
+        manifests[1], heldout_file=manifests[0]["heldout_file"])
+    for name in probe_data.SPLITS:
+        assert filecmp.cmp(tmp_path / "a" / name, tmp_path / "b" / name,
+                           shallow=False)
+    docs_of = {}
+    for split, count in (("train", 20), ("dev", 10)):
+        rows = read_tsv(str(tmp_path / "a" / f"{split}.tsv"))
+        assert len(rows) == count
+        assert sum(r[1] == "1" for r in rows) == count // 2
+        for doc, label, _, sentence in rows:
+            index = int(doc.removeprefix("doc"))
+            assert sentence in documents[index].splitlines()
+            assert label == ("1" if sources[index] == "stdlib" else "0")
+            docs_of.setdefault(split, set()).add(index)
+    assert not docs_of["train"] & docs_of["dev"]
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda s: s[:-1], r"sources: 29 given for the 30 documents"),
+    (lambda s: ["other"] * len(s), r"positive='stdlib' is not a source"),
+    (lambda s: ["stdlib"] + ["other"] * (len(s) - 1),
+     r"usable sentences with label 1 \(stdlib\); the task needs 15"),
+])
+def test_source_task_rejects_bad_sources_in_one_line(heldout, tmp_path,
+                                                     change, message):
+    path, documents = heldout
+    with pytest.raises(UserError, match=message) as error:
+        probe_data.build_source_task(path, change(sources_of(documents)),
+                                     str(tmp_path / "out"), num_train=20,
+                                     num_dev=10)
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "out").exists()
+
+
 def write_probe_vocab(path):
     pieces = (["[PAD]"] + [f"[unused{i}]" for i in range(99)]
               + ["[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ","] + list(WORDS))

@@ -33,6 +33,7 @@ finished steps and resumes an interrupted pretraining from its checkpoint.
 """
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -56,6 +57,7 @@ from token_dropping.errors import UserError
 from token_dropping.study_config import DEFAULT_MODELS  # noqa: F401
 from token_dropping.study_config import GLUE_TASKS  # noqa: F401
 from token_dropping.study_config import MODELS  # noqa: F401
+from token_dropping.study_config import PROBES  # noqa: F401
 from token_dropping.study_config import StudyConfig  # noqa: F401
 from token_dropping.study_config import check_config
 from token_dropping.study_config import model_specs
@@ -67,8 +69,9 @@ QUICK = dict(seeds=2, train_steps=20, eval_every=10, warmup_steps=2,
 _QUICK_ENCODER = dict(num_layers=3, hidden_size=32, num_attention_heads=2,
                       intermediate_size=64, token_keep_k=16)
 _QUICK_DATA = dict(seq_length=32, max_predictions_per_seq=5, vocab_size=600)
-_QUICK_CORPUS = dict(max_documents=150)
-_QUICK_PROBE = dict(num_train=200, num_dev=100)
+# Every source, a larger held-out share: both labels of the source probe.
+_QUICK_CORPUS = dict(max_documents_per_source=50, heldout_share=0.3)
+_QUICK_PROBE = dict(num_train=160, num_dev=80)
 _DATA = dict(seq_length=128, max_predictions_per_seq=20, vocab_size=8000)
 _PROBE = dict(num_train=2000, num_dev=1000)
 _PROBE_SEQ_LENGTH = 64
@@ -149,9 +152,46 @@ def _prepare_data(config):
     glue_dir = config.glue_dir
     if not glue_dir:
         glue_dir = os.path.join(config.runs_dir, "probe")
-        probe_data.build_probe_task(text.heldout_file, glue_dir, seed=0,
-                               **(_QUICK_PROBE if config.quick else _PROBE))
+        _build_probe(config, corpus, text.heldout_file, glue_dir)
     return info, glue_dir
+
+
+def _build_probe(config, corpus, heldout_file, glue_dir):
+    """The built probe (`config.probe`) from the held-out documents."""
+    counts = _QUICK_PROBE if config.quick else _PROBE
+    if config.probe == "acceptability":
+        probe_data.build_probe_task(heldout_file, glue_dir, seed=0, **counts)
+        return
+    manifest_path = os.path.join(glue_dir, probe_data.MANIFEST)
+    if tf.io.gfile.exists(manifest_path):
+        with tf.io.gfile.GFile(manifest_path) as f:
+            manifest = json.load(f)
+        with open(heldout_file, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+        if (manifest.get("task") == "source"
+                and manifest["heldout_sha256"] == digest
+                and manifest["num_train"] == counts["num_train"]
+                and manifest["num_dev"] == counts["num_dev"]):
+            return  # built; the sources take a minute to read again
+    sources = [d.source for d in corpus.documents() if d.heldout]
+    probe_data.build_source_task(heldout_file, sources, glue_dir, seed=0,
+                                 **counts)
+
+
+def _probe_note(config, glue_dir):
+    """What the probe is, for the summary."""
+    if config.glue_dir:
+        return (f"Probe: `{os.path.basename(glue_dir.rstrip('/'))}` "
+                f"(GLUE {config.glue_task}).")
+    if config.probe == "acceptability":
+        return ("Probe: acceptability, real held-out sentences against the "
+                "same sentences with two adjacent words swapped or one word "
+                "dropped (`probe_data.build_probe_task`).")
+    return ("Probe: source, whether a sentence of a held-out document comes "
+            "from Python's standard library documentation or from a "
+            "third-party package's docstrings (`probe_data."
+            "build_source_task`; labels from where the text is, not from "
+            "any model).")
 
 
 def run_study(config, command=""):
@@ -246,6 +286,7 @@ def run_study(config, command=""):
         floor=floor, config=config, flop_ratios=flop_ratios,
         num_validation=info.num_validation_examples, glue_dir=glue_dir,
         data_note=_data_note(info, runs),
+        probe_note=_probe_note(config, glue_dir),
         command=command, wall_minutes=progress.minutes)
 
 

@@ -28,6 +28,9 @@ MODELS = {
 }
 DEFAULT_MODELS = ("bert", "token_drop", "token_drop_random")
 GLUE_TASKS = ("cola", "sst2")
+# The built probes (probe_data): which source a held-out sentence comes from,
+# or real against minimally corrupted sentences.
+PROBES = ("source", "acceptability")
 
 
 @dataclasses.dataclass
@@ -47,6 +50,7 @@ class StudyConfig:
         warmup_steps, learning_rate: the shared schedule.
         finetune_seeds: fine-tuning seeds per pretrained model.
         finetune_epochs: fine-tuning epochs over the probe's training set.
+        probe: the built probe task, one of `PROBES` (without glue_dir).
         glue_dir, glue_task: a GLUE task directory and its name instead of
             the built probe.
         data_dir: a dataset directory of `tools/prepare_data.py` (static
@@ -64,6 +68,7 @@ class StudyConfig:
     learning_rate: float = 1e-3
     finetune_seeds: int = 2
     finetune_epochs: int = 3
+    probe: str = "source"
     glue_dir: str = ""
     glue_task: str = "cola"
     data_dir: str = ""
@@ -123,6 +128,9 @@ def check_config(config):
                 f"--models: {name!r} is neither one of {', '.join(MODELS)} "
                 "nor a registered experiment (tools/train.py --helpfull "
                 "lists them).")
+    if config.probe not in PROBES:
+        raise UserError(f"--probe={config.probe!r} is not one of "
+                        f"{', '.join(PROBES)}.")
     if config.glue_task not in GLUE_TASKS:
         raise UserError(f"--glue_task={config.glue_task!r} is not one of "
                         f"{', '.join(GLUE_TASKS)}.")

@@ -223,7 +223,7 @@ def accuracy_plot(path, table, random_init, majority):
 
 def write_study(output_dir, *, specs, rows, finetunes, majority, floor,
                 config, flop_ratios, num_validation, glue_dir, command="",
-                wall_minutes=None, data_note=""):
+                wall_minutes=None, data_note="", probe_note=""):
     """Writes every output file; returns a `StudyReport`."""
     os.makedirs(output_dir, exist_ok=True)
     paths = {name: os.path.join(output_dir, name) for name in FILES}
@@ -239,15 +239,18 @@ def write_study(output_dir, *, specs, rows, finetunes, majority, floor,
     accuracy_plot(paths["probe_accuracy.png"], table, random_init, majority)
     summary = summary_text(table, random_init, majority, floor, config,
                            num_validation, glue_dir, command, wall_minutes,
-                           data_note)
+                           data_note, probe_note)
     with open(paths["summary.md"], "w") as f:
         f.write(summary)
     return StudyReport(table, summary, paths)
 
 
 def summary_text(table, random_init, majority, floor, config,
-                 num_validation, glue_dir, command, wall_minutes, data_note):
+                 num_validation, glue_dir, command, wall_minutes, data_note,
+                 probe_note=""):
     base = table[0]
+    probe_note = probe_note or (
+        f"Probe: `{os.path.basename(glue_dir.rstrip('/'))}`.")
     probe_gap = base["probe"][0] - random_init[0]
     sensitive = probe_gap > max(base["probe"][1], random_init[1])
     took = (f" The whole study took {wall_minutes:.0f} minutes (load "
@@ -266,8 +269,8 @@ trained {config.train_steps} steps; each token-dropping model continued to
 BERT's training FLOPs. {data_note} Validation: {num_validation} sequences with full
 models (no dropping). The unigram floor (validation targets' cross-entropy
 under the training targets' frequencies) is {floor.cross_entropy:.3f} nats.
-Probe: `{os.path.basename(glue_dir.rstrip('/'))}` ({config.glue_task}
-layout), Model Garden's `bert/sentence_prediction`, {config.finetune_seeds}
+{probe_note} Fine-tuned with
+Model Garden's `bert/sentence_prediction` ({config.glue_task} layout), {config.finetune_seeds}
 fine-tuning seeds per pretrained model, accuracy on its whole dev set.
 Values are mean ± standard deviation over seeds; a gap is "real" only if it
 exceeds the larger seed standard deviation of the two models.

@@ -4,7 +4,7 @@ seeds at equal compute, then fine-tune every result on a downstream probe.
     # The committed study (docs/study; about 80 minutes on 2 CPU cores):
     # bert_mini, token_drop_bert_mini and random selection, 3 seeds each,
     # on Python's and the pinned packages' documentation, probed by telling
-    # held-out sentences from minimally corrupted ones.
+    # held-out standard-library sentences from third-party ones.
     python tools/study.py --output_dir=docs/study
 
     # The whole pipeline at toy size (a few minutes):
@@ -63,6 +63,11 @@ _FINETUNE_SEEDS = flags.DEFINE_integer(
 _FINETUNE_EPOCHS = flags.DEFINE_integer("finetune_epochs",
                                         _D.finetune_epochs,
                                         "Fine-tuning epochs.")
+_PROBE = flags.DEFINE_enum(
+    "probe", _D.probe, list(study.PROBES), "The built probe: source (is a "
+    "held-out sentence from Python's standard library or a third-party "
+    "package?) or acceptability (real against minimally corrupted "
+    "sentences).")
 _GLUE_DIR = flags.DEFINE_string(
     "glue_dir", "", "A GLUE task directory (train.tsv, dev.tsv) as the probe "
     "instead of the built one.")
@@ -86,7 +91,8 @@ def main(argv):
         train_steps=_TRAIN_STEPS.value, eval_every=_EVAL_EVERY.value,
         warmup_steps=_WARMUP_STEPS.value, learning_rate=_LEARNING_RATE.value,
         finetune_seeds=_FINETUNE_SEEDS.value,
-        finetune_epochs=_FINETUNE_EPOCHS.value, glue_dir=_GLUE_DIR.value,
+        finetune_epochs=_FINETUNE_EPOCHS.value, probe=_PROBE.value,
+        glue_dir=_GLUE_DIR.value,
         glue_task=_GLUE_TASK.value, data_dir=_DATA_DIR.value,
         quick=_QUICK.value,
         params_override=_PARAMS_OVERRIDE.value)

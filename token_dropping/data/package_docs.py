@@ -27,6 +27,7 @@ import dataclasses
 import hashlib
 import importlib.metadata
 import importlib.util
+import itertools
 import json
 import os
 import sys
@@ -148,6 +149,9 @@ class PackageDocsCorpus:
         heldout_share: the share of documents held out of pretraining, a
             multiple of 0.001 in [0, 1).
         max_documents: keep only the first documents (tests); None keeps all.
+        max_documents_per_source: read only the first documents of each
+            source (small corpora that still hold every source); None reads
+            all.
         stdlib_dir: the standard library directory (tests); None reads the
             running interpreter's.
 
@@ -159,7 +163,8 @@ class PackageDocsCorpus:
     def __init__(self, packages: tuple[str, ...] = DEFAULT_PACKAGES,
                  heldout_share: float = 0.1,
                  max_documents: int | None = None,
-                 stdlib_dir: str | None = None):
+                 stdlib_dir: str | None = None,
+                 max_documents_per_source: int | None = None):
         if isinstance(packages, str):
             raise ValueError(f"packages={packages!r} must be a list of "
                              f"names, e.g. {list(DEFAULT_PACKAGES[:2])!r}.")
@@ -181,14 +186,17 @@ class PackageDocsCorpus:
                     - round(heldout_share * _BUCKETS)) > 1e-9):
             raise ValueError(f"heldout_share={heldout_share!r} must be a "
                              "multiple of 0.001 in [0, 1), e.g. 0.1.")
-        if max_documents is not None and (
-                isinstance(max_documents, bool) or
-                not isinstance(max_documents, int) or max_documents < 1):
-            raise ValueError(f"max_documents={max_documents!r} must be at "
-                             "least 1, or None for all documents.")
+        for name, value in (("max_documents", max_documents),
+                            ("max_documents_per_source",
+                             max_documents_per_source)):
+            if value is not None and (isinstance(value, bool) or
+                                      not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name}={value!r} must be at least 1, or "
+                                 "None for all documents.")
         self.packages = tuple(packages)
         self.heldout_share = heldout_share
         self.max_documents = max_documents
+        self.max_documents_per_source = max_documents_per_source
         self.stdlib_dir = stdlib_dir
         self._roots = {p: package_roots(p) for p in self.packages}
 
@@ -209,30 +217,36 @@ class PackageDocsCorpus:
                          for p in self.packages},
             "heldout_share": self.heldout_share,
             "max_documents": self.max_documents,
+            **({"max_documents_per_source": self.max_documents_per_source}
+               if self.max_documents_per_source else {}),
         }
 
     def documents(self) -> Iterator[Document]:
         """Yields the non-empty documents, deduplicated, in order."""
         seen, emitted = set(), 0
-        for source, key, texts in self._raw_documents():
-            sentences = default_corpus.first_occurrences(texts, seen)
-            if not sentences:
-                continue
-            yield Document(key, source, sentences,
-                           is_heldout(key, self.heldout_share))
-            emitted += 1
-            if emitted == self.max_documents:
-                return
+        for source, raw_documents in self._raw_sources():
+            in_source = 0
+            for key, texts in raw_documents:
+                sentences = default_corpus.first_occurrences(texts, seen)
+                if not sentences:
+                    continue
+                yield Document(key, source, sentences,
+                               is_heldout(key, self.heldout_share))
+                emitted += 1
+                in_source += 1
+                if emitted == self.max_documents:
+                    return
+                if in_source == self.max_documents_per_source:
+                    break  # the rest of this source is never read
 
-    def _raw_documents(self) -> Iterator[tuple[str, str, list[str]]]:
-        """(source, key, raw texts) of every document, before the dedupe."""
+    def _raw_sources(self) -> Iterator[tuple[str, Iterator]]:
+        """(source, its (key, raw texts) documents, read lazily)."""
         stdlib = default_corpus.DefaultCorpus(stdlib_dir=self.stdlib_dir)
-        for key, texts in stdlib.keyed_raw_documents():
-            yield STDLIB, key, texts
+        yield STDLIB, stdlib.keyed_raw_documents()
         for package in self.packages:
-            for root in self._roots[package]:
-                for key, texts in stdlib.source_documents(root, package):
-                    yield package, key, texts
+            yield package, itertools.chain.from_iterable(
+                stdlib.source_documents(root, package)
+                for root in self._roots[package])
 
     def write_text_files(self, output_dir: str) -> CorpusFiles:
         """Writes the corpus's text files, or reuses them if already written.
