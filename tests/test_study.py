@@ -120,6 +120,9 @@ def test_quick_study_writes_every_output(quick_study):
                                                "random_init"}
     assert all(0 <= float(r["dev_accuracy"]) <= 1 for r in finetunes)
     assert len(result.table) == len(study.DEFAULT_MODELS)
+    with open(os.path.join(config.runs_dir, "timings.json")) as f:
+        timings = json.load(f)  # the summary's minutes count the data too
+    assert timings["preparing: data, probe, floor, checks"] > 0
     summary = result.summary
     assert "python tools/study.py --quick" in summary
     assert "| randomly initialised encoder" in summary

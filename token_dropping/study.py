@@ -102,8 +102,18 @@ class _Progress:
 
     @property
     def minutes(self):
-        """Minutes the finished steps took, over every invocation."""
+        """Minutes the finished steps and the preparing took, over every
+        invocation."""
         return sum(self.timings.values()) / 60
+
+    def add(self, what, seconds):
+        """Adds `seconds` of work that is not a step to `what`'s time."""
+        self.timings[what] = self.timings.get(what, 0.0) + seconds
+        self._save()
+
+    def _save(self):
+        with tf.io.gfile.GFile(self.path, "w") as f:
+            json.dump(self.timings, f, indent=1)
 
     def finished(self, what, flops_of_step, measured=True):
         now = time.time()
@@ -111,8 +121,7 @@ class _Progress:
         if measured:
             self.measured_flops += flops_of_step
             self.timings[what] = self.timings.get(what, 0.0) + now - self.last
-            with tf.io.gfile.GFile(self.path, "w") as f:
-                json.dump(self.timings, f, indent=1)
+            self._save()
         self.last = now
         elapsed = now - self.start
         left = ""
@@ -206,6 +215,7 @@ def run_study(config, command=""):
         config = dataclasses.replace(config, **QUICK)
     check_config(config)
     specs = model_specs(config)
+    started = time.time()
     info, glue_dir = _prepare_data(config)
     floor = unigram.unigram_cross_entropy(
         info.train_input_path, info.validation_input_path, info.vocab_size)
@@ -246,6 +256,10 @@ def run_study(config, command=""):
             for _, _, p, _, _ in runs)
         + finetune_flops * config.finetune_seeds * (len(runs) + 1),
         os.path.join(config.runs_dir, "timings.json"))
+    # Building or finding the data and probe, the floor and the checks are
+    # part of the study's time too (every invocation's).
+    progress.add("preparing: data, probe, floor, checks",
+                 time.time() - started)
     rows, exports = [], {}
     for spec, seed, params, model_dir, latest in runs:
         was_done = study_runs.is_done(model_dir)
