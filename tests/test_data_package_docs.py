@@ -97,6 +97,9 @@ def test_writes_are_byte_identical_and_read_back_as_documents(roots, tmp_path):
             if d.source == source and not d.heldout]
     assert _read(first.heldout_file) == [
         d.sentences for d in documents if d.heldout]
+    assert first.heldout_sources() == [d.source for d in documents
+                                       if d.heldout]
+    assert {"stdlib", "alpha"} <= set(first.heldout_sources())
     with open(first.manifest_file) as f:
         manifest = json.load(f)
     assert manifest["corpus"] == _corpus(roots).describe()
@@ -254,6 +257,12 @@ def test_a_complete_write_is_reused_and_a_different_one_replaced(
         f.write("A line someone added by hand.\n")
     _corpus(roots).write_text_files(output_dir)  # Sizes differ: rewritten.
     assert "someone" not in open(files.pretrain_files[1]).read()
+    with open(files.manifest_file) as f:
+        manifest = json.load(f)
+    del manifest["heldout_sources"]  # as older versions wrote it
+    with open(files.manifest_file, "w") as f:
+        json.dump(manifest, f)
+    assert _corpus(roots).write_text_files(output_dir).heldout_sources()
     _corpus(roots, packages=("beta",)).write_text_files(output_dir)
     assert sorted(os.listdir(output_dir)) == [
         "corpus.json", "heldout.txt", "pretrain-beta.txt",

@@ -33,7 +33,6 @@ finished steps and resumes an interrupted pretraining from its checkpoint.
 """
 
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -161,30 +160,19 @@ def _prepare_data(config):
     glue_dir = config.glue_dir
     if not glue_dir:
         glue_dir = os.path.join(config.runs_dir, "probe")
-        _build_probe(config, corpus, text.heldout_file, glue_dir)
+        _build_probe(config, text, glue_dir)
     return info, glue_dir
 
 
-def _build_probe(config, corpus, heldout_file, glue_dir):
+def _build_probe(config, text, glue_dir):
     """The built probe (`config.probe`) from the held-out documents."""
     counts = _QUICK_PROBE if config.quick else _PROBE
     if config.probe == "acceptability":
-        probe_data.build_probe_task(heldout_file, glue_dir, seed=0, **counts)
-        return
-    manifest_path = os.path.join(glue_dir, probe_data.MANIFEST)
-    if tf.io.gfile.exists(manifest_path):
-        with tf.io.gfile.GFile(manifest_path) as f:
-            manifest = json.load(f)
-        with open(heldout_file, "rb") as f:
-            digest = hashlib.sha256(f.read()).hexdigest()
-        if (manifest.get("task") == "source"
-                and manifest["heldout_sha256"] == digest
-                and manifest["num_train"] == counts["num_train"]
-                and manifest["num_dev"] == counts["num_dev"]):
-            return  # built; the sources take a minute to read again
-    sources = [d.source for d in corpus.documents() if d.heldout]
-    probe_data.build_source_task(heldout_file, sources, glue_dir, seed=0,
-                                 **counts)
+        probe_data.build_probe_task(text.heldout_file, glue_dir, seed=0,
+                                    **counts)
+    else:
+        probe_data.build_source_task(text.heldout_file, text.heldout_sources(),
+                                     glue_dir, seed=0, **counts)
 
 
 def _probe_note(config, glue_dir):

@@ -128,6 +128,12 @@ class CorpusFiles:
     heldout_file: str
     manifest_file: str
 
+    def heldout_sources(self) -> list[str]:
+        """The source (`stdlib` or a package) of each document of
+        `heldout_file`, in order, from the manifest."""
+        with open(self.manifest_file) as f:
+            return json.load(f)["heldout_sources"]
+
     @property
     def input_files(self) -> str:
         """The pretraining files as `tools/prepare_data.py --input_files`."""
@@ -271,12 +277,14 @@ class PackageDocsCorpus:
             raise ValueError(f"output_dir={output_dir!r} cannot be written: "
                              f"{e.strerror}.") from e
         names = [pretrain_file_name(s) for s in self.sources] + [HELDOUT_FILE]
-        counts = _write_documents(output_dir, names, self.documents())
+        counts, heldout_sources = _write_documents(output_dir, names,
+                                                   self.documents())
         for name in sorted(set(os.listdir(output_dir)) - set(names)):
             if name.startswith("pretrain-") and name.endswith(".txt"):
                 os.remove(os.path.join(output_dir, name))  # Another corpus's.
         _write_json(files.manifest_file,
-                    {"corpus": description, "files": counts})
+                    {"corpus": description, "files": counts,
+                     "heldout_sources": heldout_sources})
         return files
 
     def _files(self, output_dir: str) -> CorpusFiles:
@@ -296,7 +304,8 @@ def _complete(manifest_file: str, description: dict) -> bool:
             manifest = json.load(f)
     except (OSError, ValueError):
         return False
-    if manifest.get("corpus") != description:
+    if (manifest.get("corpus") != description
+            or "heldout_sources" not in manifest):  # written by older code
         return False
     directory = os.path.dirname(manifest_file)
     for name, count in manifest.get("files", {}).items():
@@ -312,8 +321,10 @@ def _write_documents(output_dir: str, names: list[str],
     """Writes documents under temporary names, then renames them all.
 
     The last name takes the held-out documents; the others are
-    `pretrain-<source>.txt`. Returns the counts per file name.
+    `pretrain-<source>.txt`. Returns the counts per file name and the source
+    of each held-out document, in order.
     """
+    heldout_sources = []
     paths = {name: os.path.join(output_dir, name) for name in names}
     temporary = {name: f"{path}.tmp-{os.getpid()}"
                  for name, path in paths.items()}
@@ -335,13 +346,15 @@ def _write_documents(output_dir: str, names: list[str],
                 count["num_documents"] += 1
                 count["num_sentences"] += len(document.sentences)
                 count["num_bytes"] += len(block.encode("utf-8"))
+                if document.heldout:
+                    heldout_sources.append(document.source)
         for name in names:
             os.replace(temporary[name], paths[name])
     finally:
         for path in temporary.values():
             with contextlib.suppress(FileNotFoundError):
                 os.remove(path)
-    return counts
+    return counts, heldout_sources
 
 
 def _write_json(path: str, value: dict) -> None:
