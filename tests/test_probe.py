@@ -16,6 +16,7 @@ import pytest
 import tensorflow as tf
 from official.nlp.data import sentence_prediction_dataloader as spd
 
+from token_dropping import glue_data
 from token_dropping import probe
 from token_dropping import probe_data
 from token_dropping.errors import UserError
@@ -106,7 +107,7 @@ def test_labels_are_real_or_one_edit_from_their_document(heldout, task_dir):
 
 
 def test_tsv_processor_reads_every_row(task_dir):
-    processor = probe.TsvCola()
+    processor = glue_data.TsvCola()
     train = processor.get_train_examples(task_dir)
     dev = processor.get_dev_examples(task_dir)
     test = processor.get_test_examples(task_dir)
@@ -185,7 +186,7 @@ def write_probe_vocab(path):
 def records(task_dir, tmp_path_factory):
     folder = tmp_path_factory.mktemp("records")
     vocab, vocab_size = write_probe_vocab(str(folder / "vocab.txt"))
-    data = probe.convert(task_dir, "cola", vocab, str(folder / "out"),
+    data = glue_data.convert(task_dir, "cola", vocab, str(folder / "out"),
                          max_seq_length=16)
     return data, vocab_size
 
@@ -221,7 +222,7 @@ def test_convert_rejects_bad_input(task_dir, records, tmp_path, kwargs,
         output_dir=str(tmp_path / "out"))
     args.update(kwargs)
     with pytest.raises(UserError, match=message):
-        probe.convert(**args)
+        glue_data.convert(**args)
     assert not (tmp_path / "out").exists()
 
 
@@ -233,7 +234,8 @@ def test_convert_reads_glue_sst2_layout(records, tmp_path):
     (glue_dir / "dev.tsv").write_text("sentence\tlabel\nthe tensor \t0\n")
     vocab = os.path.join(os.path.dirname(os.path.dirname(
         records[0].train_path)), "vocab.txt")
-    data = probe.convert(str(glue_dir), "sst2", vocab, str(tmp_path / "out"))
+    data = glue_data.convert(str(glue_dir), "sst2", vocab,
+                             str(tmp_path / "out"))
     assert (data.num_labels, data.train_size, data.dev_size) == (2, 3, 1)
     assert probe.dev_labels(data) == [0]
 
@@ -246,7 +248,7 @@ def test_convert_rejects_another_layout(records, tmp_path):
     vocab = os.path.join(os.path.dirname(os.path.dirname(
         records[0].train_path)), "vocab.txt")
     with pytest.raises(UserError, match="is not in GLUE's cola TSV layout"):
-        probe.convert(str(glue_dir), "cola", vocab, str(tmp_path / "out"))
+        glue_data.convert(str(glue_dir), "cola", vocab, str(tmp_path / "out"))
     assert not (tmp_path / "out").exists() or not os.listdir(tmp_path / "out")
 
 
@@ -292,8 +294,9 @@ def test_majority_accuracy():
 @pytest.mark.slow
 def test_finetune_from_an_export(exported, task_dir, tmp_path, caplog):
     """tools/export_bert.py's output is the init_checkpoint and encoder."""
-    data = probe.convert(task_dir, "cola", os.path.join(exported, "vocab.txt"),
-                         str(tmp_path / "records"), max_seq_length=32)
+    data = glue_data.convert(task_dir, "cola",
+                             os.path.join(exported, "vocab.txt"),
+                             str(tmp_path / "records"), max_seq_length=32)
     with caplog.at_level("INFO"):
         accuracy = probe.finetune(
             str(tmp_path / "run"), data, init_checkpoint=exported,

@@ -42,6 +42,7 @@ import tensorflow as tf
 from absl import logging
 
 from token_dropping import export
+from token_dropping import glue_data
 from token_dropping import probe
 from token_dropping import probe_data
 from token_dropping import study_report
@@ -262,7 +263,7 @@ def run_study(config, command=""):
                           study_runs.flops_per_step(params)
                           * params.trainer.train_steps, not was_done)
 
-    data = probe.convert(glue_dir, config.glue_task, info.vocab_file,
+    data = glue_data.convert(glue_dir, config.glue_task, info.vocab_file,
                          os.path.join(config.runs_dir, "probe_records"),
                          max_seq_length=_PROBE_SEQ_LENGTH)
     encoder_config = os.path.join(next(iter(exports.values())),
