@@ -211,7 +211,7 @@ def test_convert_gives_records_model_garden_reads(task_dir, records):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(task="mnli"), "task='mnli' is not one of cola, sst2"),
+    (dict(task="qqp"), "task='qqp' is not one of cola, mnli, sst2"),
     (dict(glue_dir="/nonexistent"), "/nonexistent/train.tsv'?: no such file"),
     (dict(vocab_file="/nonexistent/v.txt"), "/nonexistent/v.txt'?: no such"),
 ])
