@@ -10,10 +10,10 @@ from official.core import task_factory
 from official.core import train_utils
 from official.modeling import performance
 
+import token_dropping  # noqa: F401  (registers the experiments)
+
 from helpers import importance_in, overrides, shrunk_tiny_config
-from helpers import train_py
-from token_dropping.consistency import cls_consistency_loss
-from token_dropping.masked_lm import per_prediction_losses
+from helpers import sctd_loss_and_grads, train_py
 
 DTYPES = ["bfloat16", "float16"]
 
@@ -106,19 +106,10 @@ def test_float16_consistency_step_equals_float32s(records, policy):
         v.assign(r + rng.normal(0, 0.3, v.shape).astype(np.float32))
         r.assign(v)  # far from init, so full and dropped passes differ
 
-    # The float32 reference (dropout is 0: the full pass is training=False).
-    tvars = reference.trainable_variables
-    weights = batch["masked_lm_weights"]
-    mean = lambda out: tf.reduce_sum(
-        per_prediction_losses(batch, out) * weights) / tf.reduce_sum(weights)
-    with tf.GradientTape() as tape:
-        dropped = reference(batch, training=True)
-        full = reference(batch, training=False)
-        kl = cls_consistency_loss(full["encoder_outputs"],
-                                  dropped["encoder_outputs"])
-        expected_loss = 0.5 * mean(dropped) + 0.5 * mean(full) + kl
-    expected = tape.gradient(expected_loss, tvars)
-    assert float(kl) > 1e-2 and abs(float(mean(full) - mean(dropped))) > 1e-2
+    # The float32 reference (dropout is 0 in the shrunk config).
+    expected_loss, expected, (dropped_mlm, full_mlm, kl) = (
+        sctd_loss_and_grads(reference, batch, weight=1.0))
+    assert kl > 1e-2 and abs(full_mlm - dropped_mlm) > 1e-2
 
     step = tf.function(task.train_step)
     sgd = tf_keras.mixed_precision.LossScaleOptimizer(
@@ -127,10 +118,9 @@ def test_float16_consistency_step_equals_float32s(records, policy):
     before = [v.numpy() for v in model.trainable_variables]
     metrics = task.build_metrics(training=True)
     logs = step(batch, model, sgd, metrics)
-    assert float(logs["loss"]) == pytest.approx(float(expected_loss),
-                                                rel=1e-2)
+    assert float(logs["loss"]) == pytest.approx(expected_loss, rel=1e-2)
     results = {m.name: float(m.result()) for m in metrics}
-    assert results["consistency_kl"] == pytest.approx(float(kl), rel=2e-2)
+    assert results["consistency_kl"] == pytest.approx(kl, rel=2e-2)
     assert float(sgd.loss_scale) == 2.0 ** 15  # no overflow, no skip
     moved = 0
     for v, b, g in zip(model.trainable_variables, before, expected):
@@ -144,7 +134,7 @@ def test_float16_consistency_step_equals_float32s(records, policy):
         # float16 rounding measured at 0.2-0.7% of each gradient's norm.
         assert np.linalg.norm(d - g) < 0.02 * np.linalg.norm(g), v.name
         moved += 1
-    assert moved == len(tvars) - 4
+    assert moved == len(expected) - 4
 
     scale = float(optimizer.loss_scale)
     step = tf.function(task.train_step)  # a new optimizer: a new function
