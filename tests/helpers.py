@@ -9,6 +9,7 @@ another). Fixtures built on these are in `conftest.py`.
 - `SHRINK`, `overrides`, `train_py`, `shrunk_tiny_config`: token_drop_bert_tiny
   shrunk to seconds, through tools/train.py or as a config.
 - `event_tags`, `importance_in`, `write_vocab`: reading what a run wrote.
+- `sctd_loss_and_grads`: a consistency step's loss by plain autodiff.
 """
 
 import glob
@@ -243,6 +244,28 @@ def mirrored_task(config):
 
 
 SHRINK_SEQ, SHRINK_VOCAB, SHRINK_HIDDEN = 32, 200, 16  # as in SHRINK
+
+
+def sctd_loss_and_grads(model, batch, weight=0.05, stop_gradient=False):
+    """ScTD's consistency-step loss 0.5 MLM(dropped) + 0.5 MLM(full) +
+    `weight` KL(full || dropped), by plain autodiff outside the task, with
+    the gradients to `model.trainable_variables` (None where none reaches).
+    Dropout must be off: the full training pass is the `training=False`
+    output. Returns `(loss, grads, (dropped_mlm, full_mlm, kl))`."""
+    from token_dropping.consistency import cls_consistency_loss  # pylint: disable=import-outside-toplevel
+    from token_dropping.masked_lm import per_prediction_losses  # pylint: disable=import-outside-toplevel
+    weights = batch["masked_lm_weights"]
+    mean = lambda out: tf.reduce_sum(
+        per_prediction_losses(batch, out) * weights) / tf.reduce_sum(weights)
+    with tf.GradientTape() as tape:
+        dropped = model(batch, training=True)
+        full = model(batch, training=False)
+        parts = (mean(dropped), mean(full), cls_consistency_loss(
+            full["encoder_outputs"], dropped["encoder_outputs"],
+            stop_gradient))
+        loss = 0.5 * parts[0] + 0.5 * parts[1] + weight * parts[2]
+    grads = tape.gradient(loss, model.trainable_variables)
+    return float(loss), grads, tuple(float(p) for p in parts)
 
 
 def write_vocab(path, edit=None, size=SHRINK_VOCAB):

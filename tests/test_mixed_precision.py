@@ -1,5 +1,6 @@
 """runtime.mixed_precision_dtype=bfloat16 / float16: the table stays float32,
-the selection is float32's, the step compiles with XLA, validation runs."""
+the selection is float32's, the step compiles with XLA, validation runs, and
+a float16 ScTD consistency step computes float32's loss and update."""
 
 import numpy as np
 import pytest
@@ -9,8 +10,10 @@ from official.core import task_factory
 from official.core import train_utils
 from official.modeling import performance
 
+import token_dropping  # noqa: F401  (registers the experiments)
+
 from helpers import importance_in, overrides, shrunk_tiny_config
-from helpers import train_py
+from helpers import sctd_loss_and_grads, train_py
 
 DTYPES = ["bfloat16", "float16"]
 
@@ -24,11 +27,14 @@ def policy():
     tf_keras.mixed_precision.set_global_policy("float32")
 
 
-def build(records, dtype=None):
-    """The shrunk task, model (variables built), optimizer and one batch."""
+def build(records, dtype=None, task_fields=None):
+    """The shrunk task, model (variables built), optimizer and one batch;
+    `task_fields` overrides the task config."""
     config = shrunk_tiny_config(records[0])
     if dtype:
         config.runtime.mixed_precision_dtype = dtype
+    if task_fields:
+        config.override({"task": task_fields})
     task = task_factory.get_task(config.task)
     model = task.build_model()
     batch = next(iter(task.build_inputs(config.task.train_data)))
@@ -79,6 +85,66 @@ def test_float16_step_scales_the_loss(records, policy):
         calls.append("unscale") or unscale(g))
     task.train_step(batch, model, optimizer, task.build_metrics(training=True))
     assert calls == ["scale", "unscale"]
+
+
+def test_float16_consistency_step_equals_float32s(records, policy):
+    """float16 with a consistency step on every step: the step's loss and
+    the update it applies (loss scaling included) against float32 autodiff
+    of 0.5 MLM(dropped) + 0.5 MLM(full) + w KL(full || dropped) on the same
+    weights and batch; then a few more steps stay finite and train.
+
+    The weight w is 1.0, not ScTD's 0.05, so a KL gradient lost or left
+    scaled in float16 shows above float16's rounding."""
+    fields = {"consistency_interval": 1, "consistency_weight": 1.0}
+    _, reference, _, batch = build(records, task_fields=fields)
+    policy("float16")
+    task, model, optimizer, _ = build(records, "float16", fields)
+    rng = np.random.RandomState(1)
+    for v, r in zip(model.trainable_variables,
+                    reference.trainable_variables):
+        assert v.dtype == r.dtype == tf.float32 and v.shape == r.shape
+        v.assign(r + rng.normal(0, 0.3, v.shape).astype(np.float32))
+        r.assign(v)  # far from init, so full and dropped passes differ
+
+    # The float32 reference (dropout is 0 in the shrunk config).
+    expected_loss, expected, (dropped_mlm, full_mlm, kl) = (
+        sctd_loss_and_grads(reference, batch, weight=1.0))
+    assert kl > 1e-2 and abs(full_mlm - dropped_mlm) > 1e-2
+
+    step = tf.function(task.train_step)
+    sgd = tf_keras.mixed_precision.LossScaleOptimizer(
+        tf_keras.optimizers.SGD(learning_rate=1.0))
+    assert int(sgd.iterations) == 0  # its step variable made outside step
+    before = [v.numpy() for v in model.trainable_variables]
+    metrics = task.build_metrics(training=True)
+    logs = step(batch, model, sgd, metrics)
+    assert float(logs["loss"]) == pytest.approx(expected_loss, rel=1e-2)
+    results = {m.name: float(m.result()) for m in metrics}
+    assert results["consistency_kl"] == pytest.approx(kl, rel=2e-2)
+    assert float(sgd.loss_scale) == 2.0 ** 15  # no overflow, no skip
+    moved = 0
+    for v, b, g in zip(model.trainable_variables, before, expected):
+        if g is None:  # the pooler: no next-sentence head
+            np.testing.assert_array_equal(v.numpy(), b, err_msg=v.name)
+            continue
+        g, d = tf.convert_to_tensor(g).numpy(), b - v.numpy()
+        if np.linalg.norm(g) < 1e-6:  # key biases: softmax ignores them
+            assert np.abs(d).max() < 1e-3, v.name
+            continue
+        # float16 rounding measured at 0.2-0.7% of each gradient's norm.
+        assert np.linalg.norm(d - g) < 0.02 * np.linalg.norm(g), v.name
+        moved += 1
+    assert moved == len(expected) - 4
+
+    scale = float(optimizer.loss_scale)
+    step = tf.function(task.train_step)  # a new optimizer: a new function
+    for _ in range(2):  # Model Garden's optimizer, dynamic loss scale
+        embeddings = model.trainable_variables[0].numpy()
+        logs = step(batch, model, optimizer, metrics)
+        assert np.isfinite(float(logs["loss"]))
+        assert not np.array_equal(model.trainable_variables[0].numpy(),
+                                  embeddings)  # applied, not skipped
+    assert float(optimizer.loss_scale) == scale  # no step skipped
 
 
 @pytest.mark.parametrize("dtype", [

@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 import token_dropping
-from helpers import BERT_KWARGS, CLS, MASK, PAD, SEP, UNK, VOCAB, batch
+from helpers import BERT_KWARGS, CLS, MASK, PAD, SEP, SEQ, UNK, VOCAB, batch
 from helpers import overrides, train_py, write_vocab
 from token_dropping.masked_lm import ROUTING_METRICS
 from token_dropping.summaries import TokenDropSummaries
@@ -171,3 +171,95 @@ def test_a_short_run_writes_one_described_group(records, tmp_path):
                          "kept | importance (nats) |")
     assert not any(p in line for line in header[4:]
                    for p in ("[CLS]", "[SEP]", "[MASK]", "[PAD]", "[UNK]"))
+
+
+def allowed_and_ordinary(inputs):
+    """Per row: the allow-listed tokens (kept by rule, first) and the
+    ordinary real tokens of a `helpers.batch`."""
+    word_ids = inputs["input_word_ids"].numpy()
+    real = inputs["input_mask"].numpy() > 0
+    allowed = (real & np.isin(word_ids, [UNK, CLS, SEP, MASK])).sum(axis=1)
+    ordinary = (real & ~np.isin(word_ids, [PAD, UNK, CLS, SEP, MASK]))
+    return allowed, ordinary.sum(axis=1)
+
+
+def table_totals(event):
+    """(header line, {id: times}, sum of times) of a text table."""
+    lines = text(event).splitlines()
+    times = {int(row.split(" | ")[1]): int(row.split(" | ")[2])
+             for row in lines[4:]}
+    return lines[0], times, sum(times.values())
+
+
+def test_schedule_stages_in_the_description_and_tables(tmp_path):
+    """keep_k schedule 12 -> 4 -> 8 over 8 steps (stages start at steps 0,
+    2, 6): the dropped_percent card names each stage, and each loop's tables
+    use the keep_k of its last step, counted against numpy."""
+    enc = token_dropping.TokenDropBertEncoder(
+        **BERT_KWARGS, token_keep_k=6,
+        keep_k_schedule=[(0.0, 12), (0.25, 4), (0.75, 8)])
+    inputs = batch()
+    enc(inputs)
+    step = tf.Variable(0, dtype=tf.int64)
+    action = TokenDropSummaries(enc, str(tmp_path), step, [inputs], 0.8, SEQ,
+                                top_n=VOCAB, schedule_steps=8)
+    # Written at step s: the loop's last step is the 0-based step s - 1.
+    expected_keep_k = {1: 12, 2: 12, 3: 4, 6: 4, 7: 8, 8: 8}
+    for s in expected_keep_k:
+        step.assign(s)
+        action({"dropped_token_fraction": tf.constant(0.5)})
+
+    events = read_events(str(tmp_path))
+    assert description(events["token_dropping/dropped_percent"]) == (
+        "Share of real (non-padding) tokens that skip layers 1 to 2, in "
+        "percent rounded to 0.1 and averaged over the loop's training steps; "
+        "it should follow the keep_k schedule over the run's 8 steps, 0.0% "
+        "(keep 12 of 12 positions) up to step 2, 66.7% (keep 4 of 12 "
+        "positions) up to step 6, then 33.3% (keep 8 of 12 positions), a "
+        "loop across two stages averaging them, lower only where padding "
+        "takes dropped slots.")
+    allowed, ordinary = allowed_and_ordinary(inputs)
+    kept_events = events["token_dropping/most_kept"]
+    dropped_events = events["token_dropping/most_dropped"]
+    assert [e.step for e in kept_events] == list(expected_keep_k)
+    for kept, dropped in zip(kept_events, dropped_events):
+        keep_k = expected_keep_k[kept.step]
+        header, _, times_kept = table_totals(kept)
+        assert f"keeping {keep_k} of 12 positions" in header, kept.step
+        # Allow-listed tokens take their slots first, ordinary ones the rest.
+        assert times_kept == np.minimum(keep_k - allowed, ordinary).sum()
+        assert times_kept + table_totals(dropped)[2] == ordinary.sum()
+
+
+def test_random_ltd_tables_count_every_layers_draw(tmp_path):
+    """random_per_layer, 4 layers: layers 1 and 2 each draw their own
+    subset, so the tables count each token once per layer."""
+    tf.random.set_seed(0)  # the draws
+    enc = token_dropping.TokenDropBertEncoder(
+        **BERT_KWARGS, token_keep_k=6, selection="random_per_layer")
+    inputs = batch()
+    enc(inputs)
+    action = TokenDropSummaries(enc, str(tmp_path), tf.Variable(1), [inputs],
+                                0.8, SEQ, top_n=VOCAB)
+    action({})
+    events = read_events(str(tmp_path))
+    allowed, ordinary = allowed_and_ordinary(inputs)
+    header, times_kept, total_kept = table_totals(
+        events["token_dropping/most_kept"][0])
+    total_dropped = table_totals(events["token_dropping/most_dropped"][0])[2]
+    assert "each of the 2 dropped layers draws its own subset" in header
+    assert f"sequences, {ordinary.sum()} ordinary tokens)" in header
+    assert total_kept == 2 * np.minimum(6 - allowed, ordinary).sum()
+    assert total_kept + total_dropped == 2 * ordinary.sum()
+    # One draw counted twice would make every count even.
+    assert any(times % 2 for times in times_kept.values())
+    assert "a token counts once per layer" in description(
+        events["token_dropping/most_kept"])
+
+
+def test_schedule_without_its_step_count_is_one_clear_line(tmp_path):
+    enc = token_dropping.TokenDropBertEncoder(
+        **BERT_KWARGS, token_keep_k=6, keep_k_schedule=[(0.0, 12), (0.5, 6)])
+    with pytest.raises(ValueError, match="schedule_steps=0: the encoder's "
+                       "keep_k schedule needs"):
+        TokenDropSummaries(enc, str(tmp_path), tf.Variable(0), [], 0.8, SEQ)

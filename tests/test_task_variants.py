@@ -19,7 +19,7 @@ from official.core import train_utils
 import token_dropping  # noqa: F401  (registers the experiments)
 from token_dropping.consistency import cls_consistency_loss
 from token_dropping.masked_lm import per_prediction_losses
-from helpers import event_tags, mirrored_task, overrides
+from helpers import event_tags, mirrored_task, overrides, sctd_loss_and_grads
 from helpers import shrunk_tiny_config, train_py
 
 SCHEDULE = [dict(start_fraction=0.0, token_keep_k=32),  # steps 0-1: all
@@ -133,20 +133,11 @@ def test_consistency_step_gradients_are_those_of_the_mixed_loss(
         records, consistency_interval=1,
         consistency_stop_gradient=stop_gradient)
     tvars = model.trainable_variables
-    weights = batch["masked_lm_weights"]
-    mean = lambda out: tf.reduce_sum(
-        per_prediction_losses(batch, out) * weights) / tf.reduce_sum(weights)
-    with tf.GradientTape() as tape:
-        dropped = model(batch, training=True)
-        full = model(batch, training=False)  # dropout is 0: the full pass
-        loss = 0.5 * mean(dropped) + 0.5 * mean(full) + 0.05 * (
-            cls_consistency_loss(full["encoder_outputs"],
-                                 dropped["encoder_outputs"], stop_gradient))
-    expected = tape.gradient(loss, tvars)
+    loss, expected, _ = sctd_loss_and_grads(model, batch, 0.05, stop_gradient)
     before = [v.numpy() for v in tvars]
     optimizer = tf_keras.optimizers.SGD(learning_rate=1.0)
     logs = tf.function(task.train_step)(batch, model, optimizer, metrics)
-    assert float(logs["loss"]) == pytest.approx(float(loss), rel=1e-5)
+    assert float(logs["loss"]) == pytest.approx(loss, rel=1e-5)
     moved = 0
     for v, b, g in zip(tvars, before, expected):
         if g is None:  # the pooler: no next-sentence head

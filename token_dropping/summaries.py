@@ -47,7 +47,8 @@ class TokenDropSummaries:
       the output after the actions, does not write them again under their
       metric names (run this action after any that reads them, e.g. the
       progress line); the dropped share is in percent rounded to 0.1, so a
-      constant share draws a flat line;
+      constant share draws a flat line, and its description gives the
+      share to expect (each stage's, with a keep_k schedule);
     - `measured_vocab_percent`: the share of vocabulary ids measured at least
       once; `importance`: a histogram over those ids only (mostly a spike
       just below the initial value: rare ids are updated rarely);
@@ -60,7 +61,10 @@ class TokenDropSummaries:
       `train_flops_per_step` the FLOPs themselves (when known);
     - `most_dropped`, `most_kept` (Text tab): the ordinary tokens the current
       table drops and keeps most often on a few fixed sample batches (a
-      selection only, no forward pass); special tokens are listed once above.
+      selection only, no forward pass) at the keep_k of the loop's last step;
+      special tokens are listed once above. With random-LTD
+      (`random_per_layer`) each dropped layer draws its own subset, so each
+      layer draws once and a token counts once per layer.
 
     Args:
         encoder: the `TokenDropBertEncoder` being trained.
@@ -72,6 +76,9 @@ class TokenDropSummaries:
         seq_length: int. The training sequence length (for the target share).
         vocab: list of str or None; None shows ids.
         top_n: int. Rows in each text table.
+        schedule_steps: int. The steps the encoder's keep_k schedule's
+            fractions refer to (`task.keep_k_schedule_steps`); needed with
+            a schedule only.
 
     Example:
     >>> action = TokenDropSummaries.for_task(task, model.encoder_network,
@@ -81,7 +88,12 @@ class TokenDropSummaries:
 
     def __init__(self, encoder, summary_dir, global_step, sample_batches,
                  flop_ratio, seq_length, vocab=None, top_n=20,
-                 train_flops=None):
+                 train_flops=None, schedule_steps=0):
+        if encoder.keep_k_schedule and schedule_steps < 1:
+            raise ValueError(
+                f"schedule_steps={schedule_steps}: the encoder's keep_k "
+                "schedule needs the number of training steps its fractions "
+                "refer to (task.keep_k_schedule_steps).")
         self.encoder = encoder
         self.summary_dir = summary_dir
         self.global_step = global_step
@@ -91,6 +103,7 @@ class TokenDropSummaries:
         self.seq_length = seq_length
         self.vocab = vocab
         self.top_n = top_n
+        self.schedule_steps = schedule_steps
         self.descriptions = self._descriptions()
         self._writer = tf.summary.create_file_writer(summary_dir)
 
@@ -114,30 +127,64 @@ class TokenDropSummaries:
                 vocab = [line.rstrip("\n") for line in f]
         return cls(encoder, summary_dir, global_step, samples, ratio,
                    data_config.seq_length, vocab,
-                   train_flops=flops.config_train_flops(task.task_config))
+                   train_flops=flops.config_train_flops(task.task_config),
+                   schedule_steps=task.task_config.keep_k_schedule_steps)
 
     def _piece(self, token):
         if self.vocab and token < len(self.vocab):
             return self.vocab[token]
         return str(token)
 
+    def keep_k_at(self, step):
+        """The keep_k of 0-based training `step`: its schedule stage's, or
+        `token_keep_k` without a schedule."""
+        schedule = self.encoder.keep_k_schedule
+        if schedule:
+            return schedule.keep_k_at(step, self.schedule_steps)
+        return self.encoder.token_keep_k
+
+    def _target(self, keep_k):
+        length = self.seq_length
+        return (f"{100 * (1 - keep_k / length):.1f}% (keep {keep_k} of "
+                f"{length} positions)")
+
+    def _expected_dropped(self):
+        """The dropped share to expect: one, or each stage's, on the step
+        axis (0-based step i is written at i + 1)."""
+        schedule = self.encoder.keep_k_schedule
+        if not schedule:
+            target = self._target(self.encoder.token_keep_k)
+            return f"hold flat at the configured {target}"
+        starts = schedule.start_steps(self.schedule_steps)
+        stages = [f"{self._target(keep_k)} up to step {end}" for keep_k, end
+                  in zip(schedule.keep_ks, starts[1:])]
+        stages.append(f"then {self._target(schedule.keep_ks[-1])}")
+        return ("follow the keep_k schedule over the run's "
+                f"{self.schedule_steps} steps, {', '.join(stages)}, a loop "
+                "across two stages averaging them")
+
     def _descriptions(self):
         """One sentence per tag: what it is, its unit, which way is good."""
         enc = self.encoder
-        keep, length = enc.token_keep_k, self.seq_length
+        length = self.seq_length
+        keep = (f"keep each stage's keep_k of {length}" if enc.keep_k_schedule
+                else f"keep {enc.token_keep_k} of {length}")
         layers = f"layers {enc.drop_start_layer} to {enc.drop_end_layer - 1}"
         init = f"{enc.token_loss_init_value:g}"
         vocab_size = int(enc.importance.shape[0])
         batches = len(self.sample_batches)
         loss = "moving-average masked-LM loss, in nats"
+        how = "selection only, no forward pass"
+        if self.draws > 1:
+            how += ("; each dropped layer draws its own subset, so a token "
+                    "counts once per layer")
         dropped, kept, dropped_imp = FROM_TRAIN_OUTPUT.values()
         return {
             dropped: (
                 f"Share of real (non-padding) tokens that skip {layers}, in "
                 "percent rounded to 0.1 and averaged over the loop's training "
-                f"steps; it should hold flat at the configured "
-                f"{100 * (1 - keep / length):.1f}% (keep {keep} of {length} "
-                "positions), lower only where padding takes dropped slots."),
+                f"steps; it should {self._expected_dropped()}, lower only "
+                "where padding takes dropped slots."),
             kept: (
                 f"Mean importance ({loss}) of the ordinary tokens kept in "
                 f"{layers} during the loop's training steps; healthy runs "
@@ -165,13 +212,12 @@ class TokenDropSummaries:
             SAMPLE_HISTOGRAM: (
                 f"Importance ({loss}) of every ordinary token in the "
                 f"{batches} fixed sample batches, one count per occurrence, "
-                "the values the selection ranks to keep the top "
-                f"{keep} of {length} positions; healthy runs spread it over "
-                "a wide range, frequent easy tokens low and rare hard ones "
-                "high."),
+                f"the values the selection ranks to {keep} positions; "
+                "healthy runs spread it over a wide range, frequent easy "
+                "tokens low and rare hard ones high."),
             FLOP_RATIO: (
                 f"Analytic average training FLOPs per step of this variant "
-                f"(keep {keep} of {length} tokens in {layers}, or the keep_k "
+                f"({keep} tokens in {layers}, or the keep_k "
                 "schedule averaged over its stages, consistency passes "
                 "amortised, MLM head included) over plain BERT's on the same "
                 "shapes, a unitless constant; lower is cheaper and 1.0 would "
@@ -182,57 +228,77 @@ class TokenDropSummaries:
                 "for equal-compute comparisons; a constant."),
             MOST_DROPPED: (
                 "The ordinary tokens the current importance table drops most "
-                f"often on {batches} fixed sample batches (selection only, "
-                "no forward pass); healthy rows are easy pieces with low "
-                "importance."),
+                f"often on {batches} fixed sample batches ({how}); healthy "
+                "rows are easy pieces with low importance."),
             MOST_KEPT: (
                 "The ordinary tokens the current importance table keeps most "
-                f"often on {batches} fixed sample batches (selection only, "
-                "no forward pass); healthy rows are hard or not yet measured "
-                "pieces with high importance."),
+                f"often on {batches} fixed sample batches ({how}); healthy "
+                "rows are hard or not yet measured pieces with high "
+                "importance."),
         }
 
     def _special_ids(self):
         return set(self.encoder.token_allow_list) | set(
             self.encoder.token_deny_list)
 
-    def sample_routing(self):
-        """`(ids, is_kept)`: each ordinary token of the sample batches, and
-        whether the current table keeps it (1-D, one entry per occurrence).
+    @property
+    def draws(self):
+        """Selections a step makes: one per dropped layer for random-LTD,
+        whose layers each draw their own subset; else one for them all."""
+        if self.encoder.selection == "random_per_layer":
+            return self.encoder.drop_end_layer - self.encoder.drop_start_layer
+        return 1
+
+    def sample_routing(self, keep_k=None):
+        """`(ids, is_kept)`: each ordinary token of the sample batches (1-D,
+        one entry per occurrence), and whether the current table keeps it
+        at `keep_k` (default `token_keep_k`): `[draws, occurrences]`, one
+        row per selection a step makes (`draws`).
 
         Special tokens (allow and deny lists) are routed by rule, not by
         importance, and are left out; so is padding.
         """
         special = sorted(self._special_ids())
-        ids, kept = [np.zeros(0, np.int64)], [np.zeros(0, bool)]
+        ids, kept = [np.zeros(0, np.int64)], [np.zeros((self.draws, 0), bool)]
         for batch in self.sample_batches:
             word_ids = batch["input_word_ids"].numpy()
             ordinary = ((batch["input_mask"].numpy() > 0)
                         & ~np.isin(word_ids, special))  # [batch, seq]
-            is_kept = np.zeros_like(ordinary)
-            np.put_along_axis(is_kept, self.encoder.kept_positions(
-                batch).numpy(), True, axis=1)  # [batch, seq]
             ids.append(word_ids[ordinary])
-            kept.append(is_kept[ordinary])
-        return np.concatenate(ids), np.concatenate(kept)
+            rows = []
+            for _ in range(self.draws):  # a fresh draw each, if random
+                is_kept = np.zeros_like(ordinary)
+                np.put_along_axis(is_kept, self.encoder.kept_positions(
+                    batch, keep_k).numpy(), True, axis=1)  # [batch, seq]
+                rows.append(is_kept[ordinary])
+            kept.append(np.stack(rows))  # [draws, occurrences]
+        return np.concatenate(ids), np.concatenate(kept, axis=1)
 
-    def _header(self, total):
+    def _header(self, tokens, keep_k):
         """The line above both tables: where the counts come from."""
         sequences = sum(int(b["input_word_ids"].shape[0])
                         for b in self.sample_batches)
         names = lambda ids: ", ".join(
             f"`{self._piece(i)}` ({i})" for i in ids) or "none"
+        per_layer = ""
+        if self.draws > 1:
+            per_layer = (
+                f"Random-LTD: each of the {self.draws} dropped layers draws "
+                "its own subset, so here each layer draws once and every "
+                f"count is of token-layer pairs ({self.draws} per token). ")
         return (
             f"Counted on {len(self.sample_batches)} fixed sample batches "
-            f"({sequences} sequences, {total} ordinary tokens) with the "
-            "importance table at this step; selection only, no forward pass. "
+            f"({sequences} sequences, {tokens} ordinary tokens) with the "
+            f"importance table at this step, keeping {keep_k} of "
+            f"{self.seq_length} positions as the loop's last step did; "
+            f"selection only, no forward pass. {per_layer}"
             "Special tokens are routed by rule and left out: always kept "
             f"{names(self.encoder.token_allow_list)}; always dropped "
             f"{names(self.encoder.token_deny_list)}.")
 
-    def _table(self, verb, counts, other, importance, measured):
+    def _table(self, header, verb, counts, other, importance, measured):
         order = np.argsort(-counts, kind="stable")[:self.top_n]
-        rows = [self._header(int(counts.sum() + other.sum())), "",
+        rows = [header, "",
                 f"| piece | id | times {verb} | % of its occurrences {verb} "
                 "| importance (nats) |",
                 "|---|---|---|---|---|"]
@@ -271,17 +337,20 @@ class TokenDropSummaries:
                 tf.summary.histogram(HISTOGRAM, importance[measured],
                                      description=self.descriptions[HISTOGRAM])
             if self.sample_batches:
-                ids, is_kept = self.sample_routing()
+                keep_k = self.keep_k_at(max(step - 1, 0))  # the last step's
+                ids, is_kept = self.sample_routing(keep_k)
                 tf.summary.histogram(
                     SAMPLE_HISTOGRAM, importance[ids],
                     description=self.descriptions[SAMPLE_HISTOGRAM])
-                kept = np.bincount(ids[is_kept], minlength=len(importance))
-                dropped = np.bincount(ids[~is_kept],
-                                      minlength=len(importance))
+                count = lambda where: sum(np.bincount(
+                    ids[row], minlength=len(importance)) for row in where)
+                kept, dropped = count(is_kept), count(~is_kept)
+                header = self._header(len(ids), keep_k)
                 for tag, verb, counts, other in (
                         (MOST_DROPPED, "dropped", dropped, kept),
                         (MOST_KEPT, "kept", kept, dropped)):
-                    tf.summary.text(tag, self._table(verb, counts, other,
-                                                     importance, measured),
+                    tf.summary.text(tag, self._table(header, verb, counts,
+                                                     other, importance,
+                                                     measured),
                                     description=self.descriptions[tag])
         self._writer.flush()
