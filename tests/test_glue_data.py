@@ -93,12 +93,22 @@ def test_an_unknown_label_is_one_line_and_leaves_no_records(mnli, tmp_path):
     with open(path, "w") as f:
         f.write(text.replace("\tneutral\n", "\tmaybe\n"))
     output_dir = tmp_path / "out"
-    with pytest.raises(UserError, match="a label is not one of "
-                       "contradiction, entailment, neutral: 'maybe'") as e:
+    with pytest.raises(UserError, match=r"train.tsv, line 4: label 'maybe' "
+                       "is not one of contradiction, entailment, neutral") as e:
         glue_data.convert(glue_dir, "mnli", vocab, str(output_dir),
                           max_seq_length=16)
     assert "\n" not in str(e.value)
     assert not output_dir.exists() or not os.listdir(output_dir)
+
+
+def test_a_vocab_without_special_pieces_is_one_line(mnli, tmp_path):
+    glue_dir, _, _, _ = mnli
+    vocab = tmp_path / "words.txt"
+    vocab.write_text("\n".join(WORDS) + "\n")
+    with pytest.raises(UserError, match=r"words.txt' has no \[CLS\]: give "
+                       "the pretrained model's vocab.txt"):
+        glue_data.convert(glue_dir, "mnli", str(vocab), str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
 
 
 def run_tool(*args):

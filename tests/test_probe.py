@@ -247,7 +247,8 @@ def test_convert_rejects_another_layout(records, tmp_path):
         (glue_dir / name).write_text("sentence\tlabel\nA short one.\t1\n")
     vocab = os.path.join(os.path.dirname(os.path.dirname(
         records[0].train_path)), "vocab.txt")
-    with pytest.raises(UserError, match="is not in GLUE's cola TSV layout"):
+    with pytest.raises(UserError, match=r"train.tsv, line 1: 2 tab-separated "
+                       r"columns; GLUE's COLA layout has at least 4\."):
         glue_data.convert(str(glue_dir), "cola", vocab, str(tmp_path / "out"))
     assert not (tmp_path / "out").exists() or not os.listdir(tmp_path / "out")
 

@@ -1,6 +1,7 @@
 """tools/study.py: the whole pipeline at --quick size, resuming, bad input."""
 
 import csv
+import dataclasses
 import json
 import os
 import re
@@ -59,6 +60,21 @@ def test_equal_compute_steps_round_up():
     assert study.equal_compute_steps(1000, 0.794) == 1260  # 1259.4
 
 
+def test_records_of_other_settings_in_runs_dir_are_one_line(tmp_path,
+                                                            monkeypatch):
+    def existing(*unused, **unused_kwargs):  # what the data builder raises
+        raise ValueError("output_dir='runs/data' already holds a different "
+                         "dataset (source 'text_files', seq_length=32).")
+    monkeypatch.setattr(study.default_dataset, "prepare_data", existing)
+    config = study.StudyConfig(output_dir=str(tmp_path / "out"),
+                               runs_dir=str(tmp_path / "runs"), quick=True)
+    with pytest.raises(UserError, match=r"--runs_dir='.*runs' holds records "
+                       r"built with other settings \(output_dir=.*\); use a "
+                       r"new --runs_dir, or delete .*data and the runs") as e:
+        study._prepare_data(config)
+    assert "\n" not in str(e.value)
+
+
 def test_cli_bad_input_is_one_clear_line(tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
     result = subprocess.run(
@@ -72,6 +88,15 @@ def test_cli_bad_input_is_one_clear_line(tmp_path):
                     "--eval_every=100: every model is evaluated at the "
                     "baseline's last step (equal steps)."), last
     assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+    result = subprocess.run(
+        [sys.executable, STUDY, f"--output_dir={tmp_path / 'out'}",
+         f"--runs_dir={tmp_path / 'runs'}", "--probe=source",
+         f"--glue_dir={tmp_path}"],
+        capture_output=True, text=True, env=env, cwd=ROOT)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "study.py: error: --probe chooses the built probe; with --glue_dir")
     assert not (tmp_path / "out").exists()
 
 
@@ -187,3 +212,25 @@ def test_probe_sentences_are_held_out_of_pretraining(quick_study):
     # sentence is in them; every one comes from a held-out document.
     assert not set(real) & pretrain
     assert set(real) <= heldout
+
+
+@pytest.mark.slow  # the whole pipeline: about 2.5 minutes
+def test_another_probe_gets_its_own_finetunings_and_a_rerun_adds_no_time(
+        quick_study):
+    # Last in the file: it leaves the acceptability probe in runs/probe.
+    config, _ = quick_study
+    finetune_dir = os.path.join(config.runs_dir, "finetune")
+    (source_id,) = os.listdir(finetune_dir)
+    other = dataclasses.replace(config, probe="acceptability",
+                                output_dir=config.output_dir + "_acc")
+    study.run_study(other)
+    acceptability_id = (set(os.listdir(finetune_dir)) - {source_id}).pop()
+    for probe_id in (source_id, acceptability_id):
+        # 3 models x 2 seeds + the random encoder, 1 fine-tuning seed each.
+        assert len(os.listdir(os.path.join(finetune_dir, probe_id))) == 7
+    with open(os.path.join(other.runs_dir, "probe", "probe.json")) as f:
+        assert json.load(f)["task"] == "acceptability"
+    timings_path = os.path.join(config.runs_dir, "timings.json")
+    before = open(timings_path).read()
+    study.run_study(other)  # all done: nothing measured, nothing added
+    assert open(timings_path).read() == before

@@ -58,18 +58,35 @@ class _TsvExamples:
 
     def _examples(self, data_dir, split):
         columns = self.columns[split]
-        lines = self._read_tsv(os.path.join(data_dir, columns.file),
-                               quotechar=None)
-        default_label = self.get_labels()[0]
-        return [classifier_data_lib.InputExample(
-                    guid=f"{split}-{i}",
-                    text_a=self.process_text_fn(line[columns.text_a]),
-                    text_b=(self.process_text_fn(line[columns.text_b])
-                            if columns.text_b is not None else None),
-                    label=(line[columns.label] if columns.label is not None
-                           else default_label))
-                for i, line in enumerate(lines[1:] if columns.header
-                                         else lines)]
+        path = os.path.join(data_dir, columns.file)
+        lines = self._read_tsv(path, quotechar=None)
+        labels = self.get_labels()
+        needed = max(c if c >= 0 else -c - 1
+                     for c in (columns.text_a, columns.text_b, columns.label)
+                     if c is not None) + 1
+        examples = []
+        for number, line in enumerate(lines, start=1):
+            if number == 1 and columns.header:
+                continue
+            if len(line) < needed:
+                raise UserError(
+                    f"{path}, line {number}: {len(line)} tab-separated "
+                    f"columns; GLUE's {self.get_processor_name()} layout has "
+                    f"at least {needed}.")
+            label = labels[0]  # test files have none
+            if columns.label is not None:
+                label = line[columns.label]
+                if label not in labels:
+                    raise UserError(
+                        f"{path}, line {number}: label {label!r} is not one "
+                        f"of {', '.join(labels)}.")
+            examples.append(classifier_data_lib.InputExample(
+                guid=f"{split}-{len(examples)}",
+                text_a=self.process_text_fn(line[columns.text_a]),
+                text_b=(self.process_text_fn(line[columns.text_b])
+                        if columns.text_b is not None else None),
+                label=label))
+        return examples
 
 
 class TsvCola(_TsvExamples, classifier_data_lib.ColaProcessor):
@@ -156,6 +173,20 @@ def convert(glue_dir, task, vocab_file, output_dir, *, do_lower_case=True,
                         "integer >= 3 ([CLS] a word [SEP]).")
     check_output_path(output_dir, "output_dir", directory=True)
     tokenizer = tokenization.FullTokenizer(vocab_file, do_lower_case)
+    missing = [t for t in ("[CLS]", "[SEP]", "[UNK]")
+               if t not in tokenizer.vocab]
+    if missing:
+        raise UserError(f"vocab_file={vocab_file!r} has no {missing[0]}: give "
+                        "the pretrained model's vocab.txt (an export's).")
+    # Every line is read and checked (one line per problem) before anything
+    # is written; Model Garden's writer then reads them again.
+    for split in ("train", "dev"):
+        try:
+            getattr(processor, f"get_{split}_examples")(glue_dir)
+        except UnicodeDecodeError as e:
+            raise UserError(f"glue_dir={glue_dir!r}: the {split} file is not "
+                            f"UTF-8 text ({e.reason} at byte {e.start})."
+                            ) from None
 
     def out(name):
         return os.path.join(output_dir, f"{task}_{name}")
@@ -163,25 +194,21 @@ def convert(glue_dir, task, vocab_file, output_dir, *, do_lower_case=True,
     def temporary(path):
         return f"{path}.tmp{os.getpid()}"
 
-    if tf.io.gfile.exists(out("meta_data")):
-        tf.io.gfile.remove(out("meta_data"))  # incomplete until the end
+    names = ("train.tf_record", "eval.tf_record")
     try:
         meta = classifier_data_lib.generate_tf_record_from_data_file(
             processor, glue_dir, tokenizer,
-            train_data_output_path=temporary(out("train.tf_record")),
-            eval_data_output_path=temporary(out("eval.tf_record")),
+            train_data_output_path=temporary(out(names[0])),
+            eval_data_output_path=temporary(out(names[1])),
             max_seq_length=max_seq_length)
-    except (IndexError, KeyError) as e:
-        for name in ("train.tf_record", "eval.tf_record"):
+        if tf.io.gfile.exists(out("meta_data")):
+            tf.io.gfile.remove(out("meta_data"))  # incomplete until the end
+        for name in names:
+            tf.io.gfile.rename(temporary(out(name)), out(name), overwrite=True)
+    finally:
+        for name in names:
             if tf.io.gfile.exists(temporary(out(name))):
                 tf.io.gfile.remove(temporary(out(name)))
-        what = ("a line has no column" if isinstance(e, IndexError)
-                else "a label is not one of "
-                f"{', '.join(processor.get_labels())}:")
-        raise UserError(f"glue_dir={glue_dir!r} is not in GLUE's {task} TSV "
-                        f"layout: {what} {e}.") from None
-    for name in ("train.tf_record", "eval.tf_record"):
-        tf.io.gfile.rename(temporary(out(name)), out(name), overwrite=True)
     with tf.io.gfile.GFile(temporary(out("meta_data")), "w") as f:
         json.dump(meta, f, indent=1)
     tf.io.gfile.rename(temporary(out("meta_data")), out("meta_data"),

@@ -200,7 +200,7 @@ def build_probe_task(heldout_file, output_dir, *, seed=0, num_train=4000,
     train = _label(train, rng, real_lines)
     dev = _label(dev, rng, real_lines)
     return _write_task(output_dir, heldout_file, train, dev,
-                       dict(task="acceptability", seed=seed))
+                       dict(task="acceptability", seed=seed), star=True)
 
 
 def build_source_task(heldout_file, sources, output_dir, *, positive="stdlib",
@@ -264,11 +264,14 @@ def _num_blocks(heldout_file):
         return len(re.split(r"\n\s*\n", f.read()))
 
 
-def _write_task(output_dir, heldout_file, train, dev, description):
-    """Writes train/dev/test.tsv and then the manifest; returns it."""
+def _write_task(output_dir, heldout_file, train, dev, description,
+                star=False):
+    """Writes train/dev/test.tsv and then the manifest; returns it. With
+    `star`, label 0 gets CoLA's `*` (unacceptable) in the third column."""
 
     def labelled(rows):
-        return "".join(f"doc{doc}\t{label}\t{'' if label else '*'}\t{text}\n"
+        mark = {0: "*" if star else "", 1: ""}
+        return "".join(f"doc{doc}\t{label}\t{mark[label]}\t{text}\n"
                        for doc, label, text in rows)
 
     test = "index\tsentence\n" + "".join(

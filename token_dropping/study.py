@@ -33,6 +33,7 @@ finished steps and resumes an interrupted pretraining from its checkpoint.
 """
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -53,6 +54,7 @@ from token_dropping.data import default_dataset
 from token_dropping.data import package_docs
 from token_dropping.data import prepare_data_config
 from token_dropping.errors import UserError
+from token_dropping.errors import first_line
 # The settings live in study_config; tools/study.py and users reach them here.
 from token_dropping.study_config import DEFAULT_MODELS  # noqa: F401
 from token_dropping.study_config import GLUE_TASKS  # noqa: F401
@@ -95,6 +97,7 @@ class _Progress:
         self.measured_flops = 0.0
         self.start = self.last = time.time()
         self.path = timings_path
+        self.pending = 0.0
         self.timings = {}
         if tf.io.gfile.exists(timings_path):
             with tf.io.gfile.GFile(timings_path) as f:
@@ -106,10 +109,11 @@ class _Progress:
         invocation."""
         return sum(self.timings.values()) / 60
 
-    def add(self, what, seconds):
-        """Adds `seconds` of work that is not a step to `what`'s time."""
-        self.timings[what] = self.timings.get(what, 0.0) + seconds
-        self._save()
+    def preparing(self, seconds):
+        """This invocation's time before the first step (data, probe, floor,
+        checks); counted with its first measured step, so rerunning a
+        finished study adds nothing."""
+        self.pending = seconds
 
     def _save(self):
         with tf.io.gfile.GFile(self.path, "w") as f:
@@ -118,6 +122,10 @@ class _Progress:
     def finished(self, what, flops_of_step, measured=True):
         now = time.time()
         self.done += flops_of_step
+        if measured and self.pending:
+            name = "preparing: data, probe, floor, checks"
+            self.timings[name] = self.timings.get(name, 0.0) + self.pending
+            self.pending = 0.0
         if measured:
             self.measured_flops += flops_of_step
             self.timings[what] = self.timings.get(what, 0.0) + now - self.last
@@ -156,8 +164,20 @@ def _prepare_data(config):
         # study shuffles the whole training set (about 150 MB held).
         shuffle_buffer_size=_WHOLE_SHUFFLE,
         num_workers=min(2, os.cpu_count() or 1), **shape)
-    info = default_dataset.prepare_data(
-        data_config, output_dir=os.path.join(config.runs_dir, "data"))
+    data_dir = os.path.join(config.runs_dir, "data")
+    try:
+        info = default_dataset.prepare_data(data_config, output_dir=data_dir)
+    except ValueError as e:
+        raise UserError(
+            f"--runs_dir={config.runs_dir!r} holds records built with other "
+            f"settings ({first_line(e)}); use a new --runs_dir, or delete "
+            f"{data_dir} and the runs trained on it "
+            f"({os.path.join(config.runs_dir, 'pretrain')}).") from None
+    if info.num_train_examples > _WHOLE_SHUFFLE:
+        logging.warning(
+            "study: %d training examples, more than the %d shuffled together:"
+            " the records keep some of the corpus's order.",
+            info.num_train_examples, _WHOLE_SHUFFLE)
     glue_dir = config.glue_dir
     if not glue_dir:
         glue_dir = os.path.join(config.runs_dir, "probe")
@@ -206,6 +226,10 @@ def run_study(config, command=""):
     specs = model_specs(config)
     started = time.time()
     info, glue_dir = _prepare_data(config)
+    # Converted before any training, so a bad --glue_dir stops here.
+    data = glue_data.convert(glue_dir, config.glue_task, info.vocab_file,
+                             os.path.join(config.runs_dir, "probe_records"),
+                             max_seq_length=_PROBE_SEQ_LENGTH)
     floor = unigram.unigram_cross_entropy(
         info.train_input_path, info.validation_input_path, info.vocab_size)
     logging.info("study: the unigram floor is %.3f nats per masked target.",
@@ -247,8 +271,7 @@ def run_study(config, command=""):
         os.path.join(config.runs_dir, "timings.json"))
     # Building or finding the data and probe, the floor and the checks are
     # part of the study's time too (every invocation's).
-    progress.add("preparing: data, probe, floor, checks",
-                 time.time() - started)
+    progress.preparing(time.time() - started)
     rows, exports = [], {}
     for spec, seed, params, model_dir, latest in runs:
         was_done = study_runs.is_done(model_dir)
@@ -263,9 +286,6 @@ def run_study(config, command=""):
                           study_runs.flops_per_step(params)
                           * params.trainer.train_steps, not was_done)
 
-    data = glue_data.convert(glue_dir, config.glue_task, info.vocab_file,
-                         os.path.join(config.runs_dir, "probe_records"),
-                         max_seq_length=_PROBE_SEQ_LENGTH)
     encoder_config = os.path.join(next(iter(exports.values())),
                                   "encoder.yaml")
     finetunes = []
@@ -273,8 +293,10 @@ def run_study(config, command=""):
                   for spec, seed, *_ in runs]
     for name, seed, init in pretrained + [("random_init", 0, "")]:
         for ft_seed in range(1, config.finetune_seeds + 1):
-            result_dir = os.path.join(config.runs_dir, "finetune",
-                                      f"{name}-seed{seed}-ft{ft_seed}")
+            result_dir = os.path.join(
+                config.runs_dir, "finetune",
+                _probe_id(config, glue_dir, info.vocab_file),
+                f"{name}-seed{seed}-ft{ft_seed}")
             accuracy, was_done = _finetune(config, data, encoder_config,
                                            init, ft_seed, result_dir)
             finetunes.append(dict(model=name, pretrain_seed=seed,
@@ -318,6 +340,22 @@ def _export(config, spec, seed, model_dir, vocab_file):
         export.export_bert(model_dir, output_dir, vocab_file=vocab_file,
                            overwrite=True, huggingface=False)
     return output_dir
+
+
+def _probe_id(config, glue_dir, vocab_file):
+    """A name for the probe and its fine-tuning settings: fine-tunings of
+    another probe (another --probe, --glue_dir or --finetune_epochs) in the
+    same runs_dir are kept apart, never reused."""
+    digest = hashlib.sha256(json.dumps(dict(
+        task=config.glue_task, epochs=config.finetune_epochs,
+        learning_rate=_FINETUNE_LEARNING_RATE,
+        max_seq_length=_PROBE_SEQ_LENGTH)).encode())
+    columns = glue_data.PROCESSORS[config.glue_task].columns
+    for path in (os.path.join(glue_dir, columns["train"].file),
+                 os.path.join(glue_dir, columns["dev"].file), vocab_file):
+        with tf.io.gfile.GFile(path, "rb") as f:
+            digest.update(f.read())
+    return digest.hexdigest()[:12]
 
 
 def _finetune_flops(params, config):

@@ -96,6 +96,9 @@ def main(argv):
         glue_task=_GLUE_TASK.value, data_dir=_DATA_DIR.value,
         quick=_QUICK.value,
         params_override=_PARAMS_OVERRIDE.value)
+    if _PROBE.present and _GLUE_DIR.value:
+        sys.exit("study.py: error: --probe chooses the built probe; with "
+                 "--glue_dir the GLUE task is the probe. Give one of them.")
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     try:
         result = study.run_study(config, command=command)
