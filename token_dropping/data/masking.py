@@ -11,13 +11,46 @@ that collide with any program defining its own, and tensorflow-text's
 `mask_language_model` draws from TensorFlow's global seed, which a library must
 not reset. Dynamic masking at training time stays with tensorflow-text, in
 Model Garden's `BertPretrainTextDataLoader`.
+
+Many sequences are masked at once (`mask_batch`): finding the candidates and
+words, applying the 80/10/10 and sorting the targets are numpy operations over
+the whole batch. Only the draws stay one sequence at a time, because the
+records must not change: each masking takes, in this order, a permutation of
+its candidates (or words), `2 * words` uniforms (the action, then the keep
+draw, of each word) and one random replacement id per target position; how
+many a masking takes depends on the permutation before it (whole words are
+taken while they fit), and numpy's permutations and bounded integers use
+rejection sampling, so the next masking's draws cannot start before this one's
+are known.
 """
+
+import dataclasses
 
 import numpy as np
 
 
+@dataclasses.dataclass
+class MaskedBatch:
+    """Maskings of a batch, one row each; sequences' rows in order, each
+    sequence's `repeats` maskings together.
+
+    Attributes:
+        masked: [rows, width] the masked ids; 0 after each row's length.
+        lengths: [rows] each row's number of tokens.
+        positions: [rows, max_predictions_per_seq] the sorted target
+            positions, then 0.
+        labels: [rows, max_predictions_per_seq] the original ids there, then 0.
+        num_targets: [rows] each row's number of targets.
+    """
+    masked: np.ndarray
+    lengths: np.ndarray
+    positions: np.ndarray
+    labels: np.ndarray
+    num_targets: np.ndarray
+
+
 class MaskedLmMasker:
-    """Chooses and applies masked-LM targets for one sequence at a time.
+    """Chooses and applies masked-LM targets, for one sequence or a batch.
 
     Example:
     >>> masker = MaskedLmMasker(mask_id=103, special_ids=[101, 102],
@@ -25,6 +58,8 @@ class MaskedLmMasker:
     ...                         max_predictions_per_seq=20)
     >>> rng = np.random.default_rng(0)
     >>> ids, positions, labels = masker.mask([101, 2054, 2003, 102], rng)
+    >>> batch = masker.mask_batch([[101, 2054, 102], [101, 7, 8, 102]], rng,
+    ...                           repeats=2)  # 4 rows
 
     Args:
         mask_id: the [MASK] id.
@@ -60,47 +95,165 @@ class MaskedLmMasker:
             (masked ids, sorted target positions, original ids at those
             positions), numpy int64 arrays.
         """
-        token_ids = np.asarray(token_ids, np.int64)
-        num_to_predict = min(
-            self.max_predictions_per_seq,
-            max(1, int(round(len(token_ids) * self.masked_lm_prob))))
-        candidates = np.flatnonzero(~np.isin(token_ids, self.special_ids))
-        if self.continuation_ids is None:
-            positions = rng.permutation(candidates)[:num_to_predict]
-            word_lengths = np.ones_like(positions)
-        else:
-            words = self._choose_words(token_ids, candidates, num_to_predict,
-                                       rng)
-            positions = (np.concatenate(words) if words
-                         else np.zeros([0], np.int64))
-            word_lengths = np.array([len(word) for word in words], np.int64)
-        # One action per word, as in BERT: all of a word's pieces share it.
-        action = np.repeat(rng.random(len(word_lengths)), word_lengths)
-        keep = np.repeat(rng.random(len(word_lengths)), word_lengths)
-        random_ids = rng.choice(self.replacement_ids, size=len(positions))
-        masked = token_ids.copy()
-        masked[positions[action < 0.8]] = self.mask_id
-        replace = (action >= 0.8) & (keep >= 0.5)
-        masked[positions[replace]] = random_ids[replace]
-        positions = np.sort(positions).astype(np.int64)
-        return masked, positions, token_ids[positions]
+        batch = self.mask_batch([token_ids], rng)
+        length, num_targets = batch.lengths[0], batch.num_targets[0]
+        return (batch.masked[0, :length], batch.positions[0, :num_targets],
+                batch.labels[0, :num_targets])
 
-    def _choose_words(self, token_ids, candidates, num_to_predict, rng):
-        """Whole words in random order, each taken if it still fits."""
-        is_continuation = np.zeros(len(token_ids), bool)
-        is_continuation[candidates] = np.isin(token_ids[candidates],
-                                              self.continuation_ids)
-        words = []
-        for start in candidates[~is_continuation[candidates]]:
-            end = start + 1
-            while end < len(token_ids) and is_continuation[end]:
-                end += 1
-            words.append(np.arange(start, end))
-        chosen, total = [], 0
-        for index in rng.permutation(len(words)):
-            if total + len(words[index]) <= num_to_predict:
-                chosen.append(words[index])
-                total += len(words[index])
-            if total == num_to_predict:
-                break
-        return chosen
+    def mask_batch(self, sequences, rng: np.random.Generator,
+                   repeats: int = 1) -> MaskedBatch:
+        """Masks each sequence `repeats` times, as many `mask` calls would.
+
+        The rows equal `mask(sequence, rng)` called for each sequence in
+        order, `repeats` times each, and leave `rng` in the same state.
+        """
+        lengths = np.array([len(s) for s in sequences], np.int64)
+        width = max(1, int(lengths.max(initial=0)))
+        valid = np.arange(width) < lengths[:, None]
+        ids = np.zeros([len(sequences), width], np.int64)
+        ids[valid] = np.concatenate(
+            [np.asarray(s, np.int64) for s in sequences] + [
+                np.zeros([0], np.int64)])
+        is_candidate = valid & ~np.isin(ids, self.special_ids)
+        # Python's round(), half to even, on the same double product.
+        budgets = np.minimum(self.max_predictions_per_seq, np.maximum(
+            1, np.rint(lengths * self.masked_lm_prob).astype(np.int64)))
+        words = _Words(ids, is_candidate, self.continuation_ids)
+        drawn = _draw(rng, words, budgets, repeats,
+                      len(self.replacement_ids))
+        return self._apply(ids, lengths, words, drawn, repeats)
+
+    def _apply(self, ids, lengths, words, drawn, repeats) -> MaskedBatch:
+        """The 80/10/10 and the sorted targets of every row at once."""
+        chosen, uniforms, replacement_index = drawn
+        row_of_sequence = np.repeat(np.arange(len(ids)), repeats)
+        num_rows, width = len(row_of_sequence), ids.shape[1]
+        # Step 1: each chosen word's row, and its action and keep draws.
+        words_per_row = np.array([len(c) for c in chosen], np.int64)
+        word_row = np.repeat(np.arange(num_rows), words_per_row)
+        word_index = np.concatenate(chosen + [np.zeros([0], np.int64)])
+        first_word = np.cumsum(words_per_row) - words_per_row
+        rank = np.arange(len(word_row)) - first_word[word_row]
+        uniforms = np.concatenate(uniforms + [np.zeros([0])])
+        action = uniforms[2 * first_word[word_row] + rank]
+        keep = uniforms[2 * first_word[word_row] + words_per_row[word_row]
+                        + rank]
+        # Step 2: every position of those words, in the order drawn.
+        sequence = row_of_sequence[word_row]
+        start = words.starts[sequence, word_index]
+        length = words.lengths[sequence, word_index]
+        piece_word = np.repeat(np.arange(len(word_row)), length)
+        first_piece = np.cumsum(length) - length
+        offset = np.arange(len(piece_word)) - first_piece[piece_word]
+        piece_row = word_row[piece_word]
+        position = start[piece_word] + offset
+        piece_action, piece_keep = action[piece_word], keep[piece_word]
+        # Step 3: [MASK], a random id, or the original.
+        masked = ids[row_of_sequence]
+        to_mask = piece_action < 0.8
+        masked[piece_row[to_mask], position[to_mask]] = self.mask_id
+        replace = (piece_action >= 0.8) & (piece_keep >= 0.5)
+        masked[piece_row[replace], position[replace]] = self.replacement_ids[
+            np.concatenate(replacement_index + [np.zeros([0], np.int64)])[
+                replace]]
+        # Step 4: targets sorted within each row, padded with 0.
+        order = np.sort(piece_row * width + position)
+        sorted_row, sorted_position = np.divmod(order, width)
+        num_targets = np.bincount(piece_row, minlength=num_rows)
+        column = np.arange(len(order)) - (np.cumsum(num_targets) -
+                                          num_targets)[sorted_row]
+        positions = np.zeros([num_rows, self.max_predictions_per_seq],
+                             np.int64)
+        labels = np.zeros_like(positions)
+        positions[sorted_row, column] = sorted_position
+        labels[sorted_row, column] = ids[row_of_sequence[sorted_row],
+                                         sorted_position]
+        return MaskedBatch(masked, lengths[row_of_sequence], positions,
+                           labels, num_targets)
+
+
+class _Words:
+    """The maskable words of each sequence: start and length, in order.
+
+    Without whole-word masking every candidate is a word of one piece. With
+    it, a word is a candidate that is not a continuation and the continuations
+    right after it; a continuation after a special token (or at the start)
+    belongs to no word, as before.
+    """
+
+    def __init__(self, ids, is_candidate, continuation_ids):
+        num_sequences, width = ids.shape
+        if continuation_ids is None:
+            is_start = is_candidate
+            is_continuation = np.zeros_like(is_candidate)
+        else:
+            is_continuation = is_candidate & np.isin(ids, continuation_ids)
+            is_start = is_candidate & ~is_continuation
+        self.counts = is_start.sum(axis=1)
+        rows, starts = np.nonzero(is_start)
+        columns = np.arange(len(rows)) - (np.cumsum(self.counts) -
+                                          self.counts)[rows]
+        # A word ends at the next position that is not a continuation.
+        index = np.broadcast_to(np.arange(width), ids.shape)
+        next_break = np.where(is_continuation, width, index)
+        next_break = np.minimum.accumulate(next_break[:, ::-1], axis=1)[:, ::-1]
+        after_start = np.minimum(starts + 1, width - 1)
+        ends = np.where(starts + 1 < width, next_break[rows, after_start],
+                        width)
+        most = max(1, int(self.counts.max(initial=0)))
+        self.starts = np.zeros([num_sequences, most], np.int64)
+        self.lengths = np.zeros([num_sequences, most], np.int64)
+        self.starts[rows, columns] = starts
+        self.lengths[rows, columns] = ends - starts
+        self.single_pieces = not is_continuation.any()
+
+
+def _draw(rng, words, budgets, repeats, num_replacements):
+    """Every masking's draws, one masking after another, as `mask` made them.
+
+    Returns, per row: the chosen words (indices into the sequence's words, in
+    the order taken), their `2 * words` uniforms, and the replacement indices
+    of their positions.
+    """
+    chosen, uniforms, replacement_index = [], [], []
+    counts, lengths = words.counts.tolist(), words.lengths
+    for sequence, budget in enumerate(budgets.tolist()):
+        count = counts[sequence]
+        word_lengths = lengths[sequence, :count]
+        for _ in range(repeats):
+            order = rng.permutation(count)
+            if words.single_pieces:
+                taken = order[:budget]
+                num_positions = len(taken)
+            else:
+                taken, num_positions = _take_while_fits(
+                    order, word_lengths[order], budget)
+            chosen.append(taken)
+            uniforms.append(rng.random(2 * len(taken)))
+            # `choice(replacement_ids, size)` draws exactly these integers.
+            replacement_index.append(
+                rng.integers(0, num_replacements, size=num_positions))
+    return chosen, uniforms, replacement_index
+
+
+def _take_while_fits(order, lengths, budget):
+    """Words in `order`, each taken if it still fits; stops when full.
+
+    Returns the taken words and their number of pieces.
+    """
+    total = np.cumsum(lengths)
+    fit = int(np.searchsorted(total, budget, side="right"))
+    used = int(total[fit - 1]) if fit else 0
+    if fit == len(order) or used == budget:
+        return order[:fit], used
+    taken = [order[:fit]]
+    rest = fit + 1  # Word `fit` did not fit; later, shorter ones may.
+    while used < budget:
+        fits = np.flatnonzero(lengths[rest:] <= budget - used)
+        if not len(fits):
+            break
+        index = rest + int(fits[0])
+        taken.append(order[index:index + 1])
+        used += int(lengths[index])
+        rest = index + 1
+    return np.concatenate(taken), used

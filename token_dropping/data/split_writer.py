@@ -20,6 +20,9 @@ from token_dropping.data import sequence_packer
 from token_dropping.data import wordpiece
 
 _SPECIAL_TOKEN = re.compile(r"^\[[^\]]*\]$")
+# Sequences masked and serialized together: enough to make numpy's per-call
+# cost small, few enough that a batch's arrays stay small.
+_MASK_BATCH_SEQUENCES = 256
 
 
 class SplitWriter:
@@ -57,6 +60,7 @@ class SplitWriter:
             separate_documents=self.static)
         self.special = special
         self.masker = _masker(config, tokens, special) if self.static else None
+        self._pending = []  # Static sequences not yet masked.
         self.counts = dict(documents=0, sentences=0, word_pieces=0, sequences=0,
                            tokens=0, padding_tokens=0)
 
@@ -79,6 +83,8 @@ class SplitWriter:
         for pieces in self.packer.finish():
             self._write_sequence(pieces)
         self.profile.pop()
+        if self.static:
+            self._write_static()
         with self.profile.stage("write"):
             self.writer.close()
 
@@ -111,15 +117,27 @@ class SplitWriter:
         ids = np.concatenate([[self.special["cls_id"]], *body, [sep]])
         self.counts["tokens"] += len(ids)
         self.counts["padding_tokens"] += self.config.seq_length - len(ids)
-        for _ in range(self.dupe_factor):
-            profile.push("mask")
-            masked, positions, labels = self.masker.mask(ids, self.rng)
-            profile.pop()
-            profile.push("serialize")
-            record = examples.static_example(
-                masked, positions, labels, self.config.seq_length,
-                self.config.max_predictions_per_seq, self.special["pad_id"])
-            profile.pop()
+        self._pending.append(ids)
+        if len(self._pending) >= _MASK_BATCH_SEQUENCES:
+            self._write_static()
+
+    def _write_static(self) -> None:
+        """Masks the pending sequences `dupe_factor` times each and writes
+        their records in that order (each sequence's maskings together)."""
+        if not self._pending:
+            return
+        sequences, self._pending = self._pending, []
+        profile = self.profile
+        profile.push("mask")
+        batch = self.masker.mask_batch(sequences, self.rng,
+                                       repeats=self.dupe_factor)
+        profile.pop()
+        profile.push("serialize")
+        records = examples.static_examples(
+            batch, self.config.seq_length, self.config.max_predictions_per_seq,
+            self.special["pad_id"])
+        profile.pop()
+        for record in records:
             self._write(record)
 
     def _write(self, record: bytes) -> None:
