@@ -61,8 +61,9 @@ def static_examples(batch, seq_length: int, max_predictions_per_seq: int,
             zip(lengths.tolist(), batch.num_targets.tolist())):
         pieces = [layout.mask_and_type_ids(length)]
         for key, varints in zip(layout.list_keys, lists):
-            payload = varints.row(row)
-            pieces += [layout.list_header(key, len(payload)), payload]
+            start, end = varints.bounds[row], varints.bounds[row + 1]
+            pieces += [layout.list_header(key, end - start),
+                       varints.data[start:end]]
         pieces.append(layout.weights(num_targets))
         body = b"".join(pieces)
         records.append(b"\x0a" + _varint(len(body)) + body)
@@ -118,28 +119,51 @@ def _map_entry(key: str, feature: bytes) -> bytes:
 
 
 class _Varints:
-    """The packed varint bytes of each row of a non-negative int array."""
+    """The packed varint bytes of each row of an int array.
+
+    Ids and positions under 2**16 come from a table of their 1 to 3 bytes;
+    other values (and negatives, as protobuf's 10-byte two's complement) are
+    encoded 7 bits at a time.
+    """
 
     def __init__(self, values: np.ndarray):
-        values = values.astype(np.uint64)  # Negatives: two's complement.
-        num_bytes = np.ones(values.shape, np.int64)
-        for group in range(1, 10):
-            more = values >= np.uint64(1 << 7 * group)
-            if not more.any():
-                break
-            num_bytes += more
-        most = int(num_bytes.max(initial=1))
-        shifts = np.arange(most, dtype=np.uint64) * np.uint64(7)
-        groups = ((values[..., None] >> shifts) & np.uint64(0x7F)).astype(
-            np.uint8)
-        index = np.arange(most)
-        groups[index < num_bytes[..., None] - 1] |= 0x80
-        self.data = groups[index < num_bytes[..., None]].tobytes()
+        if values.size and 0 <= values.min() and values.max() < 1 << 16:
+            codes, sizes = _small_varints()
+            num_bytes = sizes[values]
+            groups = codes[values].view(np.uint8).reshape(*values.shape, 4)
+        else:
+            num_bytes, groups = _any_varints(values)
+        keep = np.arange(groups.shape[-1]) < num_bytes[..., None]
+        self.data = groups[keep].tobytes()
         ends = np.cumsum(num_bytes.sum(axis=-1))
-        self.bounds = np.concatenate([[0], ends]).tolist()
+        self.bounds = [0] + ends.tolist()
 
-    def row(self, row: int) -> bytes:
-        return self.data[self.bounds[row]:self.bounds[row + 1]]
+
+@functools.lru_cache(maxsize=1)
+def _small_varints():
+    """Each value under 2**16: its varint bytes (little-endian in a uint32)
+    and their number."""
+    num_bytes, groups = _any_varints(np.arange(1 << 16))
+    codes = np.zeros([1 << 16, 4], np.uint8)
+    codes[:, :groups.shape[1]] = groups
+    return codes.view("<u4")[:, 0], num_bytes
+
+
+def _any_varints(values):
+    """(bytes per value, [..., most bytes] the bytes, 7 bits each)."""
+    values = values.astype(np.uint64)  # Negatives: two's complement.
+    num_bytes = np.ones(values.shape, np.int64)
+    for group in range(1, 10):
+        more = values >= np.uint64(1 << 7 * group)
+        if not more.any():
+            break
+        num_bytes += more
+    most = int(num_bytes.max(initial=1))
+    shifts = np.arange(most, dtype=np.uint64) * np.uint64(7)
+    groups = ((values[..., None] >> shifts) & np.uint64(0x7F)).astype(
+        np.uint8)
+    groups[np.arange(most) < num_bytes[..., None] - 1] |= 0x80
+    return num_bytes, groups
 
 
 @functools.lru_cache(maxsize=8)

@@ -193,19 +193,22 @@ class _Words:
         rows, starts = np.nonzero(is_start)
         columns = np.arange(len(rows)) - (np.cumsum(self.counts) -
                                           self.counts)[rows]
-        # A word ends at the next position that is not a continuation.
-        index = np.broadcast_to(np.arange(width), ids.shape)
-        next_break = np.where(is_continuation, width, index)
-        next_break = np.minimum.accumulate(next_break[:, ::-1], axis=1)[:, ::-1]
-        after_start = np.minimum(starts + 1, width - 1)
-        ends = np.where(starts + 1 < width, next_break[rows, after_start],
-                        width)
+        self.single_pieces = not is_continuation.any()
+        if self.single_pieces:
+            ends = starts + 1
+        else:  # A word ends at the next position that is not a continuation.
+            index = np.broadcast_to(np.arange(width), ids.shape)
+            next_break = np.where(is_continuation, width, index)
+            next_break = np.minimum.accumulate(next_break[:, ::-1],
+                                               axis=1)[:, ::-1]
+            after_start = np.minimum(starts + 1, width - 1)
+            ends = np.where(starts + 1 < width,
+                            next_break[rows, after_start], width)
         most = max(1, int(self.counts.max(initial=0)))
         self.starts = np.zeros([num_sequences, most], np.int64)
         self.lengths = np.zeros([num_sequences, most], np.int64)
         self.starts[rows, columns] = starts
         self.lengths[rows, columns] = ends - starts
-        self.single_pieces = not is_continuation.any()
 
 
 def _draw(rng, words, budgets, repeats, num_replacements):
