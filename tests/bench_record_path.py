@@ -34,25 +34,6 @@ from token_dropping.data import split_writer
 PATHS = ("per_sequence", "batch")
 
 
-def _per_sequence_write_static(self):
-    """The builder's masking and serialization before batching, timed the
-    same way (a profile stage per record)."""
-    sequences, self._pending = self._pending, []
-    profile = self.profile
-    for ids in sequences:
-        for _ in range(self.dupe_factor):
-            profile.push("mask")
-            masked, positions, labels = per_sequence.mask(self.masker, ids,
-                                                          self.rng)
-            profile.pop()
-            profile.push("serialize")
-            record = per_sequence.static_example(
-                masked, positions, labels, self.config.seq_length,
-                self.config.max_predictions_per_seq, self.special["pad_id"])
-            profile.pop()
-            self._write(record)
-
-
 class _CpuClock:
     """`time` for build_profile with every clock reading CPU time."""
     perf_counter = staticmethod(time.process_time)
@@ -62,7 +43,7 @@ class _CpuClock:
 def _build(config, output_dir, path):
     batch_write = split_writer.SplitWriter._write_static
     if path == "per_sequence":
-        split_writer.SplitWriter._write_static = _per_sequence_write_static
+        split_writer.SplitWriter._write_static = per_sequence.write_static
     profile = build_profile.BuildProfile()
     try:
         build_pretraining_data(config, output_dir, profile=profile)

@@ -137,19 +137,6 @@ def test_static_examples_rejects_a_row_longer_than_seq_length():
         examples.static_examples(batch, 4, 2, 0)
 
 
-def _per_sequence_write_static(self):
-    """`SplitWriter._write_static` as the builder did it before: a `mask`
-    call and a tf.train.Example for each masking, in the same order."""
-    sequences, self._pending = self._pending, []
-    for ids in sequences:
-        for _ in range(self.dupe_factor):
-            masked, positions, labels = per_sequence.mask(self.masker, ids,
-                                                          self.rng)
-            self._write(per_sequence.static_example(
-                masked, positions, labels, self.config.seq_length,
-                self.config.max_predictions_per_seq, self.special["pad_id"]))
-
-
 def _records(path):
     return [r.numpy() for r in tf.data.TFRecordDataset(path)]
 
@@ -172,7 +159,7 @@ def test_builds_write_the_per_sequence_records(name, corpus, tmp_path,
     monkeypatch.setattr(split_writer, "_MASK_BATCH_SEQUENCES", 7)
     build_pretraining_data(config, str(tmp_path / "batch"))
     monkeypatch.setattr(split_writer.SplitWriter, "_write_static",
-                        _per_sequence_write_static)
+                        per_sequence.write_static)
     build_pretraining_data(config, str(tmp_path / "reference"))
     for shard, expected in zip(SHARDS, MAIN_SHA256[name]):
         ours, reference = (str(tmp_path / d / shard)

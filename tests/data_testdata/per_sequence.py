@@ -1,7 +1,8 @@
 """The per-sequence masking and serialization the builder used before they
 were vectorised (commit 84e6032), kept verbatim as the reference the batch
 path must match byte for byte: one `MaskedLmMasker.mask` call and one
-`tf.train.Example` per record."""
+`tf.train.Example` per record. `write_static` puts them in a `SplitWriter`
+(for `monkeypatch.setattr(SplitWriter, "_write_static", write_static)`)."""
 
 import numpy as np
 import tensorflow as tf
@@ -76,3 +77,22 @@ def static_example(masked, positions, labels, seq_length,
     }
     example = tf.train.Example(features=tf.train.Features(feature=features))
     return example.SerializeToString(deterministic=True)
+
+
+def write_static(self):
+    """`SplitWriter._write_static` as the builder did it before: for each
+    pending sequence, `dupe_factor` times, a `mask` call and a tf.Example,
+    each timed as its own profile stage."""
+    sequences, self._pending = self._pending, []
+    profile = self.profile
+    for ids in sequences:
+        for _ in range(self.dupe_factor):
+            profile.push("mask")
+            masked, positions, labels = mask(self.masker, ids, self.rng)
+            profile.pop()
+            profile.push("serialize")
+            record = static_example(
+                masked, positions, labels, self.config.seq_length,
+                self.config.max_predictions_per_seq, self.special["pad_id"])
+            profile.pop()
+            self._write(record)
