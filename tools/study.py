@@ -1,7 +1,7 @@
 """Does token dropping pay? Pretrain BERT and token dropping with several
 seeds at equal compute, then fine-tune every result on a downstream probe.
 
-    # The committed study (docs/study; about 80 minutes on 2 CPU cores):
+    # The committed study (docs/study; about 85 minutes on 2 CPU cores):
     # bert_mini, token_drop_bert_mini and random selection, 3 seeds each,
     # on Python's and the pinned packages' documentation, probed by telling
     # held-out standard-library sentences from third-party ones.
