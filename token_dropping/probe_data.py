@@ -187,16 +187,9 @@ def build_probe_task(heldout_file, output_dir, *, seed=0, num_train=4000,
     documents, real_lines = read_documents(heldout_file)
     rng = random.Random(seed)
     rng.shuffle(documents)
-    dev, position = _take(documents, 0, num_dev)
-    train, _ = _take(documents, position, num_train)
-    if len(dev) < num_dev or len(train) < num_train:
-        found = sum(len(s) for _, s in documents)
-        raise UserError(
-            f"heldout_file={heldout_file!r} has {found} usable sentences "
-            f"({MIN_WORDS}..{MAX_WORDS} plain words) in {len(documents)} "
-            f"documents; the probe needs {num_train + num_dev} (num_train="
-            f"{num_train} + num_dev={num_dev}), split by document: give more "
-            "held-out text or smaller num_train/num_dev.")
+    dev, train = _split(documents, num_dev, num_train, heldout_file,
+                        f"({MIN_WORDS}..{MAX_WORDS} plain words) in "
+                        f"{len(documents)} documents")
     train = _label(train, rng, real_lines)
     dev = _label(dev, rng, real_lines)
     return _write_task(output_dir, heldout_file, train, dev,
@@ -235,22 +228,31 @@ def build_source_task(heldout_file, sources, output_dir, *, positive="stdlib",
     train, dev = [], []
     for label in (1, 0):
         own = [d for d in documents if (sources[d[0]] == positive) == label]
-        half_dev, half_train = (num_dev + label) // 2, (num_train + label) // 2
-        dev_rows, position = _take(own, 0, half_dev)
-        train_rows, _ = _take(own, position, half_train)
-        if len(dev_rows) < half_dev or len(train_rows) < half_train:
-            found = sum(len(s) for _, s in own)
-            raise UserError(
-                f"heldout_file={heldout_file!r} has {found} usable sentences "
-                f"with label {label} ({'' if label else 'not '}{positive}); "
-                f"the task needs {half_dev + half_train}: give more held-out "
-                "text or smaller num_train/num_dev.")
+        dev_rows, train_rows = _split(
+            own, (num_dev + label) // 2, (num_train + label) // 2,
+            heldout_file,
+            f"with label {label} ({'' if label else 'not '}{positive})")
         dev += [(doc, label, " ".join(words)) for doc, words in dev_rows]
         train += [(doc, label, " ".join(words)) for doc, words in train_rows]
     rng.shuffle(train)
     rng.shuffle(dev)
     return _write_task(output_dir, heldout_file, train, dev,
                        dict(task="source", positive=positive, seed=seed))
+
+
+def _split(documents, num_dev, num_train, heldout_file, which):
+    """Whole documents to dev until `num_dev` sentences, then to train until
+    `num_train`: (dev rows, train rows); one line if there are too few."""
+    dev, position = _take(documents, 0, num_dev)
+    train, _ = _take(documents, position, num_train)
+    if len(dev) < num_dev or len(train) < num_train:
+        found = sum(len(s) for _, s in documents)
+        raise UserError(
+            f"heldout_file={heldout_file!r} has {found} usable sentences "
+            f"{which}; the task needs {num_train + num_dev} (num_train="
+            f"{num_train} + num_dev={num_dev}), split by document: give more "
+            "held-out text or smaller num_train/num_dev.")
+    return dev, train
 
 
 def _check_counts(num_train, num_dev):
