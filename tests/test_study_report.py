@@ -110,7 +110,7 @@ def test_write_study_writes_every_file(tmp_path):
         str(tmp_path), specs=SPECS, rows=_study_rows(), finetunes=finetunes,
         majority=0.5, floor=Unigram(6.5, 10, 10), config=Config,
         flop_ratios={"bert": 1.0, "drop": 0.8}, num_validation=7,
-        glue_dir="/x/probe", command="python tools/study.py --quick")
+        probe_note="Probe: `probe`.", command="python tools/study.py --quick")
     for name in study_report.FILES:
         assert (tmp_path / name).stat().st_size > 0, name
     with open(tmp_path / "evaluations.csv") as f:

@@ -132,7 +132,7 @@ def read_documents(heldout_file, corruptible=True):
     with open(heldout_file, encoding="utf-8") as f:
         text = f.read()
     documents, seen, lines = [], set(), set()
-    for index, block in enumerate(re.split(r"\n\s*\n", text)):
+    for index, block in enumerate(_blocks(text)):
         sentences = []
         for line in block.splitlines():
             line = " ".join(line.split())
@@ -261,9 +261,14 @@ def _check_counts(num_train, num_dev):
             raise UserError(f"{name}={value!r}: give an integer >= 2.")
 
 
+def _blocks(text):
+    """The documents of BERT's text format: blocks between blank lines."""
+    return re.split(r"\n\s*\n", text)
+
+
 def _num_blocks(heldout_file):
     with open(heldout_file, encoding="utf-8") as f:
-        return len(re.split(r"\n\s*\n", f.read()))
+        return len(_blocks(f.read()))
 
 
 def _write_task(output_dir, heldout_file, train, dev, description,

@@ -64,7 +64,6 @@ from token_dropping.study_config import StudyConfig  # noqa: F401
 from token_dropping.study_config import check_config
 from token_dropping.study_config import model_specs
 
-# The models a study can name; any registered experiment name works too.
 QUICK = dict(seeds=2, train_steps=20, eval_every=10, warmup_steps=2,
              finetune_seeds=1, finetune_epochs=1)
 # --quick's encoder and data: 3 layers (one dropped) of 32, sequences of 32.
@@ -270,7 +269,7 @@ def run_study(config, command=""):
         + finetune_flops * config.finetune_seeds * (len(runs) + 1),
         os.path.join(config.runs_dir, "timings.json"))
     # Building or finding the data and probe, the floor and the checks are
-    # part of the study's time too (every invocation's).
+    # part of the study's time too (counted if this invocation trains).
     progress.preparing(time.time() - started)
     rows, exports = [], {}
     for spec, seed, params, model_dir, latest in runs:
@@ -288,15 +287,15 @@ def run_study(config, command=""):
 
     encoder_config = os.path.join(next(iter(exports.values())),
                                   "encoder.yaml")
+    finetune_dir = os.path.join(config.runs_dir, "finetune",
+                                _probe_id(config, glue_dir, info.vocab_file))
     finetunes = []
     pretrained = [(spec.name, seed, exports[spec.name, seed])
                   for spec, seed, *_ in runs]
     for name, seed, init in pretrained + [("random_init", 0, "")]:
         for ft_seed in range(1, config.finetune_seeds + 1):
-            result_dir = os.path.join(
-                config.runs_dir, "finetune",
-                _probe_id(config, glue_dir, info.vocab_file),
-                f"{name}-seed{seed}-ft{ft_seed}")
+            result_dir = os.path.join(finetune_dir,
+                                      f"{name}-seed{seed}-ft{ft_seed}")
             accuracy, was_done = _finetune(config, data, encoder_config,
                                            init, ft_seed, result_dir)
             finetunes.append(dict(model=name, pretrain_seed=seed,
@@ -309,7 +308,7 @@ def run_study(config, command=""):
         config.output_dir, specs=specs, rows=rows, finetunes=finetunes,
         majority=probe.majority_accuracy(probe.dev_labels(data)),
         floor=floor, config=config, flop_ratios=flop_ratios,
-        num_validation=info.num_validation_examples, glue_dir=glue_dir,
+        num_validation=info.num_validation_examples,
         data_note=_data_note(info, runs),
         probe_note=_probe_note(config, glue_dir),
         command=command, wall_minutes=progress.minutes)

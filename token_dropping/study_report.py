@@ -222,8 +222,8 @@ def accuracy_plot(path, table, random_init, majority):
 
 
 def write_study(output_dir, *, specs, rows, finetunes, majority, floor,
-                config, flop_ratios, num_validation, glue_dir, command="",
-                wall_minutes=None, data_note="", probe_note=""):
+                config, flop_ratios, num_validation, probe_note, command="",
+                wall_minutes=None, data_note=""):
     """Writes every output file; returns a `StudyReport`."""
     os.makedirs(output_dir, exist_ok=True)
     paths = {name: os.path.join(output_dir, name) for name in FILES}
@@ -238,19 +238,17 @@ def write_study(output_dir, *, specs, rows, finetunes, majority, floor,
               floor.cross_entropy)
     accuracy_plot(paths["probe_accuracy.png"], table, random_init, majority)
     summary = summary_text(table, random_init, majority, floor, config,
-                           num_validation, glue_dir, command, wall_minutes,
-                           data_note, probe_note)
+                           num_validation, probe_note, command, wall_minutes,
+                           data_note)
     with open(paths["summary.md"], "w") as f:
         f.write(summary)
     return StudyReport(table, summary, paths)
 
 
 def summary_text(table, random_init, majority, floor, config,
-                 num_validation, glue_dir, command, wall_minutes, data_note,
-                 probe_note=""):
+                 num_validation, probe_note, command, wall_minutes,
+                 data_note):
     base = table[0]
-    probe_note = probe_note or (
-        f"Probe: `{os.path.basename(glue_dir.rstrip('/'))}`.")
     probe_gap = base["probe"][0] - random_init[0]
     sensitive = probe_gap > max(base["probe"][1], random_init[1])
     took = (f" The whole study took {wall_minutes:.0f} minutes (load "
