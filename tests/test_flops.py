@@ -190,3 +190,54 @@ def test_config_train_flops_of_the_registered_variants():
         assert ratio == pytest.approx(flops.config_train_flops(task)
                                       / flops.config_train_flops(bert))
         assert 0.5 < ratio < 1.1, (name, ratio)
+
+
+def test_train_flops_sum_counts_a_schedule_step_by_step():
+    # A ramp 4 -> 8 over 10 steps (stages start at steps 0 and 6 of 10), with
+    # a full pass on every 4th step: counted by hand, one step at a time.
+    vanilla = FULL + TRANSITION + DROPPED + FULL + HEAD_FLOPS
+    schedule = ((0.0, 4), (0.6, 8))
+    per_step = [vanilla] * 6 + [BERT] * 4
+    full_pass = [BERT if (s + 1) % 4 == 0 else 0 for s in range(10)]
+    kwargs = dict(**SIZES4, **HEAD, keep_k_schedule=schedule,
+                  consistency_interval=4, schedule_steps=10)
+    for steps in (0, 1, 5, 6, 7, 10):
+        want = 3 * (sum(per_step[:steps]) + sum(full_pass[:steps]))
+        assert flops.train_flops_sum(steps=steps, **kwargs) == pytest.approx(
+            want), steps
+    # The average is wrong at step 5 (it charges the ramp's dear end early),
+    # right over the whole run.
+    average = flops.train_flops(**SIZES4, **HEAD, keep_k_schedule=schedule,
+                                consistency_interval=4)
+    assert 5 * average > flops.train_flops_sum(steps=5, **kwargs) * 1.05
+    assert 10 * average == pytest.approx(
+        flops.train_flops_sum(steps=10, **kwargs), rel=0.05)
+    # Past the run's end the last stage goes on.
+    assert flops.train_flops_sum(steps=12, **kwargs) == pytest.approx(
+        3 * (sum(per_step) + 2 * BERT + sum(full_pass) + BERT))
+    # No schedule: steps x the per-step figure.
+    assert flops.train_flops_sum(
+        steps=7, schedule_steps=10, **SIZES4, **HEAD,
+        token_keep_k=4) == pytest.approx(7 * 3 * vanilla)
+
+
+def test_config_train_flops_sum_reads_the_run_length():
+    from official.core import exp_factory
+    import token_dropping  # noqa: F401  (registers the experiments)
+    params = exp_factory.get_exp_config("token_drop_bert_tiny_full_ends")
+    params.trainer.train_steps = 1000
+    schedule = params.task.model.encoder.get().keep_k_schedule
+    assert [tuple(s.as_dict().values()) for s in schedule] == [
+        (0.0, 128), (0.1, 64), (0.9, 128)]
+    batch = params.task.train_data.global_batch_size
+    sizes = dict(seq_length=128, hidden_size=128, num_layers=4,
+                 inner_dim=512, vocab_size=8000, max_predictions_per_seq=20)
+    bert = 3 * batch * flops.pretraining_flops(**sizes)
+    vanilla = 3 * batch * flops.pretraining_flops(**sizes, token_keep_k=64)
+    assert flops.config_train_flops_sum(params, 100) == pytest.approx(
+        100 * bert)
+    assert flops.config_train_flops_sum(params, 500) == pytest.approx(
+        100 * bert + 400 * vanilla)
+    params.task.keep_k_schedule_steps = 500  # fractions of another length
+    assert flops.config_train_flops_sum(params, 500) == pytest.approx(
+        50 * bert + 400 * vanilla + 50 * bert)

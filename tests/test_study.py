@@ -234,3 +234,31 @@ def test_another_probe_gets_its_own_finetunings_and_a_rerun_adds_no_time(
     before = open(timings_path).read()
     study.run_study(other)  # all done: nothing measured, nothing added
     assert open(timings_path).read() == before
+
+
+def test_a_finished_runs_flops_are_counted_stage_by_stage(tmp_path):
+    # A run recorded as steps x the average step (as the study did before):
+    # its rows come back with each stage's steps counted, so a schedule that
+    # drops nothing for the first 10% is charged BERT's cost there.
+    from official.core import exp_factory
+    import token_dropping  # noqa: F401  (registers the experiments)
+    from token_dropping import flops
+    from token_dropping import study_runs
+    params = exp_factory.get_exp_config("token_drop_bert_tiny_full_ends")
+    params.trainer.train_steps = 1000
+    average = flops.config_train_flops(params.task)
+    with open(tmp_path / study_runs.EVALUATIONS, "w") as f:
+        for step in (100, 500, 1000):
+            f.write(json.dumps(dict(step=step, train_flops=step * average,
+                                    val_mlm_loss=6.0)) + "\n")
+    (tmp_path / study_runs.DONE).write_text("{}")
+    spec = study_runs.ModelSpec("full_ends", "token_drop_bert_tiny_full_ends",
+                                "full ends")
+    rows = study_runs.pretrain(spec, 1, params, str(tmp_path), None, 7.0)
+    bert = flops.config_train_flops(
+        exp_factory.get_exp_config("bert_tiny").task)
+    vanilla = flops.config_train_flops(
+        exp_factory.get_exp_config("token_drop_bert_tiny").task)
+    assert [r["train_flops"] for r in rows] == pytest.approx(
+        [100 * bert, 100 * bert + 400 * vanilla, 200 * bert + 800 * vanilla])
+    assert rows[0]["train_flops"] > 100 * average * 1.1

@@ -206,20 +206,51 @@ def train_flops(*, seq_length, hidden_size, num_layers, inner_dim, vocab_size,
         keep_k_schedule: stages (replace `token_keep_k`); empty: none.
         consistency_interval: int. 0: no consistency steps.
     """
-    sizes = dict(seq_length=seq_length, hidden_size=hidden_size,
-                 num_layers=num_layers, inner_dim=inner_dim,
-                 vocab_size=vocab_size,
-                 max_predictions_per_seq=max_predictions_per_seq)
-    schedule = KeepKSchedule.resolve(keep_k_schedule, seq_length)
-    stages = schedule.weights() or ((token_keep_k, 1.0),)
-    drop = dict(drop_start_layer=drop_start_layer,
-                drop_end_layer=drop_end_layer, selection=selection)
+    return _train_flops(dict(locals()), steps=None, schedule_steps=None)
+
+
+def train_flops_sum(*, steps, schedule_steps, seq_length, hidden_size,
+                    num_layers, inner_dim, vocab_size,
+                    max_predictions_per_seq, token_keep_k=None,
+                    drop_start_layer=None, drop_end_layer=None,
+                    selection="mlm_loss", keep_k_schedule=(),
+                    consistency_interval=0):
+    """Training FLOPs of one sequence summed over a run's first `steps`.
+
+    Exact where the average of `train_flops` is not: a keep_k schedule
+    counts each stage's steps (its fractions are of `schedule_steps`, the
+    run's length; a ramp's early steps are cheaper than its average), and
+    ScTD's full pass runs on every `consistency_interval`-th step (1-based).
+    After a whole run it equals `schedule_steps * train_flops` up to the
+    rounding of stage starts to steps.
+    """
+    arguments = dict(locals())
+    del arguments["steps"], arguments["schedule_steps"]
+    return _train_flops(arguments, steps=as_int("steps", steps, 0),
+                        schedule_steps=schedule_steps)
+
+
+def _train_flops(arguments, steps, schedule_steps):
+    """Per step on average (`steps` None) or summed over `steps`."""
+    drop = {k: arguments.pop(k) for k in ("drop_start_layer",
+                                           "drop_end_layer", "selection")}
+    keep_k_schedule = arguments.pop("keep_k_schedule")
+    interval = as_int("consistency_interval",
+                      arguments.pop("consistency_interval"), 0)
+    token_keep_k = arguments.pop("token_keep_k")
+    sizes = arguments
+    schedule = KeepKSchedule.resolve(keep_k_schedule, sizes["seq_length"])
+    if steps is None:
+        stages = schedule.weights() or ((token_keep_k, 1.0),)
+        full_passes = 1.0 / interval if interval else 0.0
+    else:
+        stages = (schedule.steps_per_stage(steps, schedule_steps) if schedule
+                  else ((token_keep_k, steps),))
+        full_passes = steps // interval if interval else 0
     forward = sum(share * pretraining_flops(**sizes, token_keep_k=keep_k,
                                             **drop)
                   for keep_k, share in stages)
-    interval = as_int("consistency_interval", consistency_interval, 0)
-    if interval:
-        forward += pretraining_flops(**sizes) / interval
+    forward += full_passes * pretraining_flops(**sizes)
     return 3.0 * forward
 
 
@@ -228,6 +259,23 @@ def config_train_flops(task):
     task config: ours, with every variant, or Model Garden's plain BERT."""
     encoder, data = task.model.encoder.get(), task.train_data
     return data.global_batch_size * train_flops(
+        **config_sizes(encoder, data),
+        selection=getattr(encoder, "selection", "mlm_loss"),
+        keep_k_schedule=getattr(encoder, "keep_k_schedule", ()),
+        consistency_interval=getattr(task, "consistency_interval", 0))
+
+
+def config_train_flops_sum(params, steps):
+    """`train_flops_sum` (x `global_batch_size`) of the first `steps` steps
+    of an experiment config's run: its keep_k schedule's fractions are of
+    `task.keep_k_schedule_steps`, or of `trainer.train_steps` when that is 0
+    (what `tools/train.py` fills in)."""
+    task = params.task
+    encoder, data = task.model.encoder.get(), task.train_data
+    return data.global_batch_size * train_flops_sum(
+        steps=steps,
+        schedule_steps=(getattr(task, "keep_k_schedule_steps", 0)
+                        or params.trainer.train_steps),
         **config_sizes(encoder, data),
         selection=getattr(encoder, "selection", "mlm_loss"),
         keep_k_schedule=getattr(encoder, "keep_k_schedule", ()),

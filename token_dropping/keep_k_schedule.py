@@ -193,6 +193,16 @@ class KeepKSchedule:
         """The keep_k used at 0-based `step` of `total_steps`."""
         return self.keep_ks[self.stage_at(step, total_steps)]
 
+    def steps_per_stage(self, steps, total_steps):
+        """`((keep_k, number of steps), ...)` per stage over the first
+        `steps` 0-based steps of `total_steps` (the last stage runs on past
+        the end, as the encoder's does)."""
+        steps = as_positive_int("steps", steps) if steps else 0
+        starts = self.start_steps(total_steps) + (math.inf,)
+        return tuple((keep_k, max(0, min(steps, end) - min(steps, start)))
+                     for keep_k, start, end in zip(self.keep_ks, starts,
+                                                   starts[1:]))
+
     def weights(self):
         """`((keep_k, fraction of training), ...)` per stage."""
         ends = self.starts[1:] + (1.0,)

@@ -8,7 +8,8 @@ any point keeps what it measured; rerunning resumes from the latest checkpoint
 (Model Garden's own restore) and adds rows from there. A finished run is marked
 by `study_done.json` and is not trained again.
 
-Per evaluation the row holds the training FLOPs (steps x `flops_per_step`),
+Per evaluation the row holds the training FLOPs so far (`train_flops_at`:
+a keep_k schedule's stages counted step by step),
 the training wall time so far (the trainer's training loops only; tracing is
 inside the first; time lost to an interruption is not counted), Model
 Garden's validation `lm_example_loss` and `masked_lm_accuracy` on the whole
@@ -142,7 +143,14 @@ def is_done(model_dir):
     return tf.io.gfile.exists(os.path.join(model_dir, DONE))
 
 
-def _recording_trainer_cls(spec, seed, model_dir, step_flops, start_rows,
+def train_flops_at(params, step):
+    """Training FLOPs of a run's first `step` steps, exact for every variant
+    (a schedule's stages counted step by step, not averaged):
+    `flops.config_train_flops_sum`."""
+    return flops.config_train_flops_sum(params, step)
+
+
+def _recording_trainer_cls(spec, seed, model_dir, params, start_rows,
                            floor):
     """A Model Garden Trainer that times its training loops and adds a row
     per evaluation to `evaluations.jsonl`."""
@@ -164,7 +172,7 @@ def _recording_trainer_cls(spec, seed, model_dir, step_flops, start_rows,
             step = int(self.global_step.numpy())
             row = dict(
                 model=spec.name, experiment=spec.experiment, seed=seed,
-                step=step, train_flops=step * step_flops,
+                step=step, train_flops=train_flops_at(params, step),
                 wall_seconds=state["seconds"],
                 val_mlm_loss=logs.get("lm_example_loss", float("nan")),
                 val_mlm_accuracy=logs.get("masked_lm_accuracy",
@@ -199,15 +207,15 @@ def pretrain(spec, seed, params, model_dir, latest, floor):
         The run's rows, one per evaluation, in step order.
     """
     if is_done(model_dir):
-        return read_rows(model_dir)
+        return _exact_flops(read_rows(model_dir), params)
     rows = read_rows(model_dir)
     start_step = (int(latest.rsplit("-", 1)[-1]) if latest else 0)
     rows = [r for r in rows if r["step"] <= start_step]
     tf.io.gfile.makedirs(model_dir)
     _write_rows(model_dir, rows)
     tf_keras.utils.set_random_seed(seed)
-    trainer_cls = _recording_trainer_cls(spec, seed, model_dir,
-                                         flops_per_step(params), rows, floor)
+    trainer_cls = _recording_trainer_cls(spec, seed, model_dir, params, rows,
+                                         floor)
     training.train(params, mode="train_and_eval", model_dir=model_dir,
                    latest=latest, trainer_cls=trainer_cls)
     rows = read_rows(model_dir)
@@ -221,4 +229,12 @@ def pretrain(spec, seed, params, model_dir, latest, floor):
     with tf.io.gfile.GFile(os.path.join(model_dir, DONE), "w") as f:
         json.dump(dict(steps=params.trainer.train_steps,
                        evaluations=len(rows)), f)
-    return rows
+    return _exact_flops(rows, params)
+
+
+def _exact_flops(rows, params):
+    """`rows` with `train_flops` from their steps, `train_flops_at`: runs
+    recorded before it (steps x the average step) read the same for every
+    variant without a keep_k schedule and right for those with one."""
+    return [dict(row, train_flops=train_flops_at(params, row["step"]))
+            for row in rows]
