@@ -12,6 +12,7 @@ from token_dropping.data import PrepareDataConfig, TextFileCorpus
 from token_dropping.data import build_pretraining_data
 from token_dropping.data import read_progress
 from token_dropping.data import sharded_build
+from token_dropping.data import text_files
 from token_dropping.data import vocab
 from token_dropping.data.builder import (  # pylint: disable=protected-access
     _ReplayableDocuments)
@@ -94,9 +95,11 @@ def test_the_corpus_counts_the_bytes_on_disk_plain_and_gzipped(
     assert len({p for p in positions if sizes[0] < p < sum(sizes)}) >= 2
 
 
-def test_a_replayed_corpus_replays_its_byte_positions(tmp_path):
+def test_a_replayed_corpus_replays_its_byte_positions(tmp_path, monkeypatch):
     """A corpus read once for the vocab is replayed from memory for the
     records; progress must then move as it did when reading the files."""
+    # Blocks smaller than the files, so that positions move inside each.
+    monkeypatch.setattr(text_files, "_READ_BLOCK_BYTES", 256)
     documents = _ReplayableDocuments(
         TextFileCorpus(",".join(_two_files(tmp_path))), max_documents=None)
     positions = []
