@@ -262,10 +262,7 @@ class _Build:
     def _vocab(self) -> list[str]:
         if self.given_vocab is not None:
             return self.given_vocab
-        documents = self.profile.timed(self.documents, "read")
-        sentences = itertools.islice(
-            (s for document in documents for s in document),
-            self.config.vocab_max_sentences)
+        sentences = self._vocab_sample()
         start = time.monotonic()
         with self.profile.stage("vocab"):
             tokens = vocab.learn_vocab(sentences, self.config.vocab_size,
@@ -273,6 +270,22 @@ class _Build:
         logging.info("Learned a vocab of %d tokens in %.1fs.", len(tokens),
                      time.monotonic() - start)
         return tokens
+
+    def _vocab_sample(self) -> list[str]:
+        """The first `vocab_max_sentences` sentences, logging the input read
+        of the whole (the limit may stop it early)."""
+        limit = self.config.vocab_max_sentences
+        progress = _read_progress(self.corpus, "vocab sample: read")
+        sentences = []
+        for document in self.profile.timed(self.documents, "read"):
+            progress.update(self.documents.bytes_read)
+            sentences += document
+            if len(sentences) >= limit:
+                del sentences[limit:]
+                break
+        progress.update(self.documents.bytes_read)
+        progress.done()
+        return sentences
 
     def _write_examples(self, tokenizer, splits, special) -> int:
         """Routes, tokenizes and writes every document; counts duplicates."""
@@ -338,11 +351,11 @@ class _Build:
             f.write("\n")
 
 
-def _read_progress(corpus):
+def _read_progress(corpus, what: str = "read"):
     """Progress through the input's bytes where their total is known ahead:
     text files (sized by `scan`). Other sources log example counts only."""
     if isinstance(corpus, text_files.TextFileCorpus):
-        return read_progress.ReadProgress(corpus.num_input_bytes)
+        return read_progress.ReadProgress(corpus.num_input_bytes, what)
     return read_progress.NO_PROGRESS
 
 

@@ -23,11 +23,13 @@ import dataclasses
 import gzip
 import hashlib
 import re
+import time
 import zlib
-from typing import Iterator
+from typing import Callable, Iterator
 
 import tensorflow as tf
 
+from token_dropping.data import read_progress
 from token_dropping.data import text
 
 INPUT_FORMATS = ("sentence_per_line", "document_per_line")
@@ -86,8 +88,11 @@ class _HashingReader(_CountingReader):
         return chunk
 
 
-def scan_file(path: str) -> FileScan:
+def scan_file(path: str,
+              on_bytes: Callable[[int], None] | None = None) -> FileScan:
     """Reads `path` once: its hash, and how much of it is not UTF-8 text.
+
+    `on_bytes`, if given, gets the file's bytes read so far after each read.
 
     Raises:
         ValueError: naming the file if it cannot be read, or if it ends in
@@ -111,6 +116,8 @@ def scan_file(path: str) -> FileScan:
                     decoded.encode("utf-8")  # Fails only on escaped bytes.
                 except UnicodeEncodeError:
                     num_undecodable += len(_ESCAPED_BYTE.findall(decoded))
+                if on_bytes is not None:
+                    on_bytes(hashing.num_bytes)
     except gzip.BadGzipFile as e:
         raise ValueError(f"input file {path!r} ends in .gz but is not gzip "
                          f"({e}); decompress it or drop the .gz suffix.") from e
@@ -122,6 +129,15 @@ def scan_file(path: str) -> FileScan:
                          f"{e.message}") from e
     return FileScan(path, hashing.num_bytes, hashing.digest.hexdigest(),
                     num_text_bytes, num_undecodable)
+
+
+def _size_or_zero(path: str) -> int:
+    """The file's size; 0 if it cannot be stat'ed (`scan_file` then says
+    why it cannot be read)."""
+    try:
+        return tf.io.gfile.stat(path).length
+    except tf.errors.OpError:
+        return 0
 
 
 def match_files(input_files: str) -> list[str]:
@@ -189,6 +205,7 @@ class TextFileCorpus:
         # The files' bytes consumed by `documents()` so far (compressed ones
         # for `.gz`), for `read_progress`; at the end, `num_input_bytes`.
         self.bytes_read = 0
+        self.clock = time.monotonic  # For `scan`'s progress; tests fake it.
         self._scans = None
 
     def scan(self) -> list[FileScan]:
@@ -199,7 +216,7 @@ class TextFileCorpus:
                 `.gz`, or (unless `allow_undecodable`) is not UTF-8 text.
         """
         if self._scans is None:
-            scans = [scan_file(path) for path in self.paths]
+            scans = self._scan_files()
             for scan in scans:
                 share = scan.num_undecodable_bytes / max(scan.num_text_bytes, 1)
                 if share > MAX_UNDECODABLE_FRACTION and not (
@@ -215,6 +232,19 @@ class TextFileCorpus:
                         "replaced.")
             self._scans = scans
         return self._scans
+
+    def _scan_files(self) -> list[FileScan]:
+        """`scan_file` of each path, logging progress through their sizes."""
+        progress = read_progress.ReadProgress(
+            sum(_size_or_zero(path) for path in self.paths), "scan: read",
+            clock=self.clock)
+        scans = []
+        for path in self.paths:
+            before = progress.bytes_read
+            scans.append(scan_file(path, lambda num_bytes, before=before:
+                                   progress.update(before + num_bytes)))
+        progress.done()
+        return scans
 
     @property
     def num_input_bytes(self) -> int:
