@@ -52,13 +52,6 @@ class WordPieceIds:
         import tensorflow_text as tf_text  # Lazy: loads custom ops.
         self.reference = tf_text.BertTokenizer(
             vocab_path, lower_case=lower_case, token_out_type=tf.int64)
-        # One traced graph: called eagerly, BertTokenizer's many small ops
-        # cost milliseconds per call, paid for each batch that holds a
-        # sentence the fast path may not take.
-        self._reference_graph = tf.function(
-            lambda sentences: self.reference.tokenize(sentences).merge_dims(
-                -2, -1),
-            input_signature=[tf.TensorSpec([None], tf.string)])
         self.fast = None
         if USE_FAST:
             try:
@@ -101,7 +94,8 @@ class WordPieceIds:
         return _ragged_numpy(self.fast.tokenize(tf.constant(sentences)))
 
     def _reference(self, sentences):
-        return _ragged_numpy(self._reference_graph(tf.constant(sentences)))
+        return _ragged_numpy(self.reference.tokenize(
+            tf.constant(sentences)).merge_dims(-2, -1))
 
 
 def _ragged_numpy(ragged) -> tuple[np.ndarray, np.ndarray]:
