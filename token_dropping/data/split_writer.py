@@ -164,8 +164,8 @@ class SplitWriter:
             batch, self.config.seq_length, self.config.max_predictions_per_seq,
             self.special["pad_id"])
         profile.pop()
-        for record in records:
-            self._write(record)
+        with profile.stage("write"):
+            self.writer.write_many(records)
 
     def _write(self, record: bytes) -> None:
         self.profile.push("write")
