@@ -26,21 +26,15 @@ import hashlib
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tarfile
 import tempfile
-import time
+
+import bench_table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TREES = ("baseline", "current")
-
-
-class _CpuClock:
-    """`time` for build_profile with every clock reading CPU time."""
-    perf_counter = staticmethod(time.process_time)
-    process_time = staticmethod(time.process_time)
 
 
 def child(args) -> None:
@@ -51,7 +45,7 @@ def child(args) -> None:
     config = PrepareDataConfig(input_files=args.input_files,
                                vocab_file=args.vocab_file,
                                whole_word_masking=args.whole_word_masking)
-    build_profile.time = _CpuClock
+    build_profile.time = bench_table.CpuClock
     warm_up = os.path.join(args.output_dir, "warm-up")
     build_pretraining_data(dataclasses.replace(config, max_documents=50),
                            warm_up)
@@ -127,30 +121,9 @@ def main():
     finally:
         shutil.rmtree(work)
     print(f"baseline: commit {args.baseline}; current: {ROOT}")
-    _print_table(measured)
+    bench_table.print_stage_table(measured["baseline"], measured["current"])
     print("records identical:", digests["baseline"] == digests["current"],
           f"({len(digests['current'])} files)")
-
-
-def _print_table(measured):
-    megabytes = measured["current"][0]["text_megabytes"]
-    print(f"{megabytes:.2f} MB of text; medians of {len(measured['current'])} "
-          "rounds; CPU seconds (time.process_time); MB/CPU-s = MB of text "
-          "per CPU-second of the stage")
-    print(f"{'stage':<10} {'old s':>8} {'new s':>8} {'old/new':>8} "
-          f"{'old MB/CPU-s':>13} {'new MB/CPU-s':>13}")
-    # In build order: each profile lists its stages in that order.
-    stages = list(dict.fromkeys(s for tree in TREES for r in measured[tree]
-                                for s in r["stages"]))
-    rows = [(s, lambda r, s=s: r["stages"].get(s, {}).get("seconds", 0.0))
-            for s in stages] + [("total", lambda r: r["cpu_seconds"])]
-    for name, seconds in rows:
-        old, new = (statistics.median(seconds(r) for r in measured[tree])
-                    for tree in TREES)
-        print(f"{name:<10} {old:>8.2f} {new:>8.2f} "
-              f"{old / new if new else float('nan'):>8.1f} "
-              f"{megabytes / old if old else float('nan'):>13.2f} "
-              f"{megabytes / new if new else float('nan'):>13.2f}")
 
 
 if __name__ == "__main__":
