@@ -10,7 +10,8 @@ The steps, for any source:
 3. Tokenize sentences in batches with tensorflow-text's `BertTokenizer`, the
    tokenizer Model Garden's text loader uses, or its `FastBertTokenizer` for
    the sentences where both give the same ids (`wordpiece.WordPieceIds`).
-4. Pack sentences into sequences (`SequencePacker`).
+4. Pack sentences into sequences (`SequencePacker`; for the static packed
+   layout `TokenPacker`, the same sequences from whole documents of ids).
 5. Static format: add [CLS]/[SEP], mask (`MaskedLmMasker`, `dupe_factor` times
    for training), write Model Garden's v2 features for `BertPretrainDataLoader`.
    Text format: write the (normalized) text of each sequence for
