@@ -22,22 +22,15 @@ import dataclasses
 import hashlib
 import os
 import shutil
-import statistics
 import tempfile
-import time
 
+import bench_table
 from data_testdata import per_sequence
 from token_dropping.data import build_profile
 from token_dropping.data import PrepareDataConfig, build_pretraining_data
 from token_dropping.data import split_writer
 
 PATHS = ("per_sequence", "batch")
-
-
-class _CpuClock:
-    """`time` for build_profile with every clock reading CPU time."""
-    perf_counter = staticmethod(time.process_time)
-    process_time = staticmethod(time.process_time)
 
 
 def _build(config, output_dir, path):
@@ -66,7 +59,7 @@ def main():
     config = PrepareDataConfig(input_files=args.input_files,
                                vocab_file=args.vocab_file,
                                whole_word_masking=args.whole_word_masking)
-    build_profile.time = _CpuClock
+    build_profile.time = bench_table.CpuClock
     measured = {path: [] for path in PATHS}
     digests = {}
     work = tempfile.mkdtemp(prefix="bench-record-path-")
@@ -85,29 +78,9 @@ def main():
                       f"{result['cpu_seconds']:.2f} CPU s", flush=True)
     finally:
         shutil.rmtree(work)
-    _print_table(measured)
+    bench_table.print_stage_table(measured["per_sequence"], measured["batch"])
     print("records identical:", digests["per_sequence"] == digests["batch"],
           f"({len(digests['batch'])} files)")
-
-
-def _print_table(measured):
-    megabytes = measured["batch"][0]["text_megabytes"]
-    print(f"{megabytes:.2f} MB of text; medians of {len(measured['batch'])} "
-          "rounds; CPU seconds (time.process_time); MB/CPU-s = MB of text "
-          "per CPU-second of the stage")
-    print(f"{'stage':<10} {'old s':>8} {'new s':>8} {'old/new':>8} "
-          f"{'old MB/CPU-s':>13} {'new MB/CPU-s':>13}")
-    stages = [s for s in build_profile.STAGES
-              if any(s in r["stages"] for p in PATHS for r in measured[p])]
-    rows = [(s, lambda r, s=s: r["stages"].get(s, {}).get("seconds", 0.0))
-            for s in stages] + [("total", lambda r: r["cpu_seconds"])]
-    for name, seconds in rows:
-        old, new = (statistics.median(seconds(r) for r in measured[p])
-                    for p in PATHS)
-        print(f"{name:<10} {old:>8.2f} {new:>8.2f} "
-              f"{old / new if new else float('nan'):>8.1f} "
-              f"{megabytes / old if old else float('nan'):>13.2f} "
-              f"{megabytes / new if new else float('nan'):>13.2f}")
 
 
 if __name__ == "__main__":

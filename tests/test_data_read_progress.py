@@ -5,13 +5,16 @@ import os
 import re
 import threading
 
+import numpy as np
 import pytest
 
-from data_testdata import bert_format, tiny_documents, write_lines, write_text
+from data_testdata import WORDS, bert_format, tiny_documents, write_lines
+from data_testdata import write_text
 from token_dropping.data import PrepareDataConfig, TextFileCorpus
 from token_dropping.data import build_pretraining_data
 from token_dropping.data import read_progress
 from token_dropping.data import sharded_build
+from token_dropping.data import text_files
 from token_dropping.data import vocab
 from token_dropping.data.builder import (  # pylint: disable=protected-access
     _ReplayableDocuments)
@@ -94,9 +97,11 @@ def test_the_corpus_counts_the_bytes_on_disk_plain_and_gzipped(
     assert len({p for p in positions if sizes[0] < p < sum(sizes)}) >= 2
 
 
-def test_a_replayed_corpus_replays_its_byte_positions(tmp_path):
+def test_a_replayed_corpus_replays_its_byte_positions(tmp_path, monkeypatch):
     """A corpus read once for the vocab is replayed from memory for the
     records; progress must then move as it did when reading the files."""
+    # Blocks smaller than the files, so that positions move inside each.
+    monkeypatch.setattr(text_files, "_READ_BLOCK_BYTES", 256)
     documents = _ReplayableDocuments(
         TextFileCorpus(",".join(_two_files(tmp_path))), max_documents=None)
     positions = []
@@ -164,3 +169,72 @@ def test_workers_report_each_files_size_when_done_in_any_order(caplog):
     assert results == ["a", "b", "c"]
     (line,) = _done_lines(caplog, "pass ")
     assert _DONE_BYTES.search(line).groups() == ("123", "123")
+
+
+class TickingClock:
+    """A fake clock that moves 10 s at each reading: every update logs."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        self.now += 10.0
+        return self.now
+
+
+def _percents(caplog, what):
+    return [int(m.group(1)) for m in (
+        re.match(re.escape(what) + r" [\d.,]+ of [\d.,]+ MB \((\d+)%\)",
+                 r.getMessage()) for r in caplog.records) if m]
+
+
+def test_scan_logs_its_progress_through_the_files_sizes(tmp_path, caplog,
+                                                        monkeypatch):
+    paths = [write_text(tmp_path / f"{name}.txt", "word\n" * 200_000)
+             for name in "ab"]
+    monkeypatch.setattr(text_files, "_SCAN_CHUNK_BYTES", 200_000)
+    corpus = TextFileCorpus(",".join(paths))
+    corpus.clock = TickingClock()
+    with caplog.at_level("INFO"):
+        corpus.scan()
+    # Five reads of each 1 MB file, then the read that finds its end.
+    assert _percents(caplog, "scan: read") == [10, 20, 30, 40, 50, 50,
+                                               60, 70, 80, 90, 100, 100]
+    (line,) = _done_lines(caplog, "scan: read ")
+    assert _DONE_BYTES.search(line).groups() == ("2,000,000", "2,000,000")
+
+
+def test_counting_the_vocab_samples_words_logs_progress(caplog):
+    rng = np.random.default_rng(0)
+    # 1,000 sentences of 50 bytes: ten batches of 100, 10% each.
+    sentences = [(" ".join(rng.choice(WORDS, 12)) + " " + "z" * 50)[:50]
+                 for _ in range(1000)]
+    with caplog.at_level("INFO"):
+        vocab.learn_vocab(sentences, 300, batch_size=100,
+                          clock=TickingClock())
+    assert _percents(caplog, "vocab: counted the words of") == list(
+        range(10, 101, 10))
+    (line,) = _done_lines(caplog, "vocab: counted the words of ")
+    assert _DONE_BYTES.search(line).groups() == ("50,000", "50,000")
+    messages = [r.getMessage() for r in caplog.records]
+    learning = [m for m in messages if m.startswith("vocab: learning")]
+    assert len(learning) == 1
+    assert messages.index(learning[0]) > messages.index(line)
+
+
+@pytest.mark.parametrize("vocab_max_sentences", [1_000_000, 20])
+def test_a_learned_vocabs_sample_logs_the_input_read(tmp_path, caplog,
+                                                     vocab_max_sentences):
+    paths = _two_files(tmp_path)
+    total = sum(os.path.getsize(p) for p in paths)
+    config = PrepareDataConfig(input_files=",".join(paths), vocab_size=300,
+                               seq_length=32, max_predictions_per_seq=5,
+                               vocab_max_sentences=vocab_max_sentences)
+    with caplog.at_level("INFO"):
+        build_pretraining_data(config, str(tmp_path / "out"))
+    (line,) = _done_lines(caplog, "vocab sample: read ")
+    sample_bytes = int(_DONE_BYTES.search(line).group(1).replace(",", ""))
+    if vocab_max_sentences > 1000:  # All of it.
+        assert sample_bytes == total
+    else:  # 20 sentences are in the first file: the second is not read.
+        assert sample_bytes == os.path.getsize(paths[0]) < total

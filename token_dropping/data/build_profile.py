@@ -86,7 +86,9 @@ class BuildProfile:
             yield item
 
     def count_text(self, sentences) -> None:
-        self.text_bytes += sum(len(s.encode("utf-8")) for s in sentences)
+        text = "".join(sentences)  # UTF-8 lengths add up.
+        self.text_bytes += len(text) if text.isascii() else len(
+            text.encode("utf-8"))
 
     def add_worker(self, text_bytes: int, cpu_seconds: float) -> None:
         """Counts a worker process's text and CPU time into the build's."""

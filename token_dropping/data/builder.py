@@ -10,7 +10,8 @@ The steps, for any source:
 3. Tokenize sentences in batches with tensorflow-text's `BertTokenizer`, the
    tokenizer Model Garden's text loader uses, or its `FastBertTokenizer` for
    the sentences where both give the same ids (`wordpiece.WordPieceIds`).
-4. Pack sentences into sequences (`SequencePacker`).
+4. Pack sentences into sequences (`SequencePacker`; for the static packed
+   layout `TokenPacker`, the same sequences from whole documents of ids).
 5. Static format: add [CLS]/[SEP], mask (`MaskedLmMasker`, `dupe_factor` times
    for training), write Model Garden's v2 features for `BertPretrainDataLoader`.
    Text format: write the (normalized) text of each sequence for
@@ -262,10 +263,7 @@ class _Build:
     def _vocab(self) -> list[str]:
         if self.given_vocab is not None:
             return self.given_vocab
-        documents = self.profile.timed(self.documents, "read")
-        sentences = itertools.islice(
-            (s for document in documents for s in document),
-            self.config.vocab_max_sentences)
+        sentences = self._vocab_sample()
         start = time.monotonic()
         with self.profile.stage("vocab"):
             tokens = vocab.learn_vocab(sentences, self.config.vocab_size,
@@ -273,6 +271,22 @@ class _Build:
         logging.info("Learned a vocab of %d tokens in %.1fs.", len(tokens),
                      time.monotonic() - start)
         return tokens
+
+    def _vocab_sample(self) -> list[str]:
+        """The first `vocab_max_sentences` sentences, logging the input read
+        of the whole (the limit may stop it early)."""
+        limit = self.config.vocab_max_sentences
+        progress = _read_progress(self.corpus, "vocab sample: read")
+        sentences = []
+        for document in self.profile.timed(self.documents, "read"):
+            progress.update(self.documents.bytes_read)
+            sentences += document
+            if len(sentences) >= limit:
+                del sentences[limit:]
+                break
+        progress.update(self.documents.bytes_read)
+        progress.done()
+        return sentences
 
     def _write_examples(self, tokenizer, splits, special) -> int:
         """Routes, tokenizes and writes every document; counts duplicates."""
@@ -338,11 +352,11 @@ class _Build:
             f.write("\n")
 
 
-def _read_progress(corpus):
+def _read_progress(corpus, what: str = "read"):
     """Progress through the input's bytes where their total is known ahead:
     text files (sized by `scan`). Other sources log example counts only."""
     if isinstance(corpus, text_files.TextFileCorpus):
-        return read_progress.ReadProgress(corpus.num_input_bytes)
+        return read_progress.ReadProgress(corpus.num_input_bytes, what)
     return read_progress.NO_PROGRESS
 
 

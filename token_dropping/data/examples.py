@@ -56,18 +56,32 @@ def static_examples(batch, seq_length: int, max_predictions_per_seq: int,
     layout = _layout(seq_length, max_predictions_per_seq)
     lists = [_Varints(values) for values in
              (word_ids, batch.labels, batch.positions)]
+    # One pass per record, everything looked up once (the per-record cost).
+    (words, words_at), (labels, labels_at), (positions, positions_at) = (
+        (varints.data, varints.bounds) for varints in lists)
+    word_key, label_key, position_key = layout.list_keys
+    mask_and_type_ids, header = layout.mask_and_type_ids, layout.list_header
+    weights, record_header = layout.weights, _record_header
     records = []
-    for row, (length, num_targets) in enumerate(
-            zip(lengths.tolist(), batch.num_targets.tolist())):
-        pieces = [layout.mask_and_type_ids(length)]
-        for key, varints in zip(layout.list_keys, lists):
-            start, end = varints.bounds[row], varints.bounds[row + 1]
-            pieces += [layout.list_header(key, end - start),
-                       varints.data[start:end]]
-        pieces.append(layout.weights(num_targets))
-        body = b"".join(pieces)
-        records.append(b"\x0a" + _varint(len(body)) + body)
+    for row, length, num_targets in zip(range(len(lengths)), lengths.tolist(),
+                                        batch.num_targets.tolist()):
+        w, w_end = words_at[row], words_at[row + 1]
+        l, l_end = labels_at[row], labels_at[row + 1]
+        p, p_end = positions_at[row], positions_at[row + 1]
+        body = b"".join((
+            mask_and_type_ids(length),
+            header(word_key, w_end - w), words[w:w_end],
+            header(label_key, l_end - l), labels[l:l_end],
+            header(position_key, p_end - p), positions[p:p_end],
+            weights(num_targets)))
+        records.append(record_header(len(body)) + body)
     return records
+
+
+@functools.lru_cache(maxsize=4096)
+def _record_header(body_size: int) -> bytes:
+    """A record's bytes before its body: `Example.features` (field 1)."""
+    return b"\x0a" + _varint(body_size)
 
 
 def static_example(masked, positions, labels, seq_length,

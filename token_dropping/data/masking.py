@@ -220,22 +220,27 @@ def _draw(rng, words, budgets, repeats, num_replacements):
     """
     chosen, uniforms, replacement_index = [], [], []
     counts, lengths = words.counts.tolist(), words.lengths
+    # Bound once: the loop runs once per masking, its cost is per call.
+    permutation, random, integers = rng.permutation, rng.random, rng.integers
+    single_pieces = words.single_pieces
     for sequence, budget in enumerate(budgets.tolist()):
         count = counts[sequence]
-        word_lengths = lengths[sequence, :count]
+        if single_pieces:
+            num_positions = min(budget, count)
+        else:
+            word_lengths = lengths[sequence, :count]
         for _ in range(repeats):
-            order = rng.permutation(count)
-            if words.single_pieces:
+            order = permutation(count)
+            if single_pieces:
                 taken = order[:budget]
-                num_positions = len(taken)
             else:
                 taken, num_positions = _take_while_fits(
                     order, word_lengths[order], budget)
             chosen.append(taken)
-            uniforms.append(rng.random(2 * len(taken)))
+            uniforms.append(random(2 * len(taken)))
             # `choice(replacement_ids, size)` draws exactly these integers.
             replacement_index.append(
-                rng.integers(0, num_replacements, size=num_positions))
+                integers(0, num_replacements, size=num_positions))
     return chosen, uniforms, replacement_index
 
 

@@ -6,6 +6,7 @@ maskings of one sequence, are spread out; they are then dealt round-robin to
 `num_shards` files, which Model Garden's `InputReader` interleaves when reading.
 """
 
+import itertools
 import time
 
 from absl import logging
@@ -98,6 +99,18 @@ class ShardedRecordWriter:
         index = self.rng.integers(len(self._buffer))
         self._emit(self._buffer[index])
         self._buffer[index] = record
+
+    def write_many(self, records) -> None:
+        """`write` of each record in order, with less Python per record."""
+        buffer, size = self._buffer, self.shuffle_buffer_size
+        records = iter(records)
+        if len(buffer) < size:  # Fill the buffer first, drawing nothing.
+            buffer.extend(itertools.islice(records, size - len(buffer)))
+        integers, emit = self.rng.integers, self._emit
+        for record in records:
+            index = integers(size)
+            emit(buffer[index])
+            buffer[index] = record
 
     def close(self) -> None:
         """Writes what is left in the buffer, in random order; closes files."""

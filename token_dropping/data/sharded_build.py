@@ -36,7 +36,9 @@ from token_dropping.data import split_writer
 from token_dropping.data import vocab
 from token_dropping.data import wordpiece
 
-TOKENIZE_BATCH_SENTENCES = 4096
+# Sentences per tokenizer call. Large: each batch holding a sentence the fast
+# path may not take also pays BertTokenizer's per-call cost (milliseconds).
+TOKENIZE_BATCH_SENTENCES = 16384
 WORK_DIRNAME = "input-shards"  # The workers' records, removed after merging.
 # Plan codes, one per document of a file, in order.
 _SKIP, _TRAIN, _VALIDATION = 0, 1, 2

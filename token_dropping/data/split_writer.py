@@ -1,7 +1,8 @@
 """SplitWriter: packs, masks and writes one split of a prepared dataset.
 
-Tokenized documents come in (`add_document`); `SequencePacker` fills sequences
-of `seq_length`; the static format adds [CLS]/[SEP] and masks each sequence
+Tokenized documents come in (`add_document`, or `add_document_ids` for the
+static packed layout); `SequencePacker` (`TokenPacker` for that layout) fills
+sequences of `seq_length`; the static format adds [CLS]/[SEP] and masks each sequence
 `dupe_factor` times (`MaskedLmMasker`), the text format keeps the text; the
 examples go through `ShardedRecordWriter`'s seeded shuffle into the shards.
 `DocumentRouter` decides each document's split (or drops a duplicate), and
@@ -17,6 +18,7 @@ from token_dropping.data import examples
 from token_dropping.data import masking
 from token_dropping.data import record_writer
 from token_dropping.data import sequence_packer
+from token_dropping.data import token_packer
 from token_dropping.data import wordpiece
 
 _SPECIAL_TOKEN = re.compile(r"^\[[^\]]*\]$")
@@ -58,6 +60,11 @@ class SplitWriter:
         self.packer = sequence_packer.SequencePacker(
             config.budget, packed=config.packed, split_sentences=self.static,
             separate_documents=self.static)
+        # The static packed layout cuts whole documents of ids (the same
+        # sequences, without a Python step per sentence).
+        self.token_packer = token_packer.TokenPacker(
+            config.budget, special["sep_id"]) if (
+                self.static and config.packed) else None
         self.special = special
         self.masker = _masker(config, tokens, special) if self.static else None
         self._pending = []  # Static sequences not yet masked.
@@ -67,6 +74,17 @@ class SplitWriter:
     @property
     def num_examples(self) -> int:
         return self.writer.num_records
+
+    def add_document_ids(self, num_sentences: int, ids: np.ndarray) -> None:
+        """Adds a document as its sentences' ids end to end (needs
+        `token_packer`: the static packed layout)."""
+        self.counts["documents"] += 1
+        self.counts["sentences"] += num_sentences
+        self.counts["word_pieces"] += len(ids)
+        self.profile.push("pack")
+        for body in self.token_packer.add_document(ids):
+            self._add_static(body)
+        self.profile.pop()
 
     def add_document(self, texts: list[str], ids: list[np.ndarray]) -> None:
         self.counts["documents"] += 1
@@ -82,6 +100,9 @@ class SplitWriter:
         self.profile.push("pack")
         for pieces in self.packer.finish():
             self._write_sequence(pieces)
+        for body in (self.token_packer.finish() if self.token_packer
+                     else ()):
+            self._add_static(body)
         self.profile.pop()
         if self.static:
             self._write_static()
@@ -101,20 +122,26 @@ class SplitWriter:
         return stats
 
     def _write_sequence(self, pieces) -> None:
-        self.counts["sequences"] += 1
-        profile = self.profile
-        if not self.static:
-            text = " ".join(p.payload for p in pieces
-                            if p is not sequence_packer.SEPARATOR)
-            profile.push("serialize")
-            record = examples.text_example(text)
-            profile.pop()
-            self._write(record)
+        if self.static:
+            sep = self.special["sep_id"]
+            self._add_static(np.concatenate(
+                [np.array([sep]) if p is sequence_packer.SEPARATOR
+                 else p.payload[p.start:p.end] for p in pieces]))
             return
-        sep = self.special["sep_id"]
-        body = [np.array([sep]) if p is sequence_packer.SEPARATOR
-                else p.payload[p.start:p.end] for p in pieces]
-        ids = np.concatenate([[self.special["cls_id"]], *body, [sep]])
+        self.counts["sequences"] += 1
+        text = " ".join(p.payload for p in pieces
+                        if p is not sequence_packer.SEPARATOR)
+        self.profile.push("serialize")
+        record = examples.text_example(text)
+        self.profile.pop()
+        self._write(record)
+
+    def _add_static(self, body: np.ndarray) -> None:
+        """Adds [CLS] body [SEP] to the sequences to mask."""
+        self.counts["sequences"] += 1
+        ids = np.empty(len(body) + 2, np.int64)
+        ids[0], ids[1:-1], ids[-1] = (self.special["cls_id"], body,
+                                      self.special["sep_id"])
         self.counts["tokens"] += len(ids)
         self.counts["padding_tokens"] += self.config.seq_length - len(ids)
         self._pending.append(ids)
@@ -137,8 +164,8 @@ class SplitWriter:
             batch, self.config.seq_length, self.config.max_predictions_per_seq,
             self.special["pad_id"])
         profile.pop()
-        for record in records:
-            self._write(record)
+        with profile.stage("write"):
+            self.writer.write_many(records)
 
     def _write(self, record: bytes) -> None:
         self.profile.push("write")
@@ -187,10 +214,14 @@ def add_documents(tokenizer, batch, config, profile) -> None:
     profile.pop()
     first = 0
     for split, document in batch:
-        ids = [flat[splits[i]:splits[i + 1]]
-               for i in range(first, first + len(document))]
-        split.add_document(texts[first:first + len(document)], ids)
-        first += len(document)
+        end = first + len(document)
+        if split.token_packer is not None:
+            split.add_document_ids(len(document),
+                                   flat[splits[first]:splits[end]])
+        else:
+            split.add_document(texts[first:end], [
+                flat[splits[i]:splits[i + 1]] for i in range(first, end)])
+        first = end
 
 
 def _masker(config, tokens, special) -> masking.MaskedLmMasker:

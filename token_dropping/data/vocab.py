@@ -11,9 +11,13 @@ For any vocabulary the special ids are looked up by token, never assumed.
 """
 
 import json
-from typing import Iterable
+import time
+from typing import Callable, Iterable
 
+from absl import logging
 import tensorflow as tf
+
+from token_dropping.data import read_progress
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 SPECIAL_TOKENS = (PAD, UNK, CLS, SEP, MASK)
@@ -107,7 +111,8 @@ def write_special_tokens(vocab_file: str, output_path: str) -> dict:
 
 def learn_vocab(sentences: Iterable[str], vocab_size: int,
                 lower_case: bool = True, max_unique_words: int | None = None,
-                batch_size: int = 1024) -> list[str]:
+                batch_size: int = 1024,
+                clock: Callable[[], float] = time.monotonic) -> list[str]:
     """Learns a WordPiece vocab in BERT's layout with tensorflow-text.
 
     The steps of tensorflow-text's `bert_vocab_from_dataset` (BERT's basic
@@ -127,6 +132,7 @@ def learn_vocab(sentences: Iterable[str], vocab_size: int,
             default `8 * vocab_size` (at least 4000), plenty for the pieces to
             be found.
         batch_size: sentences per tokenizer call.
+        clock: the seconds clock of the progress lines (tests fake it).
 
     Returns:
         The tokens: `BERT_RESERVED_TOKENS`, the single characters, then learned
@@ -150,8 +156,13 @@ def learn_vocab(sentences: Iterable[str], vocab_size: int,
     words = tf.data.Dataset.from_tensor_slices(
         tf.constant(sentences, tf.string)).batch(batch_size).map(
             bert_tokenizer.BasicTokenizer(lower_case=lower_case).tokenize)
-    word_counts = learner.count_words(words)
+    word_counts = learner.count_words(
+        _counting_progress(words, sentences, batch_size, clock))
     total_words = sum(word_counts.values())
+    logging.info("vocab: learning WordPiece pieces from %s distinct words "
+                 "(%s in all) with tensorflow-text's learner, which logs no "
+                 "progress of its own.",
+                 f"{len(word_counts):,}", f"{total_words:,}")
     learned = learner.learn(
         word_counts,
         vocab_size=vocab_size,
@@ -166,6 +177,19 @@ def learn_vocab(sentences: Iterable[str], vocab_size: int,
     # The learned pieces come last, sorted by frequency: cutting an overshoot
     # drops the rarest.
     return learned[:vocab_size]
+
+
+def _counting_progress(words, sentences, batch_size, clock):
+    """Yields `words`' batches, logging the sample's bytes counted so far."""
+    sizes = [len(s.encode("utf-8")) for s in sentences]
+    batch_bytes = [sum(sizes[i:i + batch_size])
+                   for i in range(0, len(sizes), batch_size)]
+    progress = read_progress.ReadProgress(
+        sum(batch_bytes), "vocab: counted the words of", clock=clock)
+    for batch, num_bytes in zip(words, batch_bytes):
+        yield batch
+        progress.add(num_bytes)
+    progress.done()
 
 
 def write_vocab(tokens: list[str], path: str) -> None:

@@ -1,0 +1,52 @@
+"""The line-by-line reading `TextFileCorpus` did before it read blocks.
+
+Verbatim from commit 14dbb8a (`documents`, `_sentence_per_line`, `_lines`),
+as functions of a corpus, for `tests/test_data_block_reading.py`: one
+`GFile` (or `GzipFile`) line at a time, each decoded alone.
+"""
+
+import gzip
+
+import tensorflow as tf
+
+from token_dropping.data import text
+from token_dropping.data import text_files
+
+
+def documents(corpus):
+    """(documents, undecodable replacements) as the old reader gave them."""
+    replaced = [0]
+    found = []
+    for path in corpus.paths:
+        if corpus.input_format == "sentence_per_line":
+            found.extend(_sentence_per_line(path, replaced))
+        else:
+            for line in _lines(path, replaced):
+                sentences = text.split_sentences(line)
+                if sentences:
+                    found.append(sentences)
+    return found, replaced[0]
+
+
+def _sentence_per_line(path, replaced):
+    document = []
+    for line in _lines(path, replaced):
+        line = line.strip()
+        if line:
+            document.append(line)
+        elif document:
+            yield document
+            document = []
+    if document:
+        yield document
+
+
+def _lines(path, replaced):
+    gz = path.endswith(".gz")
+    with tf.io.gfile.GFile(path, "rb") as raw:
+        counting = text_files._CountingReader(raw)  # pylint: disable=protected-access
+        stream = gzip.GzipFile(fileobj=counting) if gz else raw
+        for raw_line in stream:
+            line, count = text.decode_text(raw_line)
+            replaced[0] += count
+            yield line
