@@ -5,32 +5,20 @@ files and seed: Beam runs the same worker functions, so its records must be
 the same, byte for byte, split by split.
 """
 
-import json
 import os
 import sys
 
 import pytest
 import tensorflow as tf
 
-from data_testdata import bert_format, small_config, tiny_documents, write_text
+from data_testdata import bert_format, read_manifest, shard_records
+from data_testdata import small_config, tiny_documents, write_text
 from token_dropping.data import build_pretraining_data
 
 pytest.importorskip("apache_beam", reason="the beam extra is not installed")
 
 _SHAPE = dict(dupe_factor=2, shuffle_buffer_size=16, num_train_shards=2,
               num_validation_shards=1, validation_fraction=0.2)
-
-
-def _records(output_dir):
-    """Every record of every shard, by shard name."""
-    names = sorted(n for n in os.listdir(output_dir) if n.endswith(".tfrecord"))
-    return {n: [r.numpy() for r in tf.data.TFRecordDataset(
-        os.path.join(output_dir, n))] for n in names}
-
-
-def _manifest(output_dir):
-    with open(os.path.join(output_dir, "manifest.json")) as f:
-        return json.load(f)
 
 
 @pytest.fixture(scope="module")
@@ -53,20 +41,20 @@ def inputs(tmp_path_factory):
     pytest.param("direct_num_workers=2,--direct_running_mode=multi_processing",
                  marks=pytest.mark.slow),
 ])
-def test_direct_runner_gives_the_local_workers_records(inputs, tmp_path,
+def test_direct_runner_gives_the_local_workersshard_records(inputs, tmp_path,
                                                        options):
     pattern, _, local = inputs
     config = small_config(pattern, runner="DirectRunner",
                           beam_pipeline_options=options, **_SHAPE)
     info = build_pretraining_data(config, str(tmp_path / "beam"))
-    expected = _records(local)
+    expected = shard_records(local)
     assert set(expected) == {"train-00000-of-00002.tfrecord",
                              "train-00001-of-00002.tfrecord",
                              "validation-00000-of-00001.tfrecord"}
     assert all(len(records) > 5 for records in expected.values())
-    assert _records(info.output_dir) == expected
-    beam_manifest, local_manifest = (_manifest(info.output_dir),
-                                     _manifest(local))
+    assert shard_records(info.output_dir) == expected
+    beam_manifest, local_manifest = (read_manifest(info.output_dir),
+                                     read_manifest(local))
     assert beam_manifest["splits"] == local_manifest["splits"]
     assert beam_manifest["fingerprint"] == local_manifest["fingerprint"]
     assert (beam_manifest["num_duplicate_documents"] ==
@@ -74,7 +62,7 @@ def test_direct_runner_gives_the_local_workers_records(inputs, tmp_path,
     assert not [n for n in os.listdir(info.output_dir) if n.startswith(".")]
 
 
-def test_output_without_folder_renames_gets_the_same_records(inputs):
+def test_output_without_folder_renames_gets_the_sameshard_records(inputs):
     """Workers write through tf.io.gfile: `ram://` stands in for `gs://`."""
     pattern, _, local = inputs
     config = small_config(pattern, runner="DirectRunner", **_SHAPE)
@@ -83,7 +71,7 @@ def test_output_without_folder_renames_gets_the_same_records(inputs):
     for pattern_name, prefix in (("train_input_path", "train"),
                                  ("validation_input_path", "validation")):
         paths = sorted(tf.io.gfile.glob(getattr(info, pattern_name)))
-        expected = {n: r for n, r in _records(local).items()
+        expected = {n: r for n, r in shard_records(local).items()
                     if n.startswith(prefix)}
         assert [[r.numpy() for r in tf.data.TFRecordDataset(p)]
                 for p in paths] == list(expected.values())
