@@ -41,7 +41,7 @@ def inputs(tmp_path_factory):
     pytest.param("direct_num_workers=2,--direct_running_mode=multi_processing",
                  marks=pytest.mark.slow),
 ])
-def test_direct_runner_gives_the_local_workersshard_records(inputs, tmp_path,
+def test_direct_runner_gives_the_local_workers_records(inputs, tmp_path,
                                                        options):
     pattern, _, local = inputs
     config = small_config(pattern, runner="DirectRunner",
@@ -62,7 +62,7 @@ def test_direct_runner_gives_the_local_workersshard_records(inputs, tmp_path,
     assert not [n for n in os.listdir(info.output_dir) if n.startswith(".")]
 
 
-def test_output_without_folder_renames_gets_the_sameshard_records(inputs):
+def test_output_without_folder_renames_gets_the_same_records(inputs):
     """Workers write through tf.io.gfile: `ram://` stands in for `gs://`."""
     pattern, _, local = inputs
     config = small_config(pattern, runner="DirectRunner", **_SHAPE)

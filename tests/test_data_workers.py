@@ -35,7 +35,7 @@ def _files(tmp_path, num_files, num_documents=12):
 
 
 @pytest.mark.parametrize("output_format", ["static", "text"])
-def test_one_input_file_gives_the_one_processshard_records(tmp_path, output_format):
+def test_one_input_file_gives_the_one_process_records(tmp_path, output_format):
     (path,) = _files(tmp_path, 1, num_documents=30)
     one = _config(path, output_format=output_format)
     build_pretraining_data(one, str(tmp_path / "one"))
