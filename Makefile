@@ -15,7 +15,7 @@ $(STAMP): setup.py constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "token-dropping needs Python 3.11 (TensorFlow 2.20 and its pinned stack); found " + sys.version.split()[0] + ". Run: make PYTHON=/path/to/python3.11 ...")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,beam]'
 	touch $(STAMP)
 
 # The default suite: tiny shapes, a few minutes on 2 CPU cores.

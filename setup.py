@@ -29,6 +29,9 @@ setuptools.setup(
         # KerasHub loads the Hugging Face folder on Keras 3 (TF backend); the
         # tests use it as the independent loader of that folder.
         "hf": ["keras-hub"],
+        # tools/prepare_data.py --runner: the build's per-file work as an
+        # Apache Beam pipeline (DirectRunner, Dataflow, Flink, Spark).
+        "beam": ["apache-beam"],
         "test": ["pytest", "keras-hub"],
     },
 )

@@ -1,6 +1,5 @@
 """num_workers > 1: input files built by worker processes, merged in order."""
 
-import json
 import multiprocessing
 import os
 import signal
@@ -10,9 +9,9 @@ import threading
 import time
 
 import pytest
-import tensorflow as tf
 
-from data_testdata import bert_format, tiny_documents, write_text
+from data_testdata import bert_format, read_manifest, shard_records
+from data_testdata import tiny_documents, write_text
 from token_dropping.data import BuildProfile, PrepareDataConfig
 from token_dropping.data import build_pretraining_data
 
@@ -24,18 +23,6 @@ def _config(input_files, **kwargs):
                     num_validation_shards=1, validation_fraction=0.2)
     defaults.update(kwargs)
     return PrepareDataConfig(**defaults)
-
-
-def _records(output_dir):
-    """Every record of every split, by file, in file order."""
-    names = sorted(n for n in os.listdir(output_dir) if n.endswith(".tfrecord"))
-    return {n: [r.numpy() for r in tf.data.TFRecordDataset(
-        os.path.join(output_dir, n))] for n in names}
-
-
-def _manifest(output_dir):
-    with open(os.path.join(output_dir, "manifest.json")) as f:
-        return json.load(f)
 
 
 def _files(tmp_path, num_files, num_documents=12):
@@ -54,11 +41,11 @@ def test_one_input_file_gives_the_one_process_records(tmp_path, output_format):
     build_pretraining_data(one, str(tmp_path / "one"))
     two = _config(path, output_format=output_format, num_workers=2)
     build_pretraining_data(two, str(tmp_path / "two"))
-    records = _records(tmp_path / "one")
+    records = shard_records(tmp_path / "one")
     assert sum(len(r) for r in records.values()) > 20
-    assert _records(tmp_path / "two") == records
-    assert (_manifest(tmp_path / "two")["splits"] ==
-            _manifest(tmp_path / "one")["splits"])
+    assert shard_records(tmp_path / "two") == records
+    assert (read_manifest(tmp_path / "two")["splits"] ==
+            read_manifest(tmp_path / "one")["splits"])
     assert not [n for n in os.listdir(tmp_path / "two") if n.startswith(".")]
 
 
@@ -70,7 +57,7 @@ def test_records_depend_on_the_files_not_on_the_number_of_workers(tmp_path):
                            str(tmp_path / "two"))
     build_pretraining_data(_config(pattern, num_workers=3),
                            str(tmp_path / "three"))
-    assert _records(tmp_path / "three") == _records(tmp_path / "two")
+    assert shard_records(tmp_path / "three") == shard_records(tmp_path / "two")
 
 
 def test_each_file_is_built_as_if_it_were_alone(tmp_path, caplog):
@@ -88,12 +75,12 @@ def test_each_file_is_built_as_if_it_were_alone(tmp_path, caplog):
     for i, path in enumerate(paths):
         output_dir = str(tmp_path / f"alone-{i}")
         build_pretraining_data(_config(path, **options), output_dir)
-        expected += _records(output_dir)["train-00000-of-00001.tfrecord"]
+        expected += shard_records(output_dir)["train-00000-of-00001.tfrecord"]
     with caplog.at_level("INFO"):
         build_pretraining_data(
             _config(",".join(paths), num_workers=2, **options),
             str(tmp_path / "workers"))
-    assert (_records(tmp_path / "workers") ==
+    assert (shard_records(tmp_path / "workers") ==
             {"train-00000-of-00001.tfrecord": expected})
     total = f"{sum(os.path.getsize(p) for p in paths):,}"
     closing = [m for m in (r.getMessage() for r in caplog.records)
@@ -112,7 +99,7 @@ def test_duplicates_across_files_and_max_documents_over_all_files(tmp_path):
     info = build_pretraining_data(
         _config(",".join(paths), num_workers=2, max_documents=20,
                 validation_fraction=0.0), str(tmp_path / "out"), profile)
-    manifest = _manifest(info.output_dir)
+    manifest = read_manifest(info.output_dir)
     assert manifest["num_duplicate_documents"] == 1
     assert manifest["splits"]["train"]["num_documents"] == 19
     documents = tiny_documents(12, seed=0) + repeated[:8]

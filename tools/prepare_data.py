@@ -34,6 +34,21 @@ r"""Prepare BERT pretraining records for Model Garden's data loaders.
         --input_files='/data/wiki/*.txt.gz' --vocab_file=vocab.txt \
         --num_workers=8
 
+    # Apache Beam (pip install token-dropping[beam]), the records of
+    # --num_workers above 1: on this machine with Beam's DirectRunner ...
+    OPTIONS=direct_num_workers=8,direct_running_mode=multi_processing
+    python tools/prepare_data.py --output_dir=/data/wiki_128 \
+        --input_files='/data/wiki/*.txt.gz' --vocab_file=vocab.txt \
+        --runner=DirectRunner --beam_pipeline_options=$OPTIONS
+
+    # ... or on many machines with Dataflow (apache-beam[gcp]; input and
+    # output on GCS; this package staged for the workers with setup_file):
+    OPTIONS=project=my-project,region=us-central1,temp_location=gs://bucket/tmp
+    python tools/prepare_data.py --output_dir=gs://bucket/wiki_128 \
+        --input_files='gs://bucket/wiki/*.txt.gz' --vocab_file=vocab.txt \
+        --runner=DataflowRunner \
+        --beam_pipeline_options=$OPTIONS,setup_file=./setup.py
+
     # Where the time goes: seconds and MB/s of text per stage of a build.
     python tools/prepare_data.py --output_dir=/tmp/profiled --profile
 
@@ -84,6 +99,13 @@ _HELP = {  # One line per PrepareDataConfig field; its docstring has more.
                          "(replaced by U+FFFD) instead of stopping.",
     "num_workers": "Processes building at once, one input file each; above 1 "
                    "the records depend on the files, not on the count.",
+    "runner": "An Apache Beam runner building one input file per element "
+              "(DirectRunner, DataflowRunner, FlinkRunner, SparkRunner, "
+              "PortableRunner), with the records of --num_workers above 1; "
+              "empty: local processes. Needs pip install token-dropping[beam].",
+    "beam_pipeline_options": "The runner's Beam pipeline options, comma-"
+                             "separated name=value, e.g. direct_num_workers=2,"
+                             "direct_running_mode=multi_processing.",
 }
 
 flags.DEFINE_string("output_dir", "", "Dataset directory; empty: the cache "

@@ -1,6 +1,8 @@
 """Tiny corpora for the data tests, made on the fly (no files are shipped)."""
 
 import gzip
+import json
+import os
 import random
 
 WORDS = (
@@ -54,3 +56,18 @@ def small_config(input_files, **overrides):
     return PrepareDataConfig(**dict(
         dict(input_files=input_files, vocab_size=300, seq_length=32,
              max_predictions_per_seq=5), **overrides))
+
+
+def shard_records(output_dir):
+    """Every record of every `.tfrecord` file of a local `output_dir`, by
+    file name, in file order."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    names = sorted(n for n in os.listdir(output_dir) if n.endswith(".tfrecord"))
+    return {n: [r.numpy() for r in tf.data.TFRecordDataset(
+        os.path.join(output_dir, n))] for n in names}
+
+
+def read_manifest(output_dir):
+    """The `manifest.json` of a local `output_dir`."""
+    with open(os.path.join(output_dir, "manifest.json")) as f:
+        return json.load(f)

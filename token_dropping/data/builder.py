@@ -85,6 +85,9 @@ def build_pretraining_data(
     profile = profile or build_profile.NO_PROFILE
     profile.start()
     config.validate()
+    if config.runner:
+        from token_dropping.data import beam_build  # Lazy: the beam extra.
+        beam_build.check(config, output_dir)
     dataset_dir.check_output_dir(output_dir)
     corpus = config.make_corpus()
     given_vocab = (vocab.read_vocab(config.vocab_file) if config.vocab_file
@@ -290,7 +293,7 @@ class _Build:
 
     def _write_examples(self, tokenizer, splits, special) -> int:
         """Routes, tokenizes and writes every document; counts duplicates."""
-        if self.config.num_workers > 1:
+        if self.config.input_shards == "per_file":
             return sharded_build.write_examples(
                 self.config, self.corpus, splits, special, self.output_dir,
                 self.vocab_filename, self.run_suffix, self.profile)

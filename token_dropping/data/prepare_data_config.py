@@ -14,9 +14,13 @@ from token_dropping.data import tfds_corpus
 from token_dropping.data import vocab
 
 OUTPUT_FORMATS = ("static", "text")
-# num_workers only spreads the work: its records are decided by the shard
-# layout (`input_shards`), which the fingerprint holds.
-NOT_IN_FINGERPRINT = ("allow_undecodable", "num_workers")
+# Apache Beam runners for `runner` (`beam_build`); "" builds in local processes.
+RUNNERS = ("DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner",
+           "PortableRunner")
+# num_workers and the Beam runner only spread the work: the records are
+# decided by the shard layout (`input_shards`), which the fingerprint holds.
+NOT_IN_FINGERPRINT = ("allow_undecodable", "num_workers", "runner",
+                      "beam_pipeline_options")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +67,14 @@ class PrepareDataConfig:
         allow_undecodable: read input files of which more than 1% of the
             bytes are not UTF-8 text (replaced by U+FFFD); False stops at the
             first such file, naming it.
+        num_workers: local processes building one input file each; above 1
+            the records depend on the files, not on the count.
+        runner: an Apache Beam runner (`RUNNERS`) that builds one input file
+            per element instead of local processes, with the records of
+            num_workers > 1; "" for none. Needs the `beam` extra.
+        beam_pipeline_options: the runner's Beam pipeline options, comma-
+            separated `name=value` pairs (TFDS's `--beam_pipeline_options`),
+            e.g. `direct_num_workers=2,direct_running_mode=multi_processing`.
     """
     input_files: str = ""
     input_format: str = "sentence_per_line"
@@ -89,11 +101,13 @@ class PrepareDataConfig:
     max_documents: int | None = None
     allow_undecodable: bool = False
     num_workers: int = 1
+    runner: str = ""
+    beam_pipeline_options: str = ""
 
     @property
     def input_shards(self) -> str:
         """How the input is cut for building: `one` stream or `per_file`."""
-        return "per_file" if self.num_workers > 1 else "one"
+        return "per_file" if self.num_workers > 1 or self.runner else "one"
 
     @property
     def budget(self) -> int:
@@ -147,14 +161,34 @@ class PrepareDataConfig:
         if self.max_documents is not None and self.max_documents < 1:
             raise ValueError(f"max_documents={self.max_documents} must be at "
                              "least 1 (or None).")
-        if self.num_workers > 1 and not self.input_files:
-            raise ValueError(
-                f"num_workers={self.num_workers} needs input_files: workers "
-                "build one input file each, and the "
-                f"{'TFDS dataset' if self.tfds_name else 'default corpus'} is "
-                "read by one process; use num_workers=1.")
+        self._validate_workers()
         if not self.vocab_file:
             vocab.check_learnable_vocab_size(self.vocab_size)
+
+    def _validate_workers(self) -> None:
+        """Checks num_workers, runner and beam_pipeline_options."""
+        if self.runner and self.runner not in RUNNERS:
+            raise ValueError(f"runner={self.runner!r} is not one of "
+                             f"{', '.join(RUNNERS)} (or empty for local "
+                             "processes).")
+        if self.beam_pipeline_options and not self.runner:
+            raise ValueError(
+                f"beam_pipeline_options={self.beam_pipeline_options!r} needs "
+                f"a runner (one of {', '.join(RUNNERS)}).")
+        if self.runner and self.num_workers > 1:
+            raise ValueError(
+                f"num_workers={self.num_workers} and runner={self.runner!r} "
+                "are both set: with a runner its options set the parallelism "
+                "(e.g. beam_pipeline_options=direct_num_workers=2); use "
+                "num_workers=1.")
+        spread = (f"runner={self.runner!r}" if self.runner
+                  else f"num_workers={self.num_workers}")
+        if self.input_shards == "per_file" and not self.input_files:
+            raise ValueError(
+                f"{spread} needs input_files: workers build one input file "
+                "each, and the "
+                f"{'TFDS dataset' if self.tfds_name else 'default corpus'} is "
+                "read by one process; use num_workers=1 and no runner.")
 
     def make_corpus(self, paths: list[str] | None = None):
         """The corpus this config reads (checks that text files exist).

@@ -1,8 +1,9 @@
 """The build's middle with `num_workers` processes, one input file each.
 
 Built on the standard library's `concurrent.futures` process pool (spawn
-context, so workers start clean, without the parent's TensorFlow state), in
-two passes:
+context, so workers start clean, without the parent's TensorFlow state), or
+on an Apache Beam pipeline with `runner` set (`beam_build`: the same worker
+functions, one element per file), in two passes:
 
 1. Each worker reads its file and returns a hash per document. The parent
    walks them in file order with the same `DocumentRouter` as the one-stream
@@ -49,7 +50,8 @@ def write_examples(config, corpus, splits, special, output_dir,
     """Builds every file of `corpus` in workers into `splits`; closes them.
 
     Args:
-        config: the build's `PrepareDataConfig` (`num_workers` > 1).
+        config: the build's `PrepareDataConfig` (`num_workers` > 1, or a
+            Beam `runner`).
         corpus: its `TextFileCorpus`, already scanned (for the files' sizes).
         splits: the parent's `SplitWriter`s by name; workers' records are
             written through their shuffles, their counts added.
@@ -65,18 +67,11 @@ def write_examples(config, corpus, splits, special, output_dir,
     paths = corpus.paths
     work_dir = os.path.join(output_dir, WORK_DIRNAME + run_suffix)
     tf.io.gfile.makedirs(work_dir)
-    processes = min(config.num_workers, len(paths))
-    logging.info("Building %d input files with %d worker processes.",
-                 len(paths), processes)
-    # A process pool (not multiprocessing.Pool) so that a worker killed by
-    # the system (out of memory) fails the build instead of hanging it.
-    pool = futures.ProcessPoolExecutor(
-        processes, mp_context=multiprocessing.get_context("spawn"))
     sizes = [scan.num_bytes for scan in corpus.scan()]
     profile.push("workers")
-    try:
-        digests = list(_map_with_progress(
-            pool, _document_digests, [(config, p) for p in paths], sizes,
+    with _workers(config, len(paths), work_dir) as workers:
+        digests = list(workers.map(
+            _document_digests, [(config, p) for p in paths], sizes,
             "pass 1 of 2 (document hashes): read"))
         plans, num_duplicates = _plan(config, digests)
         tasks = [(config, special, work_dir,
@@ -84,29 +79,64 @@ def write_examples(config, corpus, splits, special, output_dir,
                   i)
                  for i in range(len(paths))]
         replacements = 0
-        results = _map_with_progress(pool, _build_file, tasks, sizes,
-                                     "pass 2 of 2 (records): read")
+        results = workers.map(_build_file, tasks, sizes,
+                              "pass 2 of 2 (records): read")
         for done, result in enumerate(results):
             _merge(result, splits, profile)
             replacements += result["undecodable_replacements"]
             logging.info("Merged input file %d of %d (%s).", done + 1,
                          len(paths), paths[done])
-    except BaseException as e:
-        _stop(pool)
-        if isinstance(e, futures.process.BrokenProcessPool):
-            raise RuntimeError(
-                f"A worker process died while building {len(paths)} input "
-                f"files with num_workers={config.num_workers} (killed, e.g. "
-                "out of memory); nothing was published. Try fewer workers."
-            ) from e
-        raise
-    pool.shutdown()
     tf.io.gfile.rmtree(work_dir)
     profile.pop()
     corpus.undecodable_replacements = replacements
     for split in splits.values():
         split.close()
     return num_duplicates
+
+
+def _workers(config, num_files, work_dir):
+    """What runs the worker functions: local processes or a Beam runner."""
+    if config.runner:
+        from token_dropping.data import beam_build  # Lazy: the beam extra.
+        return beam_build.BeamWorkers(config, work_dir)
+    return ProcessWorkers(config.num_workers, num_files)
+
+
+class ProcessWorkers:
+    """Maps tasks over up to `num_workers` spawned processes, one per file.
+
+    A context manager: leaving it normally shuts the pool down; leaving it by
+    an error ends the workers, also those still busy.
+    """
+
+    def __init__(self, num_workers: int, num_files: int):
+        self.num_workers, self.num_files = num_workers, num_files
+        processes = min(num_workers, num_files)
+        logging.info("Building %d input files with %d worker processes.",
+                     num_files, processes)
+        # A process pool (not multiprocessing.Pool) so that a worker killed by
+        # the system (out of memory) fails the build instead of hanging it.
+        self.pool = futures.ProcessPoolExecutor(
+            processes, mp_context=multiprocessing.get_context("spawn"))
+
+    def map(self, function, tasks, sizes, what):
+        """Yields `function(task)` of each task, in order (`pool.map`)."""
+        return _map_with_progress(self.pool, function, tasks, sizes, what)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, error_type, error, unused_traceback):
+        if error is None:
+            self.pool.shutdown()
+            return
+        _stop(self.pool)
+        if isinstance(error, futures.process.BrokenProcessPool):
+            raise RuntimeError(
+                f"A worker process died while building {self.num_files} input "
+                f"files with num_workers={self.num_workers} (killed, e.g. out "
+                "of memory); nothing was published. Try fewer workers."
+            ) from error
 
 
 def _map_with_progress(pool, function, tasks, sizes, what):
