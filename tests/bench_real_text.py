@@ -121,10 +121,15 @@ def gather(output_dir: str, megabytes: float, shard_megabytes: float,
 
 
 def prepare_data_command(input_files: str, output_dir: str, num_workers: int,
-                         args) -> list[str]:
+                         args, beam: bool = False) -> list[str]:
+    """One build: `num_workers` local processes, or with `beam` Apache
+    Beam's DirectRunner with `num_workers` worker processes."""
+    parallel = ([f"--num_workers={num_workers}"] if not beam else [
+        "--runner=DirectRunner",
+        f"--beam_pipeline_options=direct_num_workers={num_workers},"
+        "direct_running_mode=multi_processing"])
     command = [sys.executable, PREPARE_DATA, f"--input_files={input_files}",
-               f"--output_dir={output_dir}", f"--num_workers={num_workers}",
-               "--profile", f"--seq_length={args.seq_length}",
+               f"--output_dir={output_dir}", *parallel, "--profile", f"--seq_length={args.seq_length}",
                f"--max_predictions_per_seq={args.max_predictions_per_seq}"]
     if args.vocab_file:
         command.append(f"--vocab_file={args.vocab_file}")
@@ -140,6 +145,9 @@ def main(argv=None):
     parser.add_argument("--shard_megabytes", type=float, default=16.0)
     parser.add_argument("--num_workers", default="1,2",
                         help="Comma-separated: one build per value.")
+    parser.add_argument("--beam_workers", default="",
+                        help="Comma-separated: one DirectRunner build per "
+                        "value (needs the beam extra); empty: none.")
     parser.add_argument("--vocab_file", default="",
                         help="Given vocab; empty: learn one.")
     parser.add_argument("--vocab_size", type=int, default=30522)
@@ -149,7 +157,8 @@ def main(argv=None):
     parser.add_argument("--doc_root", default=DOC_ROOT)
     parser.add_argument("--packages_root", default=None)
     args = parser.parse_args(argv)
-    workers = [int(n) for n in args.num_workers.split(",")]
+    builds = [(int(n), False) for n in args.num_workers.split(",") if n]
+    builds += [(int(n), True) for n in args.beam_workers.split(",") if n]
     with tempfile.TemporaryDirectory(prefix="bench-real-text-") as work:
         text_dir = os.path.join(work, "text")
         os.makedirs(text_dir)
@@ -162,19 +171,18 @@ def main(argv=None):
                               gathered["sources"].items())
               + f"; {gathered['skipped']} files skipped as not UTF-8 text)",
               flush=True)
-        for num_workers in workers:
+        for num_workers, beam in builds:
+            name = f"{'beam' if beam else 'local'}-{num_workers}"
             command = prepare_data_command(
                 os.path.join(text_dir, "real-text-*.txt"),
-                os.path.join(work, f"out-{num_workers}"), num_workers, args)
-            print(f"--num_workers={num_workers}:", " ".join(command[1:]),
-                  flush=True)
+                os.path.join(work, f"out-{name}"), num_workers, args, beam)
+            print(f"{name}:", " ".join(command[1:]), flush=True)
             env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
             result = subprocess.run(command, env=env, capture_output=True,
                                     text=True, check=False)
             if result.returncode:
                 sys.stderr.write(result.stderr[-3000:])
-                raise SystemExit(f"prepare_data failed with --num_workers="
-                                 f"{num_workers}")
+                raise SystemExit(f"prepare_data failed: {name}")
             table = result.stdout[result.stdout.index("profile:"):]
             print(table, flush=True)
 

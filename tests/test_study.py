@@ -262,3 +262,16 @@ def test_a_finished_runs_flops_are_counted_stage_by_stage(tmp_path):
     assert [r["train_flops"] for r in rows] == pytest.approx(
         [100 * bert, 100 * bert + 400 * vanilla, 200 * bert + 800 * vanilla])
     assert rows[0]["train_flops"] > 100 * average * 1.1
+
+
+def test_the_summary_minutes_count_only_this_studys_steps(tmp_path):
+    # A runs_dir shared with an earlier study holds that study's timings too.
+    path = tmp_path / "timings.json"
+    path.write_text(json.dumps({
+        study.PREPARING: 60.0, "pretraining bert seed 1": 120.0,
+        "pretraining other seed 1": 600.0}))
+    progress = study._Progress(2.0, str(path))
+    progress.finished("pretraining bert seed 1", 1.0, measured=False)
+    progress.finished("pretraining new seed 1", 1.0, measured=True)
+    new = json.loads(path.read_text())["pretraining new seed 1"]
+    assert progress.minutes == pytest.approx((60.0 + 120.0 + new) / 60)

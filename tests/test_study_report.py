@@ -1,6 +1,7 @@
 """study_report.py: the study's table, checked against hand arithmetic."""
 
 import csv
+import math
 
 import pytest
 
@@ -93,6 +94,25 @@ def test_model_table_against_hand_arithmetic():
     text = study_report.markdown_table(table, (0.5, 0.01), 0.5)
     assert "0.98, not reached" in text
     assert "+0.100 ± 0.212 (within seed spread)" in text
+
+
+def test_a_run_ending_a_rounding_short_of_bert_is_at_equal_compute():
+    # BERT ends at 3000 FLOPs; token dropping's 4 evaluations at 7.4975 a
+    # step end at 2999 (0.99967 of it, whole steps): its last loss is the
+    # equal-compute point. 0.2% short is not equal compute.
+    rows = _rows("bert", 1, [6.0, 5.0, 4.0], 10)
+    rows += _rows("drop", 1, [6.2, 5.4, 4.4, 3.8], 7.4975)
+    table = study_report.model_table(SPECS, rows, [], [1], train_steps=300,
+                                     floor=6.5,
+                                     flop_ratios={"bert": 1.0, "drop": 0.75})
+    assert table[1]["gap_equal_compute"][0] == pytest.approx(-0.2)
+    rows = rows[:3] + _rows("drop", 1, [6.2, 5.4, 4.4, 3.8], 7.485)
+    table = study_report.model_table(SPECS, rows, [], [1], train_steps=300,
+                                     floor=6.5,
+                                     flop_ratios={"bert": 1.0, "drop": 0.75})
+    assert math.isnan(table[1]["gap_equal_compute"][0])
+    text = study_report.markdown_table(table, (0.5, 0.01), 0.5)
+    assert "not measured (no seed's run got there)" in text
 
 
 def test_write_study_writes_every_file(tmp_path):

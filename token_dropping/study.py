@@ -83,6 +83,9 @@ _WHOLE_SHUFFLE = 1_000_000  # examples: more than the default corpus makes
 _FINETUNE_LEARNING_RATE = 3e-4
 
 
+PREPARING = "preparing: data, probe, floor, checks"
+
+
 class _Progress:
     """One log line per finished step of the study, with an ETA.
 
@@ -98,15 +101,17 @@ class _Progress:
         self.path = timings_path
         self.pending = 0.0
         self.timings = {}
+        self.steps = set()  # this study's steps, done now or before
         if tf.io.gfile.exists(timings_path):
             with tf.io.gfile.GFile(timings_path) as f:
                 self.timings = json.load(f)
 
     @property
     def minutes(self):
-        """Minutes the finished steps and the preparing took, over every
-        invocation."""
-        return sum(self.timings.values()) / 60
+        """Minutes this study's finished steps and the preparing took, over
+        every invocation (a runs_dir shared by studies holds others' too)."""
+        return sum(self.timings.get(name, 0.0)
+                   for name in self.steps | {PREPARING}) / 60
 
     def preparing(self, seconds):
         """This invocation's time before the first step (data, probe, floor,
@@ -121,9 +126,10 @@ class _Progress:
     def finished(self, what, flops_of_step, measured=True):
         now = time.time()
         self.done += flops_of_step
+        self.steps.add(what)
         if measured and self.pending:
-            name = "preparing: data, probe, floor, checks"
-            self.timings[name] = self.timings.get(name, 0.0) + self.pending
+            self.timings[PREPARING] = (self.timings.get(PREPARING, 0.0)
+                                       + self.pending)
             self.pending = 0.0
         if measured:
             self.measured_flops += flops_of_step

@@ -17,6 +17,7 @@ standard deviations across seeds.
 """
 
 import dataclasses
+import math
 import os
 import statistics
 
@@ -65,11 +66,18 @@ def _at_step(curve, step):
     return next((r for r in curve if r["step"] == step), None)
 
 
+# Runs stop on whole steps: one that ends this close below BERT's FLOPs is at
+# equal compute (ScTD's 1,118 steps hold 111 full passes, not the average's
+# 111.8, and end at 0.9996 of BERT's compute).
+EQUAL_COMPUTE_TOLERANCE = 1e-3
+
+
 def _loss_at_flops(curve, flops):
     xs = [r["train_flops"] for r in curve]
-    if not xs or flops > xs[-1] * (1 + 1e-9):
+    if not xs or flops > xs[-1] * (1 + EQUAL_COMPUTE_TOLERANCE):
         return None
-    return report.interpolate(xs, [r["val_mlm_loss"] for r in curve], flops)
+    return report.interpolate(xs, [r["val_mlm_loss"] for r in curve],
+                              min(flops, xs[-1]))
 
 
 def model_table(specs, rows, finetunes, seeds, train_steps, floor,
@@ -131,6 +139,8 @@ def _gap_cell(entry, key):
     if key not in entry:
         return "—"
     mean, std = entry[key]
+    if math.isnan(mean):
+        return "not measured (no seed's run got there)"
     verdict = "real" if entry[key + "_real"] else "within seed spread"
     return f"{mean:+.3f} ± {std:.3f} ({verdict})"
 
