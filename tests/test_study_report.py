@@ -140,3 +140,27 @@ def test_write_study_writes_every_file(tmp_path):
     assert (tmp_path / "loss_vs_flops.png").read_bytes()[:4] == b"\x89PNG"
     assert "python tools/study.py --quick" in result.summary
     assert "| randomly initialised encoder" in result.summary
+
+
+def test_the_loss_plot_averages_seeds_step_by_step(tmp_path, monkeypatch):
+    # Seed 2 lost its evaluation at step 100 (stopped during it, resumed):
+    # the plot averages the steps both seeds have, not rows by position.
+    from matplotlib.axes import Axes
+    plotted = {}
+    original = Axes.plot
+
+    def record(axis, xs, ys, *args, label=None, **kwargs):
+        plotted[label] = (list(xs), list(ys))
+        return original(axis, xs, ys, *args, label=label, **kwargs)
+
+    monkeypatch.setattr(Axes, "plot", record)
+    rows = _rows("bert", 1, [6.0, 5.0, 4.0], 10)
+    rows += _rows("bert", 2, [6.0, 5.2, 4.2], 10)[1:]
+    rows += _rows("drop", 1, [6.2, 5.4, 4.4, 3.8], 8)
+    rows += _rows("drop", 2, [6.2, 5.6, 4.6, 4.4], 8)
+    study_report.loss_plot(str(tmp_path / "plot.png"), SPECS, rows, [1, 2],
+                           6.5)
+    xs, ys = plotted["BERT"]
+    assert xs == [2000, 3000]
+    assert ys == pytest.approx([5.1, 4.1])
+    assert plotted["drop"][1] == pytest.approx([6.2, 5.5, 4.5, 4.1])

@@ -184,10 +184,13 @@ def loss_plot(path, specs, rows, seeds, floor):
 
     figure, axis = pyplot.subplots(figsize=(7, 4.2), dpi=90)
     for spec in specs:
-        curves = [_curve(rows, spec.name, s) for s in seeds]
-        length = min(len(c) for c in curves)
-        flops = np.array([r["train_flops"] for r in curves[0][:length]])
-        losses = np.array([[r["val_mlm_loss"] for r in c[:length]]
+        curves = [{r["step"]: r for r in _curve(rows, spec.name, s)}
+                  for s in seeds]
+        # The steps every seed evaluated at (a run stopped during an
+        # evaluation and resumed lacks that one), each averaged over seeds.
+        steps = sorted(set.intersection(*(set(c) for c in curves)))
+        flops = np.array([curves[0][step]["train_flops"] for step in steps])
+        losses = np.array([[c[step]["val_mlm_loss"] for step in steps]
                            for c in curves])
         mean, std = losses.mean(0), losses.std(0, ddof=1 if len(seeds) > 1
                                                  else 0)
