@@ -41,6 +41,7 @@ from token_dropping.data import wordpiece
 # path may not take also pays BertTokenizer's per-call cost (milliseconds).
 TOKENIZE_BATCH_SENTENCES = 16384
 WORK_DIRNAME = "input-shards"  # The workers' records, removed after merging.
+_MERGE_BATCH = 4096  # Records read back per call when merging.
 # Plan codes, one per document of a file, in order.
 _SKIP, _TRAIN, _VALIDATION = 0, 1, 2
 
@@ -244,7 +245,10 @@ def _merge(result, splits, profile) -> None:
         for key, value in part["counts"].items():
             split.counts[key] += value
         split.packer.num_overlong += part["num_overlong"]
-        for record in tf.data.TFRecordDataset(part["file"]).as_numpy_iterator():
-            split.writer.write(record)
+        # In batches: one eager call per record cost ~180 us, most of a
+        # two-worker build's time.
+        for records in tf.data.TFRecordDataset(part["file"]).batch(
+                _MERGE_BATCH).as_numpy_iterator():
+            split.writer.write_many(records)
         tf.io.gfile.remove(part["file"])
     profile.add_worker(result["text_bytes"], result["cpu_seconds"])
