@@ -1,5 +1,6 @@
-"""ShardedRecordWriter.write_many writes what one `write` per record writes:
-the same files, byte for byte, and the generator left in the same state."""
+"""ShardedRecordWriter.write_many, in calls of any size, writes what the
+per-record shuffle it replaced wrote: the same files, byte for byte, and the
+generator left in the same state."""
 
 import os
 
@@ -11,6 +12,17 @@ from token_dropping.data.record_writer import ShardedRecordWriter
 def _files(directory):
     return {name: open(os.path.join(directory, name), "rb").read()
             for name in sorted(os.listdir(directory))}
+
+
+def _per_record_write(writer, record):
+    """The per-record `write` from before `write_many`, verbatim: the
+    reference."""
+    if len(writer._buffer) < writer.shuffle_buffer_size:
+        writer._buffer.append(record)
+        return
+    index = writer.rng.integers(len(writer._buffer))
+    writer._emit(writer._buffer[index])
+    writer._buffer[index] = record
 
 
 def test_write_many_equals_one_write_per_record(tmp_path):
@@ -29,7 +41,7 @@ def test_write_many_equals_one_write_per_record(tmp_path):
                 str(directory), "train", 3, buffer_size,
                 rng=np.random.default_rng(trial)))
         for record in records:
-            writers[0].write(record)
+            _per_record_write(writers[0], record)
         for start, end in zip([0] + cuts, cuts + [len(records)]):
             writers[1].write_many(records[start:end])
         states = [w.rng.bit_generator.state for w in writers]

@@ -93,15 +93,12 @@ class ShardedRecordWriter:
                          for name in self.filenames]
 
     def write(self, record: bytes) -> None:
-        if len(self._buffer) < self.shuffle_buffer_size:
-            self._buffer.append(record)
-            return
-        index = self.rng.integers(len(self._buffer))
-        self._emit(self._buffer[index])
-        self._buffer[index] = record
+        self.write_many((record,))
 
     def write_many(self, records) -> None:
-        """`write` of each record in order, with less Python per record."""
+        """Writes each record in order through the shuffle buffer: the
+        buffer fills first, then each record takes the place of a random
+        one, which goes out."""
         buffer, size = self._buffer, self.shuffle_buffer_size
         records = iter(records)
         if len(buffer) < size:  # Fill the buffer first, drawing nothing.
