@@ -206,7 +206,10 @@ def train_flops(*, seq_length, hidden_size, num_layers, inner_dim, vocab_size,
         keep_k_schedule: stages (replace `token_keep_k`); empty: none.
         consistency_interval: int. 0: no consistency steps.
     """
-    return _train_flops(dict(locals()), steps=None, schedule_steps=None)
+    schedule = KeepKSchedule.resolve(keep_k_schedule, seq_length)
+    interval = as_int("consistency_interval", consistency_interval, 0)
+    return _train_flops(schedule.weights() or ((token_keep_k, 1.0),),
+                        1.0 / interval if interval else 0.0, locals())
 
 
 def train_flops_sum(*, steps, schedule_steps, seq_length, hidden_size,
@@ -224,34 +227,29 @@ def train_flops_sum(*, steps, schedule_steps, seq_length, hidden_size,
     After a whole run it equals `schedule_steps * train_flops` up to the
     rounding of stage starts to steps.
     """
-    arguments = dict(locals())
-    del arguments["steps"], arguments["schedule_steps"]
-    return _train_flops(arguments, steps=as_int("steps", steps, 0),
-                        schedule_steps=schedule_steps)
+    steps = as_int("steps", steps, 0)
+    schedule = KeepKSchedule.resolve(keep_k_schedule, seq_length)
+    interval = as_int("consistency_interval", consistency_interval, 0)
+    return _train_flops(
+        schedule.steps_per_stage(steps, schedule_steps) if schedule
+        else ((token_keep_k, steps),),
+        steps // interval if interval else 0, locals())
 
 
-def _train_flops(arguments, steps, schedule_steps):
-    """Per step on average (`steps` None) or summed over `steps`."""
-    drop = {k: arguments.pop(k) for k in ("drop_start_layer",
-                                           "drop_end_layer", "selection")}
-    keep_k_schedule = arguments.pop("keep_k_schedule")
-    interval = as_int("consistency_interval",
-                      arguments.pop("consistency_interval"), 0)
-    token_keep_k = arguments.pop("token_keep_k")
-    sizes = arguments
-    schedule = KeepKSchedule.resolve(keep_k_schedule, sizes["seq_length"])
-    if steps is None:
-        stages = schedule.weights() or ((token_keep_k, 1.0),)
-        full_passes = 1.0 / interval if interval else 0.0
-    else:
-        stages = (schedule.steps_per_stage(steps, schedule_steps) if schedule
-                  else ((token_keep_k, steps),))
-        full_passes = steps // interval if interval else 0
-    forward = sum(share * pretraining_flops(**sizes, token_keep_k=keep_k,
-                                            **drop)
-                  for keep_k, share in stages)
-    forward += full_passes * pretraining_flops(**sizes)
-    return 3.0 * forward
+_SIZES = ("seq_length", "hidden_size", "num_layers", "inner_dim",
+          "vocab_size", "max_predictions_per_seq")
+_DROP = ("drop_start_layer", "drop_end_layer", "selection")
+
+
+def _train_flops(stages, full_passes, arguments):
+    """3x the forward FLOPs of `(keep_k, weight)` stages plus `full_passes`
+    of plain BERT, for the sizes and drop layout among `arguments`."""
+    sizes = {name: arguments[name] for name in _SIZES}
+    drop = {name: arguments[name] for name in _DROP}
+    forward = sum(weight * pretraining_flops(**sizes, token_keep_k=keep_k,
+                                             **drop)
+                  for keep_k, weight in stages)
+    return 3.0 * (forward + full_passes * pretraining_flops(**sizes))
 
 
 def config_train_flops(task):

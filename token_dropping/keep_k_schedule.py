@@ -36,6 +36,7 @@ import numbers
 from typing import Tuple
 
 from token_dropping.errors import UserError
+from token_dropping.layout import as_int
 from token_dropping.layout import as_positive_int
 
 # Each distinct keep_k is one compiled branch of the training step.
@@ -197,7 +198,7 @@ class KeepKSchedule:
         """`((keep_k, number of steps), ...)` per stage over the first
         `steps` 0-based steps of `total_steps` (the last stage runs on past
         the end, as the encoder's does)."""
-        steps = as_positive_int("steps", steps) if steps else 0
+        steps = as_int("steps", steps, 0)
         starts = self.start_steps(total_steps) + (math.inf,)
         return tuple((keep_k, max(0, min(steps, end) - min(steps, start)))
                      for keep_k, start, end in zip(self.keep_ks, starts,
