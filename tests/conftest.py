@@ -8,6 +8,11 @@ Single-device code keeps using the first one.
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Tools and workers the tests start as subprocesses import this checkout's
+# package, not whichever checkout the venv's editable install points at.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (_ROOT, os.environ.get("PYTHONPATH")) if p)
 
 import tensorflow as tf  # noqa: E402  (must follow the log-level setting)
 

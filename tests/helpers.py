@@ -252,8 +252,8 @@ def sctd_loss_and_grads(model, batch, weight=0.05, stop_gradient=False):
     the gradients to `model.trainable_variables` (None where none reaches).
     Dropout must be off: the full training pass is the `training=False`
     output. Returns `(loss, grads, (dropped_mlm, full_mlm, kl))`."""
-    from token_dropping.consistency import cls_consistency_loss  # pylint: disable=import-outside-toplevel
-    from token_dropping.masked_lm import per_prediction_losses  # pylint: disable=import-outside-toplevel
+    from token_dropping.train.consistency import cls_consistency_loss  # pylint: disable=import-outside-toplevel
+    from token_dropping.train.task import per_prediction_losses  # pylint: disable=import-outside-toplevel
     weights = batch["masked_lm_weights"]
     mean = lambda out: tf.reduce_sum(
         per_prediction_losses(batch, out) * weights) / tf.reduce_sum(weights)

@@ -18,8 +18,8 @@ from absl import flags
 from official.common import flags as tfm_flags
 
 import token_dropping  # noqa: F401  (registers the experiments)
-from token_dropping import run_checks
-from token_dropping import training
+from token_dropping.train import checks as run_checks
+from token_dropping.train import driver as training
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -15,14 +15,14 @@ Builds both models with identical sizes and the same full training step
 dropping), compiles both, warms up, then times them interleaved in this one
 process. Prints a markdown table; with --output also writes the JSON, a `.md`
 table and a `.png` bar chart beside it. Everything is in
-`token_dropping.benchmark`, which this file only wires to flags.
+`token_dropping.bench.benchmark`, which this file only wires to flags.
 """
 
 from absl import app
 from absl import flags
 
-from token_dropping import benchmark
-from token_dropping import report
+from token_dropping.bench import benchmark
+from token_dropping.bench import report
 
 _PRESET = flags.DEFINE_string(
     "preset", "base", f"Sizes to start from: {', '.join(benchmark.PRESETS)}.")

@@ -29,7 +29,7 @@ SavedModel with a serving signature, the importance table
 (`token_importance.npy`, `.tsv`), and `hf/`: the encoder (and the MLM head of
 a pretraining checkpoint) as a Hugging Face folder (model.safetensors,
 config.json, tokenizer files).
-Everything happens in `token_dropping.export.export_bert`.
+Everything happens in `token_dropping.export.bert.export_bert`.
 """
 
 import sys
@@ -37,8 +37,8 @@ import sys
 from absl import app
 from absl import flags
 
-from token_dropping import export
-from token_dropping.errors import UserError
+from token_dropping.export import bert as export
+from token_dropping.common.errors import UserError
 
 flags.DEFINE_string("model_dir", None, "Run directory of tools/train.py.")
 flags.DEFINE_string("checkpoint", None,

@@ -12,7 +12,7 @@ It writes `<task>_train.tf_record`, `<task>_eval.tf_record` and
 `<task>_meta_data` (num_labels, train_data_size, ...; written last) into
 `--output_dir`: what `bert/sentence_prediction` reads. Model Garden's own
 `create_finetuning_data.py` reads GLUE only from TFDS (a download).
-Everything happens in `token_dropping.glue_data.convert`.
+Everything happens in `token_dropping.data.glue.convert`.
 """
 
 import sys
@@ -20,8 +20,8 @@ import sys
 from absl import app
 from absl import flags
 
-from token_dropping import glue_data
-from token_dropping.errors import UserError
+from token_dropping.data import glue as glue_data
+from token_dropping.common.errors import UserError
 
 _TASK = flags.DEFINE_enum("task", None, sorted(glue_data.PROCESSORS),
                           "The GLUE task of --glue_dir.")

@@ -19,7 +19,7 @@ seeds at equal compute, then fine-tune every result on a downstream probe.
 
 Rerunning the same command skips what is finished and resumes an interrupted
 pretraining run from its checkpoint. Everything happens in
-`token_dropping.study.run_study`.
+`token_dropping.study.driver.run_study`.
 """
 
 import shlex
@@ -29,9 +29,9 @@ import time
 from absl import app
 from absl import flags
 
-from token_dropping import preemption
-from token_dropping import study
-from token_dropping.errors import UserError
+from token_dropping.train import preemption
+from token_dropping.study import driver as study
+from token_dropping.common.errors import UserError
 
 _D = study.StudyConfig()
 _OUTPUT_DIR = flags.DEFINE_string(

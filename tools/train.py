@@ -19,8 +19,8 @@ Flags are Model Garden's (`--experiment --mode --model_dir --config_file
 --params_override --tpu --gin_file --gin_params`). `--model_dir` defaults to
 runs/<experiment>; rerunning a command resumes from its last checkpoint.
 On SIGTERM it saves a checkpoint at the step reached and exits with code 42
-(`token_dropping.preemption.EXIT_CODE`); rerun the command to continue.
-`token_dropping.training` does the work: `params_from_flags`, then `run`.
+(`token_dropping.train.preemption.EXIT_CODE`); rerun the command to continue.
+`token_dropping.train.driver` does the work: `params_from_flags`, then `run`.
 """
 
 import sys
@@ -29,10 +29,10 @@ from absl import app
 from absl import flags
 from official.common import flags as tfm_flags
 
-from token_dropping import actions
-from token_dropping import preemption
-from token_dropping import training
-from token_dropping.errors import UserError
+from token_dropping.train import actions
+from token_dropping.train import preemption
+from token_dropping.train import driver as training
+from token_dropping.common.errors import UserError
 
 
 def main(argv):

@@ -1,7 +1,7 @@
 """The line-by-line reading `TextFileCorpus` did before it read blocks.
 
 Verbatim from commit 14dbb8a (`documents`, `_sentence_per_line`, `_lines`),
-as functions of a corpus, for `tests/test_data_block_reading.py`: one
+as functions of a corpus, for `tests/data/test_block_reading.py`: one
 `GFile` (or `GzipFile`) line at a time, each decoded alone.
 """
 

@@ -7,7 +7,7 @@ documents that share a sequence, cut every `budget` tokens; a separator that
 would take a sequence's last slot ends that sequence instead. So this packer
 takes a document's ids as one array and cuts it with a few slices, where
 `SequencePacker` handles each sentence in Python (a large part of the build's
-time). `tests/test_data_token_packer.py` checks it against `SequencePacker`
+time). `tests/data/test_token_packer.py` checks it against `SequencePacker`
 on random documents, empty sentences and documents included.
 
 Example:

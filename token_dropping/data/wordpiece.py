@@ -18,7 +18,7 @@ Hebrew, Arabic, Indic and Thai scripts, combining accents), the dashes,
 quotes, bullets and ellipsis of General Punctuation (U+2010-U+2027,
 U+2030-U+205E) and the currency signs (U+20A0-U+20CF). Any other sentence goes
 through `BertTokenizer`, and the ids come back in sentence order: the result
-is `BertTokenizer`'s, id for id (`tests/test_data_wordpiece.py` checks each
+is `BertTokenizer`'s, id for id (`tests/data/test_wordpiece.py` checks each
 character of the safe set and random mixtures against it).
 """
 

@@ -1,0 +1,147 @@
+"""tools/benchmark.py end to end on tiny sizes (a few steps, no timing checks)."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+from token_dropping.bench import benchmark
+from token_dropping.bench import memory as benchmark_memory
+from token_dropping.bench import steps as benchmark_steps
+from token_dropping.model import flops
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+TOOL = os.path.join(ROOT, "tools", "benchmark.py")
+# Small enough to build, compile and step in seconds.
+TINY_FLAGS = ["--preset=tiny", "--num_layers=3", "--hidden_size=16",
+              "--num_attention_heads=2", "--inner_dim=32", "--seq_length=16",
+              "--token_keep_k=8", "--vocab_size=1100",
+              "--max_predictions_per_seq=3", "--batch_size=2"]
+DOCUMENTED_KEYS = {"preset", "batch_size", "seq_length", "token_keep_k",
+                   "baseline_step_s", "token_drop_step_s", "step_time_ratio",
+                   "flop_ratio", "device"}
+
+
+def run_tool(*flags):
+    # GPUs hidden: the device checks below are about the CPU path.
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    return subprocess.run([sys.executable, TOOL, *flags], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=300,
+                          check=False)
+
+
+def check_outputs(output, done, steps):
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(output.read_text())
+    assert DOCUMENTED_KEYS <= set(results)
+    assert (results["preset"], results["batch_size"], results["seq_length"],
+            results["token_keep_k"]) == ("tiny", 2, 16, 8)
+    assert results["device"].startswith("CPU")
+    assert results["step_time_ratio"] == pytest.approx(
+        results["token_drop_step_s"] / results["baseline_step_s"])
+    for key in ("baseline_step_s", "token_drop_step_s", "added_ops_share",
+                "step_time_ratio_paired", "cpu_time_ratio"):
+        assert math.isfinite(results[key]), key
+    for times in (*results["step_times_s"].values(),
+                  *results["cpu_times_s"].values()):
+        assert len(times) == steps
+    # 3 layers -> default drop layers (0, 2); the head counts in the ratio.
+    assert results["sizes"]["drop_start_layer"] == 0
+    assert results["sizes"]["drop_end_layer"] == 2
+    assert results["flop_ratio"] == flops.flop_ratio(
+        seq_length=16, hidden_size=16, num_layers=3, inner_dim=32,
+        token_keep_k=8, vocab_size=1100, max_predictions_per_seq=3)
+    table = output.with_suffix(".md").read_text()
+    assert "| step time (s), median |" in table
+    assert output.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+    assert "| tokens/s |" in done.stdout  # the table is printed too
+    return results
+
+
+def test_cli_writes_documented_json_table_and_chart(tmp_path):
+    # Without XLA: compiling costs ~15 s even at these sizes on 2 busy cores;
+    # the XLA path runs in the slow test below and in test_encoder.
+    output = tmp_path / "out" / "results.json"
+    done = run_tool(*TINY_FLAGS, "--steps=2", "--warmup_steps=1",
+                    "--xla=false", "--memory=false", f"--output={output}")
+    results = check_outputs(output, done, steps=2)
+    assert results["xla"] is False
+    assert "baseline_peak_memory_mb" not in results
+
+
+@pytest.mark.slow
+def test_cli_with_xla_memory_and_control(tmp_path):
+    output = tmp_path / "results.json"
+    done = run_tool(*TINY_FLAGS, "--steps=2", "--warmup_steps=1",
+                    "--keep_all_control", f"--output={output}")
+    results = check_outputs(output, done, steps=2)
+    assert results["xla"] is True
+    assert set(results["step_times_s"]) == {"baseline", "token_drop",
+                                            "added_ops", "keep_all"}
+    if os.path.exists("/proc/self/clear_refs"):
+        assert results["baseline_peak_memory_mb"] > 0
+        assert results["token_drop_peak_memory_mb"] > 0
+
+
+def test_cli_bad_input_is_one_clear_line():
+    # Every invalid value takes this path; the cases are checked below.
+    done = run_tool("--preset=base", "--token_keep_k=600")
+    message = "token_keep_k=600 exceeds seq_length=512"
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    last_line = done.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("benchmark: ") and message in last_line
+
+
+@pytest.mark.parametrize("arguments,message", [
+    (dict(steps=0), "steps=0"),
+    (dict(warmup_steps=0), "warmup_steps=0"),
+    (dict(preset="tiny", max_predictions_per_seq=127),
+     "max_predictions_per_seq=127"),
+    (dict(preset="tiny", num_layers=2, drop_start_layer=1, drop_end_layer=1),
+     "drop_start_layer=1 and drop_end_layer=1"),
+    (dict(preset="tiny", hidden_size=-3), "hidden_size=-3"),
+    (dict(preset="huge"), "preset='huge' is not one of"),
+    (dict(preset="base", token_keep_k=600),
+     "token_keep_k=600 exceeds seq_length=512"),
+])
+def test_invalid_arguments_name_the_value(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        benchmark.check_arguments(**arguments)
+
+
+def test_presets_resolve_the_papers_layout():
+    base = benchmark.resolve_sizes("base")
+    assert (base["num_layers"], base["hidden_size"], base["seq_length"],
+            base["token_keep_k"]) == (12, 768, 512, 256)
+    assert (base["drop_start_layer"], base["drop_end_layer"]) == (5, 11)
+    assert benchmark.resolve_sizes("base", batch_size=4,
+                                   token_keep_k=None)["batch_size"] == 4
+
+
+def test_synthetic_batch_masks_distinct_inner_positions():
+    sizes = benchmark.resolve_sizes("tiny", seq_length=16, token_keep_k=8,
+                                    max_predictions_per_seq=5, batch_size=3)
+    batch = benchmark_steps.synthetic_batch(sizes)
+    word_ids = batch["input_word_ids"].numpy()
+    positions = batch["masked_lm_positions"].numpy()
+    assert positions.shape == (3, 5)
+    for row, kept in zip(word_ids, positions):
+        assert len(set(kept)) == 5 and 0 not in kept and 15 not in kept
+        assert (row[kept] == 103).all()  # [MASK]
+        assert row[0] == 101 and row[-1] == 102  # [CLS] ... [SEP]
+    assert (batch["masked_lm_ids"].numpy() >= 1000).all()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"),
+                    reason="peak RSS reset needs Linux /proc")
+def test_memory_child_reports_peak_rss():
+    sizes = benchmark.resolve_sizes(
+        "tiny", num_layers=2, hidden_size=16, num_attention_heads=2,
+        inner_dim=32, seq_length=16, token_keep_k=8, vocab_size=1100,
+        max_predictions_per_seq=3, batch_size=2)
+    measured = benchmark_memory.memory_child("token_drop", sizes, xla=False, steps=1)
+    assert measured["peak_rss_mb"] >= measured["rss_before_build_mb"] > 0

@@ -1,0 +1,137 @@
+"""GLUE TSV files to fine-tuning records: glue_data and its command line.
+
+References: GLUE's file layouts written here by hand, Model Garden's own
+`FullTokenizer` and MNLI label list, and the records parsed back with
+`tf.io.parse_single_example`. (The CoLA and SST-2 layouts are also covered by
+tests/study/test_probe.py.)
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import tensorflow as tf
+from official.nlp.data import classifier_data_lib
+from official.nlp.tools import tokenization
+
+from token_dropping.data import glue as glue_data
+from token_dropping.common.errors import UserError
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+WORDS = "a man is sleeping the dog runs nobody outside".split()
+MNLI_HEADER = ("index promptID pairID genre sentence1_binary_parse "
+               "sentence2_binary_parse sentence1_parse sentence2_parse "
+               "sentence1 sentence2").split()
+
+
+def mnli_line(index, premise, hypothesis, labels):
+    return "\t".join([str(index), "1", f"{index}e", "fiction", "(x)", "(y)",
+                      "(X)", "(Y)", premise, hypothesis, *labels])
+
+
+@pytest.fixture
+def mnli(tmp_path):
+    folder = tmp_path / "MNLI"
+    folder.mkdir()
+    train = [("A man is sleeping", "Nobody is sleeping", "contradiction"),
+             ("The dog runs outside", "A dog runs", "entailment"),
+             ("A man runs", "The man is outside", "neutral")]
+    dev = [("The dog is sleeping", "A dog is outside", "neutral")]
+    (folder / "train.tsv").write_text("\n".join(
+        ["\t".join(MNLI_HEADER + ["label1", "gold_label"])]
+        + [mnli_line(i, p, h, [g, g]) for i, (p, h, g) in enumerate(train)])
+        + "\n")
+    (folder / "dev_matched.tsv").write_text("\n".join(
+        ["\t".join(MNLI_HEADER + [f"label{i}" for i in range(1, 6)]
+                   + ["gold_label"])]
+        + [mnli_line(i, p, h, ["entailment"] * 5 + [g])
+           for i, (p, h, g) in enumerate(dev)]) + "\n")
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+                               + WORDS) + "\n")
+    return str(folder), str(vocab), train, dev
+
+
+def read_records(path):
+    spec = {"input_ids": tf.io.FixedLenFeature([16], tf.int64),
+            "segment_ids": tf.io.FixedLenFeature([16], tf.int64),
+            "label_ids": tf.io.FixedLenFeature([], tf.int64)}
+    return [{k: v.numpy().tolist() for k, v in
+             tf.io.parse_single_example(r, spec).items()}
+            for r in tf.data.TFRecordDataset(path)]
+
+
+def test_mnli_pairs_and_gold_labels_reach_the_records(mnli, tmp_path):
+    glue_dir, vocab, train, dev = mnli
+    records = glue_data.convert(glue_dir, "mnli", vocab,
+                                str(tmp_path / "out"), max_seq_length=16)
+    assert (records.num_labels, records.train_size, records.dev_size) == (
+        3, 3, 1)
+    tokenizer = tokenization.FullTokenizer(vocab, do_lower_case=True)
+    # Model Garden's own MNLI label order, not ours.
+    labels = classifier_data_lib.MnliProcessor.get_labels(None)
+    for path, rows in ((records.train_path, train),
+                       (records.eval_path, dev)):
+        for record, (premise, hypothesis, gold) in zip(read_records(path),
+                                                       rows, strict=True):
+            pieces = (["[CLS]"] + tokenizer.tokenize(premise) + ["[SEP]"]
+                      + tokenizer.tokenize(hypothesis) + ["[SEP]"])
+            ids = tokenizer.convert_tokens_to_ids(pieces)
+            assert record["input_ids"] == ids + [0] * (16 - len(ids))
+            first = len(tokenizer.tokenize(premise)) + 2
+            assert record["segment_ids"][:len(ids)] == (
+                [0] * first + [1] * (len(ids) - first))
+            assert record["label_ids"] == labels.index(gold)
+
+
+def test_an_unknown_label_is_one_line_and_leaves_no_records(mnli, tmp_path):
+    glue_dir, vocab, _, _ = mnli
+    path = os.path.join(glue_dir, "train.tsv")
+    with open(path) as f:
+        text = f.read()
+    with open(path, "w") as f:
+        f.write(text.replace("\tneutral\n", "\tmaybe\n"))
+    output_dir = tmp_path / "out"
+    with pytest.raises(UserError, match=r"train.tsv, line 4: label 'maybe' "
+                       "is not one of contradiction, entailment, neutral") as e:
+        glue_data.convert(glue_dir, "mnli", vocab, str(output_dir),
+                          max_seq_length=16)
+    assert "\n" not in str(e.value)
+    assert not output_dir.exists() or not os.listdir(output_dir)
+
+
+def test_a_vocab_without_special_pieces_is_one_line(mnli, tmp_path):
+    glue_dir, _, _, _ = mnli
+    vocab = tmp_path / "words.txt"
+    vocab.write_text("\n".join(WORDS) + "\n")
+    with pytest.raises(UserError, match=r"words.txt' has no \[CLS\]: give "
+                       "the pretrained model's vocab.txt"):
+        glue_data.convert(glue_dir, "mnli", str(vocab), str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
+def run_tool(*args):
+    return subprocess.run(
+        [sys.executable, os.path.join(ROOT, "tools", "finetuning_data.py"),
+         *args], capture_output=True, text=True, cwd=ROOT, check=False)
+
+
+def test_the_command_line_writes_records_or_says_what_is_wrong(mnli,
+                                                               tmp_path):
+    glue_dir, vocab, _, _ = mnli
+    result = run_tool("--task=mnli", f"--glue_dir={glue_dir}",
+                      f"--vocab_file={vocab}",
+                      f"--output_dir={tmp_path / 'out'}", "--max_seq_length=16")
+    assert result.returncode == 0, result.stderr
+    assert "Wrote 3 training and 1 dev examples (3 labels)" in result.stdout
+    assert sorted(os.listdir(tmp_path / "out")) == [
+        "mnli_eval.tf_record", "mnli_meta_data", "mnli_train.tf_record"]
+    result = run_tool("--task=mnli", f"--glue_dir={tmp_path / 'none'}",
+                      f"--vocab_file={vocab}",
+                      f"--output_dir={tmp_path / 'out2'}")
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "finetuning_data.py: error: ")
+    assert "train.tsv'" in result.stderr and "no such file" in result.stderr
+    assert not (tmp_path / "out2").exists()

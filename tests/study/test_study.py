@@ -1,0 +1,277 @@
+"""tools/study.py: the whole pipeline at --quick size, resuming, bad input."""
+
+import csv
+import dataclasses
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from token_dropping.study import driver as study
+from token_dropping.study import report as study_report
+from token_dropping.common.errors import UserError
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+STUDY = os.path.join(ROOT, "tools", "study.py")
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(train_steps=250, eval_every=100),
+     "--train_steps=250 is not a multiple of --eval_every=100"),
+    (dict(train_steps=0), "--train_steps=0 must be a positive integer"),
+    (dict(seeds=True), "--seeds=True must be a positive integer"),
+    (dict(size="huge"), "--size='huge' is not one of tiny, mini, base, large"),
+    (dict(models=("bert",)), "needs at least two different models"),
+    (dict(models=("bert", "bogus")), "'bogus' is neither one of bert, "),
+    (dict(learning_rate=float("nan")), "--learning_rate=nan must be a"),
+    (dict(warmup_steps=1000), "--warmup_steps=1000 must be in [0, "),
+    (dict(glue_task="mnli"), "--glue_task='mnli' is not one of cola, sst2"),
+    (dict(probe="cola"), "--probe='cola' is not one of source, acceptability"),
+    (dict(glue_dir="/nonexistent/glue"), "--glue_dir='/nonexistent/glue' is"),
+    (dict(data_dir="/nonexistent/data", glue_dir="/"),
+     "--data_dir='/nonexistent/data' has no manifest.json"),
+])
+def test_bad_arguments_are_refused_before_anything_runs(kwargs, message,
+                                                         tmp_path):
+    config = study.StudyConfig(output_dir=str(tmp_path / "out"),
+                               runs_dir=str(tmp_path / "runs"), **kwargs)
+    with pytest.raises(UserError, match=re.escape(message)):
+        study.run_study(config)
+    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "runs").exists()
+
+
+def test_own_records_need_a_glue_probe(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "manifest.json").write_text("{}")
+    config = study.StudyConfig(output_dir=str(tmp_path / "out"),
+                               runs_dir=str(tmp_path / "runs"),
+                               data_dir=str(tmp_path / "data"))
+    with pytest.raises(UserError, match="give --glue_dir"):
+        study.run_study(config)
+
+
+def test_equal_compute_steps_round_up():
+    assert study.equal_compute_steps(1000, 1.0) == 1000
+    assert study.equal_compute_steps(1000, 0.8) == 1250
+    assert study.equal_compute_steps(1000, 0.794) == 1260  # 1259.4
+
+
+def test_records_of_other_settings_in_runs_dir_are_one_line(tmp_path,
+                                                            monkeypatch):
+    def existing(*unused, **unused_kwargs):  # what the data builder raises
+        raise ValueError("output_dir='runs/data' already holds a different "
+                         "dataset (source 'text_files', seq_length=32).")
+    monkeypatch.setattr(study.default_dataset, "prepare_data", existing)
+    config = study.StudyConfig(output_dir=str(tmp_path / "out"),
+                               runs_dir=str(tmp_path / "runs"), quick=True)
+    with pytest.raises(UserError, match=r"--runs_dir='.*runs' holds records "
+                       r"built with other settings \(output_dir=.*\); use a "
+                       r"new --runs_dir, or delete .*data and the runs") as e:
+        study._prepare_data(config)
+    assert "\n" not in str(e.value)
+
+
+def test_cli_bad_input_is_one_clear_line(tmp_path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    result = subprocess.run(
+        [sys.executable, STUDY, f"--output_dir={tmp_path / 'out'}",
+         f"--runs_dir={tmp_path / 'runs'}", "--train_steps=250",
+         "--eval_every=100"],
+        capture_output=True, text=True, env=env, cwd=ROOT)
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == ("study.py: error: --train_steps=250 is not a multiple of "
+                    "--eval_every=100: every model is evaluated at the "
+                    "baseline's last step (equal steps)."), last
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+    result = subprocess.run(
+        [sys.executable, STUDY, f"--output_dir={tmp_path / 'out'}",
+         f"--runs_dir={tmp_path / 'runs'}", "--probe=source",
+         f"--glue_dir={tmp_path}"],
+        capture_output=True, text=True, env=env, cwd=ROOT)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "study.py: error: --probe chooses the built probe; with --glue_dir")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def quick_study(tmp_path_factory):
+    """`tools/study.py --quick`'s pipeline, once for this module."""
+    root = tmp_path_factory.mktemp("study")
+    config = study.StudyConfig(output_dir=str(root / "out"),
+                               runs_dir=str(root / "runs"), quick=True)
+    return config, study.run_study(config, command="python tools/study.py "
+                                   "--quick")
+
+
+def _read_csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.slow  # the whole pipeline: about 2.5 minutes
+def test_quick_study_writes_every_output(quick_study):
+    config, result = quick_study
+    for name in study_report.FILES:
+        path = os.path.join(config.output_dir, name)
+        assert os.path.getsize(path) > 0, name
+    evaluations = _read_csv(os.path.join(config.output_dir,
+                                         "evaluations.csv"))
+    assert tuple(evaluations[0]) == study_report.EVAL_COLUMNS
+    runs = {(r["model"], r["seed"]) for r in evaluations}
+    assert runs == {(m, s) for m in study.DEFAULT_MODELS for s in ("1", "2")}
+    steps = {m: sorted({int(r["step"]) for r in evaluations
+                        if r["model"] == m}) for m in study.DEFAULT_MODELS}
+    assert steps["bert"] == [10, 20]
+    # Token dropping continues to BERT's FLOPs: 20 / ratio, rounded up, and
+    # is evaluated there and at BERT's last step (equal steps).
+    ratio = result.table[1]["flop_ratio"]
+    assert steps["token_drop"] == [10, 20, study.equal_compute_steps(20,
+                                                                     ratio)]
+    assert 0.5 < ratio < 1
+    for row in evaluations:
+        assert 0 < float(row["val_mlm_loss"]) < 20
+        assert 0 <= float(row["val_mlm_accuracy"]) <= 1
+        assert float(row["train_flops"]) > 0
+    finetunes = _read_csv(os.path.join(config.output_dir, "finetuning.csv"))
+    assert tuple(finetunes[0]) == study_report.FINETUNE_COLUMNS
+    assert {r["model"] for r in finetunes} == {*study.DEFAULT_MODELS,
+                                               "random_init"}
+    assert all(0 <= float(r["dev_accuracy"]) <= 1 for r in finetunes)
+    assert len(result.table) == len(study.DEFAULT_MODELS)
+    with open(os.path.join(config.runs_dir, "timings.json")) as f:
+        timings = json.load(f)  # the summary's minutes count the data too
+    assert timings["preparing: data, probe, floor, checks"] > 0
+    summary = result.summary
+    assert "python tools/study.py --quick" in summary
+    assert "| randomly initialised encoder" in summary
+    assert "| majority class" in summary
+
+
+@pytest.mark.slow  # the whole pipeline: about 2.5 minutes
+def test_rerun_skips_what_is_done_and_resumes_an_interrupted_run(
+        quick_study):
+    config, first = quick_study
+    run = os.path.join(config.runs_dir, "pretrain", "bert-seed1")
+    # Interrupt bert-seed1 after step 10: the step-20 checkpoint, the row and
+    # the done mark are gone.
+    rows = [line for line in open(os.path.join(run, "evaluations.jsonl"))]
+    with open(os.path.join(run, "evaluations.jsonl"), "w") as f:
+        f.write(rows[0])
+    os.remove(os.path.join(run, "study_done.json"))
+    for name in os.listdir(run):
+        if name.startswith("ckpt-20"):
+            os.remove(os.path.join(run, name))
+    with open(os.path.join(run, "checkpoint"), "w") as f:
+        f.write('model_checkpoint_path: "ckpt-10"\n'
+                'all_model_checkpoint_paths: "ckpt-10"\n')
+    other = os.path.join(config.runs_dir, "pretrain", "token_drop-seed1",
+                         "evaluations.jsonl")
+    untouched = open(other).read()
+
+    second = study.run_study(config)
+
+    resumed = [line for line in open(os.path.join(run, "evaluations.jsonl"))]
+    assert resumed[0] == rows[0]  # kept, not re-measured
+    assert [json.loads(line)["step"] for line in resumed] == [10, 20]
+    assert os.path.exists(os.path.join(run, "study_done.json"))
+    assert open(other).read() == untouched  # finished runs are not retrained
+    assert [e["model"] for e in second.table] == [e["model"]
+                                                  for e in first.table]
+
+
+@pytest.mark.slow  # the whole pipeline: about 2.5 minutes
+def test_probe_sentences_are_held_out_of_pretraining(quick_study):
+    config, _ = quick_study
+    corpus = os.path.join(config.runs_dir, "corpus")
+    pretrain = set()
+    for name in os.listdir(corpus):
+        if name.startswith("pretrain-"):
+            with open(os.path.join(corpus, name)) as f:
+                pretrain.update(line.strip() for line in f)
+    with open(os.path.join(corpus, "heldout.txt")) as f:
+        heldout = {line.strip() for line in f}
+    real = []
+    for split in ("train.tsv", "dev.tsv"):
+        with open(os.path.join(config.runs_dir, "probe", split)) as f:
+            rows = [line.rstrip("\n").split("\t") for line in f]
+        # The source task: every sentence of both labels is real text.
+        real += [sentence for _, _, _, sentence in rows]
+    assert len(real) >= 200
+    with open(os.path.join(config.runs_dir, "data", "manifest.json")) as f:
+        sources = json.load(f)["source"]["files"]
+    assert sources and all(os.path.basename(f["path"]).startswith("pretrain-")
+                           for f in sources)
+    # The records are built from the pretraining files only, and no probe
+    # sentence is in them; every one comes from a held-out document.
+    assert not set(real) & pretrain
+    assert set(real) <= heldout
+
+
+@pytest.mark.slow  # the whole pipeline: about 2.5 minutes
+def test_another_probe_gets_its_own_finetunings_and_a_rerun_adds_no_time(
+        quick_study):
+    # Last in the file: it leaves the acceptability probe in runs/probe.
+    config, _ = quick_study
+    finetune_dir = os.path.join(config.runs_dir, "finetune")
+    (source_id,) = os.listdir(finetune_dir)
+    other = dataclasses.replace(config, probe="acceptability",
+                                output_dir=config.output_dir + "_acc")
+    study.run_study(other)
+    acceptability_id = (set(os.listdir(finetune_dir)) - {source_id}).pop()
+    for probe_id in (source_id, acceptability_id):
+        # 3 models x 2 seeds + the random encoder, 1 fine-tuning seed each.
+        assert len(os.listdir(os.path.join(finetune_dir, probe_id))) == 7
+    with open(os.path.join(other.runs_dir, "probe", "probe.json")) as f:
+        assert json.load(f)["task"] == "acceptability"
+    timings_path = os.path.join(config.runs_dir, "timings.json")
+    before = open(timings_path).read()
+    study.run_study(other)  # all done: nothing measured, nothing added
+    assert open(timings_path).read() == before
+
+
+def test_a_finished_runs_flops_are_counted_stage_by_stage(tmp_path):
+    # A run recorded as steps x the average step (as the study did before):
+    # its rows come back with each stage's steps counted, so a schedule that
+    # drops nothing for the first 10% is charged BERT's cost there.
+    from official.core import exp_factory
+    import token_dropping  # noqa: F401  (registers the experiments)
+    from token_dropping.model import flops
+    from token_dropping.study import runs as study_runs
+    params = exp_factory.get_exp_config("token_drop_bert_tiny_full_ends")
+    params.trainer.train_steps = 1000
+    average = flops.config_train_flops(params.task)
+    with open(tmp_path / study_runs.EVALUATIONS, "w") as f:
+        for step in (100, 500, 1000):
+            f.write(json.dumps(dict(step=step, train_flops=step * average,
+                                    val_mlm_loss=6.0)) + "\n")
+    (tmp_path / study_runs.DONE).write_text("{}")
+    spec = study_runs.ModelSpec("full_ends", "token_drop_bert_tiny_full_ends",
+                                "full ends")
+    rows = study_runs.pretrain(spec, 1, params, str(tmp_path), None, 7.0)
+    bert = flops.config_train_flops(
+        exp_factory.get_exp_config("bert_tiny").task)
+    vanilla = flops.config_train_flops(
+        exp_factory.get_exp_config("token_drop_bert_tiny").task)
+    assert [r["train_flops"] for r in rows] == pytest.approx(
+        [100 * bert, 100 * bert + 400 * vanilla, 200 * bert + 800 * vanilla])
+    assert rows[0]["train_flops"] > 100 * average * 1.1
+
+
+def test_the_summary_minutes_count_only_this_studys_steps(tmp_path):
+    # A runs_dir shared with an earlier study holds that study's timings too.
+    path = tmp_path / "timings.json"
+    path.write_text(json.dumps({
+        study.PREPARING: 60.0, "pretraining bert seed 1": 120.0,
+        "pretraining other seed 1": 600.0}))
+    progress = study._Progress(2.0, str(path))
+    progress.finished("pretraining bert seed 1", 1.0, measured=False)
+    progress.finished("pretraining new seed 1", 1.0, measured=True)
+    new = json.loads(path.read_text())["pretraining new seed 1"]
+    assert progress.minutes == pytest.approx((60.0 + 120.0 + new) / 60)

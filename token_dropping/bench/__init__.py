@@ -1,0 +1,1 @@
+"""The step-time and memory benchmark of BERT against token dropping, and its report."""

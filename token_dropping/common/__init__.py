@@ -1,0 +1,1 @@
+"""Shared plumbing every layer may use: errors, paths and atomic writes, checkpoint reading."""

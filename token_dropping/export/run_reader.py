@@ -1,0 +1,138 @@
+"""What a finished `tools/train.py` run left behind, read and checked.
+
+The run's `params.yaml` onto the registered experiment it came from, the
+BERT encoder config it describes, its checkpoint, and its vocabulary (size
+and special-token ids checked against the run). Each problem is one
+`UserError` naming the file and what would be valid.
+"""
+
+import dataclasses
+import os
+
+import tensorflow as tf
+import yaml
+from official.core import exp_factory
+from official.modeling import hyperparams
+from official.nlp.configs import encoders
+
+from token_dropping.data import vocab as vocab_lib
+from token_dropping.common.errors import UserError
+from token_dropping.common.errors import first_line
+
+# The registered experiment each pretraining encoder type was trained with;
+# params.yaml overrides every field, so the size variant does not matter.
+_EXPERIMENT_OF_ENCODER = {"any": "token_drop_bert/pretraining",
+                          "bert": "bert_base", "bert_v2": "bert_base"}
+
+
+def read_run_params(model_dir):
+    """The run's `ExperimentConfig` from params.yaml, and the experiment name.
+
+    The YAML goes onto the registered experiment of its encoder type (every
+    field is in the YAML, so which size variant does not matter), strictly:
+    a field the experiment does not know is an error.
+    """
+    path = os.path.join(model_dir, "params.yaml")
+    if not tf.io.gfile.exists(path):
+        raise UserError(
+            f"{path} not found: --model_dir must be a run directory written "
+            "by tools/train.py.")
+    try:
+        values = hyperparams.read_yaml_to_params_dict(path).as_dict()
+    except yaml.YAMLError as e:
+        raise UserError(f"{path} is not valid YAML: {first_line(e)}"
+                          ) from None
+    encoder_type = (((values.get("task") or {}).get("model") or {}).get(
+        "encoder") or {}).get("type")
+    if encoder_type not in _EXPERIMENT_OF_ENCODER:
+        raise UserError(
+            f"{path} has task.model.encoder.type={encoder_type!r}; "
+            "export_bert exports pretraining runs of a token-dropping "
+            "('any') or BERT ('bert', 'bert_v2') encoder.")
+    experiment = _EXPERIMENT_OF_ENCODER[encoder_type]
+    params = exp_factory.get_exp_config(experiment)
+    try:
+        params.override(values, is_strict=True)
+    except (KeyError, ValueError, TypeError, AttributeError) as e:
+        raise UserError(
+            f"{path} does not describe a {experiment} pretraining run: "
+            f"{first_line(e)}") from None
+    return params, experiment
+
+
+def bert_encoder_config(params):
+    """The `EncoderConfig(type="bert_v2")` of the run's encoder, no dropping.
+
+    `TokenDropBertEncoderConfig` is a `BertEncoderConfig` plus dropping
+    fields, so the BERT part carries over field by field.
+    """
+    encoder = params.task.model.encoder.get()
+    fields = [f.name for f in dataclasses.fields(encoders.BertEncoderConfig)]
+    bert = encoders.BertEncoderConfig(
+        **{name: getattr(encoder, name) for name in fields})
+    return encoders.EncoderConfig(type="bert_v2", bert_v2=bert)
+
+
+def find_checkpoint(model_dir, checkpoint):
+    if checkpoint:
+        if tf.io.gfile.isdir(checkpoint):
+            found = tf.train.latest_checkpoint(checkpoint)
+            if not found:
+                raise UserError(f"--checkpoint={checkpoint!r}: no "
+                                "checkpoint in that directory.")
+            return found
+        if not tf.io.gfile.exists(checkpoint + ".index"):
+            raise UserError(
+                f"--checkpoint={checkpoint!r}: no such checkpoint (expected "
+                f"{checkpoint}.index).")
+        return checkpoint
+    found = (tf.train.latest_checkpoint(model_dir)
+             if tf.io.gfile.isdir(model_dir) else None)
+    if not found:
+        raise UserError(
+            f"{model_dir} has no checkpoint (ckpt-N): train first, or pass "
+            "--checkpoint.")
+    return found
+
+
+def find_vocab(vocab_file, params, vocab_size):
+    """The vocab file to export and its pieces, checked against the encoder."""
+    vocab_file = vocab_file or getattr(params.task, "vocab_file", "")
+    if not vocab_file:
+        raise UserError(
+            "No vocabulary: the run's params.yaml has no task.vocab_file; "
+            "pass --vocab_file=... (the vocab the records were made with).")
+    if not tf.io.gfile.exists(vocab_file):
+        raise UserError(f"vocab file {vocab_file!r} not found; pass "
+                        "--vocab_file=...")
+    with tf.io.gfile.GFile(vocab_file) as f:
+        pieces = [line.rstrip("\n") for line in f]
+    if len(pieces) != vocab_size:
+        raise UserError(
+            f"vocab file {vocab_file!r} has {len(pieces)} pieces but the "
+            f"encoder's embedding has vocab_size={vocab_size}: not this "
+            "model's vocab.")
+    check_special_tokens(vocab_file, params.task.model.encoder.get())
+    return vocab_file, pieces
+
+
+def check_special_tokens(vocab_file, encoder):
+    """The vocab has BERT's special tokens, at the ids the run kept
+    (token_allow_list) and dropped (token_deny_list); params.yaml holds the
+    lists the run used, taken from the records' manifest when it had one."""
+    try:
+        ids = vocab_lib.special_token_ids(vocab_file)
+    except ValueError as e:
+        raise UserError(first_line(e)) from None
+    for tokens, name in ((vocab_lib.ALLOW_LIST_TOKENS, "token_allow_list"),
+                         (vocab_lib.DENY_LIST_TOKENS, "token_deny_list")):
+        run_ids = getattr(encoder, name, None)
+        if run_ids is None:  # a plain BERT run has no lists
+            continue
+        for token in tokens:
+            token_id = ids[f"{token.strip('[]').lower()}_id"]
+            if token_id not in run_ids:
+                raise UserError(
+                    f"vocab file {vocab_file!r} has {token} at id {token_id}"
+                    f", but the run's {name} is {list(run_ids)}: not the "
+                    "vocab the run was trained with.")

@@ -1,0 +1,152 @@
+"""A study's settings and their checks: `StudyConfig`, `check_config`.
+
+What `tools/study.py` passes to `study.run_study`: which models (names from
+`MODELS` or registered experiments, the baseline first), seeds, steps, the
+shared schedule, the probe, and the data. `check_config` refuses a bad value
+in one line before anything is built or trained.
+"""
+
+import dataclasses
+import math
+import os
+
+import tensorflow as tf
+
+from token_dropping.train import experiment_configs as experiments
+from token_dropping.train import driver as training
+from token_dropping.data import dataset_info
+from token_dropping.common.errors import UserError
+from token_dropping.common.paths import check_output_path
+from token_dropping.study.runs import ModelSpec
+
+MODELS = {
+    "bert": ("bert_{size}", "BERT (baseline)", ()),
+    "token_drop": ("token_drop_bert_{size}", "token dropping", ()),
+    "token_drop_random": ("token_drop_bert_{size}",
+                          "token dropping, random selection",
+                          (("selection", "random"),)),
+}
+DEFAULT_MODELS = ("bert", "token_drop", "token_drop_random")
+GLUE_TASKS = ("cola", "sst2")
+# The built probes (probe_data): which source a held-out sentence comes from,
+# or real against minimally corrupted sentences.
+PROBES = ("source", "acceptability")
+
+
+@dataclasses.dataclass
+class StudyConfig:
+    """What a study trains and how long. Defaults: the committed study.
+
+    Attributes:
+        output_dir: where the tables, plots and summary go.
+        runs_dir: checkpoints, exports, data and per-run records.
+        size: the registered experiment size (`bert_<size>`, ...).
+        models: names from `MODELS` or registered experiment names; the
+            first is the baseline the others are compared with.
+        seeds: pretraining seeds per model (1..seeds).
+        train_steps: the baseline's steps; token dropping gets more (equal
+            compute).
+        eval_every: steps between evaluations (and checkpoints).
+        warmup_steps, learning_rate: the shared schedule.
+        finetune_seeds: fine-tuning seeds per pretrained model.
+        finetune_epochs: fine-tuning epochs over the probe's training set.
+        probe: the built probe task, one of `PROBES` (without glue_dir).
+        glue_dir, glue_task: a GLUE task directory and its name instead of
+            the built probe.
+        data_dir: a dataset directory of `tools/prepare_data.py` (static
+            records, its manifest and vocab) instead of the built corpus.
+        quick: a toy-size run of the whole pipeline.
+    """
+    output_dir: str = "docs/study"
+    runs_dir: str = "runs/study"
+    size: str = "mini"
+    models: tuple = DEFAULT_MODELS
+    seeds: int = 3
+    train_steps: int = 1000
+    eval_every: int = 200
+    warmup_steps: int = 100
+    learning_rate: float = 1e-3
+    finetune_seeds: int = 2
+    finetune_epochs: int = 3
+    probe: str = "source"
+    glue_dir: str = ""
+    glue_task: str = "cola"
+    data_dir: str = ""
+    quick: bool = False
+    params_override: str = ""
+
+
+def model_specs(config):
+    specs = []
+    for name in config.models:
+        if name in MODELS:
+            experiment, label, encoder = MODELS[name]
+            specs.append(ModelSpec(name, experiment.format(size=config.size),
+                                   label, encoder))
+        else:
+            specs.append(ModelSpec(name, name, name))
+    return specs
+
+
+def check_config(config):
+    """One line per bad value, before anything is built or trained."""
+    if not config.output_dir:
+        raise UserError("--output_dir is required, e.g. --output_dir="
+                        "docs/study.")
+    check_output_path(config.output_dir, "--output_dir", directory=True)
+    if not config.runs_dir:
+        raise UserError("--runs_dir is required (checkpoints, exports and "
+                        "the built data go there).")
+    check_output_path(config.runs_dir, "--runs_dir", directory=True)
+    if config.size not in experiments.SIZES:
+        raise UserError(f"--size={config.size!r} is not one of "
+                        f"{', '.join(experiments.SIZES)}.")
+    for name in ("seeds", "train_steps", "eval_every", "finetune_seeds",
+                 "finetune_epochs"):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise UserError(f"--{name}={value!r} must be a positive integer.")
+    if config.warmup_steps < 0 or config.warmup_steps >= config.train_steps:
+        raise UserError(f"--warmup_steps={config.warmup_steps} must be in "
+                        f"[0, --train_steps={config.train_steps}).")
+    if not (config.learning_rate > 0 and math.isfinite(config.learning_rate)):
+        raise UserError(f"--learning_rate={config.learning_rate!r} must be "
+                        "a positive number.")
+    if config.train_steps % config.eval_every:
+        raise UserError(
+            f"--train_steps={config.train_steps} is not a multiple of "
+            f"--eval_every={config.eval_every}: every model is evaluated at "
+            "the baseline's last step (equal steps).")
+    names = list(config.models)
+    if len(names) < 2 or len(set(names)) != len(names):
+        raise UserError(f"--models={','.join(names)!r} needs at least two "
+                        "different models, the baseline first.")
+    registered = set(training.registered_experiments())
+    for name in names:
+        if name not in MODELS and name not in registered:
+            raise UserError(
+                f"--models: {name!r} is neither one of {', '.join(MODELS)} "
+                "nor a registered experiment (tools/train.py --helpfull "
+                "lists them).")
+    if config.probe not in PROBES:
+        raise UserError(f"--probe={config.probe!r} is not one of "
+                        f"{', '.join(PROBES)}.")
+    if config.glue_task not in GLUE_TASKS:
+        raise UserError(f"--glue_task={config.glue_task!r} is not one of "
+                        f"{', '.join(GLUE_TASKS)}.")
+    if config.glue_dir and not tf.io.gfile.isdir(config.glue_dir):
+        raise UserError(f"--glue_dir={config.glue_dir!r} is not a directory "
+                        "(GLUE's layout: train.tsv and dev.tsv).")
+    if config.data_dir:
+        manifest = os.path.join(config.data_dir,
+                                dataset_info.MANIFEST_FILENAME)
+        if not tf.io.gfile.exists(manifest):
+            raise UserError(
+                f"--data_dir={config.data_dir!r} has no {os.path.basename(manifest)}"
+                ": give a dataset directory of tools/prepare_data.py "
+                "(--output_format=static).")
+    if config.data_dir and not config.glue_dir:
+        raise UserError(
+            "Your own records need a probe from your own text: give "
+            "--glue_dir (GLUE CoLA or SST-2), since the built probe's "
+            "documents are only held out of the built corpus.")

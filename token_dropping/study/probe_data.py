@@ -1,0 +1,313 @@
+"""probe_data: downstream tasks from held-out real sentences.
+
+Two tasks, both in GLUE's CoLA layout, both from documents held out of
+pretraining, with labels that come from the text and no model:
+
+- `build_source_task` (the study's default): is a sentence from Python's
+  standard library documentation (1) or from a third-party package's
+  docstrings (0)? A 4 x 128 encoder pretrained for 1,000 steps lifts it well
+  above a randomly initialised one (0.72 against 0.60 dev accuracy in a
+  one-seed trial; `docs/study` has the measured rows), so it measures
+  pretraining at the study's scale.
+- `build_probe_task`: acceptability, described below. At the study's scale
+  it is not sensitive: pretrained and random encoders both stay near 0.5
+  (swaps and drops, 3 or 10 epochs; one replaced word likewise), so it is
+  kept for larger runs (`tools/study.py --probe=acceptability`).
+
+The study's downstream probe (issue 11, item 4) asks whether pretraining
+taught the encoder syntax, the reported weak spot of token dropping. Labels
+come from no model: real sentences (label 1) against minimally corrupted
+real sentences (label 0), in GLUE's CoLA layout so Model Garden's classifier
+data tools read it like real CoLA (`probe.convert`).
+
+`build_probe_task(heldout_file, output_dir)`:
+
+1. read `heldout_file`, BERT's sentence-per-line text (a blank line between
+   documents), from documents never used in pretraining;
+2. keep sentences of 6..30 plain words (letters, apostrophes, hyphens, a
+   comma or a final `.`/`?`/`!`; no code such as `np.array`, `x=1`,
+   `__init__`, digits or quotes), starting with a capital and ending in a
+   full stop, `?` or `!`; each distinct sentence once (its first document);
+3. split by document, seeded: whole documents go to dev until it has
+   `num_dev` sentences, then to train until `num_train` (the last document
+   of each split may be cut; its other sentences are not used at all);
+4. in each split, seeded, half the sentences stay as they are (label 1) and
+   the other half get one minimal corruption (label 0), chosen at random
+   between the two types that are feasible for every kept sentence:
+
+   - swap: two adjacent different lowercase words, neither the first word
+     (a capital moved inside is a giveaway) nor one carrying punctuation
+     (a comma or the full stop moved inside is one too);
+   - drop: one lowercase word without punctuation, never the first or the
+     last (a missing capital or full stop would be a giveaway).
+
+   A doubled word ("the the") is not used: a model that only compares
+   neighbouring ids finds it, with no syntax at all. The corrupted sentence
+   keeps every word's spelling and case, and a corruption that happens to
+   give another real sentence of the input is redrawn. Some corruptions
+   stay grammatical ("a large sparse tensor" -> "a sparse large tensor"):
+   that label noise is the same for every encoder the probe compares;
+5. write into `output_dir`, each file to a temporary name renamed into place
+   and `probe.json` (the counts, the seed, the documents of each split) last:
+
+   train.tsv, dev.tsv  no header; source (`doc<N>`, the document's index in
+                       `heldout_file`), label (1/0), `*` for label 0 else
+                       empty (CoLA's original-label column), the sentence
+   test.tsv            header `index<TAB>sentence`: the dev sentences without
+                       labels (the probe has no hidden test set)
+
+Same input and seed: byte-identical files.
+
+Example:
+>>> info = build_probe_task("heldout.txt", "data/probe", seed=0)
+>>> info["num_train"], info["num_dev"]
+(4000, 1000)
+"""
+
+import hashlib
+import json
+import os
+import random
+import re
+
+from token_dropping.common.errors import UserError
+from token_dropping.common.paths import check_output_path
+
+MIN_WORDS, MAX_WORDS = 6, 30
+MANIFEST = "probe.json"
+SPLITS = ("train.tsv", "dev.tsv", "test.tsv")
+# A plain word: letters with inner apostrophes or hyphens, maybe a comma
+# after it; the last word may end in . ? or ! instead.
+_WORD = re.compile(r"[A-Za-z]+(?:['-][A-Za-z]+)*,?")
+_LAST = re.compile(r"[A-Za-z]+(?:['-][A-Za-z]+)*[.?!]")
+_MOVABLE = re.compile(r"[a-z]+")  # lowercase, no punctuation
+
+
+def plain_sentence(line):
+    """The sentence's words if it is 6..30 plain words, else None."""
+    words = line.split()
+    if not MIN_WORDS <= len(words) <= MAX_WORDS or not words[0][0].isupper():
+        return None
+    if not all(_WORD.fullmatch(w) for w in words[:-1]):
+        return None
+    if not _LAST.fullmatch(words[-1]):
+        return None
+    # camelCase or CONSTANT names are code, not prose ("I" and "A" are fine).
+    if any(any(c.isupper() for c in w[1:]) for w in words):
+        return None
+    return words
+
+
+def swaps(words):
+    """Positions i where words i, i+1 may be swapped (see module doc)."""
+    return [i for i in range(1, len(words) - 2)
+            if _MOVABLE.fullmatch(words[i]) and _MOVABLE.fullmatch(words[i + 1])
+            and words[i] != words[i + 1]]
+
+
+def drops(words):
+    """Positions of words that may be dropped (see module doc)."""
+    return [i for i in range(1, len(words) - 1)
+            if _MOVABLE.fullmatch(words[i])]
+
+
+def corrupt(words, rng):
+    """One minimal corruption of `words`: (kind, corrupted words)."""
+    kind = rng.choice(("swap", "drop"))
+    if kind == "swap":
+        i = rng.choice(swaps(words))
+        return kind, words[:i] + [words[i + 1], words[i]] + words[i + 2:]
+    i = rng.choice(drops(words))
+    return kind, words[:i] + words[i + 1:]
+
+
+def read_documents(heldout_file, corruptible=True):
+    """[(document index, [sentence words, ...])], every distinct usable
+    sentence once, and the set of every input line (for redrawing).
+
+    A usable sentence is plain (`plain_sentence`) and, if `corruptible`, has
+    a swap and a drop position."""
+    if not os.path.isfile(heldout_file):
+        raise UserError(f"heldout_file={heldout_file!r}: no such file.")
+    with open(heldout_file, encoding="utf-8") as f:
+        text = f.read()
+    documents, seen, lines = [], set(), set()
+    for index, block in enumerate(_blocks(text)):
+        sentences = []
+        for line in block.splitlines():
+            line = " ".join(line.split())
+            lines.add(line)
+            words = plain_sentence(line)
+            if (words and line not in seen
+                    and (not corruptible or (swaps(words) and drops(words)))):
+                seen.add(line)
+                sentences.append(words)
+        if sentences:
+            documents.append((index, sentences))
+    return documents, lines
+
+
+def _take(documents, start, count):
+    """Whole documents from `start` until `count` sentences: (rows, next)."""
+    rows, position = [], start
+    while len(rows) < count and position < len(documents):
+        index, sentences = documents[position]
+        rows.extend((index, words) for words in sentences)
+        position += 1
+    return rows[:count], position
+
+
+def _label(rows, rng, real_lines):
+    """Half kept (1), half corrupted (0), shuffled: [(doc, label, text)]."""
+    rng.shuffle(rows)
+    out = []
+    for n, (doc, words) in enumerate(rows):
+        if n % 2 == 0:
+            out.append((doc, 1, " ".join(words)))
+            continue
+        for _ in range(100):
+            _, corrupted = corrupt(words, rng)
+            text = " ".join(corrupted)
+            if text not in real_lines:
+                break
+        out.append((doc, 0, text))
+    return out
+
+
+def build_probe_task(heldout_file, output_dir, *, seed=0, num_train=4000,
+                     num_dev=1000):
+    """Writes the probe task into `output_dir`; returns its manifest (dict).
+
+    Raises:
+        UserError: a bad argument, or too few usable sentences, before
+            anything is written.
+    """
+    _check_counts(num_train, num_dev)
+    check_output_path(output_dir, "output_dir", directory=True)
+    documents, real_lines = read_documents(heldout_file)
+    rng = random.Random(seed)
+    rng.shuffle(documents)
+    dev, train = _split(documents, num_dev, num_train, heldout_file,
+                        f"({MIN_WORDS}..{MAX_WORDS} plain words) in "
+                        f"{len(documents)} documents")
+    train = _label(train, rng, real_lines)
+    dev = _label(dev, rng, real_lines)
+    return _write_task(output_dir, heldout_file, train, dev,
+                       dict(task="acceptability", seed=seed), star=True)
+
+
+def build_source_task(heldout_file, sources, output_dir, *, positive="stdlib",
+                      seed=0, num_train=2000, num_dev=1000):
+    """Writes the source task into `output_dir`; returns its manifest (dict).
+
+    Each plain sentence (6..30 words, as above) of the held-out documents,
+    labelled by where its document comes from: 1 if `sources[i]` (the source
+    of the i-th document of `heldout_file`) is `positive`, 0 otherwise; for
+    the default corpus, Python's standard library (1) against the
+    third-party packages (0). Each label gets half of each split; whole
+    documents go to dev first, then to train (seeded order); the files and
+    manifest are those of `build_probe_task`.
+
+    Raises:
+        UserError: a bad argument, `sources` not matching the documents, or
+            too few sentences of a label, before anything is written.
+    """
+    _check_counts(num_train, num_dev)
+    check_output_path(output_dir, "output_dir", directory=True)
+    documents, _ = read_documents(heldout_file, corruptible=False)
+    blocks = _num_blocks(heldout_file)
+    if len(sources) != blocks:
+        raise UserError(f"sources: {len(sources)} given for the {blocks} "
+                        f"documents of heldout_file={heldout_file!r}.")
+    if positive not in sources:
+        raise UserError(f"positive={positive!r} is not a source of "
+                        f"heldout_file; its sources: "
+                        f"{', '.join(sorted(set(sources)))}.")
+    rng = random.Random(seed)
+    rng.shuffle(documents)
+    train, dev = [], []
+    for label in (1, 0):
+        own = [d for d in documents if (sources[d[0]] == positive) == label]
+        dev_rows, train_rows = _split(
+            own, (num_dev + label) // 2, (num_train + label) // 2,
+            heldout_file,
+            f"with label {label} ({'' if label else 'not '}{positive})")
+        dev += [(doc, label, " ".join(words)) for doc, words in dev_rows]
+        train += [(doc, label, " ".join(words)) for doc, words in train_rows]
+    rng.shuffle(train)
+    rng.shuffle(dev)
+    return _write_task(output_dir, heldout_file, train, dev,
+                       dict(task="source", positive=positive, seed=seed))
+
+
+def _split(documents, num_dev, num_train, heldout_file, which):
+    """Whole documents to dev until `num_dev` sentences, then to train until
+    `num_train`: (dev rows, train rows); one line if there are too few."""
+    dev, position = _take(documents, 0, num_dev)
+    train, _ = _take(documents, position, num_train)
+    if len(dev) < num_dev or len(train) < num_train:
+        found = sum(len(s) for _, s in documents)
+        raise UserError(
+            f"heldout_file={heldout_file!r} has {found} usable sentences "
+            f"{which}; the task needs {num_train + num_dev} (num_train="
+            f"{num_train} + num_dev={num_dev}), split by document: give more "
+            "held-out text or smaller num_train/num_dev.")
+    return dev, train
+
+
+def _check_counts(num_train, num_dev):
+    for name, value in (("num_train", num_train), ("num_dev", num_dev)):
+        if not isinstance(value, int) or value < 2:
+            raise UserError(f"{name}={value!r}: give an integer >= 2.")
+
+
+def _blocks(text):
+    """The documents of BERT's text format: blocks between blank lines."""
+    return re.split(r"\n\s*\n", text)
+
+
+def _num_blocks(heldout_file):
+    with open(heldout_file, encoding="utf-8") as f:
+        return len(_blocks(f.read()))
+
+
+def _write_task(output_dir, heldout_file, train, dev, description,
+                star=False):
+    """Writes train/dev/test.tsv and then the manifest; returns it. With
+    `star`, label 0 gets CoLA's `*` (unacceptable) in the third column."""
+
+    def labelled(rows):
+        mark = {0: "*" if star else "", 1: ""}
+        return "".join(f"doc{doc}\t{label}\t{mark[label]}\t{text}\n"
+                       for doc, label, text in rows)
+
+    test = "index\tsentence\n" + "".join(
+        f"{i}\t{text}\n" for i, (_, _, text) in enumerate(dev))
+    with open(heldout_file, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    manifest = dict(
+        description, heldout_file=os.path.abspath(heldout_file),
+        heldout_sha256=digest, num_train=len(train), num_dev=len(dev),
+        train_label_1=sum(r[1] for r in train),
+        dev_label_1=sum(r[1] for r in dev),
+        train_documents=sorted({r[0] for r in train}),
+        dev_documents=sorted({r[0] for r in dev}))
+    os.makedirs(output_dir, exist_ok=True)
+    _remove(os.path.join(output_dir, MANIFEST))  # incomplete until the end
+    for name, content in zip(SPLITS, (labelled(train), labelled(dev), test)):
+        _write(os.path.join(output_dir, name), content)
+    _write(os.path.join(output_dir, MANIFEST),
+           json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
+def _write(path, content):
+    temporary = f"{path}.tmp{os.getpid()}"
+    with open(temporary, "w", encoding="utf-8", newline="\n") as f:
+        f.write(content)
+    os.replace(temporary, path)
+
+
+def _remove(path):
+    if os.path.exists(path):
+        os.remove(path)

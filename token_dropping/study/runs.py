@@ -1,0 +1,240 @@
+"""One pretraining run of a study: configured, trained, resumable, recorded.
+
+`pretrain(spec, ...)` trains one (model, seed) pair through
+`token_dropping.train.driver.train`: the real task on Model Garden's trainer and
+orbit controller, in `train_and_eval` mode. Each evaluation adds a row to
+`evaluations.jsonl` in the run's directory as it happens, so a run stopped at
+any point keeps what it measured; rerunning resumes from the latest checkpoint
+(Model Garden's own restore) and adds rows from there. A finished run is marked
+by `study_done.json` and is not trained again.
+
+Per evaluation the row holds the training FLOPs so far (`train_flops_at`:
+a keep_k schedule's stages counted step by step),
+the training wall time so far (the trainer's training loops only; tracing is
+inside the first; time lost to an interruption is not counted), Model
+Garden's validation `lm_example_loss` and `masked_lm_accuracy` on the whole
+validation set with full sequences (evaluation never drops tokens), and the
+training MLM loss averaged over the loop before it.
+"""
+
+import dataclasses
+import json
+import os
+import time
+
+import tensorflow as tf
+import tf_keras
+from absl import logging
+from official.core import base_trainer
+from official.core import exp_factory
+from official.modeling import hyperparams
+from official.nlp.configs import encoders
+
+from token_dropping.model import flops
+from token_dropping.train import driver as training
+from token_dropping.train.actions import scalars
+from token_dropping.model.encoder_config import TokenDropBertEncoderConfig
+from token_dropping.common.errors import UserError
+from token_dropping.common.errors import first_line
+
+EVALUATIONS = "evaluations.jsonl"
+# Encoder fields only token dropping has (a baseline skips them).
+TOKEN_DROP_FIELDS = frozenset(
+    f.name for f in dataclasses.fields(TokenDropBertEncoderConfig)) - {
+        f.name for f in dataclasses.fields(encoders.BertEncoderConfig)}
+DONE = "study_done.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """A model of the study: a registered experiment and encoder overrides."""
+    name: str  # the CSV's `model` column
+    experiment: str
+    label: str
+    encoder: tuple = ()  # (field, value) pairs
+
+    @property
+    def is_baseline(self):
+        return self.experiment.startswith("bert_")
+
+
+def flops_per_step(params):
+    """Average training FLOPs of one step of any variant (a schedule over
+    its stages, ScTD's full pass over its interval): `flops.config_train_flops`.
+    """
+    return flops.config_train_flops(params.task)
+
+
+def make_params(spec, *, train_steps, eval_every, warmup_steps,
+                learning_rate, seed, data, encoder_overrides=None,
+                params_override=""):
+    """The experiment config of one run: the registered one, overridden.
+
+    Every model gets the same schedule: linear warmup over `warmup_steps`,
+    then a constant `learning_rate`, so curves of different lengths can be
+    read against each other at any step (no model is annealed earlier).
+    `data` is a `DatasetInfo`: its record paths, shapes and vocabulary.
+    """
+    params = exp_factory.get_exp_config(spec.experiment)
+    params.override({
+        "trainer": dict(
+            train_steps=train_steps, steps_per_loop=eval_every,
+            summary_interval=eval_every, validation_interval=eval_every,
+            validation_steps=-1, checkpoint_interval=eval_every,
+            max_to_keep=2,
+            optimizer_config=dict(
+                learning_rate=dict(type="constant", constant=dict(
+                    learning_rate=learning_rate)),
+                warmup=dict(type="polynomial", polynomial=dict(
+                    warmup_steps=warmup_steps, power=1.0)))),
+        "task": dict(
+            train_data=dict(input_path=data.train_input_path, seed=seed,
+                            seq_length=data.seq_length,
+                            max_predictions_per_seq=(
+                                data.max_predictions_per_seq)),
+            validation_data=dict(input_path=data.validation_input_path,
+                                 seq_length=data.seq_length,
+                                 max_predictions_per_seq=(
+                                     data.max_predictions_per_seq))),
+    })
+    encoder = params.task.model.encoder.get()
+    values = dict(encoder_overrides or {})
+    values.update(spec.encoder)
+    if not isinstance(encoder, TokenDropBertEncoderConfig):
+        # A baseline has no token-dropping fields; everything else applies.
+        values = {k: v for k, v in values.items()
+                  if k not in TOKEN_DROP_FIELDS}
+    values["vocab_size"] = data.vocab_size
+    values["max_position_embeddings"] = max(
+        encoder.max_position_embeddings, data.seq_length)
+    try:
+        encoder.override(values, is_strict=True)
+    except (KeyError, ValueError, TypeError, AttributeError) as e:
+        raise UserError(f"{spec.name}: encoder fields {sorted(values)}: "
+                        f"{first_line(e)}") from None
+    if params_override:
+        try:
+            params = hyperparams.override_params_dict(
+                params, params_override, is_strict=True)
+        except (KeyError, ValueError, TypeError, AttributeError) as e:
+            raise UserError(f"--params_override={params_override!r}: "
+                            f"{first_line(e)}") from None
+    return params
+
+
+def read_rows(model_dir):
+    """The rows a run has recorded so far (empty if none)."""
+    path = os.path.join(model_dir, EVALUATIONS)
+    if not tf.io.gfile.exists(path):
+        return []
+    with tf.io.gfile.GFile(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _write_rows(model_dir, rows):
+    """Rewrites `evaluations.jsonl` whole (Cloud Storage cannot append)."""
+    path = os.path.join(model_dir, EVALUATIONS)
+    with tf.io.gfile.GFile(path + ".tmp", "w") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in rows))
+    tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+
+
+def is_done(model_dir):
+    return tf.io.gfile.exists(os.path.join(model_dir, DONE))
+
+
+def train_flops_at(params, step):
+    """Training FLOPs of a run's first `step` steps, exact for every variant
+    (a schedule's stages counted step by step, not averaged):
+    `flops.config_train_flops_sum`."""
+    return flops.config_train_flops_sum(params, step)
+
+
+def _recording_trainer_cls(spec, seed, model_dir, params, start_rows,
+                           floor):
+    """A Model Garden Trainer that times its training loops and adds a row
+    per evaluation to `evaluations.jsonl`."""
+    state = dict(seconds=start_rows[-1]["wall_seconds"] if start_rows else 0.0,
+                 train_loss=float("nan"), rows=list(start_rows))
+
+    class RecordingTrainer(base_trainer.Trainer):
+        def train(self, num_steps):
+            start = time.perf_counter()
+            output = super().train(num_steps)
+            logs = scalars(output)  # waits for the loop's last step
+            state["seconds"] += time.perf_counter() - start
+            state["train_loss"] = logs.get("lm_example_loss", float("nan"))
+            return output
+
+        def evaluate(self, num_steps):
+            output = super().evaluate(num_steps)
+            logs = scalars(output)
+            step = int(self.global_step.numpy())
+            row = dict(
+                model=spec.name, experiment=spec.experiment, seed=seed,
+                step=step, train_flops=train_flops_at(params, step),
+                wall_seconds=state["seconds"],
+                val_mlm_loss=logs.get("lm_example_loss", float("nan")),
+                val_mlm_accuracy=logs.get("masked_lm_accuracy",
+                                          float("nan")),
+                train_mlm_loss=state["train_loss"])
+            state["rows"].append(row)
+            _write_rows(model_dir, state["rows"])
+            logging.info(
+                "study: %s seed %d step %d: validation MLM loss %.3f, %.3f "
+                "below the unigram floor %.3f; accuracy %.3f; training loss "
+                "%.3f.", spec.name, seed, step, row["val_mlm_loss"],
+                floor - row["val_mlm_loss"], floor, row["val_mlm_accuracy"],
+                row["train_mlm_loss"])
+            return output
+
+    return RecordingTrainer
+
+
+def resolve(params, model_dir, cache_dir=None):
+    """Checks a run's config before anything trains; returns the checkpoint
+    to resume from (None for a fresh run)."""
+    return training.resolve(params, "train_and_eval", model_dir,
+                            cache_dir=cache_dir)
+
+
+def pretrain(spec, seed, params, model_dir, latest, floor):
+    """Trains one run to `params.trainer.train_steps` (or finishes it).
+
+    `floor` is the unigram cross-entropy each evaluation is logged against.
+
+    Returns:
+        The run's rows, one per evaluation, in step order.
+    """
+    if is_done(model_dir):
+        return _exact_flops(read_rows(model_dir), params)
+    rows = read_rows(model_dir)
+    start_step = (int(latest.rsplit("-", 1)[-1]) if latest else 0)
+    rows = [r for r in rows if r["step"] <= start_step]
+    tf.io.gfile.makedirs(model_dir)
+    _write_rows(model_dir, rows)
+    tf_keras.utils.set_random_seed(seed)
+    trainer_cls = _recording_trainer_cls(spec, seed, model_dir, params, rows,
+                                         floor)
+    training.train(params, mode="train_and_eval", model_dir=model_dir,
+                   latest=latest, trainer_cls=trainer_cls)
+    rows = read_rows(model_dir)
+    reached = rows[-1]["step"] if rows else 0
+    if reached != params.trainer.train_steps:
+        # Never mark a run done that stopped short (it would be reported).
+        raise UserError(
+            f"{spec.name} seed {seed}: training stopped at step {reached} of "
+            f"{params.trainer.train_steps} in {model_dir}; rerun the same "
+            "command to continue it.")
+    with tf.io.gfile.GFile(os.path.join(model_dir, DONE), "w") as f:
+        json.dump(dict(steps=params.trainer.train_steps,
+                       evaluations=len(rows)), f)
+    return _exact_flops(rows, params)
+
+
+def _exact_flops(rows, params):
+    """`rows` with `train_flops` from their steps, `train_flops_at`: runs
+    recorded before it (steps x the average step) read the same for every
+    variant without a keep_k schedule and right for those with one."""
+    return [dict(row, train_flops=train_flops_at(params, row["step"]))
+            for row in rows]

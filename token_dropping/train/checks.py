@@ -1,0 +1,195 @@
+"""Checks a training run's configuration before anything is written.
+
+Model Garden's config system accepts any value for any field (`token_keep_k=
+abc`), any strategy name, and an encoder that does not fit the task; each of
+those fails later, deep inside TensorFlow, or worse, trains the wrong thing.
+`check_params` turns them into one `UserError` line naming the value and
+what would be valid; `check_model_dir` and `check_checkpoint_fits` do the
+same for the run directory, before `params.yaml` is (over)written.
+"""
+
+import dataclasses
+import typing
+
+import tensorflow as tf
+from absl import logging
+from official.core import config_definitions as cfg
+from official.modeling.hyperparams import base_config
+
+from token_dropping.common import checkpoint_graph
+from token_dropping.model.encoder_config import TokenDropBertEncoderConfig
+from token_dropping.model.encoder_config import schedule_pairs
+from token_dropping.model.encoder import TokenDropBertEncoder
+from token_dropping.common.errors import UserError
+from token_dropping.model.schedule import KeepKSchedule
+from token_dropping.model.layout import check_keep_k_fits
+from token_dropping.train.task import TokenDropMaskedLMConfig
+from token_dropping.common.paths import check_output_path
+from token_dropping.train.run_data import encoder_config
+from token_dropping.train.run_data import uses
+
+# Model Garden's `distribute_utils.get_distribution_strategy` names.
+STRATEGIES = ("mirrored", "one_device", "multi_worker_mirrored", "tpu",
+              "parameter_server", "off")
+_KINDS = {int: "an integer", float: "a number", bool: "true or false",
+          str: "a string"}
+
+
+def check_params(params, mode):
+    """Raises UserError for settings that would fail later, deep in TF."""
+    for name in ("task", "trainer", "runtime"):
+        check_types(getattr(params, name), name)
+    check_strategy(params.runtime)
+    encoder = encoder_config(params)
+    _check_encoder_fits_task(params, encoder)
+    check_variants(params.task)
+    for name in uses(mode):
+        data = getattr(params.task, name)
+        if data.seq_length > getattr(encoder, "max_position_embeddings",
+                                     data.seq_length):
+            raise UserError(
+                f"task.{name}.seq_length={data.seq_length} exceeds the "
+                f"encoder's max_position_embeddings="
+                f"{encoder.max_position_embeddings}.")
+        drops = name == "train_data" or getattr(encoder, "drop_at_inference",
+                                                False)
+        if isinstance(encoder, TokenDropBertEncoderConfig) and drops:
+            check_keep_k_fits(encoder.token_keep_k, f"task.{name}.seq_length",
+                              data.seq_length)
+            try:
+                KeepKSchedule.resolve(schedule_pairs(encoder), data.seq_length,
+                                      f"task.{name}.seq_length")
+            except UserError as e:
+                raise UserError(f"task.model.encoder.any.{e}") from None
+        if getattr(data, "max_predictions_per_seq", 0) > data.seq_length:
+            raise UserError(
+                f"task.{name}.max_predictions_per_seq="
+                f"{data.max_predictions_per_seq} exceeds seq_length="
+                f"{data.seq_length}.")
+
+
+def check_variants(task):
+    """The task's keep_k schedule and consistency options are in range."""
+    if not isinstance(task, TokenDropMaskedLMConfig):
+        return
+    for name, low, high, valid in (
+            ("keep_k_schedule_steps", 0, None,
+             "0 (trainer.train_steps) or a number of steps"),
+            ("consistency_interval", 0, None,
+             "0 (off) or a number of steps, e.g. 10 as in ScTD"),
+            ("consistency_weight", 0.0, None, "a weight >= 0, e.g. 0.05"),
+            ("consistency_full_mlm_share", 0.0, 1.0, "a share in [0, 1]")):
+        value = getattr(task, name)
+        if value < low or (high is not None and value > high):
+            raise UserError(f"task.{name}={value!r} must be {valid}.")
+
+
+def check_encoder(params):
+    """The token-dropping encoder's own rules, without building it (after
+    the data step, which may fill the allow/deny lists)."""
+    encoder = encoder_config(params)
+    if isinstance(encoder, TokenDropBertEncoderConfig):
+        try:  # the encoder's own rules, without building it
+            TokenDropBertEncoder.check_arguments(
+                vocab_size=encoder.vocab_size,
+                num_layers=encoder.num_layers,
+                max_sequence_length=encoder.max_position_embeddings,
+                token_keep_k=encoder.token_keep_k,
+                drop_start_layer=encoder.drop_start_layer,
+                drop_end_layer=encoder.drop_end_layer,
+                token_allow_list=encoder.token_allow_list,
+                token_deny_list=encoder.token_deny_list,
+                selection=encoder.selection)
+            KeepKSchedule.resolve(schedule_pairs(encoder),
+                                  encoder.max_position_embeddings,
+                                  "max_position_embeddings")
+        except ValueError as e:
+            raise UserError(f"task.model.encoder: {e}") from None
+
+
+def check_types(config, prefix):
+    """Every int/float/bool/str field of a Model Garden config holds one."""
+    hints = typing.get_type_hints(type(config))
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        where = f"{prefix}.{field.name}"
+        if isinstance(value, base_config.Config):
+            check_types(value, where)
+            continue
+        kind = hints.get(field.name)
+        args = typing.get_args(kind)
+        if typing.get_origin(kind) is typing.Union and type(None) in args:
+            if value is None:
+                continue
+            kind = next((a for a in args if a is not type(None)), None)
+        if kind not in _KINDS:
+            continue
+        fits = (isinstance(value, bool) if kind is bool else
+                isinstance(value, (int, float)) and not isinstance(value, bool)
+                if kind is float else
+                isinstance(value, kind) and not isinstance(value, bool))
+        if not fits:
+            raise UserError(f"{where}={value!r} must be {_KINDS[kind]}.")
+
+
+def check_strategy(runtime):
+    """A known strategy; `--tpu` implies `tpu`, which needs an address."""
+    name = str(runtime.distribution_strategy or "").lower()
+    if name not in STRATEGIES:
+        raise UserError(
+            f"runtime.distribution_strategy={runtime.distribution_strategy!r}"
+            f" is not one of {', '.join(STRATEGIES)}.")
+    if runtime.tpu and name != "tpu":
+        if name != cfg.RuntimeConfig().distribution_strategy:
+            raise UserError(
+                f"--tpu={runtime.tpu!r} asks for a TPU but runtime."
+                f"distribution_strategy={name!r}; drop one of them (a TPU "
+                "run uses distribution_strategy=tpu).")
+        logging.info("--tpu=%s: distribution_strategy=tpu (TPUStrategy).",
+                     runtime.tpu)
+        name = "tpu"
+    if name == "tpu" and not runtime.tpu:
+        raise UserError(
+            "runtime.distribution_strategy=tpu needs --tpu: the TPU's name, "
+            "grpc://host:port, or 'local' on a TPU VM.")
+    runtime.distribution_strategy = name
+
+
+def _check_encoder_fits_task(params, encoder):
+    type_name = params.task.model.encoder.type
+    ours_task = isinstance(params.task, TokenDropMaskedLMConfig)
+    ours_encoder = isinstance(encoder, TokenDropBertEncoderConfig)
+    if ours_task and not ours_encoder:
+        raise UserError(
+            f"task.model.encoder.type={type_name!r} is a plain encoder, but "
+            "this experiment's task drops tokens and needs the token-dropping "
+            "encoder (task.model.encoder.type=any); for plain BERT use "
+            "--experiment=bert_tiny, bert_base or bert_large.")
+    if ours_encoder and not ours_task and hasattr(params.task, "train_data") \
+            and "MaskedLM" in type(params.task).__name__:
+        raise UserError(
+            "The token-dropping encoder needs the token-dropping task (its "
+            "importance table learns from each step's MLM loss); use "
+            "--experiment=token_drop_bert_tiny, token_drop_bert_base or "
+            "token_drop_bert_large.")
+
+
+def check_model_dir(model_dir):
+    """`model_dir` is a directory, or can become one."""
+    check_output_path(model_dir, "--model_dir", directory=True)
+
+
+def check_checkpoint_fits(checkpoint, root):
+    """Raises UserError if a variable of `root` (the trainer's checkpoint
+    object) has another shape in `checkpoint`, naming it and both shapes."""
+    reader = tf.train.load_checkpoint(checkpoint)
+    graph = checkpoint_graph.object_graph(reader, checkpoint)
+    mismatch = checkpoint_graph.first_shape_mismatch(
+        graph, reader, checkpoint_graph.ROOT, root)
+    if mismatch:
+        path, saved, wanted = mismatch
+        raise UserError(
+            f"The checkpoint {checkpoint} does not fit this configuration: "
+            f"{'/'.join(path)} has shape {saved} there but {wanted} here. "
+            "Use a new --model_dir for a different architecture, or the "
+            "run's own params.yaml (--config_file) to resume it.")
