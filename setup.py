@@ -24,6 +24,7 @@ setuptools.setup(
         "absl-py",
         "gin-config",
         "safetensors",  # the export's Hugging Face folder (numpy API)
+        "scipy",  # the study's t intervals and bag-of-words fit
     ],
     extras_require={
         # KerasHub loads the Hugging Face folder on Keras 3 (TF backend); the
@@ -32,6 +33,7 @@ setuptools.setup(
         # tools/prepare_data.py --runner: the build's per-file work as an
         # Apache Beam pipeline (DirectRunner, Dataflow, Flink, Spark).
         "beam": ["apache-beam"],
-        "test": ["pytest", "keras-hub"],
+        # scikit-learn: the bag-of-words row's independent reference.
+        "test": ["pytest", "keras-hub", "scikit-learn"],
     },
 )
