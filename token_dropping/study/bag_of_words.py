@@ -41,7 +41,7 @@ from token_dropping.data import glue
 from token_dropping.study import stats
 
 WORD = re.compile(r"\w+")
-C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)  # ascending
+C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)  # ascending
 FOLDS = 5
 DOCUMENT_COLUMN = {"cola": 0}  # tasks whose TSV names each line's document
 
