@@ -1,4 +1,4 @@
-"""train/warmup_stable_decay.py: Model Garden's built schedule against numpy."""
+"""train/warmup_stable_decay.py: Model Garden's schedule against numpy."""
 
 import numpy as np
 import pytest

@@ -88,7 +88,9 @@ def read_split(glue_dir, task, split):
     if not examples:
         raise UserError(f"{path!r} holds no examples.")
     if task in DOCUMENT_COLUMN:
-        lines = processor._read_tsv(path, quotechar=None)  # pylint: disable=protected-access
+        # Model Garden's reader, as the processor's examples use.
+        lines = processor._read_tsv(  # pylint: disable=protected-access
+            path, quotechar=None)
         documents = [line[DOCUMENT_COLUMN[task]]
                      for line in lines[1 if columns.header else 0:]]
     else:

@@ -242,9 +242,10 @@ def bootstrap_accuracies(correct, documents, *, samples=10000, seed=0):
     correct = np.asarray(correct, dtype=np.float64)
     if correct.ndim != 1 or len(correct) != len(documents) or not len(correct):
         raise UserError(f"bootstrap: {correct.size} predictions for "
-                        f"{len(documents)} documents entries; give one "
+                        f"{len(documents)} documents; give one "
                         "document per sentence, at least one.")
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+    if (isinstance(samples, bool) or not isinstance(samples, int)
+            or samples < 1):
         raise UserError(f"samples={samples!r} must be a positive integer.")
     ids = {}
     index = np.array([ids.setdefault(d, len(ids)) for d in documents])
