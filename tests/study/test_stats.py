@@ -228,3 +228,18 @@ def test_document_bootstrap_is_seeded_and_checks_its_input():
         stats.bootstrap_accuracies([1, 0, 1], ["a", "b"])
     with pytest.raises(UserError, match="samples=0"):
         stats.bootstrap_accuracies([1], ["a"], samples=0)
+
+
+def test_a_difference_of_two_models_is_bootstrapped_paired():
+    rng = np.random.default_rng(7)
+    model, docs = _clustered_dev(rng)
+    baseline = np.where(rng.random(len(model)) < 0.8, model, 1 - model)
+    gap = stats.bootstrap_accuracies(model - baseline, docs, samples=3000,
+                                     seed=6)
+    # The same documents drawn for both models: the gap of their
+    # replicates, one by one.
+    each = [stats.bootstrap_accuracies(c, docs, samples=3000, seed=6)
+            for c in (model, baseline)]
+    np.testing.assert_allclose(gap, each[0] - each[1], atol=1e-12)
+    interval = stats.document_bootstrap(model - baseline, docs, seed=6)
+    assert interval.mean == pytest.approx(model.mean() - baseline.mean())

@@ -18,7 +18,10 @@ report module turns them into cells. Three jobs, each one function:
 3. `document_bootstrap(correct, documents)`: a dev accuracy with a
    percentile interval from resampling whole documents, not sentences:
    sentences of one document share topic and wording, so they are not
-   independent and a sentence bootstrap would be too narrow.
+   independent and a sentence bootstrap would be too narrow. Two models
+   on the same dev set: pass the per-sentence difference of their
+   correctness (`a - b`, each maybe a mean over fine-tuning seeds) for the
+   accuracy gap's interval, both resampled with the same documents (paired).
 
 Between two points a frontier is linear in log-compute (`loss_at`,
 `compute_to_reach`), not in compute: loss against compute is close to a
@@ -234,7 +237,8 @@ def bootstrap_accuracies(correct, documents, *, samples=10000, seed=0):
     sentences over drawn sentences).
 
     Args:
-        correct: per sentence, 1/True if the prediction was right.
+        correct: per sentence, 1/True if the prediction was right (any
+            number: a mean over seeds, or a difference of two models).
         documents: per sentence, its document (any hashable).
         samples: int. Resamples.
         seed: int. The resampling's seed (numpy's default generator).
