@@ -181,11 +181,11 @@ def test_default_dataset_at_the_default_shape(tmp_path):
     train, validation = splits["train"], splits["validation"]
     assert train["num_examples"] == 2 * train["num_sequences"]  # dupe_factor
 
-    # The README's figures and the docstring's example are this build's.
-    readme = _number_after(open(os.path.join(ROOT, "README.md")).read())
+    # The data page's figures and the docstring's example are this build's.
+    readme = _number_after(open(os.path.join(ROOT, "docs", "data.md")).read())
     python = readme(r"on Python ([\d.]+),", str)
     if python != ".".join(map(str, sys.version_info[:3])):
-        pytest.skip(f"the README's figures are for Python {python}")
+        pytest.skip(f"docs/data.md's figures are for Python {python}")
     assert readme(r"([\d,]+) documents,") == sum(
         s["num_documents"] for s in splits.values())
     assert readme(r"([\d,]+)\s+sentences,") == sum(

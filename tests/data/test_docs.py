@@ -1,4 +1,4 @@
-"""What the README and the experiment YAMLs say about prepared data is true.
+"""What the docs pages and the experiment YAMLs say about prepared data is true.
 
 The default corpus's figures are checked against a real build in
 `test_data_default_dataset.py` (slow); these checks read files only.
@@ -41,13 +41,17 @@ def _comment_sentences(path):
 
 
 def _prepare_data_mentions():
-    """(where, text) of every README command (joined over backslashes) and
-    YAML comment sentence that names the tool."""
-    readme = open(os.path.join(ROOT, "README.md")).read()
-    for block in re.findall(r"```sh\n(.*?)```", readme, re.S):
-        for command in block.replace("\\\n", " ").splitlines():
-            if "prepare_data.py" in command:
-                yield "README.md", command
+    """(where, text) of every command in the README's and docs/ pages' shell
+    blocks (joined over backslashes) and YAML comment sentence that names the
+    tool."""
+    pages = [os.path.join(ROOT, "README.md")] + sorted(glob.glob(
+        os.path.join(ROOT, "docs", "**", "*.md"), recursive=True))
+    for page in pages:
+        text = open(page, encoding="utf-8").read()
+        for block in re.findall(r"```(?:sh|bash)\n(.*?)```", text, re.S):
+            for command in block.replace("\\\n", " ").splitlines():
+                if "prepare_data.py" in command:
+                    yield os.path.relpath(page, ROOT), command
     for path in sorted(glob.glob(os.path.join(ROOT, "experiments", "*.yaml"))):
         for sentence in _comment_sentences(path):
             if "prepare_data.py" in sentence:
