@@ -131,7 +131,8 @@ def test_train_commands_parse_and_resolve(tmp_path):
 # Loads each tool without running it, then parses each argv with its own
 # parser: absl's flags (removed again before the next tool, whose flags may
 # share names), or, for an argparse script, its main() stopped right after
-# parse_args (no abbreviations: a flag is the name the script defines). One process for all tools: each start loads TensorFlow.
+# parse_args (no abbreviations: a flag is the name the script defines). One
+# process for all tools: each start loads TensorFlow.
 _PARSE = """
 import argparse, importlib.util, json, os, sys
 from absl import flags
