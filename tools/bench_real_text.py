@@ -17,9 +17,8 @@ value (each build into a fresh output directory, one after another) and the
 profile tables are printed, with the gathered composition.
 
     # On an idle machine (the timing is meaningless under other load):
-    cd /work/wt-fast && PYTHONPATH=$PWD nice -n 0 \\
-        python tools/bench_real_text.py \\
-        --megabytes=110 --vocab_file=/work/runs2/data/vocab.txt \\
+    python tools/bench_real_text.py \\
+        --megabytes=110 --vocab_file=runs/study/data/vocab.txt \\
         --num_workers=1,2
 
     # A learned vocab from a bounded sample instead of a given one:

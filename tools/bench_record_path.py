@@ -9,10 +9,9 @@ jobs on the machine do not inflate them) and MB of text per CPU-second, the
 medians over rounds (after a small warm-up build of each), and whether both
 paths wrote the same records.
 
-    cd /work/wt-vec && PYTHONPATH=$PWD:$PWD/tests nice -n 19 \
-        python tools/bench_record_path.py \
-        --input_files='/work/runs2/corpus/pretrain-*.txt' \
-        --vocab_file=/work/runs2/data/vocab.txt --rounds=2
+    PYTHONPATH=$PWD/tests python tools/bench_record_path.py \
+        --input_files='runs/study/corpus/pretrain-*.txt' \
+        --vocab_file=runs/study/data/vocab.txt --rounds=2
 
 Not a test (pytest collects `test_*.py` only): it takes minutes.
 """

@@ -12,10 +12,10 @@ seconds over `--rounds`, MB of text per CPU-second, and whether both trees
 wrote the same records byte for byte.
 
     # Run on an idle machine; under load the figures are only indicative.
-    cd /work/wt-fast && PYTHONPATH=$PWD nice -n 0 \\
-        python tools/bench_vs_commit.py \\
-        --baseline=14dbb8a --input_files='/work/runs2/corpus/pretrain-*.txt' \\
-        --vocab_file=/work/runs2/data/vocab.txt --rounds=3
+    # The study's corpus and vocab (under tools/study.py's --runs_dir):
+    python tools/bench_vs_commit.py \\
+        --baseline=14dbb8a --input_files='runs/study/corpus/pretrain-*.txt' \\
+        --vocab_file=runs/study/data/vocab.txt --rounds=3
 
 Not a test (pytest collects `test_*.py` only): it takes minutes.
 """
