@@ -10,8 +10,8 @@
         --vocab_file=uncased_L-12_H-768_A-12/vocab.txt \
         --output_dir=exports/base --overwrite
 
-    # Then fine-tune it with Model Garden's task (README, "Fine-tuning on GLUE
-    # and SQuAD"):
+    # Then fine-tune it with Model Garden's task (docs/export.md,
+    # "Fine-tuning on GLUE and SQuAD"):
     python tools/train.py --experiment=bert/sentence_prediction \
         --mode=train_and_eval \
         --config_file=experiments/glue_sst2_finetune.yaml \

@@ -1,7 +1,7 @@
 """probe: fine-tune an exported encoder on a GLUE-layout task, get dev accuracy.
 
 The study's downstream probe (issue 11, item 4), built on Model Garden's own
-pieces and the README's fine-tuning recipe, with no training loop of ours:
+pieces and docs/export.md's fine-tuning recipe, with no training loop of ours:
 
 1. `probe_data` writes the task from held-out text (CoLA's TSV layout);
 2. `glue_data.convert(glue_dir, task, vocab_file, output_dir)` makes the
@@ -54,7 +54,7 @@ def finetune(model_dir, data, *, init_checkpoint, encoder_config, seed,
             encoder), dropout and the order of training examples.
         epochs, batch_size: the training length is
             `ceil(epochs * train_size / batch_size)` steps, 10% warmup,
-            then a linear decay to 0 (the README's recipe).
+            then a linear decay to 0 (docs/export.md's recipe).
         learning_rate: float. 1e-4, the top of the grid Turc et al. (2019)
             use for small BERTs; BERT-base's 2e-5..5e-5 is too low for them.
     """

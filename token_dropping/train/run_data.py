@@ -86,8 +86,8 @@ def _use_default_corpus(params, mode, cache_dir):
         raise UserError(
             f"task.{empty[0]}.input_path is empty; fine-tuning needs its "
             "data: make records with Model Garden's "
-            "official/nlp/data/create_finetuning_data.py (README, \"Fine-"
-            "tuning on GLUE and SQuAD\")"
+            "official/nlp/data/create_finetuning_data.py (docs/export.md, "
+            "\"Fine-tuning on GLUE and SQuAD\")"
             f" and pass --params_override=task.{empty[0]}.input_path=...")
     shape = getattr(params.task, empty[0])
     encoder = encoder_config(params)
@@ -125,7 +125,7 @@ def _glob(params, name, data):
                    "input_path empty for the embedded default corpus."
                    if is_pretraining(params) else
                    "Make records with official/nlp/data/"
-                   "create_finetuning_data.py (README, \"Fine-tuning "
+                   "create_finetuning_data.py (docs/export.md, \"Fine-tuning "
                    "on GLUE and SQuAD\")."))
         files += sorted(matches)
     return files
