@@ -6,8 +6,9 @@ flags (not run); each `tools/train.py` command also goes through
 `params_from_flags` and the config checks, so an experiment, YAML file or
 override that no longer exists fails here, and a `--tpu` command must resolve
 to TPUStrategy. Links, repository paths, Python names and experiment names the
-pages give resolve; the README stays a short guide whose code map is the
-package's tree and whose headline figures are the committed results'. Nothing
+pages give resolve, and no page or committed output names a machine-local
+path; the README stays a short guide whose code map is the package's tree and
+whose headline figures are the committed results'. Nothing
 here reads a sentence: rewording a page never fails a test.
 """
 
@@ -348,3 +349,15 @@ def test_the_readme_results_are_the_committed_results():
     quoted = set(re.findall(r"(?<![\d.])[+-]?\d+\.\d{3}(?![\d.])", sources))
     unresolved = sorted(set(figures) - quoted)
     assert not unresolved, unresolved
+
+
+def test_no_page_or_committed_output_names_a_machine_local_path():
+    files = ["README.md"] + [
+        os.path.relpath(p, ROOT) for p in glob.glob(
+            os.path.join(ROOT, "docs", "**", "*"), recursive=True)
+        if p.endswith((".md", ".json", ".csv"))]
+    local = re.compile(r"(?<![\w.~])/(?:work|root|home|tmp|Users)/")
+    found = [(path, line.strip()[:80]) for path in files
+             for line in _text(path).splitlines() if local.search(line)]
+    assert len(files) >= 15
+    assert not found, found
