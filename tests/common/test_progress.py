@@ -127,3 +127,9 @@ def test_the_lap_rate_is_the_rate_since_the_last_lap():
     # 870 left at the lap's 2/s = 435 s.
     assert meter.seconds_left(per_second=2.0) == 435.0
     assert meter.lap_rate() == 0.0  # nothing since: no time, no rate
+
+
+def test_the_share_done():
+    assert progress.fraction(1, 4) == 0.25
+    assert progress.fraction(0, 0) == 1.0  # nothing to do: all done
+    assert progress.fraction(3, None) is None

@@ -144,14 +144,6 @@ def test_a_build_of_two_files_ends_with_their_sizes(tmp_path, caplog,
     assert _DONE_BYTES.search(line).groups() == (f"{total:,}", f"{total:,}")
 
 
-@pytest.mark.parametrize("seconds, expected", [
-    (0.04, "0.0 s"), (4.25, "4.2 s"), (9.96, "10.0 s"), (10.4, "10 s"),
-    (59.4, "59 s"), (89, "1 min"), (91, "2 min"), (3599, "1 h 00 min"),
-    (3630, "1 h 00 min"), (7 * 3600 + 5 * 60 + 20, "7 h 05 min")])
-def test_durations_are_as_precise_as_worth_saying(seconds, expected):
-    assert read_progress.format_duration(seconds) == expected
-
-
 def test_no_progress_through_bytes_without_a_known_size():
     assert read_progress.NO_PROGRESS.update(5) is None
     assert read_progress.NO_PROGRESS.done() is None

@@ -1,12 +1,12 @@
 """ShardedRecordWriter.write_many, in calls of any size, writes what the
 per-record shuffle it replaced wrote: the same files, byte for byte, and the
-generator left in the same state."""
+generator left in the same state. Its `Progress` logs counts on a fake clock."""
 
 import os
 
 import numpy as np
 
-from token_dropping.data.record_writer import ShardedRecordWriter
+from token_dropping.data.record_writer import Progress, ShardedRecordWriter
 
 
 def _files(directory):
@@ -50,3 +50,32 @@ def test_write_many_equals_one_write_per_record(tmp_path):
         assert states[0] == states[1]
         assert _files(directories[0]) == _files(directories[1]), trial
         assert writers[1].num_records == len(records)
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_progress_logs_the_count_every_ten_seconds_and_at_the_end(caplog):
+    clock = FakeClock()
+    progress = Progress("train examples", clock=clock)
+    with caplog.at_level("INFO"):
+        for now in [1, 2, 10, 11, 19, 20.5, 95]:
+            clock.now = now
+            progress.update(300)
+        progress.update(3)  # no time since the last line: none
+        clock.now = 125.0
+        progress.done()
+    # Lines at 10 s (900 in 10 s), 20.5 s (10.5 s later; 1,800 in 20.5 s =
+    # 87.8/s) and 95 s (2,100 in 95 s = 22.1/s); at the end 2,103 in 125 s
+    # = 16.8/s, 125 s rounded to 2 min.
+    assert [r.getMessage() for r in caplog.records] == [
+        "train examples: 900 so far (90/s)",
+        "train examples: 1800 so far (88/s)",
+        "train examples: 2100 so far (22/s)",
+        "train examples: 2103 in 2 min (17/s)",
+    ]

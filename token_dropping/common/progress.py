@@ -31,6 +31,13 @@ def seconds_left(done: float, total: float | None,
     return max(total - done, 0) / per_second
 
 
+def fraction(done: float, total: float | None) -> float | None:
+    """The share of `total` done (1 for a total of 0); None without one."""
+    if total is None:
+        return None
+    return done / total if total else 1.0
+
+
 def format_duration(seconds: float) -> str:
     """`4.2 s`, `42 s`, `3 min`, `1 h 05 min`: as precise as worth saying."""
     if seconds < 10:
@@ -106,9 +113,7 @@ class Meter:
     @property
     def fraction(self) -> float | None:
         """The share of `total` done (1 for a total of 0); None without one."""
-        if self.total is None:
-            return None
-        return self.done / self.total if self.total else 1.0
+        return fraction(self.done, self.total)
 
     def lap_rate(self) -> float:
         """Work per second since the previous lap (or the start); starts the

@@ -23,21 +23,11 @@ from typing import Callable
 
 from absl import logging
 
+from token_dropping.common import progress
+from token_dropping.common.progress import format_duration
+
 _LOG_EVERY_SECONDS = 10.0
 _MB = 1e6
-
-
-def format_duration(seconds: float) -> str:
-    """`4.2 s`, `42 s`, `3 min`, `1 h 05 min`: as precise as worth saying."""
-    if seconds < 10:
-        return f"{max(seconds, 0):.1f} s"
-    seconds = round(seconds)
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes = round(seconds / 60)
-    if minutes < 60:
-        return f"{minutes} min"
-    return f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 def progress_line(what: str, bytes_read: int, total_bytes: int,
@@ -47,20 +37,20 @@ def progress_line(what: str, bytes_read: int, total_bytes: int,
     The rate is `bytes_read / elapsed`; the time left is
     `(total_bytes - bytes_read) / rate`, unknown until some bytes are read.
     """
-    fraction = bytes_read / total_bytes if total_bytes else 1.0
-    rate = bytes_read / elapsed if elapsed > 0 else 0.0
+    fraction = progress.fraction(bytes_read, total_bytes)
+    rate = progress.rate(bytes_read, elapsed)
     line = (f"{what} {bytes_read / _MB:,.1f} of {total_bytes / _MB:,.1f} MB "
             f"({fraction:.0%}), {rate / _MB:,.1f} MB/s; ")
-    if rate <= 0:
+    left = progress.seconds_left(bytes_read, total_bytes, rate)
+    if left is None:
         return line + "time left not known yet"
-    left = max(total_bytes - bytes_read, 0) / rate
     return line + f"about {format_duration(left)} left"
 
 
 def done_line(what: str, bytes_read: int, total_bytes: int,
               elapsed: float) -> str:
     """The closing line: what was read of the total, in what time, how fast."""
-    rate = bytes_read / elapsed if elapsed > 0 else 0.0
+    rate = progress.rate(bytes_read, elapsed)
     return (f"{what} {bytes_read / _MB:,.1f} of {total_bytes / _MB:,.1f} MB "
             f"in {format_duration(elapsed)} ({rate / _MB:,.1f} MB/s; "
             f"{bytes_read:,} of {total_bytes:,} bytes)")
@@ -86,20 +76,19 @@ class ReadProgress:
                  clock: Callable[[], float] = time.monotonic):
         self.total_bytes = total_bytes
         self.what = what
-        self.every_seconds = every_seconds
-        self.clock = clock
-        self.bytes_read = 0
-        self._start = self._last = clock()
+        self.meter = progress.Meter(total_bytes, every_seconds=every_seconds,
+                                    clock=clock)
+
+    @property
+    def bytes_read(self) -> int:
+        return self.meter.done
 
     def update(self, bytes_read: int) -> None:
         """Sets the bytes read so far; logs a line if it is time to."""
-        self.bytes_read = bytes_read
-        now = self.clock()
-        if now - self._last >= self.every_seconds:
-            self._last = now
+        if self.meter.update(bytes_read):
             logging.info("%s", progress_line(self.what, bytes_read,
                                              self.total_bytes,
-                                             now - self._start))
+                                             self.meter.elapsed))
 
     def add(self, num_bytes: int) -> None:
         """Counts `num_bytes` more (a whole file a worker finished)."""
@@ -107,8 +96,9 @@ class ReadProgress:
 
     def done(self) -> str:
         """Logs and returns the closing line."""
+        self.meter.update()
         line = done_line(self.what, self.bytes_read, self.total_bytes,
-                         self.clock() - self._start)
+                         self.meter.elapsed)
         logging.info("%s", line)
         return line
 

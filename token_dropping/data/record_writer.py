@@ -8,10 +8,13 @@ maskings of one sequence, are spread out; they are then dealt round-robin to
 
 import itertools
 import time
+from typing import Callable
 
 from absl import logging
 import numpy as np
 import tensorflow as tf
+
+from token_dropping.common import progress
 
 _LOG_EVERY_SECONDS = 10.0
 
@@ -34,27 +37,28 @@ class Progress:
     >>> progress = Progress("train examples")
     >>> for _ in range(3):
     ...   progress.update()
-    >>> progress.done()  # "train examples: 3 in 0.0s (... /s)"
+    >>> progress.done()  # "train examples: 3 in 0.0 s (... /s)"
     """
 
-    def __init__(self, what: str, every_seconds: float = _LOG_EVERY_SECONDS):
+    def __init__(self, what: str, every_seconds: float = _LOG_EVERY_SECONDS,
+                 clock: Callable[[], float] = time.monotonic):
         self.what = what
-        self.every_seconds = every_seconds
-        self.count = 0
-        self._start = self._last = time.monotonic()
+        self.meter = progress.Meter(every_seconds=every_seconds, clock=clock)
+
+    @property
+    def count(self) -> int:
+        return self.meter.done
 
     def update(self, n: int = 1) -> None:
-        self.count += n
-        now = time.monotonic()
-        if now - self._last >= self.every_seconds:
-            self._last = now
+        if self.meter.add(n):
             logging.info("%s: %d so far (%.0f/s)", self.what, self.count,
-                         self.count / max(now - self._start, 1e-9))
+                         self.meter.rate)
 
     def done(self) -> None:
-        elapsed = time.monotonic() - self._start
-        logging.info("%s: %d in %.1fs (%.0f/s)", self.what, self.count, elapsed,
-                     self.count / max(elapsed, 1e-9))
+        self.meter.update()
+        logging.info("%s: %d in %s (%.0f/s)", self.what, self.count,
+                     progress.format_duration(self.meter.elapsed),
+                     self.meter.rate)
 
 
 class ShardedRecordWriter:

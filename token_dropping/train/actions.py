@@ -11,6 +11,8 @@ import time
 import tensorflow as tf
 from absl import logging
 
+from token_dropping.common import progress
+
 
 def scalars(output):
     """The scalar entries of an orbit train/eval output, as floats."""
@@ -18,28 +20,34 @@ def scalars(output):
 
 
 class ProgressLog:
-    """Orbit train action: one readable line per loop of training."""
+    """Orbit train action: one readable line per loop of training.
+
+    The rate is the last loop's (the first loop's includes start-up:
+    tracing, compilation), and the ETA what is left at that rate.
+
+    Example:
+    >>> progress = ProgressLog(trainer.global_step, 800, 32)
+    >>> progress({"lm_example_loss": 6.484})  # after a loop of steps
+    step 200/800 | 2.15 steps/s | 69 examples/s | ETA 5 min | MLM loss 6.484
+    """
 
     def __init__(self, global_step, total_steps, global_batch_size,
-                 start_step=0):
+                 start_step=0, clock=time.monotonic):
         self.global_step = global_step
         self.total_steps = total_steps
         self.global_batch_size = global_batch_size
-        # The first loop's rate includes start-up (tracing, compilation).
-        self._last = (start_step, time.time())
+        self.meter = progress.Meter(total_steps, done=start_step, clock=clock)
         self.logs = {}
 
     def __call__(self, output):
         step = int(self.global_step.numpy())
-        now = time.time()
+        self.meter.update(step)
         self.logs = scalars(output)
-        last_step, last_time = self._last
-        self._last = (step, now)
-        rate = (step - last_step) / max(now - last_time, 1e-9)
-        eta = (self.total_steps - step) / rate if rate > 0 else float("inf")
+        rate = self.meter.lap_rate()
+        eta = self.meter.seconds_left(rate)
         line = (f"step {step}/{self.total_steps} | {rate:.2f} steps/s | "
-                f"{rate * self.global_batch_size:.0f} examples/s | "
-                f"ETA {_duration(eta)}")
+                f"{rate * self.global_batch_size:.0f} examples/s | ETA "
+                f"{'?' if eta is None else progress.format_duration(eta)}")
         for key, label, fmt in (
                 ("lm_example_loss", "MLM loss", "{:.3f}"),
                 ("masked_lm_accuracy", "MLM accuracy", "{:.3f}"),
@@ -58,13 +66,6 @@ class KeepLogs:
 
     def __call__(self, output):
         self.history.append((int(self.global_step.numpy()), scalars(output)))
-
-
-def _duration(seconds):
-    if seconds == float("inf"):
-        return "?"
-    seconds = int(seconds)
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 def summary(result):
