@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from data_testdata import bert_format, read_manifest, shard_records
 from data_testdata import small_config, tiny_documents, write_text
+from token_dropping.data import beam_build
 from token_dropping.data import build_pretraining_data
 
 pytest.importorskip("apache_beam", reason="the beam extra is not installed")
@@ -119,6 +120,19 @@ def test_bad_runner_or_option_is_one_line_before_anything_is_written(
         build_pretraining_data(config, str(tmp_path / "out"))
     assert "\n" not in str(raised.value)
     assert not (tmp_path / "out").exists()
+
+
+def test_dataflow_reads_each_input_pattern_as_written():
+    """Spaces after commas and a trailing comma name no local file."""
+    config = small_config("gs://b/wiki/*.txt, gs://b/books.txt,",
+                          runner="DataflowRunner",
+                          beam_pipeline_options="project=p")
+    beam_build.check(config, "gs://b/out")  # no error: all on Cloud Storage
+    config = small_config("gs://b/wiki/*.txt, /home/me/books.txt",
+                          runner="DataflowRunner",
+                          beam_pipeline_options="project=p")
+    with pytest.raises(ValueError, match="'/home/me/books.txt' is local"):
+        beam_build.check(config, "gs://b/out")
 
 
 def test_without_the_beam_extra_a_runner_says_how_to_install_it(

@@ -29,6 +29,7 @@ import pickle
 
 import tensorflow as tf
 
+from token_dropping.common import files
 from token_dropping.data import read_progress
 
 INSTALL_HINT = "install the extra: pip install token-dropping[beam]"
@@ -106,7 +107,8 @@ def check(config, output_dir: str) -> None:
     """
     pipeline_options(config)
     if config.runner == "DataflowRunner":
-        local = [path for path in [output_dir] + config.input_files.split(",")
+        local = [path for path in
+                 [output_dir] + files.split_patterns(config.input_files)
                  if "://" not in path]
         if local:
             raise ValueError(

@@ -17,6 +17,8 @@ from typing import Callable, Iterable
 from absl import logging
 import tensorflow as tf
 
+from token_dropping.common import files
+from token_dropping.common.errors import UserError
 from token_dropping.data import read_progress
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
@@ -36,17 +38,12 @@ def read_vocab(vocab_file: str) -> list[str]:
     """Reads a vocab file (one token per line) and checks the special tokens.
 
     Raises:
-        ValueError: if the file is missing, empty, or lacks a special token.
+        UserError: if the file is missing, empty, or lacks a special token.
     """
-    if not tf.io.gfile.exists(vocab_file):
-        raise ValueError(f"vocab_file={vocab_file!r} does not exist.")
-    with tf.io.gfile.GFile(vocab_file, "r") as f:
-        tokens = [line.rstrip("\r\n") for line in f]
-    while tokens and not tokens[-1]:
-        tokens.pop()
+    tokens = files.read_vocab(vocab_file)
     missing = [token for token in SPECIAL_TOKENS if token not in tokens]
     if missing:
-        raise ValueError(
+        raise UserError(
             f"vocab_file={vocab_file!r} has no {', '.join(missing)} token; a "
             "WordPiece vocab for BERT needs all of "
             f"{', '.join(SPECIAL_TOKENS)}.")

@@ -4,6 +4,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from token_dropping.common import files
 from token_dropping.model import flops
 from token_dropping.train.task import ROUTING_METRICS
 
@@ -123,8 +124,7 @@ class TokenDropSummaries:
         vocab_file = getattr(task.task_config, "vocab_file", "")
         vocab = None
         if vocab_file and tf.io.gfile.exists(vocab_file):
-            with tf.io.gfile.GFile(vocab_file) as f:
-                vocab = [line.rstrip("\n") for line in f]
+            vocab = files.read_vocab(vocab_file)
         return cls(encoder, summary_dir, global_step, samples, ratio,
                    data_config.seq_length, vocab,
                    train_flops=flops.config_train_flops(task.task_config),
