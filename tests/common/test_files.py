@@ -87,6 +87,16 @@ def test_write_text_and_json_create_and_replace(tmp_path):
     assert os.listdir(tmp_path) == ["out.json"]  # no temporary left
 
 
+def test_nothing_written_is_an_empty_file(tmp_path):
+    path = tmp_path / "heldout.txt"
+    path.write_text("old\n")
+    for mode in ["w", "wb"]:
+        with files.open_atomically(str(path), mode):
+            pass
+        assert path.read_bytes() == b""
+    assert os.listdir(tmp_path) == ["heldout.txt"]
+
+
 def test_a_failure_mid_write_leaves_the_old_file_and_no_temporary(tmp_path):
     path = tmp_path / "result.json"
     path.write_text("old\n")

@@ -217,11 +217,11 @@ def test_an_interrupted_write_leaves_no_manifest(roots, tmp_path,
     output_dir = str(tmp_path / "out")
     _corpus(roots).write_text_files(output_dir)
 
-    def interrupted(path, value):
+    def interrupted(path, value, **dump_options):
         raise KeyboardInterrupt
 
-    write_json = package_docs._write_json
-    monkeypatch.setattr(package_docs, "_write_json", interrupted)
+    write_json = package_docs.files.write_json
+    monkeypatch.setattr(package_docs.files, "write_json", interrupted)
     with pytest.raises(KeyboardInterrupt):  # Another corpus over the first.
         _corpus(roots, heldout_share=0.2).write_text_files(output_dir)
     names = os.listdir(output_dir)
@@ -234,7 +234,7 @@ def test_an_interrupted_write_leaves_no_manifest(roots, tmp_path,
         yield from list(documents(self))[:3]
         raise OSError("disk full")
 
-    monkeypatch.setattr(package_docs, "_write_json", write_json)
+    monkeypatch.setattr(package_docs.files, "write_json", write_json)
     monkeypatch.setattr(PackageDocsCorpus, "documents", documents_then_failure)
     with pytest.raises(OSError):
         _corpus(roots).write_text_files(str(tmp_path / "fresh"))

@@ -121,6 +121,7 @@ def open_atomically(path: str, mode: str = "w"):
     never part of it. If the block raises, `path` is left as it was."""
     with replacing(path) as temporary:
         with tf.io.gfile.GFile(temporary, mode) as f:
+            f.write(b"" if "b" in mode else "")  # GFile creates on a write
             yield f
 
 

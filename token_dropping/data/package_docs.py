@@ -33,6 +33,7 @@ import os
 import sys
 from typing import Iterator
 
+from token_dropping.common import files
 from token_dropping.data import default_corpus
 
 DEFAULT_PACKAGES = ("numpy", "scipy", "sklearn", "pandas", "matplotlib",
@@ -265,14 +266,14 @@ class PackageDocsCorpus:
         Raises:
             ValueError: if `output_dir` cannot be created or written.
         """
-        files = self._files(output_dir)
+        corpus_files = self._files(output_dir)
         description = self.describe()
-        if _complete(files.manifest_file, description):
-            return files
+        if _complete(corpus_files.manifest_file, description):
+            return corpus_files
         try:
             os.makedirs(output_dir, exist_ok=True)
             with contextlib.suppress(FileNotFoundError):
-                os.remove(files.manifest_file)
+                os.remove(corpus_files.manifest_file)
         except OSError as e:
             raise ValueError(f"output_dir={output_dir!r} cannot be written: "
                              f"{e.strerror}.") from e
@@ -282,10 +283,11 @@ class PackageDocsCorpus:
         for name in sorted(set(os.listdir(output_dir)) - set(names)):
             if name.startswith("pretrain-") and name.endswith(".txt"):
                 os.remove(os.path.join(output_dir, name))  # Another corpus's.
-        _write_json(files.manifest_file,
-                    {"corpus": description, "files": counts,
-                     "heldout_sources": heldout_sources})
-        return files
+        files.write_json(corpus_files.manifest_file,
+                         {"corpus": description, "files": counts,
+                          "heldout_sources": heldout_sources},
+                         indent=2, sort_keys=True)
+        return corpus_files
 
     def _files(self, output_dir: str) -> CorpusFiles:
         return CorpusFiles(
@@ -318,53 +320,31 @@ def _complete(manifest_file: str, description: dict) -> bool:
 
 def _write_documents(output_dir: str, names: list[str],
                      documents: Iterator[Document]) -> dict:
-    """Writes documents under temporary names, then renames them all.
+    """Writes documents under temporary names, then renames them all
+    (`common.files.open_atomically`; if anything fails, none is renamed).
 
     The last name takes the held-out documents; the others are
     `pretrain-<source>.txt`. Returns the counts per file name and the source
     of each held-out document, in order.
     """
     heldout_sources = []
-    paths = {name: os.path.join(output_dir, name) for name in names}
-    temporary = {name: f"{path}.tmp-{os.getpid()}"
-                 for name, path in paths.items()}
     counts = {name: {"num_documents": 0, "num_sentences": 0, "num_bytes": 0}
               for name in names}
-    try:
-        with contextlib.ExitStack() as stack:
-            out = {name: stack.enter_context(
-                open(temporary[name], "w", encoding="utf-8", newline="\n"))
-                for name in names}
-            for document in documents:
-                name = (names[-1] if document.heldout
-                        else pretrain_file_name(document.source))
-                count = counts[name]
-                block = "\n".join(document.sentences) + "\n"
-                if count["num_documents"]:
-                    block = "\n" + block  # A blank line between documents.
-                out[name].write(block)
-                count["num_documents"] += 1
-                count["num_sentences"] += len(document.sentences)
-                count["num_bytes"] += len(block.encode("utf-8"))
-                if document.heldout:
-                    heldout_sources.append(document.source)
-        for name in names:
-            os.replace(temporary[name], paths[name])
-    finally:
-        for path in temporary.values():
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(path)
+    with contextlib.ExitStack() as stack:
+        out = {name: stack.enter_context(
+            files.open_atomically(os.path.join(output_dir, name)))
+            for name in names}
+        for document in documents:
+            name = (names[-1] if document.heldout
+                    else pretrain_file_name(document.source))
+            count = counts[name]
+            block = "\n".join(document.sentences) + "\n"
+            if count["num_documents"]:
+                block = "\n" + block  # A blank line between documents.
+            out[name].write(block)
+            count["num_documents"] += 1
+            count["num_sentences"] += len(document.sentences)
+            count["num_bytes"] += len(block.encode("utf-8"))
+            if document.heldout:
+                heldout_sources.append(document.source)
     return counts, heldout_sources
-
-
-def _write_json(path: str, value: dict) -> None:
-    """Writes `value` as JSON to `path` under a temporary name, then renames."""
-    temporary = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(temporary, "w") as f:
-            json.dump(value, f, indent=2, sort_keys=True)
-            f.write("\n")
-        os.replace(temporary, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(temporary)
