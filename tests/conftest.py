@@ -62,3 +62,19 @@ def exported(run, tmp_path_factory):
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"to {output_dir}" in result.stdout
     return output_dir
+
+
+class FakeClock:
+    """A seconds clock that shows `now`, which the test sets."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    """A `FakeClock` at 0 s, for progress lines and rates."""
+    return FakeClock()

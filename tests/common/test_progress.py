@@ -8,14 +8,6 @@ import pytest
 from token_dropping.common import progress
 
 
-class FakeClock:
-    def __init__(self, now=0.0):
-        self.now = now
-
-    def __call__(self):
-        return self.now
-
-
 @pytest.mark.parametrize("seconds, expected", [
     (-3.0, "0.0 s"), (0.04, "0.0 s"), (4.25, "4.2 s"), (9.96, "10.0 s"),
     (10.4, "10 s"), (59.4, "59 s"), (89, "1 min"), (91, "2 min"),
@@ -37,8 +29,8 @@ def test_rate_and_time_left_of_plain_numbers():
     assert progress.seconds_left(100, None, 3.0) is None
 
 
-def test_a_meter_counts_against_its_clock():
-    clock = FakeClock(1000.0)  # any origin: only differences count
+def test_a_meter_counts_against_its_clock(clock):
+    clock.now = 1000.0  # any origin: only differences count
     meter = progress.Meter(total=2_000, clock=clock)
     clock.now = 1040.0
     meter.update(500)
@@ -56,9 +48,8 @@ def test_a_meter_counts_against_its_clock():
     assert meter.rate == pytest.approx(751 / 50)
 
 
-def test_figures_hold_between_readings():
+def test_figures_hold_between_readings(clock):
     """A line's figures are those of the last reading, all of one instant."""
-    clock = FakeClock()
     meter = progress.Meter(total=100, clock=clock)
     clock.now = 10.0
     meter.update(20)
@@ -68,8 +59,7 @@ def test_figures_hold_between_readings():
     assert (meter.done, meter.elapsed) == (20, 99.0)
 
 
-def test_due_at_most_every_so_many_seconds():
-    clock = FakeClock()
+def test_due_at_most_every_so_many_seconds(clock):
     meter = progress.Meter(total=None, every_seconds=10.0, clock=clock)
     due = []
     for now in [5, 10, 15, 19.9, 20, 35, 36]:
@@ -81,23 +71,21 @@ def test_due_at_most_every_so_many_seconds():
     assert meter.fraction is None and meter.seconds_left() is None
 
 
-def test_every_reading_is_due_by_default():
-    clock = FakeClock()
+def test_every_reading_is_due_by_default(clock):
     meter = progress.Meter(total=3, clock=clock)
     assert [meter.add() for _ in range(3)] == [True, True, True]
 
 
-def test_no_time_no_rate_and_a_total_of_zero_is_done():
-    meter = progress.Meter(total=0, clock=FakeClock())
+def test_no_time_no_rate_and_a_total_of_zero_is_done(clock):
+    meter = progress.Meter(total=0, clock=clock)
     assert meter.update(0)
     assert (meter.rate, meter.fraction, meter.seconds_left()) == (0.0, 1.0,
                                                                    None)
 
 
-def test_work_done_before_counts_toward_the_share_not_the_rate():
+def test_work_done_before_counts_toward_the_share_not_the_rate(clock):
     """A resumed run starts at step 100 of 400; a rerun study skips a
     finished run's 4 of 10 FLOPs."""
-    clock = FakeClock()
     meter = progress.Meter(total=400, done=100, clock=clock)
     clock.now = 50.0
     meter.update(200)
@@ -114,8 +102,7 @@ def test_work_done_before_counts_toward_the_share_not_the_rate():
                                                                    20.0)
 
 
-def test_the_lap_rate_is_the_rate_since_the_last_lap():
-    clock = FakeClock()
+def test_the_lap_rate_is_the_rate_since_the_last_lap(clock):
     meter = progress.Meter(total=1_000, done=100, clock=clock)
     clock.now = 20.0
     meter.update(110)

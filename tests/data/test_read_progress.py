@@ -24,14 +24,6 @@ MB = 10**6
 _DONE_BYTES = re.compile(r"; ([\d,]+) of ([\d,]+) bytes\)")
 
 
-class FakeClock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-
 @pytest.mark.parametrize("bytes_read, total, elapsed, expected", [
     # 412/1024 = 40.2%; 412 MB in 132.9 s = 3.100 MB/s; 612 MB left at that
     # rate = 197.4 s, which rounds to 3 min.
@@ -53,8 +45,8 @@ def test_progress_line_fraction_rate_and_time_left(bytes_read, total, elapsed,
                                        elapsed) == expected
 
 
-def test_lines_every_ten_seconds_of_a_fake_clock_and_a_closing_line(caplog):
-    clock = FakeClock()
+def test_lines_every_ten_seconds_of_a_fake_clock_and_a_closing_line(
+        caplog, clock):
     progress = read_progress.ReadProgress(2_000 * MB, clock=clock)
     with caplog.at_level("INFO"):
         for now, bytes_read in [(5, 100 * MB), (10, 300 * MB), (15, 400 * MB),

@@ -52,16 +52,8 @@ def test_write_many_equals_one_write_per_record(tmp_path):
         assert writers[1].num_records == len(records)
 
 
-class FakeClock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-
-def test_progress_logs_the_count_every_ten_seconds_and_at_the_end(caplog):
-    clock = FakeClock()
+def test_progress_logs_the_count_every_ten_seconds_and_at_the_end(
+        caplog, clock):
     progress = Progress("train examples", clock=clock)
     with caplog.at_level("INFO"):
         for now in [1, 2, 10, 11, 19, 20.5, 95]:
