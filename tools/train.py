@@ -33,6 +33,8 @@ from token_dropping.train import actions
 from token_dropping.train import preemption
 from token_dropping.train import driver as training
 from token_dropping.common.errors import UserError
+# Model Garden's fine-tuning experiments (bert/sentence_prediction, bert/squad).
+from token_dropping.train import finetuning_experiments  # noqa: F401
 
 
 def main(argv):

@@ -25,6 +25,8 @@ from official.modeling import hyperparams
 from official.nlp.modeling.networks import BertEncoderV2
 
 import token_dropping  # noqa: F401  (registers the experiments)
+# Model Garden's fine-tuning experiments (bert/sentence_prediction, ...).
+import token_dropping.train.finetuning_experiments  # noqa: F401
 from helpers import SHRINK_HIDDEN as HIDDEN
 from helpers import SHRINK_SEQ as SEQ
 from helpers import SHRINK_VOCAB as VOCAB

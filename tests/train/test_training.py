@@ -7,11 +7,13 @@ import re
 import numpy as np
 import pytest
 import tensorflow as tf
+from official.core import config_definitions as cfg
 from official.core import exp_factory
 from official.core import task_factory
 from official.core import train_utils
 
 import token_dropping  # noqa: F401  (registers the experiments)
+from token_dropping.train import driver as training
 from token_dropping.train import run_data
 from token_dropping.common.errors import UserError
 from token_dropping.train.task import per_prediction_losses
@@ -139,6 +141,20 @@ def test_registered_experiments_validate(name):
     config = exp_factory.get_exp_config(name)
     config.validate()
     assert config.task.train_data.use_next_sentence_label is False
+
+
+def test_registered_experiments_are_ours_known_to_model_garden():
+    # Model Garden's own registered beside ours are not listed as ours.
+    import token_dropping.train.finetuning_experiments  # noqa: F401
+    sizes = ("base", "large", "mini", "tiny")
+    ours = ({f"token_drop_bert_{s}" for s in sizes}
+            | {f"token_drop_bert_{s}_{v}" for s in sizes
+               for v in ("random_ltd", "full_ends", "sctd")}
+            | {f"bert_{s}" for s in sizes} | {"token_drop_bert/pretraining"})
+    assert training.registered_experiments() == sorted(ours)
+    for name in ours:
+        assert isinstance(exp_factory.get_exp_config(name),
+                          cfg.ExperimentConfig), name
 
 
 def test_paper_recipe():

@@ -36,6 +36,8 @@ from official.core import exp_factory
 
 from token_dropping.train import driver as training
 from token_dropping.common.errors import UserError
+# Registers bert/sentence_prediction.
+from token_dropping.train import finetuning_experiments  # noqa: F401
 
 
 def finetune(model_dir, data, *, init_checkpoint, encoder_config, seed,

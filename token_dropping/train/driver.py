@@ -43,6 +43,7 @@ from official.core import train_utils
 from official.modeling import performance
 
 from token_dropping.train import checks as run_checks
+from token_dropping.train import experiment_configs
 from token_dropping.train.actions import KeepLogs
 from token_dropping.train.actions import ProgressLog
 from token_dropping.common.errors import UserError
@@ -76,13 +77,8 @@ def default_model_dir(experiment):
 
 
 def registered_experiments():
-    """Every registered experiment name, e.g. "token_drop_bert/pretraining"."""
-    def walk(tree, prefix):
-        for key, value in tree.items():
-            name = f"{prefix}/{key}" if prefix else key
-            yield from (walk(value, name) if isinstance(value, dict)
-                        else [name])
-    return sorted(walk(exp_factory._REGISTERED_CONFIGS, ""))  # pylint: disable=protected-access
+    """Our registered experiment names, e.g. "token_drop_bert/pretraining"."""
+    return list(experiment_configs.NAMES)
 
 
 def params_from_flags(flags_obj):
@@ -96,10 +92,12 @@ def params_from_flags(flags_obj):
     if not flags_obj.experiment:
         raise UserError("--experiment is required, e.g. "
                         "--experiment=token_drop_bert_tiny.")
-    if flags_obj.experiment not in registered_experiments():
+    if not experiment_configs.is_registered(flags_obj.experiment):
         raise UserError(
             f"--experiment={flags_obj.experiment!r} is not a registered "
-            f"experiment; registered: {', '.join(registered_experiments())}.")
+            f"experiment; ours: {', '.join(registered_experiments())}, and "
+            "Model Garden's fine-tuning ones (bert/sentence_prediction, "
+            "bert/squad, ...).")
     for path in flags_obj.config_file or []:
         if not tf.io.gfile.exists(path):
             raise UserError(f"--config_file={path!r}: no such file.")

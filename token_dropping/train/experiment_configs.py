@@ -14,9 +14,6 @@ from official.core import exp_factory
 from official.modeling import optimization
 from official.nlp.configs import bert
 from official.nlp.configs import encoders
-# Registers Model Garden's fine-tuning experiments (bert/sentence_prediction,
-# bert/squad, ...) for fine-tuning exports through tools/train.py.
-from official.nlp.configs import finetuning_experiments  # noqa: F401
 from official.nlp.data import pretrain_dataloader
 from official.nlp.tasks import masked_lm
 
@@ -169,16 +166,37 @@ def variant_experiment(size, variant):
     return params
 
 
-for _size in _SIZES:
-    exp_factory.register_config_factory(f"token_drop_bert_{_size}")(
-        lambda size=_size: pretraining_experiment(size))
-    for _variant in VARIANTS:
-        exp_factory.register_config_factory(
-            f"token_drop_bert_{_size}_{_variant}")(
-                lambda size=_size, v=_variant: variant_experiment(size, v))
-    exp_factory.register_config_factory(f"bert_{_size}")(
-        lambda size=_size: pretraining_experiment(size, token_dropping=False))
+def is_registered(name):
+    """Whether Model Garden's experiment registry knows `name` (ours, or its
+    fine-tuning experiments once `train.finetuning_experiments` is
+    imported), asked through its public lookup."""
+    try:
+        exp_factory.get_exp_config(name)
+    except LookupError:
+        return False
+    return True
 
-# Upstream's name for the base experiment.
-exp_factory.register_config_factory("token_drop_bert/pretraining")(
-    lambda: pretraining_experiment("base"))
+
+def _registered_here():
+    """Registers our experiments; returns their names (Model Garden's
+    registry has no public listing, so we keep ours as we register)."""
+    factories = {}
+    for size in _SIZES:
+        factories[f"token_drop_bert_{size}"] = (
+            lambda size=size: pretraining_experiment(size))
+        for variant in VARIANTS:
+            factories[f"token_drop_bert_{size}_{variant}"] = (
+                lambda size=size, v=variant: variant_experiment(size, v))
+        factories[f"bert_{size}"] = (
+            lambda size=size: pretraining_experiment(size,
+                                                     token_dropping=False))
+    # Upstream's name for the base experiment.
+    factories["token_drop_bert/pretraining"] = (
+        lambda: pretraining_experiment("base"))
+    for name, factory in factories.items():
+        exp_factory.register_config_factory(name)(factory)
+    return tuple(sorted(factories))
+
+
+# Every experiment this module registers, sorted.
+NAMES = _registered_here()
