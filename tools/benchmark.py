@@ -18,11 +18,14 @@ table and a `.png` bar chart beside it. Everything is in
 `token_dropping.bench.benchmark`, which this file only wires to flags.
 """
 
+import sys
+
 from absl import app
 from absl import flags
 
 from token_dropping.bench import benchmark
 from token_dropping.bench import report
+from token_dropping.common.errors import UserError
 
 _PRESET = flags.DEFINE_string(
     "preset", "base", f"Sizes to start from: {', '.join(benchmark.PRESETS)}.")
@@ -53,8 +56,8 @@ def main(argv):
                      **{name: flag.value for name, flag in _SIZES.items()})
     try:
         benchmark.check_arguments(**arguments, output=_OUTPUT.value)
-    except ValueError as error:  # bad flags: one line, no traceback
-        raise SystemExit(f"benchmark: {error}") from None
+    except UserError as error:  # bad flags: one line, no traceback
+        sys.exit(f"benchmark.py: error: {error}")
     results = benchmark.run(
         **arguments, xla=_XLA.value, measure_memory=_MEMORY.value,
         keep_all_control=_KEEP_ALL_CONTROL.value, output=_OUTPUT.value)

@@ -12,6 +12,7 @@ from token_dropping.bench import benchmark
 from token_dropping.bench import memory as benchmark_memory
 from token_dropping.bench import steps as benchmark_steps
 from token_dropping.model import flops
+from token_dropping.common.errors import UserError
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TOOL = os.path.join(ROOT, "tools", "benchmark.py")
@@ -93,7 +94,8 @@ def test_cli_bad_input_is_one_clear_line():
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
     last_line = done.stderr.strip().splitlines()[-1]
-    assert last_line.startswith("benchmark: ") and message in last_line
+    assert last_line.startswith("benchmark.py: error: ") and (
+        message in last_line)
 
 
 @pytest.mark.parametrize("arguments,message", [
@@ -109,7 +111,7 @@ def test_cli_bad_input_is_one_clear_line():
      "token_keep_k=600 exceeds seq_length=512"),
 ])
 def test_invalid_arguments_name_the_value(arguments, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(UserError, match=message):
         benchmark.check_arguments(**arguments)
 
 

@@ -8,6 +8,7 @@ reader can check them without the library.
 import pytest
 
 from token_dropping.model import flops
+from token_dropping.common.errors import UserError
 
 
 def test_four_layer_layout_with_default_drop_layers():
@@ -121,7 +122,7 @@ def test_bert_base_layout_matches_the_paper():
      "hidden_size=4.5"),
 ])
 def test_invalid_arguments_name_the_value(call, message):
-    with pytest.raises(ValueError) as error:
+    with pytest.raises(UserError) as error:
         call()
     assert message in str(error.value)
 

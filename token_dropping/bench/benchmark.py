@@ -53,6 +53,7 @@ from token_dropping.bench.steps import synthetic_batch
 from token_dropping.model.layout import DropLayout
 from token_dropping.model.layout import as_positive_int
 from token_dropping.common.paths import check_output_path
+from token_dropping.common.errors import UserError
 
 
 def _experiment_sizes(size, batch_size):
@@ -89,30 +90,30 @@ def resolve_sizes(preset="base", **overrides):
         dict of every name in `SIZE_NAMES`, drop layers resolved.
 
     Raises:
-        ValueError: naming the unknown preset or the invalid value.
+        UserError: naming the unknown preset or the invalid value.
     """
     if preset not in PRESETS:
-        raise ValueError(f"preset={preset!r} is not one of "
-                         f"{', '.join(repr(p) for p in PRESETS)}.")
+        raise UserError(f"preset={preset!r} is not one of "
+                        f"{', '.join(repr(p) for p in PRESETS)}.")
     unknown = sorted(set(overrides) - set(SIZE_NAMES))
     if unknown:
-        raise ValueError(f"Unknown size(s) {unknown}; known: {SIZE_NAMES}.")
+        raise UserError(f"Unknown size(s) {unknown}; known: {SIZE_NAMES}.")
     sizes = dict(PRESETS[preset], drop_start_layer=None, drop_end_layer=None)
     sizes.update({k: v for k, v in overrides.items() if v is not None})
     for name in PRESETS["base"]:
         sizes[name] = as_positive_int(name, sizes[name])
     if sizes["hidden_size"] % sizes["num_attention_heads"]:
-        raise ValueError(
+        raise UserError(
             f"hidden_size={sizes['hidden_size']} is not a multiple of "
             f"num_attention_heads={sizes['num_attention_heads']}.")
     # [CLS], the masked slots and [SEP] must fit, with distinct positions.
     if sizes["max_predictions_per_seq"] > sizes["seq_length"] - 2:
-        raise ValueError(
+        raise UserError(
             f"max_predictions_per_seq={sizes['max_predictions_per_seq']} "
             f"must be at most seq_length - 2 = {sizes['seq_length'] - 2}.")
     if sizes["vocab_size"] <= FIRST_WORD_ID:
-        raise ValueError(f"vocab_size={sizes['vocab_size']} must exceed "
-                         f"{FIRST_WORD_ID} (BERT's special and unused ids).")
+        raise UserError(f"vocab_size={sizes['vocab_size']} must exceed "
+                        f"{FIRST_WORD_ID} (BERT's special and unused ids).")
     layout = DropLayout.resolve(
         num_layers=sizes["num_layers"], token_keep_k=sizes["token_keep_k"],
         drop_start_layer=sizes["drop_start_layer"],
@@ -128,16 +129,16 @@ def check_arguments(preset="base", steps=10, warmup_steps=2, output=None,
     """Checks `run`'s arguments; returns the resolved sizes.
 
     Raises:
-        ValueError: one line naming the invalid value.
+        UserError: one line naming the invalid value.
     """
     if output:
         check_output_path(output, "--output", directory=False)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps={steps!r} must be a positive integer.")
+        raise UserError(f"steps={steps!r} must be a positive integer.")
     if (isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int)
             or warmup_steps < 1):
-        raise ValueError(f"warmup_steps={warmup_steps!r} must be at least 1 "
-                         "(the first call compiles).")
+        raise UserError(f"warmup_steps={warmup_steps!r} must be at least 1 "
+                        "(the first call compiles).")
     return resolve_sizes(preset, **overrides)
 
 

@@ -31,6 +31,7 @@ import tensorflow as tf
 
 from token_dropping.common import files
 from token_dropping.data import read_progress
+from token_dropping.common.errors import UserError
 
 INSTALL_HINT = "install the extra: pip install token-dropping[beam]"
 # Beam 2.77's DirectRunner first tries its Prism runner, a Go binary it
@@ -45,7 +46,7 @@ def import_beam(runner: str):
     try:
         import apache_beam  # pylint: disable=import-outside-toplevel
     except ImportError as e:
-        raise ValueError(
+        raise UserError(
             f"runner={runner!r} needs Apache Beam, which is not installed "
             f"({e}); {INSTALL_HINT}.") from None
     return apache_beam
@@ -55,7 +56,7 @@ def pipeline_options(config):
     """Beam's `PipelineOptions` for `config.runner` and its options.
 
     Raises:
-        ValueError: naming an empty, unknown or badly valued option, or a
+        UserError: naming an empty, unknown or badly valued option, or a
             runner given in the options instead of `runner`.
     """
     beam = import_beam(config.runner)
@@ -65,12 +66,12 @@ def pipeline_options(config):
         option = option.strip()
         name = option.lstrip("-").split("=", 1)[0]
         if not name:
-            raise ValueError(
+            raise UserError(
                 f"beam_pipeline_options={given_options!r} has "
                 "an empty option; give comma-separated name=value pairs, e.g. "
                 "direct_num_workers=2,direct_running_mode=multi_processing.")
         if name == "runner":
-            raise ValueError(
+            raise UserError(
                 f"beam_pipeline_options={given_options!r} sets "
                 "the runner; give it as runner (--runner) instead.")
         flags.append("--" + option.lstrip("-"))
@@ -83,14 +84,14 @@ def pipeline_options(config):
             known = options.get_all_options(drop_default=True)
     except SystemExit:
         message = stderr.getvalue().strip().splitlines()[-1]
-        raise ValueError(
+        raise UserError(
             f"beam_pipeline_options={given_options!r}: "
             f"{message.split('error: ', 1)[-1]}.") from None
     given = options.get_all_options(drop_default=True,
                                     retain_unknown_options=True)
     unknown = sorted(set(given) - set(known))
     if unknown:
-        raise ValueError(
+        raise UserError(
             f"beam_pipeline_options={given_options!r}: "
             f"{', '.join(unknown)} is not an option of Apache Beam "
             f"{beam.__version__} (see `python -m apache_beam.examples."
@@ -102,7 +103,7 @@ def check(config, output_dir: str) -> None:
     """Checks a Beam build before anything is written.
 
     Raises:
-        ValueError: if Beam is missing, an option is bad, or a Dataflow build
+        UserError: if Beam is missing, an option is bad, or a Dataflow build
             has a local input or output (its workers cannot reach them).
     """
     pipeline_options(config)
@@ -111,7 +112,7 @@ def check(config, output_dir: str) -> None:
                  [output_dir] + files.split_patterns(config.input_files)
                  if "://" not in path]
         if local:
-            raise ValueError(
+            raise UserError(
                 f"runner='DataflowRunner' needs input_files and output_dir on "
                 f"Cloud Storage (gs://...), which its workers read and write; "
                 f"{local[0]!r} is local.")

@@ -47,6 +47,7 @@ from token_dropping.data import split_writer
 from token_dropping.data import text_files
 from token_dropping.data import vocab
 from token_dropping.data import wordpiece
+from token_dropping.common.errors import UserError
 
 # Bump when the records for the same config change, so stale caches are rebuilt.
 BUILDER_VERSION = 1
@@ -77,7 +78,7 @@ def build_pretraining_data(
         The `DatasetInfo` read back from the manifest.
 
     Raises:
-        ValueError: for a bad config, missing, unreadable or empty input, a
+        UserError: for a bad config, missing, unreadable or empty input, a
             vocab without the special tokens, or an `output_dir` that is a
             file or holds something other than this dataset. Every check that
             needs no build runs before anything is written.
@@ -251,15 +252,15 @@ class _Build:
         held_out = splits["validation"].counts["documents"] if (
             "validation" in splits) else 0
         if train_documents == 0 and held_out:
-            raise ValueError(
+            raise UserError(
                 f"The source has {held_out} document(s) and validation takes "
                 f"them (validation_fraction={self.config.validation_fraction} "
                 "always holds out the first); give at least 2 documents "
                 "(blank line between documents in sentence_per_line files), "
                 "or validation_fraction=0 to train on all of it.")
         if splits["train"].num_examples == 0:
-            raise ValueError("The source holds no text to train on: "
-                             f"{_describe_briefly(self.corpus.describe())}.")
+            raise UserError("The source holds no text to train on: "
+                            f"{_describe_briefly(self.corpus.describe())}.")
         with self.profile.stage("finish"):
             self._write_manifest(special, splits, num_duplicates)
 

@@ -29,6 +29,7 @@ from absl import logging
 import tensorflow as tf
 
 from token_dropping.data import dataset_info
+from token_dropping.common.errors import UserError
 
 LOCK_FILENAME = ".lock"
 PARTIAL_PREFIX = ".partial-"
@@ -94,20 +95,20 @@ def check_output_dir(output_dir: str) -> None:
     """Checks that `output_dir` can be a directory: no file is in the way.
 
     Raises:
-        ValueError: if `output_dir`, or a folder above it, is a file.
+        UserError: if `output_dir`, or a folder above it, is a file.
     """
     if _is_remote(output_dir):
         if tf.io.gfile.exists(output_dir) and not tf.io.gfile.isdir(
                 output_dir):
-            raise ValueError(f"output_dir={output_dir!r} is a file; give a "
-                             "directory (new, empty, or prepared here).")
+            raise UserError(f"output_dir={output_dir!r} is a file; give a "
+                            "directory (new, empty, or prepared here).")
         return
     path = _nearest_existing(output_dir)
     if not os.path.isdir(path):
         where = ("is a file" if path == os.path.abspath(output_dir)
                  else f"is under {path!r}, which is a file")
-        raise ValueError(f"output_dir={output_dir!r} {where}; give a "
-                         "directory (new, empty, or prepared here).")
+        raise UserError(f"output_dir={output_dir!r} {where}; give a "
+                        "directory (new, empty, or prepared here).")
 
 
 def existing_dataset(output_dir: str, fingerprint: str, config: dict):
@@ -125,7 +126,7 @@ def existing_dataset(output_dir: str, fingerprint: str, config: dict):
         built again in place.
 
     Raises:
-        ValueError: if the directory holds another config's dataset, or files
+        UserError: if the directory holds another config's dataset, or files
             that are not a dataset prepared here.
     """
     if not tf.io.gfile.isdir(output_dir):
@@ -135,7 +136,7 @@ def existing_dataset(output_dir: str, fingerprint: str, config: dict):
         foreign = sorted(name for name in tf.io.gfile.listdir(output_dir)
                          if not _is_ours(name.rstrip("/")))
         if foreign:
-            raise ValueError(
+            raise UserError(
                 f"output_dir={output_dir!r} holds {len(foreign)} "
                 f"{'entry' if len(foreign) == 1 else 'entries'} (e.g. "
                 f"{foreign[0]!r}) but no {dataset_info.MANIFEST_FILENAME}, so "
@@ -149,7 +150,7 @@ def existing_dataset(output_dir: str, fingerprint: str, config: dict):
     previous = {k: v for k, v in manifest.get("config", {}).items()
                 if k in config}
     if previous != config:
-        raise ValueError(
+        raise UserError(
             f"output_dir={output_dir!r} already holds a different dataset "
             f"(source {manifest.get('source', {}).get('name')!r}, seq_length="
             f"{manifest.get('seq_length')}, format "
@@ -172,7 +173,7 @@ def locked(output_dir: str):
         Nothing; the lock is held until the block ends.
 
     Raises:
-        ValueError: if the directory cannot be created or written.
+        UserError: if the directory cannot be created or written.
     """
     try:
         import fcntl  # POSIX only.
@@ -181,8 +182,8 @@ def locked(output_dir: str):
     if not _is_remote(output_dir):
         nearest = _nearest_existing(output_dir)
         if not os.access(nearest, os.W_OK | os.X_OK):
-            raise ValueError(f"output_dir={output_dir!r} cannot be written: "
-                             f"{nearest!r} is not writable by this user.")
+            raise UserError(f"output_dir={output_dir!r} cannot be written: "
+                            f"{nearest!r} is not writable by this user.")
     lock_path = os.path.join(output_dir, LOCK_FILENAME)
     lock_file = None
     while True:

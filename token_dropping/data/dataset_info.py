@@ -11,6 +11,8 @@ import os
 
 import tensorflow as tf
 
+from token_dropping.common.errors import UserError
+
 MANIFEST_FILENAME = "manifest.json"
 STATIC_FORMAT = "bert_pretrain_v2"  # For Model Garden's BertPretrainDataLoader.
 TEXT_FORMAT = "bert_pretrain_text"  # For BertPretrainTextDataLoader.
@@ -115,7 +117,7 @@ class DatasetInfo:
         from official.nlp.data import pretrain_dataloader
         from official.nlp.data import pretrain_text_dataloader
         if split not in ("train", "validation"):
-            raise ValueError(f"split={split!r} is not 'train' or 'validation'.")
+            raise UserError(f"split={split!r} is not 'train' or 'validation'.")
         input_path = (self.train_input_path if split == "train"
                       else self.validation_input_path)
         common = dict(input_path=input_path,

@@ -20,6 +20,7 @@ from token_dropping.data import builder
 from token_dropping.data import dataset_info
 from token_dropping.data import default_corpus
 from token_dropping.data import prepare_data_config
+from token_dropping.common.errors import UserError
 
 CACHE_ENV_VAR = "TOKEN_DROPPING_CACHE"
 
@@ -55,7 +56,7 @@ def ensure_default_dataset(seq_length: int = 128,
         `BertPretrainDataLoader`, v2 feature names, no next-sentence labels).
 
     Raises:
-        ValueError: for shapes that cannot be built (e.g. `seq_length=2`).
+        UserError: for shapes that cannot be built (e.g. `seq_length=2`).
     """
     config = prepare_data_config.PrepareDataConfig(
         seq_length=seq_length, max_predictions_per_seq=max_predictions_per_seq,
@@ -80,14 +81,14 @@ def prepare_data(config: prepare_data_config.PrepareDataConfig,
         The prepared (or reused) dataset's `DatasetInfo`.
 
     Raises:
-        ValueError: for a bad config or input, or no `output_dir` for a source
+        UserError: for a bad config or input, or no `output_dir` for a source
             other than the embedded default.
     """
     config.validate()
     if output_dir:
         return builder.build_pretraining_data(config, output_dir, profile)
     if config.input_files or config.tfds_name:
-        raise ValueError(
+        raise UserError(
             "output_dir is empty: only the embedded default corpus is cached; "
             "give an output directory for input_files or tfds_name.")
     cache_dir = os.path.abspath(cache_dir or default_cache_dir())

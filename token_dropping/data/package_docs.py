@@ -35,6 +35,7 @@ from typing import Iterator
 
 from token_dropping.common import files
 from token_dropping.data import default_corpus
+from token_dropping.common.errors import UserError
 
 DEFAULT_PACKAGES = ("numpy", "scipy", "sklearn", "pandas", "matplotlib",
                     "tensorflow", "keras")
@@ -63,20 +64,20 @@ def package_roots(package: str) -> list[str]:
     """The directories of an installed package, found without importing it.
 
     Raises:
-        ValueError: if `package` is not installed, or is a single module.
+        UserError: if `package` is not installed, or is a single module.
     """
     try:
         spec = importlib.util.find_spec(package)
     except (ImportError, ValueError):
         spec = None
     if spec is None:
-        raise ValueError(
+        raise UserError(
             f"package {package!r} is not installed in {sys.executable}; "
             "install it or leave it out of packages (the default ones, "
             f"{', '.join(DEFAULT_PACKAGES)}, are pinned by constraints.txt).")
     if not spec.submodule_search_locations:
-        raise ValueError(f"{package!r} is a single module, not a package "
-                         "directory; name packages only.")
+        raise UserError(f"{package!r} is a single module, not a package "
+                        "directory; name packages only.")
     return sorted(spec.submodule_search_locations)
 
 
@@ -163,7 +164,7 @@ class PackageDocsCorpus:
             running interpreter's.
 
     Raises:
-        ValueError: naming the first bad argument, or a package that is not
+        UserError: naming the first bad argument, or a package that is not
             installed.
     """
 
@@ -173,33 +174,33 @@ class PackageDocsCorpus:
                  stdlib_dir: str | None = None,
                  max_documents_per_source: int | None = None):
         if isinstance(packages, str):
-            raise ValueError(f"packages={packages!r} must be a list of "
-                             f"names, e.g. {list(DEFAULT_PACKAGES[:2])!r}.")
+            raise UserError(f"packages={packages!r} must be a list of "
+                            f"names, e.g. {list(DEFAULT_PACKAGES[:2])!r}.")
         for package in packages:
             if not (isinstance(package, str) and package.isidentifier()):
-                raise ValueError(f"package {package!r} is not a top-level "
-                                 "import name such as 'numpy'.")
+                raise UserError(f"package {package!r} is not a top-level "
+                                "import name such as 'numpy'.")
         if STDLIB in packages:
-            raise ValueError(f"packages={list(packages)!r} names {STDLIB!r}, "
-                             "which is always read first; leave it out.")
+            raise UserError(f"packages={list(packages)!r} names {STDLIB!r}, "
+                            "which is always read first; leave it out.")
         repeated = sorted({p for p in packages if list(packages).count(p) > 1})
         if repeated:
-            raise ValueError(f"packages={list(packages)!r} names "
-                             f"{repeated[0]!r} twice; name each once.")
+            raise UserError(f"packages={list(packages)!r} names "
+                            f"{repeated[0]!r} twice; name each once.")
         if (isinstance(heldout_share, bool) or
                 not isinstance(heldout_share, (int, float)) or
                 not 0 <= heldout_share < 1 or
                 abs(heldout_share * _BUCKETS
                     - round(heldout_share * _BUCKETS)) > 1e-9):
-            raise ValueError(f"heldout_share={heldout_share!r} must be a "
-                             "multiple of 0.001 in [0, 1), e.g. 0.1.")
+            raise UserError(f"heldout_share={heldout_share!r} must be a "
+                            "multiple of 0.001 in [0, 1), e.g. 0.1.")
         for name, value in (("max_documents", max_documents),
                             ("max_documents_per_source",
                              max_documents_per_source)):
             if value is not None and (isinstance(value, bool) or
                                       not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name}={value!r} must be at least 1, or "
-                                 "None for all documents.")
+                raise UserError(f"{name}={value!r} must be at least 1, or "
+                                "None for all documents.")
         self.packages = tuple(packages)
         self.heldout_share = heldout_share
         self.max_documents = max_documents
@@ -264,7 +265,7 @@ class PackageDocsCorpus:
         in `output_dir` (from other packages) are removed.
 
         Raises:
-            ValueError: if `output_dir` cannot be created or written.
+            UserError: if `output_dir` cannot be created or written.
         """
         corpus_files = self._files(output_dir)
         description = self.describe()
@@ -275,8 +276,8 @@ class PackageDocsCorpus:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(corpus_files.manifest_file)
         except OSError as e:
-            raise ValueError(f"output_dir={output_dir!r} cannot be written: "
-                             f"{e.strerror}.") from e
+            raise UserError(f"output_dir={output_dir!r} cannot be written: "
+                            f"{e.strerror}.") from e
         names = [pretrain_file_name(s) for s in self.sources] + [HELDOUT_FILE]
         counts, heldout_sources = _write_documents(output_dir, names,
                                                    self.documents())

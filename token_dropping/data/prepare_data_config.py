@@ -12,6 +12,7 @@ from token_dropping.data import default_corpus
 from token_dropping.data import text_files
 from token_dropping.data import tfds_corpus
 from token_dropping.data import vocab
+from token_dropping.common.errors import UserError
 
 OUTPUT_FORMATS = ("static", "text")
 # Apache Beam runners for `runner` (`beam_build`); "" builds in local processes.
@@ -119,48 +120,48 @@ class PrepareDataConfig:
         """Checks the fields against each other.
 
         Raises:
-            ValueError: naming the first bad value and what would be valid.
+            UserError: naming the first bad value and what would be valid.
         """
         if self.input_files and self.tfds_name:
-            raise ValueError(
+            raise UserError(
                 f"input_files={self.input_files!r} and tfds_name="
                 f"{self.tfds_name!r} are both set; give one source (or neither "
                 "for the default corpus).")
         if self.input_format not in text_files.INPUT_FORMATS:
-            raise ValueError(
+            raise UserError(
                 f"input_format={self.input_format!r} is not one of "
                 f"{', '.join(text_files.INPUT_FORMATS)}.")
         if self.output_format not in OUTPUT_FORMATS:
-            raise ValueError(
+            raise UserError(
                 f"output_format={self.output_format!r} is not one of "
                 f"{', '.join(OUTPUT_FORMATS)}.")
         minimum_length = self.seq_length - self.budget + 1
         if self.seq_length < minimum_length:
-            raise ValueError(
+            raise UserError(
                 f"seq_length={self.seq_length} leaves no room for text next to "
                 f"[CLS] and [SEP]; use seq_length >= {minimum_length}.")
         if self.output_format == "static" and not (
             1 <= self.max_predictions_per_seq <= self.budget):
-            raise ValueError(
+            raise UserError(
                 f"max_predictions_per_seq={self.max_predictions_per_seq} must "
                 f"be in [1, {self.budget}]: seq_length={self.seq_length} minus "
                 "[CLS] and [SEP].")
         if not 0.0 < self.masked_lm_prob <= 1.0:
-            raise ValueError(
+            raise UserError(
                 f"masked_lm_prob={self.masked_lm_prob} must be in (0, 1].")
         if not 0.0 <= self.validation_fraction < 1.0:
-            raise ValueError(
+            raise UserError(
                 f"validation_fraction={self.validation_fraction} must be in "
                 "[0, 1).")
         for name in ("dupe_factor", "num_train_shards", "num_validation_shards",
                      "vocab_max_sentences", "shuffle_buffer_size",
                      "num_workers"):
             if getattr(self, name) < 1:
-                raise ValueError(
+                raise UserError(
                     f"{name}={getattr(self, name)} must be at least 1.")
         if self.max_documents is not None and self.max_documents < 1:
-            raise ValueError(f"max_documents={self.max_documents} must be at "
-                             "least 1 (or None).")
+            raise UserError(f"max_documents={self.max_documents} must be at "
+                            "least 1 (or None).")
         self._validate_workers()
         if not self.vocab_file:
             vocab.check_learnable_vocab_size(self.vocab_size)
@@ -168,15 +169,15 @@ class PrepareDataConfig:
     def _validate_workers(self) -> None:
         """Checks num_workers, runner and beam_pipeline_options."""
         if self.runner and self.runner not in RUNNERS:
-            raise ValueError(f"runner={self.runner!r} is not one of "
-                             f"{', '.join(RUNNERS)} (or empty for local "
-                             "processes).")
+            raise UserError(f"runner={self.runner!r} is not one of "
+                            f"{', '.join(RUNNERS)} (or empty for local "
+                            "processes).")
         if self.beam_pipeline_options and not self.runner:
-            raise ValueError(
+            raise UserError(
                 f"beam_pipeline_options={self.beam_pipeline_options!r} needs "
                 f"a runner (one of {', '.join(RUNNERS)}).")
         if self.runner and self.num_workers > 1:
-            raise ValueError(
+            raise UserError(
                 f"num_workers={self.num_workers} and runner={self.runner!r} "
                 "are both set: with a runner its options set the parallelism "
                 "(e.g. beam_pipeline_options=direct_num_workers=2); use "
@@ -184,7 +185,7 @@ class PrepareDataConfig:
         spread = (f"runner={self.runner!r}" if self.runner
                   else f"num_workers={self.num_workers}")
         if self.input_shards == "per_file" and not self.input_files:
-            raise ValueError(
+            raise UserError(
                 f"{spread} needs input_files: workers build one input file "
                 "each, and the "
                 f"{'TFDS dataset' if self.tfds_name else 'default corpus'} is "

@@ -31,6 +31,7 @@ import tensorflow as tf
 
 from token_dropping.data import read_progress
 from token_dropping.data import text
+from token_dropping.common.errors import UserError
 
 INPUT_FORMATS = ("sentence_per_line", "document_per_line")
 # Above this share of bytes that are not UTF-8 text (or are NUL), a file is
@@ -95,7 +96,7 @@ def scan_file(path: str,
     `on_bytes`, if given, gets the file's bytes read so far after each read.
 
     Raises:
-        ValueError: naming the file if it cannot be read, or if it ends in
+        UserError: naming the file if it cannot be read, or if it ends in
             `.gz` and is not gzip, is corrupt, or is cut short.
     """
     decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
@@ -119,14 +120,14 @@ def scan_file(path: str,
                 if on_bytes is not None:
                     on_bytes(hashing.num_bytes)
     except gzip.BadGzipFile as e:
-        raise ValueError(f"input file {path!r} ends in .gz but is not gzip "
-                         f"({e}); decompress it or drop the .gz suffix.") from e
+        raise UserError(f"input file {path!r} ends in .gz but is not gzip "
+                        f"({e}); decompress it or drop the .gz suffix.") from e
     except (EOFError, zlib.error) as e:
-        raise ValueError(f"input file {path!r} is a damaged or truncated gzip "
-                         f"file ({e}); `gzip -t` checks it.") from e
+        raise UserError(f"input file {path!r} is a damaged or truncated gzip "
+                        f"file ({e}); `gzip -t` checks it.") from e
     except tf.errors.OpError as e:
-        raise ValueError(f"input file {path!r} cannot be read: "
-                         f"{e.message}") from e
+        raise UserError(f"input file {path!r} cannot be read: "
+                        f"{e.message}") from e
     return FileScan(path, hashing.num_bytes, hashing.digest.hexdigest(),
                     num_text_bytes, num_undecodable)
 
@@ -144,7 +145,7 @@ def match_files(input_files: str) -> list[str]:
     """Expands comma-separated globs: pattern order, sorted within, no repeats.
 
     Raises:
-        ValueError: if a pattern matches no files, or matches a directory.
+        UserError: if a pattern matches no files, or matches a directory.
     """
     paths = []
     for pattern in (p.strip() for p in input_files.split(",")):
@@ -152,17 +153,17 @@ def match_files(input_files: str) -> list[str]:
             continue
         matched = sorted(tf.io.gfile.glob(pattern))
         if not matched:
-            raise ValueError(
+            raise UserError(
                 f"input_files pattern {pattern!r} matches no files.")
         directories = [path for path in matched if tf.io.gfile.isdir(path)]
         if directories:
-            raise ValueError(
+            raise UserError(
                 f"input_files pattern {pattern!r} matches the directory "
                 f"{directories[0]!r}; name the files in it, e.g. "
                 f"'{directories[0].rstrip('/')}/*.txt'.")
         paths.extend(path for path in matched if path not in paths)
     if not paths:
-        raise ValueError(f"input_files={input_files!r} names no file patterns.")
+        raise UserError(f"input_files={input_files!r} names no file patterns.")
     return paths
 
 
@@ -186,7 +187,7 @@ class TextFileCorpus:
             matches `input_files`.
 
     Raises:
-        ValueError: for an unknown format or a pattern that matches no files
+        UserError: for an unknown format or a pattern that matches no files
             or a directory.
     """
 
@@ -195,8 +196,8 @@ class TextFileCorpus:
                  allow_undecodable: bool = False,
                  paths: list[str] | None = None):
         if input_format not in INPUT_FORMATS:
-            raise ValueError(f"input_format={input_format!r} is not one of "
-                             f"{', '.join(INPUT_FORMATS)}.")
+            raise UserError(f"input_format={input_format!r} is not one of "
+                            f"{', '.join(INPUT_FORMATS)}.")
         self.input_files = input_files
         self.input_format = input_format
         self.allow_undecodable = allow_undecodable
@@ -212,7 +213,7 @@ class TextFileCorpus:
         """Reads every file once (then remembers) and checks it is text.
 
         Raises:
-            ValueError: naming the first file that cannot be read, is a bad
+            UserError: naming the first file that cannot be read, is a bad
                 `.gz`, or (unless `allow_undecodable`) is not UTF-8 text.
         """
         if self._scans is None:
@@ -221,7 +222,7 @@ class TextFileCorpus:
                 share = scan.num_undecodable_bytes / max(scan.num_text_bytes, 1)
                 if share > MAX_UNDECODABLE_FRACTION and not (
                         self.allow_undecodable):
-                    raise ValueError(
+                    raise UserError(
                         f"input file {scan.path!r} is not UTF-8 text: "
                         f"{scan.num_undecodable_bytes:,} of its "
                         f"{scan.num_text_bytes:,} bytes ({share:.1%}) are not "

@@ -8,6 +8,7 @@ already be prepared in `data_dir` (`tfds build` or `download_and_prepare`).
 from typing import Iterator
 
 from token_dropping.data import text
+from token_dropping.common.errors import UserError
 
 
 class TfdsCorpus:
@@ -46,17 +47,17 @@ class TfdsCorpus:
             # Its message lists every dataset; keep the first line and the hint.
             lines = str(e).splitlines()
             hints = [line for line in lines if "Did you mean" in line]
-            raise ValueError(
+            raise UserError(
                 f"tfds_name={self.name!r} is not a known TFDS dataset "
                 f"({' '.join(lines[:1] + hints[:1])})") from e
         if not builder.is_prepared():
-            raise ValueError(
+            raise UserError(
                 f"tfds_name={self.name!r} is not prepared in "
                 f"{builder.data_dir!r}; run `tfds build {self.name}` (or pass "
                 "--tfds_data_dir where it is); nothing is downloaded here.")
         features = builder.info.features
         if self.text_key not in features:
-            raise ValueError(
+            raise UserError(
                 f"tfds_text_key={self.text_key!r} is not a feature of "
                 f"{self.name!r}; it has {', '.join(sorted(features.keys()))}.")
         return builder
@@ -68,8 +69,8 @@ class TfdsCorpus:
         try:
             dataset = builder.as_dataset(split=self.split, shuffle_files=False)
         except ValueError as e:
-            raise ValueError(f"tfds_split={self.split!r} is not valid for "
-                             f"{self.name!r}: {e}") from e
+            raise UserError(f"tfds_split={self.split!r} is not valid for "
+                            f"{self.name!r}: {e}") from e
         self.undecodable_replacements = 0
         for example in tfds.as_numpy(dataset):
             body, replaced = text.decode_text(example[self.text_key])

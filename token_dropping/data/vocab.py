@@ -68,7 +68,7 @@ def special_token_ids(vocab_file: str) -> dict:
         [UNK], [CLS], [SEP], [MASK]) and `token_deny_list` (id of [PAD]).
 
     Raises:
-        ValueError: if the file is missing or lacks a special token.
+        UserError: if the file is missing or lacks a special token.
     """
     tokens = read_vocab(vocab_file)
     index = {}
@@ -88,10 +88,10 @@ def min_learned_vocab_size() -> int:
 
 
 def check_learnable_vocab_size(vocab_size: int) -> None:
-    """Raises ValueError naming the minimum if `learn_vocab` cannot reach it."""
+    """Raises UserError naming the minimum if `learn_vocab` cannot reach it."""
     minimum = min_learned_vocab_size()
     if vocab_size < minimum:
-        raise ValueError(
+        raise UserError(
             f"vocab_size={vocab_size} is too small to learn: BERT's layout "
             f"reserves {len(BERT_RESERVED_TOKENS)} ids; use vocab_size >= "
             f"{minimum}.")
@@ -136,7 +136,7 @@ def learn_vocab(sentences: Iterable[str], vocab_size: int,
         pieces by frequency; at most `vocab_size` of them.
 
     Raises:
-        ValueError: if `vocab_size` leaves no room for learned pieces or the
+        UserError: if `vocab_size` leaves no room for learned pieces or the
             text is empty.
     """
     # Lazy: only needed when learning.
@@ -149,7 +149,7 @@ def learn_vocab(sentences: Iterable[str], vocab_size: int,
         max_unique_words = max(4000, 8 * vocab_size)
     sentences = list(sentences)
     if not sentences:
-        raise ValueError("Cannot learn a vocab from an empty corpus.")
+        raise UserError("Cannot learn a vocab from an empty corpus.")
     words = tf.data.Dataset.from_tensor_slices(
         tf.constant(sentences, tf.string)).batch(batch_size).map(
             bert_tokenizer.BasicTokenizer(lower_case=lower_case).tokenize)

@@ -13,6 +13,7 @@ from official.modeling.hyperparams import base_config
 from official.nlp.configs import encoders
 
 from token_dropping.model.encoder import TokenDropBertEncoder
+from token_dropping.common.errors import UserError
 
 
 @dataclasses.dataclass
@@ -58,7 +59,7 @@ class TokenDropBertEncoderConfig(encoders.BertEncoderConfig):
 def build_token_drop_bert_encoder(config: TokenDropBertEncoderConfig):
     """Builds the encoder a `TokenDropBertEncoderConfig` describes."""
     if config.return_attention_scores or config.return_word_embeddings:
-        raise ValueError(
+        raise UserError(
             "return_attention_scores and return_word_embeddings are not "
             "supported with token dropping; set both to false.")
     return TokenDropBertEncoder(

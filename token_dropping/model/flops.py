@@ -49,6 +49,7 @@ from token_dropping.model.schedule import KeepKSchedule
 from token_dropping.model.layout import DropLayout
 from token_dropping.model.layout import as_int
 from token_dropping.model.layout import as_positive_int
+from token_dropping.common.errors import UserError
 
 
 def layer_flops(queries, keys, hidden_size, inner_dim):
@@ -89,7 +90,7 @@ def encoder_flops(*, seq_length, hidden_size, num_layers, inner_dim,
     full = layer_flops(seq_length, seq_length, hidden_size, inner_dim)
     if token_keep_k is None:
         if drop_start_layer is not None or drop_end_layer is not None:
-            raise ValueError(
+            raise UserError(
                 f"drop_start_layer={drop_start_layer!r} and drop_end_layer="
                 f"{drop_end_layer!r} need a token_keep_k (None means plain "
                 "BERT, which drops nothing).")
@@ -134,7 +135,7 @@ def pretraining_flops(*, seq_length, hidden_size, num_layers, inner_dim,
     if (isinstance(max_predictions_per_seq, int)
             and isinstance(seq_length, int)
             and max_predictions_per_seq > seq_length):
-        raise ValueError(
+        raise UserError(
             f"max_predictions_per_seq={max_predictions_per_seq} exceeds "
             f"seq_length={seq_length}.")
     return encoder_flops(
@@ -157,12 +158,12 @@ def flop_ratio(*, seq_length, hidden_size, num_layers, inner_dim, token_keep_k,
     predictions (the head costs both models the same).
     """
     if (vocab_size is None) != (max_predictions_per_seq is None):
-        raise ValueError(
+        raise UserError(
             f"vocab_size={vocab_size!r} and max_predictions_per_seq="
             f"{max_predictions_per_seq!r}: give both to count the MLM head, "
             "or neither.")
     if token_keep_k is None:
-        raise ValueError("token_keep_k=None: the ratio needs a token_keep_k.")
+        raise UserError("token_keep_k=None: the ratio needs a token_keep_k.")
     sizes = dict(seq_length=seq_length, hidden_size=hidden_size,
                  num_layers=num_layers, inner_dim=inner_dim)
     drop = dict(token_keep_k=token_keep_k, drop_start_layer=drop_start_layer,

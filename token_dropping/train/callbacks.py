@@ -5,6 +5,7 @@ import tf_keras
 from tf_keras.src.engine import data_adapter
 
 from token_dropping.train.task import per_prediction_losses
+from token_dropping.common.errors import UserError
 
 
 class MLMLossTracking(tf_keras.callbacks.Callback):
@@ -41,7 +42,7 @@ class MLMLossTracking(tf_keras.callbacks.Callback):
                  weights_key="masked_lm_weights", logits_key="mlm_logits"):
         super().__init__()
         if not hasattr(encoder, "record_mlm_loss"):
-            raise ValueError(
+            raise UserError(
                 f"MLMLossTracking needs a TokenDropBertEncoder, got "
                 f"{type(encoder).__name__}.")
         self.encoder = encoder
@@ -62,7 +63,7 @@ class MLMLossTracking(tf_keras.callbacks.Callback):
                                  ("features", x, self.weights_key),
                                  ("outputs", outputs, self.logits_key)):
             if not isinstance(where, dict) or key not in where:
-                raise ValueError(
+                raise UserError(
                     f"MLMLossTracking: the model's {name} have no {key!r}; "
                     f"they have {sorted(where) if isinstance(where, dict) else type(where).__name__}.")
         labels = {"masked_lm_ids": x[self.ids_key]}

@@ -20,6 +20,7 @@ from official.nlp.tasks import masked_lm
 from token_dropping.model.encoder_config import TokenDropBertEncoderConfig
 from token_dropping.model.schedule import KeepKSchedule
 from token_dropping.train.task import TokenDropMaskedLMConfig
+from token_dropping.common.errors import UserError
 
 # name: (encoder sizes, data shape, trainer schedule)
 _SIZES = {
@@ -159,7 +160,7 @@ def variant_experiment(size, variant):
         params.task.consistency_interval = 10
         params.task.consistency_weight = 0.05
     else:
-        raise ValueError(f"variant={variant!r} is not one of {VARIANTS}.")
+        raise UserError(f"variant={variant!r} is not one of {VARIANTS}.")
     params.override({"task": {"model": {"encoder": {"any": {
         "keep_k_schedule": [dict(start_fraction=start, token_keep_k=k)
                             for start, k in schedule.stages]}}}}})
