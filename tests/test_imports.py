@@ -82,4 +82,4 @@ def test_import_registers_ours_and_loads_nothing_else():
     # ... and Model Garden's fine-tuning experiments are one import away.
     assert all(with_finetuning.values()), with_finetuning
     # The public names not imported up front load on first use.
-    assert lazy == ["token_dropping.export", "token_dropping.flops"]
+    assert lazy == ["token_dropping.export.bert", "token_dropping.model.flops"]
