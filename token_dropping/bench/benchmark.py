@@ -51,7 +51,8 @@ from token_dropping.bench.steps import make_added_ops_step
 from token_dropping.bench.steps import make_train_step
 from token_dropping.bench.steps import synthetic_batch
 from token_dropping.model.layout import DropLayout
-from token_dropping.model.layout import as_positive_int
+from token_dropping.common.checks import as_int
+from token_dropping.common.checks import as_positive_int
 from token_dropping.common.paths import check_output_path
 from token_dropping.common.errors import UserError
 
@@ -133,12 +134,8 @@ def check_arguments(preset="base", steps=10, warmup_steps=2, output=None,
     """
     if output:
         check_output_path(output, "--output", directory=False)
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise UserError(f"steps={steps!r} must be a positive integer.")
-    if (isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int)
-            or warmup_steps < 1):
-        raise UserError(f"warmup_steps={warmup_steps!r} must be at least 1 "
-                        "(the first call compiles).")
+    as_positive_int("steps", steps)
+    as_int("warmup_steps", warmup_steps, 1, why="the first call compiles")
     return resolve_sizes(preset, **overrides)
 
 

@@ -29,6 +29,7 @@ import tensorflow as tf
 from official.nlp.data import classifier_data_lib
 from official.nlp.tools import tokenization
 
+from token_dropping.common.checks import as_int
 from token_dropping.common.errors import UserError
 from token_dropping.common.paths import check_output_path
 
@@ -167,10 +168,7 @@ def convert(glue_dir, task, vocab_file, output_dir, *, do_lower_case=True,
         if not tf.io.gfile.exists(path):
             raise UserError(f"{path!r}: no such file (glue_dir={glue_dir!r}, "
                             f"vocab_file={vocab_file!r}).")
-    if (isinstance(max_seq_length, bool) or not isinstance(max_seq_length, int)
-            or max_seq_length < 3):
-        raise UserError(f"max_seq_length={max_seq_length!r}: give an "
-                        "integer >= 3 ([CLS] a word [SEP]).")
+    as_int("max_seq_length", max_seq_length, 3, why="[CLS] a word [SEP]")
     check_output_path(output_dir, "output_dir", directory=True)
     tokenizer = tokenization.FullTokenizer(vocab_file, do_lower_case)
     missing = [t for t in ("[CLS]", "[SEP]", "[UNK]")

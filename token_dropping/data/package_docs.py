@@ -35,6 +35,7 @@ from typing import Iterator
 
 from token_dropping.common import files
 from token_dropping.data import default_corpus
+from token_dropping.common.checks import as_int
 from token_dropping.common.errors import UserError
 
 DEFAULT_PACKAGES = ("numpy", "scipy", "sklearn", "pandas", "matplotlib",
@@ -197,10 +198,8 @@ class PackageDocsCorpus:
         for name, value in (("max_documents", max_documents),
                             ("max_documents_per_source",
                              max_documents_per_source)):
-            if value is not None and (isinstance(value, bool) or
-                                      not isinstance(value, int) or value < 1):
-                raise UserError(f"{name}={value!r} must be at least 1, or "
-                                "None for all documents.")
+            if value is not None:
+                as_int(name, value, 1, why="or None for all documents")
         self.packages = tuple(packages)
         self.heldout_share = heldout_share
         self.max_documents = max_documents

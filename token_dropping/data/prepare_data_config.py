@@ -12,6 +12,7 @@ from token_dropping.data import default_corpus
 from token_dropping.data import text_files
 from token_dropping.data import tfds_corpus
 from token_dropping.data import vocab
+from token_dropping.common.checks import as_int
 from token_dropping.common.errors import UserError
 
 OUTPUT_FORMATS = ("static", "text")
@@ -156,12 +157,9 @@ class PrepareDataConfig:
         for name in ("dupe_factor", "num_train_shards", "num_validation_shards",
                      "vocab_max_sentences", "shuffle_buffer_size",
                      "num_workers"):
-            if getattr(self, name) < 1:
-                raise UserError(
-                    f"{name}={getattr(self, name)} must be at least 1.")
-        if self.max_documents is not None and self.max_documents < 1:
-            raise UserError(f"max_documents={self.max_documents} must be at "
-                            "least 1 (or None).")
+            as_int(name, getattr(self, name), 1)
+        if self.max_documents is not None:
+            as_int("max_documents", self.max_documents, 1, why="or None")
         self._validate_workers()
         if not self.vocab_file:
             vocab.check_learnable_vocab_size(self.vocab_size)

@@ -47,8 +47,8 @@ ACL 2022, arXiv 2203.13240.
 
 from token_dropping.model.schedule import KeepKSchedule
 from token_dropping.model.layout import DropLayout
-from token_dropping.model.layout import as_int
-from token_dropping.model.layout import as_positive_int
+from token_dropping.common.checks import as_int
+from token_dropping.common.checks import as_positive_int
 from token_dropping.common.errors import UserError
 
 

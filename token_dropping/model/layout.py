@@ -18,34 +18,10 @@ ACL 2022, arXiv 2203.13240 (section 3: the last layer sees all tokens).
 """
 
 import dataclasses
-import operator
 
+from token_dropping.common.checks import as_int
+from token_dropping.common.checks import as_positive_int
 from token_dropping.common.errors import UserError
-
-
-def as_int(name, value, minimum=None):
-    """`value` as a Python int (numpy integers too; not bool, float or str).
-
-    Raises:
-        UserError: naming `name` and the value.
-    """
-    if isinstance(value, bool):
-        raise UserError(f"{name}={value!r} must be an integer, not a bool.")
-    try:
-        number = operator.index(value)
-    except TypeError:
-        raise UserError(f"{name}={value!r} must be an integer.") from None
-    if minimum is not None and number < minimum:
-        raise UserError(f"{name}={number} must be at least {minimum}.")
-    return number
-
-
-def as_positive_int(name, value):
-    """`as_int` for sizes: at least 1, named "a positive integer"."""
-    number = as_int(name, value)
-    if number < 1:
-        raise UserError(f"{name}={value!r} must be a positive integer.")
-    return number
 
 
 def default_drop_layers(num_layers):

@@ -36,8 +36,8 @@ import numbers
 from typing import Tuple
 
 from token_dropping.common.errors import UserError
-from token_dropping.model.layout import as_int
-from token_dropping.model.layout import as_positive_int
+from token_dropping.common.checks import as_int
+from token_dropping.common.checks import as_positive_int
 
 # Each distinct keep_k is one compiled branch of the training step.
 MAX_STAGES = 32

@@ -15,6 +15,7 @@ import tensorflow as tf
 from token_dropping.train import experiment_configs as experiments
 from token_dropping.train import driver as training
 from token_dropping.data import dataset_info
+from token_dropping.common.checks import as_positive_int
 from token_dropping.common.errors import UserError
 from token_dropping.common.paths import check_output_path
 from token_dropping.study.runs import ModelSpec
@@ -103,9 +104,7 @@ def check_config(config):
                         f"{', '.join(experiments.SIZES)}.")
     for name in ("seeds", "train_steps", "eval_every", "finetune_seeds",
                  "finetune_epochs"):
-        value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise UserError(f"--{name}={value!r} must be a positive integer.")
+        as_positive_int(f"--{name}", getattr(config, name))
     if config.warmup_steps < 0 or config.warmup_steps >= config.train_steps:
         raise UserError(f"--warmup_steps={config.warmup_steps} must be in "
                         f"[0, --train_steps={config.train_steps}).")

@@ -70,6 +70,7 @@ import os
 import random
 import re
 
+from token_dropping.common.checks import as_int
 from token_dropping.common.errors import UserError
 from token_dropping.common.paths import check_output_path
 
@@ -257,8 +258,7 @@ def _split(documents, num_dev, num_train, heldout_file, which):
 
 def _check_counts(num_train, num_dev):
     for name, value in (("num_train", num_train), ("num_dev", num_dev)):
-        if not isinstance(value, int) or value < 2:
-            raise UserError(f"{name}={value!r}: give an integer >= 2.")
+        as_int(name, value, 2)
 
 
 def _blocks(text):
