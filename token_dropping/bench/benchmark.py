@@ -43,6 +43,7 @@ from token_dropping.bench import memory as benchmark_memory
 # Registers the benchmarked sizes.
 from token_dropping.train import experiment_configs  # noqa: F401
 from token_dropping.model import flops
+from token_dropping.model.encoder_config import encoder_kwargs
 from token_dropping.bench import report
 from token_dropping.common import reporting
 from token_dropping.bench.steps import FIRST_WORD_ID
@@ -60,15 +61,15 @@ from token_dropping.common.errors import UserError
 def _experiment_sizes(size, batch_size):
     """The sizes of the registered `token_drop_bert_<size>` experiment."""
     params = exp_factory.get_exp_config(f"token_drop_bert_{size}")
-    encoder, data = params.task.model.encoder.any, params.task.train_data
-    return dict(num_layers=encoder.num_layers,
-                hidden_size=encoder.hidden_size,
-                num_attention_heads=encoder.num_attention_heads,
-                inner_dim=encoder.intermediate_size,
-                seq_length=data.seq_length, token_keep_k=encoder.token_keep_k,
-                vocab_size=encoder.vocab_size,
-                max_predictions_per_seq=data.max_predictions_per_seq,
-                batch_size=batch_size)
+    data = params.task.train_data
+    kwargs = encoder_kwargs(params.task.model.encoder.any)
+    return dict(
+        {name: kwargs[name] for name in (
+            "num_layers", "hidden_size", "num_attention_heads", "inner_dim")},
+        seq_length=data.seq_length, token_keep_k=kwargs["token_keep_k"],
+        vocab_size=kwargs["vocab_size"],
+        max_predictions_per_seq=data.max_predictions_per_seq,
+        batch_size=batch_size)
 
 
 # The registered experiments' sizes; batch_size is the default for a 2-core

@@ -62,7 +62,20 @@ def build_token_drop_bert_encoder(config: TokenDropBertEncoderConfig):
         raise UserError(
             "return_attention_scores and return_word_embeddings are not "
             "supported with token dropping; set both to false.")
-    return TokenDropBertEncoder(
+    return TokenDropBertEncoder(**encoder_kwargs(config))
+
+
+def encoder_kwargs(config):
+    """The encoder's keyword arguments a Model Garden encoder config gives.
+
+    The one mapping of config fields to layer arguments (`intermediate_size`
+    -> `inner_dim`, `max_position_embeddings` -> `max_sequence_length`, ...):
+    `TokenDropBertEncoder`'s for a `TokenDropBertEncoderConfig`, and
+    `BertEncoderV2`'s (as Model Garden's `encoders.build_encoder` passes
+    them) for a plain `BertEncoderConfig`. The builder, the run checks, the
+    FLOP model and the benchmark read the sizes from here.
+    """
+    kwargs = dict(
         vocab_size=config.vocab_size,
         hidden_size=config.hidden_size,
         num_layers=config.num_layers,
@@ -77,17 +90,20 @@ def build_token_drop_bert_encoder(config: TokenDropBertEncoderConfig):
             stddev=config.initializer_range),
         output_range=config.output_range,
         embedding_width=config.embedding_size,
-        norm_first=config.norm_first,
-        token_keep_k=config.token_keep_k,
-        drop_start_layer=config.drop_start_layer,
-        drop_end_layer=config.drop_end_layer,
-        token_loss_init_value=config.token_loss_init_value,
-        token_loss_beta=config.token_loss_beta,
-        token_allow_list=tuple(config.token_allow_list),
-        token_deny_list=tuple(config.token_deny_list),
-        selection=config.selection,
-        drop_at_inference=config.drop_at_inference,
-        keep_k_schedule=schedule_pairs(config))
+        norm_first=config.norm_first)
+    if isinstance(config, TokenDropBertEncoderConfig):
+        kwargs.update(
+            token_keep_k=config.token_keep_k,
+            drop_start_layer=config.drop_start_layer,
+            drop_end_layer=config.drop_end_layer,
+            token_loss_init_value=config.token_loss_init_value,
+            token_loss_beta=config.token_loss_beta,
+            token_allow_list=tuple(config.token_allow_list),
+            token_deny_list=tuple(config.token_deny_list),
+            selection=config.selection,
+            drop_at_inference=config.drop_at_inference,
+            keep_k_schedule=schedule_pairs(config))
+    return kwargs
 
 
 def schedule_pairs(config):

@@ -179,15 +179,17 @@ def flop_ratio(*, seq_length, hidden_size, num_layers, inner_dim, token_keep_k,
 def config_sizes(encoder, data):
     """The keyword arguments of `pretraining_flops` / `flop_ratio` for a
     Model Garden encoder config and data config (plain BERT's has no
-    token-dropping fields: None)."""
+    token-dropping fields: None), read through
+    `encoder_config.encoder_kwargs`, which the encoder is built from."""
+    # Imported here: the FLOP model itself stays pure Python.
+    from token_dropping.model.encoder_config import encoder_kwargs  # pylint: disable=import-outside-toplevel
+    kwargs = encoder_kwargs(encoder)
     return dict(
-        seq_length=data.seq_length, hidden_size=encoder.hidden_size,
-        num_layers=encoder.num_layers, inner_dim=encoder.intermediate_size,
-        vocab_size=encoder.vocab_size,
-        max_predictions_per_seq=data.max_predictions_per_seq,
-        token_keep_k=getattr(encoder, "token_keep_k", None),
-        drop_start_layer=getattr(encoder, "drop_start_layer", None),
-        drop_end_layer=getattr(encoder, "drop_end_layer", None))
+        {name: kwargs.get(name) for name in (
+            "hidden_size", "num_layers", "inner_dim", "vocab_size",
+            "token_keep_k", "drop_start_layer", "drop_end_layer")},
+        seq_length=data.seq_length,
+        max_predictions_per_seq=data.max_predictions_per_seq)
 
 
 def train_flops(*, seq_length, hidden_size, num_layers, inner_dim, vocab_size,

@@ -9,6 +9,7 @@ same for the run directory, before `params.yaml` is (over)written.
 """
 
 import dataclasses
+import inspect
 import typing
 
 import tensorflow as tf
@@ -18,6 +19,7 @@ from official.modeling.hyperparams import base_config
 
 from token_dropping.common import checkpoint_graph
 from token_dropping.model.encoder_config import TokenDropBertEncoderConfig
+from token_dropping.model.encoder_config import encoder_kwargs
 from token_dropping.model.encoder_config import schedule_pairs
 from token_dropping.model.encoder import TokenDropBertEncoder
 from token_dropping.common.errors import UserError
@@ -90,16 +92,10 @@ def check_encoder(params):
     encoder = encoder_config(params)
     if isinstance(encoder, TokenDropBertEncoderConfig):
         try:  # the encoder's own rules, without building it
-            TokenDropBertEncoder.check_arguments(
-                vocab_size=encoder.vocab_size,
-                num_layers=encoder.num_layers,
-                max_sequence_length=encoder.max_position_embeddings,
-                token_keep_k=encoder.token_keep_k,
-                drop_start_layer=encoder.drop_start_layer,
-                drop_end_layer=encoder.drop_end_layer,
-                token_allow_list=encoder.token_allow_list,
-                token_deny_list=encoder.token_deny_list,
-                selection=encoder.selection)
+            kwargs = encoder_kwargs(encoder)
+            TokenDropBertEncoder.check_arguments(**{
+                name: kwargs[name] for name in inspect.signature(
+                    TokenDropBertEncoder.check_arguments).parameters})
             KeepKSchedule.resolve(schedule_pairs(encoder),
                                   encoder.max_position_embeddings,
                                   "max_position_embeddings")
