@@ -7,10 +7,12 @@ TensorFlow's own `summary_iterator`, not the action's internals.
 import collections
 import glob
 import os
+import re
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorboard.backend.event_processing import event_accumulator
 
 import token_dropping
 from helpers import BERT_KWARGS, CLS, MASK, PAD, SEP, SEQ, UNK, VOCAB, batch
@@ -47,6 +49,14 @@ def description(events):
     return next((e.description for e in events if e.description), "")
 
 
+def tensorboard_descriptions(folder):
+    """{tag: description} as TensorBoard's own reader loads `folder`."""
+    accumulator = event_accumulator.EventAccumulator(folder)
+    accumulator.Reload()
+    return {tag: accumulator.SummaryMetadata(tag).summary_description
+            for tag in accumulator.Tags()["tensors"]}
+
+
 def text(event):
     return event.value.item().decode()
 
@@ -74,7 +84,28 @@ def test_one_loop_written_by_the_action(tmp_path):
     assert set(events) == TAGS
     for tag in TAGS:
         assert len(events[tag]) == 1 and events[tag][0].step == 7
-        assert description(events[tag]) == action.descriptions[tag] != ""
+    # What TensorBoard shows under each card: the description it reads
+    # back, carrying this configuration's numbers (4 layers: layers 1 to 2
+    # dropped; keep 6 of 12; importance starting at 10 moving 0.5% per
+    # update; VOCAB ids; 1 sample batch); the wording is free.
+    shown = tensorboard_descriptions(str(tmp_path))
+    layers, keep = {"1", "2"}, {"6", "12"}
+    numbers = {
+        "token_dropping/dropped_percent": layers | {"50.0"} | keep,
+        "token_dropping/importance_kept": layers,
+        "token_dropping/importance_dropped": layers,
+        "token_dropping/measured_vocab_percent": {str(VOCAB), "10"},
+        "token_dropping/importance": {"10", "0.5"},
+        "token_dropping/importance_of_sample_tokens": {"1"} | keep,
+        "token_dropping/flop_ratio": layers | keep,
+        "token_dropping/train_flops_per_step": set(),
+        "token_dropping/most_dropped": {"1"},
+        "token_dropping/most_kept": {"1"},
+    }
+    assert set(shown) == TAGS == set(numbers)
+    for tag, words in shown.items():
+        assert words and numbers[tag] <= set(
+            re.findall(r"\d+(?:\.\d+)?", words)), (tag, words)
     value = lambda tag: float(events[tag][0].value)
     assert value("token_dropping/dropped_percent") == 50.0  # not 49.997
     assert "configured 50.0% (keep 6 of 12" in description(
