@@ -17,6 +17,7 @@ from helpers import ROOT
 LIGHT = {
     "token_dropping",
     "token_dropping.common",
+    "token_dropping.common.checks",
     "token_dropping.common.errors",
     "token_dropping.model",
     "token_dropping.model.encoder",
