@@ -12,7 +12,8 @@ from token_dropping.data import PrepareDataConfig
 
 
 def test_numpy_integers_are_ints_and_nothing_else_is():
-    assert as_int("n", np.int64(3)) == 3 and type(as_int("n", np.int64(3))) is int
+    assert isinstance(as_int("n", np.int64(3)), int)
+    assert as_int("n", np.int64(3)) == 3
     assert as_positive_int("n", np.int32(1)) == 1
     for bad in (True, 2.0, 2.5, "2", None):
         with pytest.raises(UserError, match=f"n={bad!r} must be"):

@@ -184,7 +184,8 @@ def test_config_train_flops_of_the_registered_variants():
     def matmul(m, k, n):  # [m, k] x [k, n]
         return 2 * m * k * n
 
-    h, f, seq, keep, vocab, predictions, batch = 128, 512, 128, 64, 8000, 20, 32
+    h, f, seq, keep, vocab = 128, 512, 128, 64, 8000
+    predictions, batch = 20, 32
 
     def layer(queries, keys):
         return (matmul(queries, h, h)           # Q
