@@ -9,8 +9,8 @@ import pytest
 from data_testdata import per_line, write_text
 from token_dropping.data import text_files
 
-# Pieces that stress the reader: "\r" (plain files lose it, gzip ones keep
-# it), blank and space-only lines, bad UTF-8, U+FFFD already in the text,
+# Pieces that stress the reader: "\r", "\r\n" (line ends, also split across
+# blocks), blank and space-only lines, bad UTF-8, U+FFFD already in the text,
 # multi-byte characters, long words, NUL.
 PIECES = ["word", "two words", " ", "\n", "\n\n", "\r", "\r\n", "\t",
           "caf\u00e9", "\u4e2d\u6587", "\U0001f600", "\ufffd", "x" * 300,
@@ -47,12 +47,31 @@ def test_blocks_give_the_line_by_line_documents(tmp_path, monkeypatch, gz,
         assert corpus.undecodable_replacements == replaced, trial
 
 
-def test_a_plain_file_loses_its_carriage_returns_as_before(tmp_path):
-    path = write_text(tmp_path / "cr.txt", b"a\rb c\r\nd\n\n\re\n")
-    gz_path = write_text(tmp_path / "cr.txt.gz", b"a\rb c\r\nd\n\n\re\n",
-                         gz=True)
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
+def test_cr_lf_and_crlf_end_lines_in_plain_and_gzip_files(tmp_path, gz):
+    content = b"fox\rjumps c\r\nd\n\n\re\n"
+    path = write_text(tmp_path / f"cr.txt{'.gz' if gz else ''}", content,
+                      gz=gz)
     assert list(text_files.TextFileCorpus(path).documents()) == [
-        ["ab c", "d"], ["e"]]
-    # GzipFile keeps "\r"; strip() drops it at the ends of a line only.
-    assert list(text_files.TextFileCorpus(gz_path).documents()) == [
-        ["a\rb c", "d"], ["e"]]
+        ["fox", "jumps c", "d"], ["e"]]
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
+def test_an_old_mac_file_is_lines_and_documents(tmp_path, gz):
+    content = b"One fox.\rTwo dogs.\r\rThree cats.\rFour.\r"
+    path = write_text(tmp_path / f"mac.txt{'.gz' if gz else ''}", content,
+                      gz=gz)
+    assert list(text_files.TextFileCorpus(path).documents()) == [
+        ["One fox.", "Two dogs."], ["Three cats.", "Four."]]
+    per_document = text_files.TextFileCorpus(path, "document_per_line")
+    assert [d[0] for d in per_document.documents()] == [
+        "One fox.", "Two dogs.", "Three cats.", "Four."]
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 4, 5])
+def test_crlf_split_across_blocks_is_one_line_end(tmp_path, monkeypatch,
+                                                   block):
+    monkeypatch.setattr(text_files, "_READ_BLOCK_BYTES", block)
+    path = write_text(tmp_path / "crlf.txt", b"ab\r\ncd\r\n\r\nef\r\ngh")
+    assert list(text_files.TextFileCorpus(path).documents()) == [
+        ["ab", "cd"], ["ef", "gh"]]

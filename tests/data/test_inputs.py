@@ -156,3 +156,24 @@ def test_one_document_says_validation_took_it_and_writes_nothing(tmp_path):
     assert not out.exists()
     info = build_pretraining_data(_config(one), str(out))  # No validation.
     assert info.num_train_examples > 0
+
+
+def test_plain_and_gzipped_copies_with_carriage_returns_make_equal_records(
+        tmp_path):
+    # Windows, old-Mac and mixed line ends, and a "\r" inside a line.
+    documents = tiny_documents(12, seed=3)
+    text = bert_format(documents)
+    text = text.replace("\n", "\r\n", 40).replace("\n", "\r", 40)
+    text = text.replace(" ", "\r", 5)
+    plain = write_text(tmp_path / "mixed.txt", text)
+    gzipped = write_text(tmp_path / "mixed.txt.gz", text, gz=True)
+    from_plain = _record_bytes(build_pretraining_data(
+        _config(plain), str(tmp_path / "plain")))
+    from_gzip = _record_bytes(build_pretraining_data(
+        _config(gzipped), str(tmp_path / "gzip")))
+    assert from_plain and from_plain == from_gzip
+    # The same documents as the file with "\n" line ends only.
+    unix = write_text(tmp_path / "unix.txt",
+                      text.replace("\r\n", "\n").replace("\r", "\n"))
+    assert _record_bytes(build_pretraining_data(
+        _config(unix), str(tmp_path / "unix"))) == from_plain

@@ -1,11 +1,15 @@
 """The line-by-line reading `TextFileCorpus` did before it read blocks.
 
-Verbatim from commit 14dbb8a (`documents`, `_sentence_per_line`, `_lines`),
+From commit 14dbb8a (`documents`, `_sentence_per_line`, `_lines`),
 as functions of a corpus, for `tests/data/test_block_reading.py`: one
-`GFile` (or `GzipFile`) line at a time, each decoded alone.
+line at a time, each decoded alone. Since issue 22, "\\r\\n", "\\n" and "\\r"
+end a line in plain and gzipped files alike: the lines here are Python's
+universal newlines (`io.TextIOWrapper(newline=None)`), with each line's
+bytes given back by "surrogateescape" and decoded as before.
 """
 
 import gzip
+import io
 
 import tensorflow as tf
 
@@ -45,8 +49,11 @@ def _lines(path, replaced):
     gz = path.endswith(".gz")
     with tf.io.gfile.GFile(path, "rb") as raw:
         counting = text_files._CountingReader(raw)  # pylint: disable=protected-access
-        stream = gzip.GzipFile(fileobj=counting) if gz else raw
-        for raw_line in stream:
+        stream = gzip.GzipFile(fileobj=counting) if gz else counting
+        lines = io.TextIOWrapper(io.BytesIO(stream.read()), encoding="utf-8",
+                                 errors="surrogateescape", newline=None)
+        for escaped in lines:
+            raw_line = escaped.encode("utf-8", "surrogateescape")
             line, count = text.decode_text(raw_line)
             replaced[0] += count
             yield line

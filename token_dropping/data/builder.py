@@ -50,7 +50,8 @@ from token_dropping.data import wordpiece
 from token_dropping.common.errors import UserError
 
 # Bump when the records for the same config change, so stale caches are rebuilt.
-BUILDER_VERSION = 1
+# 2: "\r" and "\r\n" end lines of text files (plain files dropped "\r").
+BUILDER_VERSION = 2
 VOCAB_FILENAME = "vocab.txt"
 _TOKENIZE_BATCH_SENTENCES = sharded_build.TOKENIZE_BATCH_SENTENCES
 _MAX_CACHED_CHARS = 64 * 2**20  # Read a corpus this small only once.

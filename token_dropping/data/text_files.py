@@ -43,6 +43,10 @@ _READ_BLOCK_BYTES = 1 << 18
 # Python's "surrogateescape" decoding turns each undecodable byte into one of
 # these, so they count bytes exactly.
 _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+# What ends a line of an input file: "\r\n" (Windows), "\n", "\r" (old Mac).
+# Not `str.splitlines`, which also splits at U+2028, "\x0c" and others.
+LINE_END = re.compile("\r\n|\r|\n")
+_LINE_END_BYTES = re.compile(b"\r\n|\r|\n")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -297,14 +301,16 @@ class TextFileCorpus:
             yield from lines
 
     def _blocks(self, path: str) -> Iterator[list[str]]:
-        """The file's lines (without their "\\n"), a block at a time.
+        """The file's lines (without their line ends), a block at a time.
 
         Reads `_READ_BLOCK_BYTES` at once and decodes whole blocks: a line at
-        a time through `GFile`'s iterator was most of the reading time. The
-        lines are those `GFile` gives, which drops every "\\r" of a plain
-        file (TensorFlow's `ReadLine`), and `GzipFile`, which keeps them.
-        `bytes_read` counts each block (compressed bytes for `.gz`) when it
-        is handed over.
+        a time through `GFile`'s iterator was most of the reading time (and
+        TensorFlow's `ReadLine` drops every "\\r" of a plain file, while
+        `GzipFile` keeps them). "\\r\\n", "\\n" and "\\r" (old Mac files)
+        all end a line, in plain and gzipped files alike (`LINE_END`); a
+        block is cut after its last line end, except a final "\\r", which
+        waits for the next block in case a "\\n" follows. `bytes_read`
+        counts each block (compressed bytes for `.gz`) when it is handed over.
         """
         gz, before = path.endswith(".gz"), self.bytes_read
         with tf.io.gfile.GFile(path, "rb") as raw:
@@ -313,7 +319,11 @@ class TextFileCorpus:
             tail = []  # The start of a line that goes on in the next block.
             while True:
                 chunk = stream.read(_READ_BLOCK_BYTES)
-                cut = chunk.rfind(b"\n") + 1 if chunk else len(chunk)
+                # A "\r" at the very end may be the first half of "\r\n".
+                end = len(chunk) - 1 if chunk.endswith(b"\r") else len(chunk)
+                cut = (max(chunk.rfind(b"\n", 0, end),
+                           chunk.rfind(b"\r", 0, end)) + 1
+                       if chunk else 0)
                 if chunk and not cut:
                     tail.append(chunk)
                     continue
@@ -321,20 +331,19 @@ class TextFileCorpus:
                 tail = [chunk[cut:]] if cut < len(chunk) else []
                 self.bytes_read = before + counting.num_bytes
                 if block:
-                    yield self._decode_lines(block if gz else
-                                             block.replace(b"\r", b""))
+                    yield self._decode_lines(block)
                 if not chunk:
                     return
 
     def _decode_lines(self, block: bytes) -> list[str]:
         try:
-            lines = block.decode("utf-8").split("\n")
+            lines = LINE_END.split(block.decode("utf-8"))
         except UnicodeDecodeError:  # Line by line, to count replacements.
             lines = []
-            for line in block.split(b"\n"):
+            for line in _LINE_END_BYTES.split(block):
                 decoded, replaced = text.decode_text(line)
                 self.undecodable_replacements += replaced
                 lines.append(decoded)
-        if not lines[-1]:  # The block ends with a line's "\\n".
+        if not lines[-1]:  # The block ends with a line end.
             lines.pop()
         return lines
