@@ -135,3 +135,83 @@ def test_the_command_line_writes_records_or_says_what_is_wrong(mnli,
         "finetuning_data.py: error: ")
     assert "train.tsv'" in result.stderr and "no such file" in result.stderr
     assert not (tmp_path / "out2").exists()
+
+
+def sst2_folder(tmp_path, train, dev="sentence\tlabel\nthe dog runs\t1\n",
+                newline="\n"):
+    folder = tmp_path / "SST-2"
+    folder.mkdir(exist_ok=True)
+    for name, text in (("train.tsv", train), ("dev.tsv", dev)):
+        (folder / name).write_bytes(text.replace("\n", newline).encode())
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+                               + WORDS) + "\n")
+    return str(folder), str(vocab)
+
+
+SST2_ROWS = "a man is sleeping\t0\nthe dog runs\t1\nnobody outside\t0\n"
+
+
+@pytest.mark.parametrize("split", ["train", "dev"])
+@pytest.mark.parametrize("content", ["", "sentence\tlabel\n", "\n"],
+                         ids=["empty", "header_only", "blank"])
+def test_a_split_without_examples_is_one_line_and_writes_nothing(
+        tmp_path, split, content):
+    files = dict(train=SST2_ROWS, dev="sentence\tlabel\nthe dog runs\t1\n")
+    files[split] = content
+    glue_dir, vocab = sst2_folder(tmp_path, files["train"], files["dev"])
+    output_dir = tmp_path / "out"
+    with pytest.raises(UserError, match=rf"{split}.tsv.* has no examples"
+                       ) as e:
+        glue_data.convert(glue_dir, "sst2", vocab, str(output_dir),
+                          max_seq_length=16)
+    assert "\n" not in str(e.value)
+    assert not output_dir.exists() or not os.listdir(output_dir)
+
+
+def test_an_sst2_file_without_its_header_keeps_its_first_example(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    glue_dir, vocab = sst2_folder(tmp_path / "a",
+                                  "sentence\tlabel\n" + SST2_ROWS)
+    headed = glue_data.convert(glue_dir, "sst2", vocab,
+                               str(tmp_path / "a" / "out"), max_seq_length=16)
+    glue_dir, vocab = sst2_folder(tmp_path / "b", SST2_ROWS)
+    bare = glue_data.convert(glue_dir, "sst2", vocab,
+                             str(tmp_path / "b" / "out"), max_seq_length=16)
+    assert headed.train_size == bare.train_size == 3
+    assert read_records(bare.train_path) == read_records(headed.train_path)
+
+
+def test_a_first_row_neither_header_nor_example_is_one_line(tmp_path):
+    glue_dir, vocab = sst2_folder(tmp_path, "text\tlabel\n" + SST2_ROWS)
+    with pytest.raises(UserError, match=r"train.tsv, line 1: neither GLUE's "
+                       r"SST-2 header \(sentence, label\) nor an example"):
+        glue_data.convert(glue_dir, "sst2", vocab, str(tmp_path / "out"),
+                          max_seq_length=16)
+
+
+@pytest.mark.parametrize("newline", ["\r\n", "\r"], ids=["crlf", "cr"])
+def test_crlf_and_cr_end_tsv_lines_as_lf_does(tmp_path, newline):
+    (tmp_path / "lf").mkdir()
+    (tmp_path / "other").mkdir()
+    text = "sentence\tlabel\n" + SST2_ROWS
+    glue_dir, vocab = sst2_folder(tmp_path / "lf", text)
+    lf = glue_data.convert(glue_dir, "sst2", vocab,
+                           str(tmp_path / "lf" / "out"), max_seq_length=16)
+    glue_dir, vocab = sst2_folder(tmp_path / "other", text, newline=newline)
+    other = glue_data.convert(glue_dir, "sst2", vocab,
+                              str(tmp_path / "other" / "out"),
+                              max_seq_length=16)
+    assert (other.train_size, other.dev_size) == (3, 1)
+    assert read_records(other.train_path) == read_records(lf.train_path)
+    assert read_records(other.eval_path) == read_records(lf.eval_path)
+
+
+def test_a_carriage_return_inside_a_row_ends_it(tmp_path):
+    glue_dir, vocab = sst2_folder(tmp_path,
+                                  "sentence\tlabel\na dog\rruns\t1\n")
+    with pytest.raises(UserError, match=r"train.tsv, line 2: 1 tab-separated "
+                       "columns"):
+        glue_data.convert(glue_dir, "sst2", vocab, str(tmp_path / "out"),
+                          max_seq_length=16)

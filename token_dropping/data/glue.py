@@ -21,17 +21,20 @@ Example:
 ('data/finetune/sst2_train.tf_record', 67349)
 """
 
+import csv
 import dataclasses
 import json
 import os
 
 import tensorflow as tf
+from absl import logging
 from official.nlp.data import classifier_data_lib
 from official.nlp.tools import tokenization
 
 from token_dropping.common.checks import as_int
 from token_dropping.common.errors import UserError
 from token_dropping.common.paths import check_output_path
+from token_dropping.data.text_files import LINE_END
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +44,7 @@ class _Columns:
     text_a: int
     text_b: int | None
     label: int | None  # None: unlabelled (test)
-    header: bool
+    header: tuple | None  # ((column, name), ...) of its header; None: none
 
 
 class _TsvExamples:
@@ -57,37 +60,92 @@ class _TsvExamples:
     def get_test_examples(self, data_dir):
         return self._examples(data_dir, "test")
 
+    @classmethod
+    def _read_tsv(cls, input_file, quotechar=None):
+        """Model Garden's `_read_tsv` (tab-separated, `csv`), with "\\r\\n",
+        "\\n" and "\\r" as line ends, as the pretraining text reader has
+        them (`GFile`'s lines drop every "\\r", so an old-Mac file was one
+        line). Blank lines at the end are not rows."""
+        with tf.io.gfile.GFile(input_file, "rb") as f:
+            lines = LINE_END.split(f.read().decode("utf-8"))
+        while lines and not lines[-1]:
+            lines.pop()
+        return list(csv.reader(lines, delimiter="\t", quotechar=quotechar))
+
     def _examples(self, data_dir, split):
         columns = self.columns[split]
         path = os.path.join(data_dir, columns.file)
         lines = self._read_tsv(path, quotechar=None)
+        start = 0  # the first row that is an example
+        if columns.header and lines:
+            if self._is_header(lines[0], columns):
+                start = 1
+            else:
+                self._check_first_row(path, lines[0], columns)
+        examples = []
+        for number, line in enumerate(lines[start:], start=start + 1):
+            problem = self._problem(line, columns)
+            if problem:
+                raise UserError(f"{path}, line {number}: {problem}.")
+            examples.append(self._example(line, columns,
+                                          f"{split}-{len(examples)}"))
+        if not examples:
+            raise UserError(
+                f"{path} has no examples "
+                f"({'only a header' if lines else 'empty'}); GLUE's "
+                f"{self.get_processor_name()} {split} file has one per line.")
+        return examples
+
+    @staticmethod
+    def _is_header(line, columns):
+        return all(len(line) > (c if c >= 0 else -c - 1) and line[c] == name
+                   for c, name in columns.header)
+
+    def _check_first_row(self, path, line, columns):
+        """A file whose first row is not its header but an example (as some
+        copies of GLUE come) is read from that row on, with a warning, rather
+        than losing that example; a first row that is neither is an error."""
+        header = ", ".join(name for _, name in columns.header)
+        problem = self._problem(line, columns)
+        if problem:
+            raise UserError(
+                f"{path}, line 1: neither GLUE's {self.get_processor_name()}"
+                f" header ({header}) nor an example ({problem}).")
+        if path not in self._warned:
+            self._warned.add(path)
+            logging.warning("%s has no header row (%s): its line 1 is read "
+                            "as an example.", path, header)
+
+    def _problem(self, line, columns):
+        """Why `line` is not an example in `columns`' layout; None if it is."""
         labels = self.get_labels()
         needed = max(c if c >= 0 else -c - 1
                      for c in (columns.text_a, columns.text_b, columns.label)
                      if c is not None) + 1
-        examples = []
-        for number, line in enumerate(lines, start=1):
-            if number == 1 and columns.header:
-                continue
-            if len(line) < needed:
-                raise UserError(
-                    f"{path}, line {number}: {len(line)} tab-separated "
-                    f"columns; GLUE's {self.get_processor_name()} layout has "
-                    f"at least {needed}.")
-            label = labels[0]  # test files have none
-            if columns.label is not None:
-                label = line[columns.label]
-                if label not in labels:
-                    raise UserError(
-                        f"{path}, line {number}: label {label!r} is not one "
-                        f"of {', '.join(labels)}.")
-            examples.append(classifier_data_lib.InputExample(
-                guid=f"{split}-{len(examples)}",
-                text_a=self.process_text_fn(line[columns.text_a]),
-                text_b=(self.process_text_fn(line[columns.text_b])
-                        if columns.text_b is not None else None),
-                label=label))
-        return examples
+        if len(line) < needed:
+            return (f"{len(line)} tab-separated columns; GLUE's "
+                    f"{self.get_processor_name()} layout has at least "
+                    f"{needed}")
+        if columns.label is not None and line[columns.label] not in labels:
+            return (f"label {line[columns.label]!r} is not one of "
+                    f"{', '.join(labels)}")
+        return None
+
+    def _example(self, line, columns, guid):
+        return classifier_data_lib.InputExample(
+            guid=guid,
+            text_a=self.process_text_fn(line[columns.text_a]),
+            text_b=(self.process_text_fn(line[columns.text_b])
+                    if columns.text_b is not None else None),
+            # test files have no label
+            label=(self.get_labels()[0] if columns.label is None
+                   else line[columns.label]))
+
+    @property
+    def _warned(self):
+        if "_warned_paths" not in self.__dict__:
+            self._warned_paths = set()
+        return self._warned_paths
 
 
 class TsvCola(_TsvExamples, classifier_data_lib.ColaProcessor):
@@ -96,9 +154,14 @@ class TsvCola(_TsvExamples, classifier_data_lib.ColaProcessor):
     train/dev: no header; source, label, original label, sentence.
     test: header `index<TAB>sentence`.
     """
-    columns = dict(train=_Columns("train.tsv", 3, None, 1, False),
-                   dev=_Columns("dev.tsv", 3, None, 1, False),
-                   test=_Columns("test.tsv", 1, None, None, True))
+    columns = dict(train=_Columns("train.tsv", 3, None, 1, None),
+                   dev=_Columns("dev.tsv", 3, None, 1, None),
+                   test=_Columns("test.tsv", 1, None, None,
+                                 ((0, "index"), (1, "sentence"))))
+
+
+_SST2_HEADER = ((0, "sentence"), (1, "label"))
+_MNLI_HEADER = ((8, "sentence1"), (9, "sentence2"), (-1, "gold_label"))
 
 
 class TsvSst2(_TsvExamples, classifier_data_lib.SstProcessor):
@@ -106,9 +169,10 @@ class TsvSst2(_TsvExamples, classifier_data_lib.SstProcessor):
 
     train/dev: header `sentence<TAB>label`; test: `index<TAB>sentence`.
     """
-    columns = dict(train=_Columns("train.tsv", 0, None, 1, True),
-                   dev=_Columns("dev.tsv", 0, None, 1, True),
-                   test=_Columns("test.tsv", 1, None, None, True))
+    columns = dict(train=_Columns("train.tsv", 0, None, 1, _SST2_HEADER),
+                   dev=_Columns("dev.tsv", 0, None, 1, _SST2_HEADER),
+                   test=_Columns("test.tsv", 1, None, None,
+                                 ((0, "index"), (1, "sentence"))))
 
 
 class TsvMnli(_TsvExamples, classifier_data_lib.MnliProcessor):
@@ -119,9 +183,10 @@ class TsvMnli(_TsvExamples, classifier_data_lib.MnliProcessor):
     `train.tsv`, `dev_matched.tsv`, `test_matched.tsv` (no label). The pair
     order is BERT's `run_classifier.py`'s.
     """
-    columns = dict(train=_Columns("train.tsv", 8, 9, -1, True),
-                   dev=_Columns("dev_matched.tsv", 8, 9, -1, True),
-                   test=_Columns("test_matched.tsv", 8, 9, None, True))
+    columns = dict(train=_Columns("train.tsv", 8, 9, -1, _MNLI_HEADER),
+                   dev=_Columns("dev_matched.tsv", 8, 9, -1, _MNLI_HEADER),
+                   test=_Columns("test_matched.tsv", 8, 9, None,
+                                 _MNLI_HEADER[:2]))
 
     def __init__(self, process_text_fn=tokenization.convert_to_unicode):
         # MnliProcessor's own constructor loads TFDS; only its labels are used.
