@@ -370,8 +370,43 @@ def test_overwrite_replaces_an_export_and_leaves_no_partial(run, tmp_path):
     assert (output_dir / "saved_model" / "saved_model.pb").exists()
     assert os.listdir(tmp_path) == ["bert"]
     # The run itself can never be the output.
-    with pytest.raises(UserError, match="would replace the run directory"):
+    with pytest.raises(UserError, match="is --model_dir="):
         export_bert(run["model_dir"], run["model_dir"], overwrite=True)
+
+
+@pytest.mark.parametrize("where", ["link", "inside", "parent",
+                                   "vocab_folder", "checkpoint_run"])
+def test_an_output_on_what_the_export_reads_is_refused_untouched(
+        run, tmp_path, where):
+    # A copy of the run, so a failure here cannot empty the shared one.
+    model_dir = tmp_path / "runs" / "run"
+    shutil.copytree(run["model_dir"], model_dir)
+    vocab = tmp_path / "data" / "vocab.txt"
+    vocab.parent.mkdir()
+    shutil.copy(run["vocab"], vocab)
+    other = tmp_path / "other"
+    shutil.copytree(run["model_dir"], other)
+    kwargs = dict(vocab_file=str(vocab))
+    output_dir, relation = {
+        "link": (tmp_path / "link", "is --model_dir="),
+        "inside": (model_dir / "export", "is inside --model_dir="),
+        "parent": (tmp_path / "runs", "contains --model_dir="),
+        "vocab_folder": (vocab.parent, "contains --vocab_file="),
+        "checkpoint_run": (other, "contains --checkpoint="),
+    }[where]
+    if where == "link":
+        os.symlink(model_dir, output_dir)
+    if where == "checkpoint_run":
+        kwargs["checkpoint"] = os.path.join(
+            other, os.path.basename(run["checkpoint"]))
+    before = {d: sorted(os.listdir(d)) for d in (model_dir, vocab.parent,
+                                                 other)}
+    with pytest.raises(UserError, match=relation) as e:
+        export_bert(str(model_dir), str(output_dir), overwrite=True,
+                    **kwargs)
+    assert "\n" not in str(e.value)
+    assert {d: sorted(os.listdir(d)) for d in before} == before
+    assert not [n for n in os.listdir(output_dir.parent) if "partial" in n]
 
 
 def test_cli_bad_input_is_one_line_without_traceback(run, tmp_path):

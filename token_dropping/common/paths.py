@@ -1,11 +1,14 @@
-"""Checks that an output path can be written, before any work starts.
+"""Checks that an output path can be written, and destroys no input.
 
 A long benchmark, comparison or training run that fails at its last step
 because `--output` names a file's child, or a directory that is a file,
-wastes the run; the tools call `check_output_path` first.
+wastes the run; the tools call `check_output_path` first. An output that
+is, contains or is inside what a tool reads (a run, its checkpoint, a
+vocab, input files) is refused by `check_apart`, through symlinks too.
 """
 
 import os
+import posixpath
 
 from token_dropping.common.errors import UserError
 
@@ -34,3 +37,49 @@ def check_output_path(path, flag, directory):
                         "file, not a directory.")
     if not os.access(parent, os.W_OK):
         raise UserError(f"{flag}={path!r}: {parent!r} is not writable.")
+
+
+def _resolved(path):
+    """`path` with symlinks resolved (local), or normalised (a URL)."""
+    if "://" in path:
+        scheme, rest = path.split("://", 1)
+        return f"{scheme}://{posixpath.normpath('/' + rest).lstrip('/')}"
+    return os.path.realpath(os.path.expanduser(path))
+
+
+def check_apart(output, flag, inputs):
+    """Raises UserError if `output` is, contains or is inside an input.
+
+    An output directory that is replaced (`--overwrite`), or a build's
+    temporary sibling of it, must not take an input with it: a symlink to a
+    run's own directory given as `--output_dir` emptied the run. Paths are
+    compared with symlinks resolved (`os.path.realpath`), so a link, `..`
+    or a relative path is caught too; URLs (gs://...) by their text.
+
+    Args:
+        output: str. The output directory (it need not exist).
+        flag: str. How the user gave it, e.g. "--output_dir".
+        inputs: iterable of `(name, path)`: what is read, e.g.
+            `("--model_dir", "runs/base")`; empty paths are skipped.
+    """
+    if not output:
+        return
+    out = _resolved(output)
+    for name, path in inputs:
+        if not path:
+            continue
+        source = _resolved(path)
+        if source == out:
+            relation = "is"
+        elif source.startswith(out.rstrip("/") + "/"):
+            relation = "contains"
+        elif out.startswith(source.rstrip("/") + "/"):
+            relation = "is inside"
+        else:
+            continue
+        resolved = "" if (out, source) == (
+            os.path.abspath(output), os.path.abspath(path)) or (
+                "://" in output) else f" ({out} and {source} on disk)"
+        raise UserError(
+            f"{flag}={output!r} {relation} {name}={path!r}{resolved}, which "
+            "it reads; give an output directory apart from it.")

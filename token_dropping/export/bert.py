@@ -60,6 +60,7 @@ from token_dropping.common import checkpoint_graph
 from token_dropping.export import run_reader
 from token_dropping.common.errors import UserError
 from token_dropping.common.errors import first_line
+from token_dropping.common.paths import check_apart
 from token_dropping.common.paths import check_output_path
 
 CHECKPOINT_NAME = "bert_model.ckpt"  # BERT's conventional name
@@ -123,6 +124,9 @@ def export_bert(model_dir, output_dir, checkpoint=None, vocab_file=None,
     source = run_reader.find_checkpoint(model_dir, checkpoint)
     vocab_file, pieces = run_reader.find_vocab(vocab_file, params,
                                      encoder_config.get().vocab_size)
+    # What the export reads, now all known, stays apart from what it replaces.
+    check_apart(output_dir, "--output_dir", [("--checkpoint", source),
+                                             ("--vocab_file", vocab_file)])
 
     # Steps 1-3: the BertEncoderV2, checked against the checkpoint, restored.
     encoder = encoders.build_encoder(encoder_config)
@@ -181,12 +185,9 @@ def export_bert(model_dir, output_dir, checkpoint=None, vocab_file=None,
 
 
 def _check_output_dir(output_dir, model_dir, overwrite):
-    out = os.path.abspath(output_dir)
-    run = os.path.abspath(model_dir)
-    if run == out or run.startswith(out.rstrip("/") + "/"):
-        raise UserError(
-            f"--output_dir={output_dir!r} would replace the run directory "
-            f"{model_dir!r}; choose another output directory.")
+    # The output (replaced with --overwrite, its temporary sibling beside it)
+    # is not, holds not and is not inside the run, through symlinks too.
+    check_apart(output_dir, "--output_dir", [("--model_dir", model_dir)])
     check_output_path(output_dir, "--output_dir", directory=True)
     if tf.io.gfile.exists(output_dir) and tf.io.gfile.listdir(
             output_dir) and not overwrite:
