@@ -215,3 +215,19 @@ def test_a_carriage_return_inside_a_row_ends_it(tmp_path):
                        "columns"):
         glue_data.convert(glue_dir, "sst2", vocab, str(tmp_path / "out"),
                           max_seq_length=16)
+
+
+@pytest.mark.parametrize("where", ["glue_dir", "inside", "link"])
+def test_an_output_dir_on_the_inputs_is_one_line_and_writes_nothing(
+        tmp_path, where):
+    glue_dir, vocab = sst2_folder(tmp_path, "sentence\tlabel\n" + SST2_ROWS)
+    output_dir = {"glue_dir": glue_dir, "inside": f"{glue_dir}/records",
+                  "link": str(tmp_path / "link")}[where]
+    if where == "link":
+        os.symlink(glue_dir, output_dir)
+    relation = "is inside" if where == "inside" else "is"
+    with pytest.raises(UserError, match=rf"output_dir='{output_dir}' "
+                       rf"{relation} glue_dir='{glue_dir}'"):
+        glue_data.convert(glue_dir, "sst2", vocab, output_dir,
+                          max_seq_length=16)
+    assert sorted(os.listdir(glue_dir)) == ["dev.tsv", "train.tsv"]

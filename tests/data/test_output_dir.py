@@ -177,3 +177,24 @@ def test_sigkill_mid_build_is_cleaned_by_the_next_build(inputs, reference,
     assert info.num_train_examples == sum(
         1 for _ in tf.data.TFRecordDataset(
             tf.io.gfile.glob(info.train_input_path)))
+
+
+def test_an_output_dir_on_the_inputs_is_refused_naming_them(inputs, tmp_path):
+    files, vocab_file = inputs
+    # The input files' own folder, and a link to it.
+    folder = os.path.dirname(files)
+    os.symlink(folder, tmp_path / "link")
+    before = sorted(os.listdir(folder))
+    for output_dir in (folder, str(tmp_path / "link")):
+        with pytest.raises(ValueError, match=(
+                rf"output_dir='{output_dir}' contains input file="
+                rf"'{files}'")):
+            build_pretraining_data(_config(inputs), output_dir)
+    # A vocab file inside the output (a dataset's own vocab.txt).
+    out = tmp_path / "out"
+    build_pretraining_data(_config(inputs), str(out))
+    with pytest.raises(ValueError, match=(
+            rf"output_dir='{out}' contains vocab_file='{out}/vocab.txt'")):
+        build_pretraining_data(_config(inputs, vocab_file=str(
+            out / "vocab.txt")), str(out))
+    assert sorted(os.listdir(folder)) == before

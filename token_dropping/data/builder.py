@@ -37,6 +37,7 @@ import uuid
 from absl import logging
 import tensorflow as tf
 
+from token_dropping.common import paths
 from token_dropping.data import build_profile
 from token_dropping.data import dataset_dir
 from token_dropping.data import dataset_info
@@ -92,6 +93,11 @@ def build_pretraining_data(
         beam_build.check(config, output_dir)
     dataset_dir.check_output_dir(output_dir)
     corpus = config.make_corpus()
+    # A rebuild replaces files in output_dir: no input may be among them.
+    paths.check_apart(output_dir, "output_dir", [
+        *(("input file", path) for path in getattr(corpus, "paths", ())),
+        ("vocab_file", config.vocab_file),
+        ("tfds_data_dir", config.tfds_data_dir)])
     given_vocab = (vocab.read_vocab(config.vocab_file) if config.vocab_file
                    else None)
     with profile.stage("scan"):  # Reads every input file once.

@@ -33,6 +33,7 @@ from official.nlp.tools import tokenization
 
 from token_dropping.common.checks import as_int
 from token_dropping.common.errors import UserError
+from token_dropping.common.paths import check_apart
 from token_dropping.common.paths import check_output_path
 from token_dropping.data.text_files import LINE_END
 
@@ -235,6 +236,8 @@ def convert(glue_dir, task, vocab_file, output_dir, *, do_lower_case=True,
                             f"vocab_file={vocab_file!r}).")
     as_int("max_seq_length", max_seq_length, 3, why="[CLS] a word [SEP]")
     check_output_path(output_dir, "output_dir", directory=True)
+    check_apart(output_dir, "output_dir", [("glue_dir", glue_dir),
+                                           ("vocab_file", vocab_file)])
     tokenizer = tokenization.FullTokenizer(vocab_file, do_lower_case)
     missing = [t for t in ("[CLS]", "[SEP]", "[UNK]")
                if t not in tokenizer.vocab]
