@@ -293,7 +293,7 @@ BAD_INPUTS = [
      "has shape [4, 4] in the checkpoint but [2, 8] in the encoder"),
     ("deeper", "the checkpoint has 16 encoder variables it lacks, e.g. "
      "_transformer_layers/2/"),
-    ("corrupt", "cannot read checkpoint"),
+    ("corrupt", "ckpt-9 is damaged or cut short"),
     ("no_vocab", "No vocabulary: the run's params.yaml has no "
      "task.vocab_file; pass --vocab_file"),
     ("missing_vocab", "vocab file '/nonexistent/vocab.txt' not found"),
@@ -407,6 +407,27 @@ def test_an_output_on_what_the_export_reads_is_refused_untouched(
     assert "\n" not in str(e.value)
     assert {d: sorted(os.listdir(d)) for d in before} == before
     assert not [n for n in os.listdir(output_dir.parent) if "partial" in n]
+
+
+def test_a_checkpoint_cut_short_is_one_line_and_writes_nothing(run,
+                                                               tmp_path):
+    model_dir = tmp_path / "run"
+    shutil.copytree(run["model_dir"], model_dir)
+    latest = tf.train.latest_checkpoint(str(model_dir))
+    assert latest.startswith(str(model_dir))
+    (data,) = glob.glob(f"{latest}.data-*")
+    with open(data, "rb") as f:
+        content = f.read()
+    with open(data, "wb") as f:
+        f.write(content[:len(content) // 2])
+    output_dir = tmp_path / "out"
+    with pytest.raises(UserError) as e:
+        export_bert(str(model_dir), str(output_dir))
+    assert str(e.value) == (
+        f"checkpoint {latest} is damaged or cut short (Read less bytes than "
+        "requested); no earlier checkpoint there reads whole. Pass "
+        "--checkpoint=... to export another one."), str(e.value)
+    assert not output_dir.exists()
 
 
 def test_cli_bad_input_is_one_line_without_traceback(run, tmp_path):

@@ -223,3 +223,31 @@ def test_an_explicit_allow_list_wins_over_the_manifest(odd_vocab_records,
     assert tuple(encoder.token_deny_list) == (3,)  # default: the manifest's
     assert any("token_allow_list=(0, 1, 2, 4, 5) differs from the special "
                "tokens" in w for w in warnings), warnings
+
+
+def _cut_short(prefix):
+    data = tf.io.gfile.glob(f"{prefix}.data-*")[0]
+    with open(data, "rb") as f:
+        content = f.read()
+    with open(data, "wb") as f:
+        f.write(content[:len(content) // 2])
+
+
+def test_a_checkpoint_cut_short_is_one_line_naming_the_usable_ones(tmp_path):
+    model_dir = tmp_path / "run"
+    checkpoint = tf.train.Checkpoint(
+        table=tf.Variable(tf.range(1000.0)), step=tf.Variable(0))
+    manager = tf.train.CheckpointManager(checkpoint, str(model_dir),
+                                         max_to_keep=5)
+    paths = [manager.save() for _ in range(4)]
+    _cut_short(paths[3])
+    _cut_short(paths[1])  # not usable either
+    with pytest.raises(UserError) as e:
+        resolve(f"--params_override={DUMMY}", model_dir=str(model_dir))
+    message = str(e.value)
+    assert message.startswith(f"checkpoint {paths[3]} is damaged or cut short "
+                              "(Read less bytes than requested); earlier "
+                              f"checkpoints that read whole: {paths[2]}, "
+                              f"{paths[0]}. To resume from ckpt-3, "), message
+    assert "\n" not in message
+    assert f"set model_checkpoint_path in {model_dir}/checkpoint" in message

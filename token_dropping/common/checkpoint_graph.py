@@ -5,14 +5,65 @@ attribute paths in the checkpoint's `TrackableObjectGraph`. These helpers do
 the same matching without restoring, so a checkpoint that does not fit (a
 different hidden size, a missing layer) is named with both shapes before a
 training run overwrites `params.yaml` or an export writes anything.
+`check_readable` reads every saved value once, so a checkpoint cut short
+(TensorFlow's `IndexError: Read less bytes than requested`) or damaged is
+one line naming it and the earlier checkpoints that read whole.
 """
+
+import os
 
 import tensorflow as tf
 from tensorflow.core.protobuf import trackable_object_graph_pb2
 
 from token_dropping.common.errors import UserError
+from token_dropping.common.errors import first_line
 
 ROOT = 0  # node id of the object the checkpoint was saved from
+
+
+# What TensorFlow's checkpoint reader raises for a cut-short or damaged file.
+_READ_ERRORS = (IndexError, ValueError, tf.errors.OpError)
+
+
+def unreadable(path):
+    """Why checkpoint `path` cannot be read whole (one line), or None.
+
+    Every value is read once through `tf.train.load_checkpoint`, which
+    checks each against the sizes and checksums in the index.
+    """
+    try:
+        reader = tf.train.load_checkpoint(path)
+        for key in sorted(reader.get_variable_to_shape_map()):
+            reader.get_tensor(key)
+    except _READ_ERRORS as e:
+        return first_line(e)
+    return None
+
+
+def check_readable(path, remedy):
+    """Raises UserError if checkpoint `path` does not read whole, naming it,
+    what failed and the earlier checkpoints of its directory (its
+    `checkpoint` file, newest first) that do read.
+
+    Args:
+        path: str. A checkpoint prefix (`.../ckpt-8`); None checks nothing.
+        remedy: callable(list of usable paths) -> str. What the user can do,
+            e.g. "pass --checkpoint=... to export an earlier one".
+    """
+    if not path:
+        return
+    problem = unreadable(path)
+    if problem is None:
+        return
+    state = tf.train.get_checkpoint_state(os.path.dirname(path))
+    earlier = list(state.all_model_checkpoint_paths) if state else []
+    earlier = [p for p in reversed(earlier[:earlier.index(path)]
+                                   if path in earlier else earlier)
+               if p != path and unreadable(p) is None]
+    usable = (f"earlier checkpoints that read whole: {', '.join(earlier)}"
+              if earlier else "no earlier checkpoint there reads whole")
+    raise UserError(f"checkpoint {path} is damaged or cut short ({problem}); "
+                    f"{usable}. {remedy(earlier)}")
 
 
 def object_graph(reader, source):

@@ -15,6 +15,7 @@ from official.core import exp_factory
 from official.modeling import hyperparams
 from official.nlp.configs import encoders
 
+from token_dropping.common import checkpoint_graph
 from token_dropping.data import vocab as vocab_lib
 from token_dropping.common.errors import UserError
 from token_dropping.common.errors import first_line
@@ -74,6 +75,16 @@ def bert_encoder_config(params):
 
 
 def find_checkpoint(model_dir, checkpoint):
+    """The checkpoint to export (`checkpoint`, else the run's latest),
+    checked to read whole."""
+    found = _find_checkpoint(model_dir, checkpoint)
+    checkpoint_graph.check_readable(found, lambda earlier: (
+        f"Pass --checkpoint={earlier[0]} to export it." if earlier else
+        "Pass --checkpoint=... to export another one."))
+    return found
+
+
+def _find_checkpoint(model_dir, checkpoint):
     if checkpoint:
         if tf.io.gfile.isdir(checkpoint):
             found = tf.train.latest_checkpoint(checkpoint)

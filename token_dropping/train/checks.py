@@ -4,12 +4,14 @@ Model Garden's config system accepts any value for any field (`token_keep_k=
 abc`), any strategy name, and an encoder that does not fit the task; each of
 those fails later, deep inside TensorFlow, or worse, trains the wrong thing.
 `check_params` turns them into one `UserError` line naming the value and
-what would be valid; `check_model_dir` and `check_checkpoint_fits` do the
-same for the run directory, before `params.yaml` is (over)written.
+what would be valid; `check_model_dir`, `check_resumable` (a checkpoint cut
+short) and `check_checkpoint_fits` do the same for the run directory, before
+`params.yaml` is (over)written.
 """
 
 import dataclasses
 import inspect
+import os
 import typing
 
 import tensorflow as tf
@@ -173,6 +175,20 @@ def _check_encoder_fits_task(params, encoder):
 def check_model_dir(model_dir):
     """`model_dir` is a directory, or can become one."""
     check_output_path(model_dir, "--model_dir", directory=True)
+
+
+def check_resumable(latest, model_dir):
+    """Raises UserError if the checkpoint a run resumes from (`latest`; None:
+    a new run) does not read whole, naming the earlier ones that do."""
+    def remedy(earlier):
+        state = os.path.join(model_dir, "checkpoint")
+        if earlier:
+            return (f"To resume from {os.path.basename(earlier[0])}, move "
+                    f"{latest}.* aside and set model_checkpoint_path in "
+                    f"{state} to {os.path.basename(earlier[0])!r}.")
+        return (f"Move {latest}.* aside to train from the start, or use a "
+                "new --model_dir.")
+    checkpoint_graph.check_readable(latest, remedy)
 
 
 def check_checkpoint_fits(checkpoint, root):

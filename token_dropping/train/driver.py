@@ -151,6 +151,7 @@ def resolve(params, mode, model_dir, cache_dir=None):
                         f"{first_line(e)}") from None
     latest = (tf.train.latest_checkpoint(model_dir)
               if tf.io.gfile.isdir(model_dir) else None)
+    run_checks.check_resumable(latest, model_dir)
     if mode == "eval" and not latest:
         raise UserError(
             f"--mode=eval needs a checkpoint in --model_dir={model_dir!r} and "
