@@ -53,8 +53,8 @@ flags.DEFINE_bool("huggingface", True,
                   "config.json, tokenizer files); --nohuggingface skips it.")
 flags.DEFINE_bool("do_lower_case", None,
                   "Recorded in the SavedModel and hf/tokenizer_config.json; "
-                  "default: True unless the vocab "
-                  "path says 'cased'.")
+                  "default: what the run's dataset manifest records, else "
+                  "a guess from the vocab's name, said as such.")
 
 
 def main(argv):
@@ -76,6 +76,8 @@ def main(argv):
           f"--config_file={result.encoder_yaml} "
           f"--params_override=task.init_checkpoint={result.output_dir},"
           "task.train_data.input_path=...,task.validation_data.input_path=...")
+    print(f"do_lower_case={result.do_lower_case}: from "
+          f"{result.do_lower_case_source}")
     if result.huggingface:
         print(f"Hugging Face folder: {result.huggingface} (transformers' "
               "from_pretrained, KerasHub's from_preset)")

@@ -443,3 +443,55 @@ def test_cli_bad_input_is_one_line_without_traceback(run, tmp_path):
     assert "Traceback" not in result.stderr
     assert os.listdir(output_dir) == ["keep.txt"]
     shutil.rmtree(output_dir)
+
+
+def test_the_runs_own_records_decide_lower_case_and_a_smaller_vocab_exports(
+        run, tmp_path):
+    """An uncased 150-piece vocab under `showcased_models/` (its path says
+    "cased") for a 200-row model, records whose manifest says
+    do_lower_case=true: training accepted it, so export does, uncased."""
+    model_dir = tmp_path / "run"
+    shutil.copytree(run["model_dir"], model_dir)
+    vocab = tmp_path / "showcased_models" / "vocab.txt"
+    vocab.parent.mkdir()
+    write_vocab(str(vocab), VOCAB_EDITS["smaller_vocab"])
+    records = tmp_path / "records"
+    records.mkdir()
+    train = os.path.join(os.path.dirname(run["vocab"]), "train.tfrecord")
+    shutil.copy(train, records / "train.tfrecord")
+    (records / "manifest.json").write_text(json.dumps(
+        {"config": {"do_lower_case": True}}))
+    params = (model_dir / "params.yaml").read_text()
+    assert run["vocab"] in params and train in params
+    (model_dir / "params.yaml").write_text(params.replace(
+        run["vocab"], str(vocab)).replace(train,
+                                          str(records / "train.tfrecord")))
+    result = export_bert(str(model_dir), str(tmp_path / "out"))
+    assert result.do_lower_case is True
+    assert result.do_lower_case_source == (
+        f"the run's dataset manifest {records / 'manifest.json'}")
+    loaded = tf.saved_model.load(result.saved_model)
+    assert bool(loaded.do_lower_case.numpy()) is True
+    with open(os.path.join(result.huggingface,
+                           "tokenizer_config.json")) as f:
+        assert json.load(f)["do_lower_case"] is True
+    with open(result.vocab_file) as f:
+        assert len(f.read().splitlines()) == 150
+
+
+def test_lower_case_is_guessed_only_when_nothing_records_it(run, caplog):
+    from token_dropping.export import bert
+    from token_dropping.export import run_reader
+    params, _ = run_reader.read_run_params(run["model_dir"])  # no manifest
+    for path, guess in (("/m/showcased_models/vocab.txt", True),
+                        ("/m/cased_L-12_H-768_A-12/vocab.txt", False),
+                        ("/m/multi_cased_L-12/vocab.txt", False),
+                        ("/m/uncased_L-12_H-768_A-12/vocab.txt", True)):
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            value, source = bert._lower_case(None, path, params)  # pylint: disable=protected-access
+        assert value is guess, path
+        assert source.startswith("a guess from the vocab's name"), source
+        assert f"do_lower_case={guess}: a guess" in caplog.text
+    assert bert._lower_case(False, "/m/uncased/vocab.txt", params) == (  # pylint: disable=protected-access
+        False, "--do_lower_case")

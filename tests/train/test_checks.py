@@ -251,3 +251,32 @@ def test_a_checkpoint_cut_short_is_one_line_naming_the_usable_ones(tmp_path):
                               f"{paths[0]}. To resume from ckpt-3, "), message
     assert "\n" not in message
     assert f"set model_checkpoint_path in {model_dir}/checkpoint" in message
+
+
+def test_a_smaller_records_vocab_is_a_warning_with_both_sizes(
+        odd_vocab_records, tmp_path):
+    info = odd_vocab_records
+    warnings = []
+    logging.get_absl_logger().addFilter(
+        lambda record: warnings.append(record.getMessage()) or True)
+    resolve(f"--params_override=task.train_data.input_path="
+            f"{info.train_input_path},task.validation_data.input_path="
+            f"{info.validation_input_path},task.train_data.seq_length=32,"
+            "task.validation_data.seq_length=32,task.train_data."
+            "max_predictions_per_seq=5,task.validation_data."
+            "max_predictions_per_seq=5,task.model.encoder.any.token_keep_k=16,"
+            "task.model.encoder.any.vocab_size=200", tmp_path=tmp_path)
+    assert any(f"task.vocab_file={info.vocab_file} has 16 pieces but "
+               "task.model.encoder.any.vocab_size=200: the ids fit" in w
+               for w in warnings), warnings
+
+
+def test_a_vocab_file_larger_than_the_model_is_refused(tmp_path):
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("".join(f"piece{i}\n" for i in range(300)))
+    with pytest.raises(UserError, match=(
+            rf"task.vocab_file='{vocab}' has 300 pieces but task.model."
+            r"encoder.any.vocab_size=200: ids up to 299 cannot fit; set "
+            r"task.model.encoder.any.vocab_size=300\.")):
+        resolve(f"--params_override={DUMMY},task.vocab_file={vocab},"
+                "task.model.encoder.any.vocab_size=200", tmp_path=tmp_path)

@@ -44,6 +44,7 @@ Example:
 import dataclasses
 import json
 import os
+import re
 import uuid
 from typing import Optional
 
@@ -86,6 +87,8 @@ class ExportResult:
     saved_model: str
     token_importance: Optional[str] = None  # None: a plain BERT run
     huggingface: Optional[str] = None  # None: not asked for
+    do_lower_case: bool = True  # written into the SavedModel and hf/
+    do_lower_case_source: str = ""  # where that value came from
 
 
 def export_bert(model_dir, output_dir, checkpoint=None, vocab_file=None,
@@ -102,9 +105,11 @@ def export_bert(model_dir, output_dir, checkpoint=None, vocab_file=None,
         vocab_file: str or None. The vocabulary; default the run's
             `task.vocab_file`.
         overwrite: bool. Replace a non-empty `output_dir`.
-        do_lower_case: bool or None. Stored in the SavedModel for users'
-            tokenizers; None: False if the vocab's path says "cased" (not
-            "uncased"), else True (this project's and BERT's default).
+        do_lower_case: bool or None. Stored in the SavedModel and hf/ for
+            users' tokenizers; None: what the run's dataset manifest records
+            (the records were tokenized so); only when none records it, a
+            guess from the vocab's file name (False if it says "cased", not
+            "uncased", else True), logged as a guess.
         huggingface: bool. Also write the Hugging Face folder `hf/`.
 
     Returns:
@@ -124,6 +129,8 @@ def export_bert(model_dir, output_dir, checkpoint=None, vocab_file=None,
     source = run_reader.find_checkpoint(model_dir, checkpoint)
     vocab_file, pieces = run_reader.find_vocab(vocab_file, params,
                                      encoder_config.get().vocab_size)
+    lower_case, lower_case_source = _lower_case(do_lower_case, vocab_file,
+                                                params)
     # What the export reads, now all known, stays apart from what it replaces.
     check_apart(output_dir, "--output_dir", [("--checkpoint", source),
                                              ("--vocab_file", vocab_file)])
@@ -162,7 +169,6 @@ def export_bert(model_dir, output_dir, checkpoint=None, vocab_file=None,
     partial = os.path.join(
         parent, f".{os.path.basename(output_dir)}.partial-{uuid.uuid4().hex}")
     try:
-        lower_case = _lower_case(do_lower_case, vocab_file)
         _write(partial, encoder, encoder_config, vocab_file, pieces,
                importance, lower_case)
         if hf_model:
@@ -181,7 +187,8 @@ def export_bert(model_dir, output_dir, checkpoint=None, vocab_file=None,
         saved_model=out("saved_model"),
         token_importance=(out("token_importance.npy")
                           if importance is not None else None),
-        huggingface=out(hf.FOLDER) if hf_model else None)
+        huggingface=out(hf.FOLDER) if hf_model else None,
+        do_lower_case=lower_case, do_lower_case_source=lower_case_source)
 
 
 def _check_output_dir(output_dir, model_dir, overwrite):
@@ -258,11 +265,28 @@ def _describe(encoder):
         "intermediate_size", "max_position_embeddings", "type_vocab_size"))
 
 
-def _lower_case(do_lower_case, vocab_file):
+def _lower_case(do_lower_case, vocab_file, params):
+    """`(do_lower_case, where it came from)`: the flag, else the run's
+    dataset manifest, else (logged as a guess) the vocab's file name."""
+    recorded, manifest = run_reader.recorded_lower_case(params)
     if do_lower_case is not None:
-        return bool(do_lower_case)
-    name = vocab_file.lower()
-    return not ("cased" in name and "uncased" not in name)
+        if recorded is not None and recorded != bool(do_lower_case):
+            logging.warning(
+                "--do_lower_case=%s, but the run's records were made with "
+                "do_lower_case=%s (%s); writing yours.", bool(do_lower_case),
+                recorded, manifest)
+        return bool(do_lower_case), "--do_lower_case"
+    if recorded is not None:
+        return recorded, f"the run's dataset manifest {manifest}"
+    name = os.path.basename(os.path.dirname(vocab_file)) + "/" + (
+        os.path.basename(vocab_file))
+    # BERT's releases: cased_L-12_H-768_A-12, multi_cased_...; not
+    # "uncased", nor a word that merely ends in it ("showcased").
+    guess = not re.search(r"(^|[^a-z])cased", name.lower())
+    source = (f"a guess from the vocab's name {name!r} (no dataset manifest "
+              "of the run records it; --do_lower_case sets it)")
+    logging.warning("do_lower_case=%s: %s.", guess, source)
+    return guess, source
 
 
 def _write(folder, encoder, encoder_config, vocab_file, pieces, importance,

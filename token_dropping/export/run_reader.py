@@ -11,11 +11,13 @@ import os
 
 import tensorflow as tf
 import yaml
+from absl import logging
 from official.core import exp_factory
 from official.modeling import hyperparams
 from official.nlp.configs import encoders
 
 from token_dropping.common import checkpoint_graph
+from token_dropping.data import dataset_info
 from token_dropping.data import vocab as vocab_lib
 from token_dropping.common.errors import UserError
 from token_dropping.common.errors import first_line
@@ -108,7 +110,8 @@ def _find_checkpoint(model_dir, checkpoint):
 
 def find_vocab(vocab_file, params, vocab_size):
     """The vocab file to export and its pieces, checked against the encoder."""
-    vocab_file = vocab_file or getattr(params.task, "vocab_file", "")
+    run_vocab = getattr(params.task, "vocab_file", "")
+    vocab_file = vocab_file or run_vocab
     if not vocab_file:
         raise UserError(
             "No vocabulary: the run's params.yaml has no task.vocab_file; "
@@ -118,7 +121,14 @@ def find_vocab(vocab_file, params, vocab_size):
                         "--vocab_file=...")
     with tf.io.gfile.GFile(vocab_file) as f:
         pieces = [line.rstrip("\n") for line in f]
-    if len(pieces) != vocab_size:
+    if len(pieces) < vocab_size and vocab_file == run_vocab:
+        # What training accepted (train/checks.py warned): the ids fit, the
+        # rows past the vocab were never a token's.
+        logging.warning(
+            "The run's vocab file %s has %d pieces, fewer than the encoder's "
+            "vocab_size=%d: the export keeps all %d embedding rows.",
+            vocab_file, len(pieces), vocab_size, vocab_size)
+    elif len(pieces) != vocab_size:
         raise UserError(
             f"vocab file {vocab_file!r} has {len(pieces)} pieces but the "
             f"encoder's embedding has vocab_size={vocab_size}: not this "
@@ -147,3 +157,33 @@ def check_special_tokens(vocab_file, encoder):
                     f"vocab file {vocab_file!r} has {token} at id {token_id}"
                     f", but the run's {name} is {list(run_ids)}: not the "
                     "vocab the run was trained with.")
+
+
+def recorded_lower_case(params):
+    """`(do_lower_case, manifest path)` as the run's dataset records it (the
+    `config.do_lower_case` of `manifest.json` beside its training records,
+    else its validation records, as tools/prepare_data.py writes it), or
+    `(None, None)` when no manifest records it."""
+    task = params.task
+    for data in (getattr(task, "train_data", None),
+                 getattr(task, "validation_data", None)):
+        pattern = getattr(data, "input_path", "") or ""
+        for part in (p.strip() for p in pattern.split(",")):
+            try:
+                files = sorted(tf.io.gfile.glob(part)) if part else []
+            except tf.errors.OpError:
+                files = []
+            if not files:
+                continue
+            manifest = os.path.join(os.path.dirname(files[0]),
+                                    dataset_info.MANIFEST_FILENAME)
+            if not tf.io.gfile.exists(manifest):
+                continue
+            try:
+                value = dataset_info.read_manifest(manifest).get(
+                    "config", {}).get("do_lower_case")
+            except (ValueError, AttributeError, tf.errors.OpError):
+                continue
+            if isinstance(value, bool):
+                return value, manifest
+    return None, None

@@ -103,6 +103,33 @@ def check_encoder(params):
                                   "max_position_embeddings")
         except ValueError as e:
             raise UserError(f"task.model.encoder: {e}") from None
+    check_vocab_fits(params)
+
+
+def check_vocab_fits(params):
+    """The run's vocab (`task.vocab_file`; the records' own when their
+    manifest filled it) against the encoder's vocab_size: more pieces than
+    embedding rows cannot fit (and export would refuse the vocab), fewer
+    leave rows no token uses, which is said once at the start."""
+    vocab_file = getattr(params.task, "vocab_file", "") or ""
+    if not vocab_file or not tf.io.gfile.exists(vocab_file):
+        return
+    with tf.io.gfile.GFile(vocab_file) as f:
+        pieces = sum(1 for _ in f)  # lines, as export counts them
+    encoder = params.task.model.encoder
+    vocab_size = encoder_config(params).vocab_size
+    field = f"task.model.encoder.{encoder.type}.vocab_size"
+    if pieces > vocab_size:
+        raise UserError(
+            f"task.vocab_file={vocab_file!r} has {pieces} pieces but "
+            f"{field}={vocab_size}: ids up to {pieces - 1} cannot fit; set "
+            f"{field}={pieces}.")
+    if pieces < vocab_size:
+        logging.warning(
+            "task.vocab_file=%s has %d pieces but %s=%d: the ids fit, and "
+            "the other %d embedding rows are never a token's; set %s=%d "
+            "unless that is meant.", vocab_file, pieces, field, vocab_size,
+            vocab_size - pieces, field, pieces)
 
 
 def check_types(config, prefix):
