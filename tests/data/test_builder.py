@@ -151,17 +151,22 @@ def test_packed_output_has_little_padding(static_info):
     assert mask.mean() >= 0.95
 
 
-def test_unpacked_output_keeps_documents_apart(tmp_path):
-    # Every document has its own words, each a token of a given vocab.
-    words = [[f"d{d}w{w}" for w in range(6)] for d in range(12)]
-    documents = tiny_documents(12, seed=3)
+def _owned_documents(folder, count):
+    """`count` documents, each written in 6 words of its own, and a vocab of
+    those words: word w of document d is token id 104 + 6 * d + w."""
+    words = [[f"d{d}w{w}" for w in range(6)] for d in range(count)]
+    documents = tiny_documents(count, seed=3)
     documents = [
         [" ".join(words[d][(i + j) % 6] for j in range(len(s.split())))
          for i, s in enumerate(doc)]
         for d, doc in enumerate(documents)]
     tokens = (["[PAD]"] + [f"[unused{i}]" for i in range(99)] +
               ["[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sum(words, []))
-    vocab_file = write_lines(tmp_path / "vocab.txt", tokens)
+    return documents, write_lines(folder / "vocab.txt", tokens)
+
+
+def test_unpacked_output_keeps_documents_apart(tmp_path):
+    documents, vocab_file = _owned_documents(tmp_path, 12)
     files = write_text(tmp_path / "docs.txt", bert_format(documents))
     for packed in (False, True):
         info = build_pretraining_data(
@@ -211,15 +216,24 @@ def test_document_per_line_and_undecodable_bytes(tmp_path):
     assert manifest["undecodable_replacements"] == 2
 
 
-def test_validation_split_is_held_out_by_document(corpus_files, tmp_path):
-    files, documents = corpus_files
-    info = build_pretraining_data(_config(files, validation_fraction=0.3),
-                                  str(tmp_path))
+def test_validation_split_is_held_out_by_document(tmp_path):
+    # Each document has words of its own, so a token id names its document.
+    documents, vocab_file = _owned_documents(tmp_path, 40)
+    files = write_text(tmp_path / "docs.txt", bert_format(documents))
+    info = build_pretraining_data(
+        _config(files, vocab_file=vocab_file, validation_fraction=0.3,
+                seq_length=24), str(tmp_path / "out"))
     manifest = json.load(open(info.manifest_path))
     splits = manifest["splits"]
-    assert splits["train"]["num_documents"] + splits["validation"][
-        "num_documents"] == len(documents)
-    assert 0 < splits["validation"]["num_documents"] < len(documents)
+    owners = {}
+    for split in ("train", "validation"):
+        _, examples = _examples(info, split)
+        owners[split] = {(i - 104) // 6 for x in _unmasked_streams(examples)
+                         for i in x if i >= 104}
+        assert len(owners[split]) == splits[split]["num_documents"], split
+    assert 0 < len(owners["validation"]) < len(documents)
+    assert not owners["train"] & owners["validation"]  # held out
+    assert owners["train"] | owners["validation"] == set(range(40))
     _, validation = _examples(info, "validation")
     assert len(validation) == info.num_validation_examples > 0
 
