@@ -280,3 +280,22 @@ def test_a_vocab_file_larger_than_the_model_is_refused(tmp_path):
             r"task.model.encoder.any.vocab_size=300\.")):
         resolve(f"--params_override={DUMMY},task.vocab_file={vocab},"
                 "task.model.encoder.any.vocab_size=200", tmp_path=tmp_path)
+
+
+@pytest.mark.parametrize("content", ['{"format": "bert_pretrain_v2", "spl',
+                                     '{"format": "bert_pretrain_v2"}', "[]"],
+                         ids=["cut_short", "incomplete", "not_an_object"])
+def test_a_damaged_manifest_is_one_line_naming_it(odd_vocab_records,
+                                                  tmp_path, content):
+    import shutil  # pylint: disable=import-outside-toplevel
+    folder = tmp_path / "data"
+    shutil.copytree(odd_vocab_records.output_dir, folder)
+    (folder / "manifest.json").write_text(content)
+    train = odd_vocab_records.train_input_path.replace(
+        odd_vocab_records.output_dir, str(folder))
+    with pytest.raises(UserError, match=(
+            rf"^{folder}/manifest.json is damaged \(.*\); remove it and "
+            r"prepare the dataset again \(tools/prepare_data.py\)\.$")):
+        resolve(f"--params_override=task.train_data.input_path={train},"
+                f"task.validation_data.input_path={train}",
+                tmp_path=tmp_path)

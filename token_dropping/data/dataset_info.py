@@ -12,6 +12,7 @@ import os
 import tensorflow as tf
 
 from token_dropping.common.errors import UserError
+from token_dropping.common.errors import first_line
 
 MANIFEST_FILENAME = "manifest.json"
 STATIC_FORMAT = "bert_pretrain_v2"  # For Model Garden's BertPretrainDataLoader.
@@ -66,7 +67,21 @@ class DatasetInfo:
 
     @classmethod
     def from_manifest(cls, manifest_path: str) -> "DatasetInfo":
-        """Reads the `DatasetInfo` of the dataset whose manifest is given."""
+        """Reads the `DatasetInfo` of the dataset whose manifest is given.
+
+        Raises:
+            UserError: naming the manifest if it is damaged or incomplete.
+        """
+        try:
+            return cls._from_manifest(manifest_path)
+        except (KeyError, TypeError, AttributeError) as e:
+            raise UserError(
+                f"{manifest_path} is damaged (no {first_line(e)} where a "
+                "manifest has it); remove it and prepare the dataset again "
+                "(tools/prepare_data.py).") from None
+
+    @classmethod
+    def _from_manifest(cls, manifest_path: str) -> "DatasetInfo":
         manifest = read_manifest(manifest_path)
         # abspath would turn "gs://bucket/x" into "/cwd/gs:/bucket/x".
         output_dir = os.path.dirname(manifest_path if "://" in manifest_path
@@ -134,6 +149,21 @@ class DatasetInfo:
 
 
 def read_manifest(manifest_path: str) -> dict:
-    """Reads a manifest JSON."""
-    with tf.io.gfile.GFile(manifest_path, "r") as f:
-        return json.load(f)
+    """Reads a manifest JSON.
+
+    Raises:
+        UserError: naming the file if it is not a JSON object (cut short by
+            a full disk, say, or edited by hand).
+    """
+    try:
+        with tf.io.gfile.GFile(manifest_path, "r") as f:
+            manifest = json.load(f)
+    except (ValueError, tf.errors.OpError) as e:  # JSONDecodeError, bad UTF-8
+        raise UserError(
+            f"{manifest_path} is damaged ({first_line(e)}); remove it and "
+            "prepare the dataset again (tools/prepare_data.py).") from None
+    if not isinstance(manifest, dict):
+        raise UserError(f"{manifest_path} is damaged (not a JSON object); "
+                        "remove it and prepare the dataset again "
+                        "(tools/prepare_data.py).")
+    return manifest
