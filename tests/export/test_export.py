@@ -303,6 +303,7 @@ BAD_INPUTS = [
      "needs all of [PAD], [UNK], [CLS], [SEP], [MASK]"),
     ("vocab_ids_moved", "has [CLS] at id 1, but the run's token_allow_list "
      "is [100, 101, 102, 103]: not the vocab the run was trained with"),
+    ("binary_vocab", "cannot be read as UTF-8 text"),
     ("not_empty", "is not empty; pass --overwrite to replace it"),
     ("parent_is_file", "/out/bert' is under '"),
 ]
@@ -341,6 +342,9 @@ def test_bad_input_is_one_clear_error_and_writes_nothing(case, message, run,
     elif case in VOCAB_EDITS:
         kwargs["vocab_file"] = write_vocab(str(tmp_path / "vocab.txt"),
                                            VOCAB_EDITS[case])
+    elif case == "binary_vocab":
+        (tmp_path / "vocab.bin").write_bytes(b"[PAD]\n\xff\xfe\x00\n" * 100)
+        kwargs["vocab_file"] = str(tmp_path / "vocab.bin")
     elif case == "not_empty":
         output_dir.mkdir(parents=True)
         (output_dir / "keep.txt").write_text("mine")

@@ -119,8 +119,13 @@ def find_vocab(vocab_file, params, vocab_size):
     if not tf.io.gfile.exists(vocab_file):
         raise UserError(f"vocab file {vocab_file!r} not found; pass "
                         "--vocab_file=...")
-    with tf.io.gfile.GFile(vocab_file) as f:
-        pieces = [line.rstrip("\n") for line in f]
+    try:
+        with tf.io.gfile.GFile(vocab_file) as f:
+            pieces = [line.rstrip("\n") for line in f]
+    except (UnicodeDecodeError, tf.errors.OpError) as e:
+        raise UserError(f"vocab file {vocab_file!r} cannot be read as UTF-8 "
+                        f"text ({first_line(e)}): not a WordPiece vocab."
+                        ) from None
     if len(pieces) < vocab_size and vocab_file == run_vocab:
         # What training accepted (train/checks.py warned): the ids fit, the
         # rows past the vocab were never a token's.
