@@ -23,7 +23,6 @@ Example:
 
 import csv
 import dataclasses
-import json
 import os
 
 import tensorflow as tf
@@ -32,6 +31,7 @@ from official.nlp.data import classifier_data_lib
 from official.nlp.tools import tokenization
 
 from token_dropping.common.checks import as_int
+from token_dropping.common import files
 from token_dropping.common.errors import UserError
 from token_dropping.common.paths import check_apart
 from token_dropping.common.paths import check_output_path
@@ -257,28 +257,14 @@ def convert(glue_dir, task, vocab_file, output_dir, *, do_lower_case=True,
     def out(name):
         return os.path.join(output_dir, f"{task}_{name}")
 
-    def temporary(path):
-        return f"{path}.tmp{os.getpid()}"
-
-    names = ("train.tf_record", "eval.tf_record")
-    try:
+    with files.replacing(out("train.tf_record")) as train, \
+            files.replacing(out("eval.tf_record")) as eval_:
         meta = classifier_data_lib.generate_tf_record_from_data_file(
-            processor, glue_dir, tokenizer,
-            train_data_output_path=temporary(out(names[0])),
-            eval_data_output_path=temporary(out(names[1])),
-            max_seq_length=max_seq_length)
+            processor, glue_dir, tokenizer, train_data_output_path=train,
+            eval_data_output_path=eval_, max_seq_length=max_seq_length)
         if tf.io.gfile.exists(out("meta_data")):
             tf.io.gfile.remove(out("meta_data"))  # incomplete until the end
-        for name in names:
-            tf.io.gfile.rename(temporary(out(name)), out(name), overwrite=True)
-    finally:
-        for name in names:
-            if tf.io.gfile.exists(temporary(out(name))):
-                tf.io.gfile.remove(temporary(out(name)))
-    with tf.io.gfile.GFile(temporary(out("meta_data")), "w") as f:
-        json.dump(meta, f, indent=1)
-    tf.io.gfile.rename(temporary(out("meta_data")), out("meta_data"),
-                       overwrite=True)
+    files.write_json(out("meta_data"), meta, indent=1)
     return GlueRecords(task=task, train_path=out("train.tf_record"),
                        eval_path=out("eval.tf_record"),
                        meta_path=out("meta_data"),

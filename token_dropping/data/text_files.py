@@ -31,6 +31,7 @@ import tensorflow as tf
 
 from token_dropping.data import read_progress
 from token_dropping.data import text
+from token_dropping.common import files
 from token_dropping.common.errors import UserError
 
 INPUT_FORMATS = ("sentence_per_line", "document_per_line")
@@ -151,24 +152,7 @@ def match_files(input_files: str) -> list[str]:
     Raises:
         UserError: if a pattern matches no files, or matches a directory.
     """
-    paths = []
-    for pattern in (p.strip() for p in input_files.split(",")):
-        if not pattern:
-            continue
-        matched = sorted(tf.io.gfile.glob(pattern))
-        if not matched:
-            raise UserError(
-                f"input_files pattern {pattern!r} matches no files.")
-        directories = [path for path in matched if tf.io.gfile.isdir(path)]
-        if directories:
-            raise UserError(
-                f"input_files pattern {pattern!r} matches the directory "
-                f"{directories[0]!r}; name the files in it, e.g. "
-                f"'{directories[0].rstrip('/')}/*.txt'.")
-        paths.extend(path for path in matched if path not in paths)
-    if not paths:
-        raise UserError(f"input_files={input_files!r} names no file patterns.")
-    return paths
+    return files.match_files(input_files, "input_files", file_glob="*.txt")
 
 
 class TextFileCorpus:

@@ -45,7 +45,6 @@ import dataclasses
 import json
 import os
 import re
-import uuid
 from typing import Optional
 
 import numpy as np
@@ -59,6 +58,7 @@ from token_dropping.export import hf
 from token_dropping.data import vocab as vocab_lib
 from token_dropping.common import checkpoint_graph
 from token_dropping.export import run_reader
+from token_dropping.common import files
 from token_dropping.common.errors import UserError
 from token_dropping.common.errors import first_line
 from token_dropping.common.paths import check_apart
@@ -164,20 +164,12 @@ def export_bert(model_dir, output_dir, checkpoint=None, vocab_file=None,
 
     # Step 4: everything into a temporary sibling, renamed at the end.
     output_dir = output_dir.rstrip("/")
-    parent = os.path.dirname(output_dir) or "."
-    tf.io.gfile.makedirs(parent)
-    partial = os.path.join(
-        parent, f".{os.path.basename(output_dir)}.partial-{uuid.uuid4().hex}")
-    try:
+    with files.replacing_directory(output_dir) as partial:
         _write(partial, encoder, encoder_config, vocab_file, pieces,
                importance, lower_case)
         if hf_model:
             hf.write_folder(os.path.join(partial, hf.FOLDER), *hf_model,
                             vocab_file, lower_case)
-        _replace(partial, output_dir)
-    finally:
-        if tf.io.gfile.exists(partial):
-            tf.io.gfile.rmtree(partial)
     out = lambda name: os.path.join(output_dir, name)
     return ExportResult(
         output_dir=output_dir, source_checkpoint=source,
@@ -357,19 +349,3 @@ def _write_saved_model(folder, encoder_config, checkpoint_path, vocab_file,
 
     model.save(folder, include_optimizer=False, save_format="tf",
                signatures={"serving_default": serve})
-
-
-def _replace(partial, output_dir):
-    """Moves the finished export into place; an old one goes only after."""
-    old = None
-    if tf.io.gfile.exists(output_dir):
-        old = f"{partial}.old"
-        tf.io.gfile.rename(output_dir, old)
-    try:
-        tf.io.gfile.rename(partial, output_dir)
-    except Exception:
-        if old:  # put the previous export back
-            tf.io.gfile.rename(old, output_dir)
-        raise
-    if old:
-        tf.io.gfile.rmtree(old)

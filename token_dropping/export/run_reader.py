@@ -19,6 +19,7 @@ from official.nlp.configs import encoders
 from token_dropping.common import checkpoint_graph
 from token_dropping.data import dataset_info
 from token_dropping.data import vocab as vocab_lib
+from token_dropping.common import files
 from token_dropping.common.errors import UserError
 from token_dropping.common.errors import first_line
 
@@ -120,8 +121,7 @@ def find_vocab(vocab_file, params, vocab_size):
         raise UserError(f"vocab file {vocab_file!r} not found; pass "
                         "--vocab_file=...")
     try:
-        with tf.io.gfile.GFile(vocab_file) as f:
-            pieces = [line.rstrip("\n") for line in f]
+        pieces = files.read_vocab(vocab_file)
     except (UnicodeDecodeError, tf.errors.OpError) as e:
         raise UserError(f"vocab file {vocab_file!r} cannot be read as UTF-8 "
                         f"text ({first_line(e)}): not a WordPiece vocab."
@@ -173,14 +173,14 @@ def recorded_lower_case(params):
     for data in (getattr(task, "train_data", None),
                  getattr(task, "validation_data", None)):
         pattern = getattr(data, "input_path", "") or ""
-        for part in (p.strip() for p in pattern.split(",")):
+        for part in files.split_patterns(pattern):
             try:
-                files = sorted(tf.io.gfile.glob(part)) if part else []
+                matched = sorted(tf.io.gfile.glob(part))
             except tf.errors.OpError:
-                files = []
-            if not files:
+                matched = []
+            if not matched:
                 continue
-            manifest = os.path.join(os.path.dirname(files[0]),
+            manifest = os.path.join(os.path.dirname(matched[0]),
                                     dataset_info.MANIFEST_FILENAME)
             if not tf.io.gfile.exists(manifest):
                 continue
