@@ -7,7 +7,8 @@ another). Fixtures built on these are in `conftest.py`.
 - `run_layer_checks`: the standard Keras checks every layer of ours passes.
 - `write_records`: tiny pretraining records in Model Garden's format.
 - `SHRINK`, `overrides`, `train_py`, `shrunk_tiny_config`: token_drop_bert_tiny
-  shrunk to seconds, through tools/train.py or as a config.
+  shrunk to seconds, through tools/train.py or as a config;
+  `write_init_checkpoint`: its initial weights, for runs that must start alike.
 - `event_tags`, `importance_in`, `write_vocab`: reading what a run wrote.
 - `sctd_loss_and_grads`: a consistency step's loss by plain autodiff.
 """
@@ -220,6 +221,16 @@ def shrunk_tiny_config(train_path):
     return params_dict.override_params_dict(
         config, f"{SHRINK},task.train_data.input_path={train_path}",
         is_strict=True)
+
+
+def write_init_checkpoint(path, train_path):
+    """The shrunk model's initial weights (`task.init_checkpoint`), so runs
+    in different processes start alike."""
+    from official.core import task_factory  # pylint: disable=import-outside-toplevel
+    task = task_factory.get_task(shrunk_tiny_config(train_path).task)
+    model = task.build_model()
+    model(next(iter(task.build_inputs(task.task_config.train_data))))
+    return tf.train.Checkpoint(**model.checkpoint_items).save(path)
 
 
 def mirrored_task(config):

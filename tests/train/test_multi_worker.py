@@ -27,14 +27,11 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-from official.core import exp_factory
-from official.core import task_factory
-from official.modeling.hyperparams import params_dict
 
 import token_dropping  # noqa: F401  (registers the experiments)
 from token_dropping.train.preemption import EXIT_CODE
-from helpers import ROOT, SHRINK, TRAIN, importance_in, overrides
-from helpers import train_py
+from helpers import ROOT, TRAIN, importance_in, overrides
+from helpers import train_py, write_init_checkpoint
 
 TIMEOUT = 600  # seconds per run, so a stuck collective cannot hang the suite
 SAME_MATH = ("task.scale_loss=true,trainer.optimizer_config.optimizer.type=sgd,"
@@ -90,18 +87,6 @@ def run_workers(tmp_path, name, args, while_running=None):
                 process.kill()
             log.close()
     return results
-
-
-def write_init_checkpoint(path, train_path):
-    """The shrunk model's initial weights, so every run starts alike."""
-    config = exp_factory.get_exp_config("token_drop_bert_tiny")
-    config = params_dict.override_params_dict(
-        config, f"{SHRINK},task.train_data.input_path={train_path}",
-        is_strict=True)
-    model = task_factory.get_task(config.task).build_model()
-    model(next(iter(task_factory.get_task(config.task).build_inputs(
-        config.task.train_data))))
-    return tf.train.Checkpoint(**model.checkpoint_items).save(path)
 
 
 @pytest.mark.slow  # 4 training processes, about 60 to 100 s

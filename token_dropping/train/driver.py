@@ -27,11 +27,13 @@ Example:
 """
 
 import dataclasses
+import functools
 import os
 import socket
 from urllib import parse
 
 import gin
+import orbit
 import tensorflow as tf
 import yaml
 from absl import logging
@@ -48,6 +50,8 @@ from token_dropping.train.actions import KeepLogs
 from token_dropping.train.actions import ProgressLog
 from token_dropping.common.errors import UserError
 from token_dropping.common.errors import first_line
+from token_dropping.train.resume_data import fix_data_seed
+from token_dropping.train.resume_data import train_dataset_fn
 from token_dropping.train.run_data import encoder_config
 from token_dropping.train.run_data import resolve_data
 from token_dropping.train.runner import ExperimentRunner
@@ -192,6 +196,8 @@ def train(params, *, mode, model_dir, latest=None,
           trainer_cls=base_trainer.Trainer, strategy=None):
     """`run` after `resolve`: `latest` is what `resolve` returned; a
     `strategy` made before it (multi-worker) or None for `params.runtime`'s."""
+    if "train" in mode and hasattr(params.task, "train_data"):
+        fix_data_seed(params.task.train_data, model_dir)
     params.lock()
     start_step = (train_utils.read_global_step_from_checkpoint(latest)
                   if latest else 0)
@@ -201,6 +207,13 @@ def train(params, *, mode, model_dir, latest=None,
     strategy = strategy or _strategy(params.runtime)
     with strategy.scope():
         task = task_factory.get_task(params.task, logging_dir=model_dir)
+        if "train" in mode:
+            # Model Garden's trainer would read the data from its start; a
+            # resumed run goes on from the batch of its checkpoint's step.
+            trainer_cls = functools.partial(
+                trainer_cls, train_dataset=orbit.utils.make_distributed_dataset(
+                    strategy, train_dataset_fn(
+                        task, params.task.train_data, start_step)))
         trainer = train_utils.create_trainer(
             params, task, train="train" in mode, evaluate="eval" in mode,
             trainer_cls=trainer_cls)
