@@ -12,8 +12,9 @@ builds) with two changes, made the way its docstring invites (a subclass):
    ("Collective instance N expected ... data_type 1 but got ... 9"). Here
    that manager's `init_fn` restores the chief's latest checkpoint instead;
    its own saves still go to the temp dir, where no reader looks.
-2. `SaveAndStopOnSigterm` (a SIGTERM saves and stops) replaces Model
-   Garden's on-demand preemption checkpoint, which saves and trains on.
+2. `SaveAndStopOnSigterm` (a SIGTERM saves at the end of the loop it
+   interrupted and stops) replaces Model Garden's on-demand preemption
+   checkpoint, which saves a loop later and trains on.
 3. Model Garden's loss check (`trainer.recovery_max_trials`, NaN or above
    `trainer.loss_upper_bound` after a loop) stops the run with one
    `UserError` line instead of a traceback; no checkpoint of that loop is
@@ -66,7 +67,8 @@ class ExperimentRunner(train_lib.OrbitExperimentRunner):
         if trainer and self.on_sigterm:
             self.preemption = SaveAndStopOnSigterm(
                 self.strategy, self.checkpoint_manager, trainer.global_step)
-            train_actions = [*(train_actions or []), self.preemption]
+            train_actions = [self.preemption.note, *(train_actions or []),
+                             self.preemption]
         return super()._build_controller(trainer, evaluator, *args,
                                          train_actions=train_actions, **kwargs)
 
