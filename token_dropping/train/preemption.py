@@ -95,7 +95,8 @@ class SaveAndStopOnSigterm:
                 tf.distribute.ReduceOp.SUM, flags, axis=None) > 0)
         if stop:
             step = int(self.global_step.numpy())
-            self.checkpoint_manager.save(checkpoint_number=step)
+            self.checkpoint_manager.save(checkpoint_number=step,
+                                         check_interval=False)
             raise Preempted(step, self.directory)
 
     def close(self):
