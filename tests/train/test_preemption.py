@@ -58,9 +58,9 @@ def test_a_sigterm_saves_at_the_end_of_the_loop_it_interrupted(tmp_path):
 
 
 def run_until_step_then_sigterm(args, at_least):
-    """Runs tools/train.py, sends SIGTERM once its progress line shows a step
-    >= `at_least`; returns (returncode, stderr, steps the progress showed,
-    the step of the line after which the signal was sent)."""
+    """Runs tools/train.py, sends SIGTERM once a loop ending at a step
+    >= `at_least` is over; returns (returncode, stderr, steps the progress
+    line showed, the step after whose loop the signal was sent)."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
     process = subprocess.Popen([sys.executable, TRAIN, *args],
                                stdout=subprocess.DEVNULL,
@@ -75,9 +75,12 @@ def run_until_step_then_sigterm(args, at_least):
             found = re.search(rf"step (\d+)/{STEPS} \|", line)
             if found:
                 steps.append(int(found.group(1)))
-                if steps[-1] >= at_least and sent is None:
-                    process.send_signal(signal.SIGTERM)
-                    sent = steps[-1]
+            # Orbit's line, after every action of the loop: a signal now
+            # comes during the next loop.
+            found = re.search(r"train \| step: +(\d+) \|", line)
+            if found and int(found.group(1)) >= at_least and sent is None:
+                process.send_signal(signal.SIGTERM)
+                sent = int(found.group(1))
         process.wait()
     finally:
         watchdog.cancel()
@@ -118,8 +121,9 @@ def test_sigterm_saves_the_loop_it_interrupted_and_the_rerun_continues(
                          r"the same command to continue\.", last)
     assert found, last
     saved = int(found.group(1))
-    # A signal after the step-k line interrupts the loop k+1..k+LOOP: the
-    # run saves at its end, after one more progress line.
+    # A signal after the step-k lines interrupts the loop k+1..k+LOOP: the
+    # run saves at its end, after one more progress line (TensorFlow's
+    # PreemptionCheckpointHandler saved a loop later).
     assert saved == sent + LOOP and steps[-2:] == [sent, saved], (sent, steps)
     assert tf.train.latest_checkpoint(str(model_dir)).endswith(f"ckpt-{saved}")
     assert [os.path.basename(p) for p in checkpoints_load(str(model_dir))
