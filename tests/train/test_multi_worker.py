@@ -30,7 +30,7 @@ import tensorflow as tf
 
 import token_dropping  # noqa: F401  (registers the experiments)
 from token_dropping.train.preemption import EXIT_CODE
-from helpers import ROOT, TRAIN, importance_in, overrides
+from helpers import ROOT, SHRINK, TRAIN, importance_in, overrides
 from helpers import train_py, write_init_checkpoint
 
 TIMEOUT = 600  # seconds per run, so a stuck collective cannot hang the suite
@@ -189,6 +189,78 @@ def test_sigterm_to_one_worker_stops_both_at_the_same_saved_step(records,
     assert len(other) == 1, other
     np.testing.assert_array_equal(importance_in(chief),
                                   importance_in(other[0][:-len(".index")]))
+
+
+def sigterm_the_other_worker_after_step(step, total):
+    """A `run_workers` callback: SIGTERM to worker 1 once the chief's
+    progress line shows a step >= `step` (of `total`)."""
+
+    def send(workers):
+        chief_log, deadline = workers[0][1], time.time() + TIMEOUT
+        while time.time() < deadline and workers[0][0].poll() is None:
+            chief_log.seek(0)
+            reached = [int(s) for s in re.findall(rf"step (\d+)/{total} \|",
+                                                  chief_log.read())]
+            if reached and reached[-1] >= step:
+                workers[1][0].send_signal(signal.SIGTERM)
+                return
+            time.sleep(0.5)
+
+    return send
+
+
+def variables(checkpoint):
+    reader = tf.train.load_checkpoint(checkpoint)
+    return {key: reader.get_tensor(key)
+            for key in reader.get_variable_to_shape_map()
+            if key.endswith("VARIABLE_VALUE")
+            and not key.startswith("save_counter")}
+
+
+@pytest.mark.slow  # 6 training processes, about 100 to 200 s
+def test_two_workers_stopped_and_resumed_equal_their_straight_run(records,
+                                                                  tmp_path):
+    """Each worker resumes its own shard where it stopped: the chief's last
+    checkpoint (weights, optimizer slots, importance table) equals a
+    straight run's."""
+    init = write_init_checkpoint(str(tmp_path / "init" / "ckpt"), records[0])
+    decay = 2000  # the learning rate's schedule, whatever train_steps is
+
+    def run(name, model_dir, steps, while_running=None):
+        return run_workers(tmp_path, name, [
+            "--experiment=token_drop_bert_tiny", "--mode=train",
+            f"--model_dir={model_dir}", "--params_override="
+            f"{SHRINK},trainer.train_steps={steps},"
+            "trainer.optimizer_config.learning_rate.polynomial.decay_steps="
+            f"{decay},task.train_data.input_path={records[0]},"
+            f"task.init_checkpoint={init},task.train_data.seed=5,"
+            "runtime.distribution_strategy=multi_worker_mirrored"],
+            while_running=while_running)
+
+    stopped = run("stopped", tmp_path / "resumed", decay,
+                  sigterm_the_other_worker_after_step(4, decay))
+    saved = []
+    for code, log, _, _ in stopped:
+        assert code == EXIT_CODE, log[-3000:]
+        saved.append(int(re.search(r"checkpoint saved at step (\d+)",
+                                   log).group(1)))
+    assert saved[0] == saved[1] >= 4, saved
+    end = saved[0] + 4
+    for name, model_dir in (("rerun", "resumed"), ("straight", "straight")):
+        for code, log, _, _ in run(name, tmp_path / model_dir, end):
+            assert code == 0, log[-3000:]
+            if name == "rerun":
+                assert f"(step {saved[0]} of {end})" in log, log[-3000:]
+    resumed, straight = (
+        variables(tf.train.latest_checkpoint(str(tmp_path / d)))
+        for d in ("resumed", "straight"))
+    assert sorted(resumed) == sorted(straight)
+    assert any("OPTIMIZER_SLOT" in k for k in straight)
+    for key, value in straight.items():
+        np.testing.assert_allclose(resumed[key], value, rtol=1e-5, atol=1e-6,
+                                   err_msg=key)
+    assert tf.train.latest_checkpoint(
+        str(tmp_path / "resumed")).endswith(f"ckpt-{end}")
 
 
 def test_a_bad_tf_config_is_one_line(tmp_path):
