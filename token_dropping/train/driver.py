@@ -15,7 +15,9 @@ hand off to Model Garden's experiment runner), plus what a first run needs:
 3. a progress line per loop and token-dropping TensorBoard summaries
    (`actions`, `summaries`);
 4. rerunning the same command resumes from the last checkpoint (Model
-   Garden's checkpoint manager; the importance table is part of the model);
+   Garden's checkpoint manager; the importance table is part of the model)
+   and reads the batch the uninterrupted run would have read
+   (`resume_data`: a seeded stream, the consumed batches skipped);
 5. several workers (`multi_worker_mirrored` with `TF_CONFIG`): only the
    chief writes into `model_dir`, and every worker resumes from its
    checkpoint; a SIGTERM saves the step reached and stops (`runner`).
