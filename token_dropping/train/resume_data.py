@@ -14,9 +14,10 @@ Why a skip and not a checkpoint of the `tf.data` iterator (which
   nobody reads again and resumes from the chief's checkpoint (`runner`), so
   it would restore the chief's shard position and shuffle buffer;
 - TPUStrategy's distributed iterators cannot be saved at all;
-- an iterator checkpoint stores the shuffle and prefetch buffers: with
-  BERT-base's records (512 tokens, six features) and Model Garden's
-  shuffle_buffer_size it grows every checkpoint by the buffered examples;
+- an iterator checkpoint stores the shuffle and prefetch buffers: 156 KB
+  on token_drop_bert_tiny's pipeline (shuffle_buffer_size=100, batch 32,
+  seq 128; its model checkpoint is 7.6 MB), growing with the buffer and the
+  example size;
 - stateful random ops (dynamic masking) are not part of the iterator state,
   so the masks after a restore would differ anyway.
 A skip needs no state but the step number, works alike on one process,
