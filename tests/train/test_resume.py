@@ -239,7 +239,7 @@ def recorded_seed(model_dir):
         os.path.join(model_dir, "params.yaml")).task.train_data.seed
 
 
-@pytest.mark.slow  # three training processes, about 40 s
+@pytest.mark.slow  # three training processes, about 40 to 100 s
 @pytest.mark.parametrize("fmt", ["static", "text"])
 def test_a_restart_from_a_checkpoint_equals_the_straight_run(fmt, runs,
                                                              tmp_path):
@@ -256,7 +256,7 @@ def test_a_restart_from_a_checkpoint_equals_the_straight_run(fmt, runs,
                       checkpoint_state(straight, 8))
 
 
-@pytest.mark.slow  # three training processes, about 40 s
+@pytest.mark.slow  # three training processes, about 40 to 100 s
 @pytest.mark.parametrize("fmt", ["static", "text"])
 def test_a_sigterm_then_rerun_equals_the_straight_run(fmt, runs, tmp_path):
     resumed, straight = tmp_path / "resumed", tmp_path / "straight"
