@@ -27,6 +27,8 @@ from official.common import flags as tfm_flags
 from official.core import exp_factory
 
 import token_dropping  # noqa: F401  (registers the experiments)
+# What tools/train.py registers besides ours (bert/sentence_prediction, ...).
+from token_dropping.train import finetuning_experiments  # noqa: F401
 from token_dropping.train import checks as run_checks
 from token_dropping.study import config as study_config
 from token_dropping.train import driver as training
@@ -121,11 +123,12 @@ def test_train_commands_parse_and_resolve(tmp_path):
         flags.FLAGS(["train.py", *_with_variables(argv, export_dir)])
         params = training.params_from_flags(flags.FLAGS)
         run_checks.check_params(params, flags.FLAGS.mode)
+        strategy = run_checks.strategy_name(params.runtime)
         if flags.FLAGS.tpu:
             tpu_commands += 1
-            assert params.runtime.distribution_strategy == "tpu", (page, argv)
+            assert strategy == "tpu", (page, argv)
         else:
-            assert params.runtime.distribution_strategy != "tpu", (page, argv)
+            assert strategy != "tpu", (page, argv)
     assert tpu_commands >= 2
 
 

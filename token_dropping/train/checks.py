@@ -43,7 +43,7 @@ def check_params(params, mode):
     """Raises UserError for settings that would fail later, deep in TF."""
     for name in ("task", "trainer", "runtime"):
         check_types(getattr(params, name), name)
-    check_strategy(params.runtime)
+    strategy_name(params.runtime)
     encoder = encoder_config(params)
     _check_encoder_fits_task(params, encoder)
     check_variants(params.task)
@@ -157,8 +157,9 @@ def check_types(config, prefix):
             raise UserError(f"{where}={value!r} must be {_KINDS[kind]}.")
 
 
-def check_strategy(runtime):
-    """A known strategy; `--tpu` implies `tpu`, which needs an address."""
+def strategy_name(runtime):
+    """The strategy `runtime` asks for, checked: a known name; `--tpu` implies
+    `tpu`, which needs an address. Changes nothing (the driver sets it)."""
     name = str(runtime.distribution_strategy or "").lower()
     if name not in STRATEGIES:
         raise UserError(
@@ -177,7 +178,7 @@ def check_strategy(runtime):
         raise UserError(
             "runtime.distribution_strategy=tpu needs --tpu: the TPU's name, "
             "grpc://host:port, or 'local' on a TPU VM.")
-    runtime.distribution_strategy = name
+    return name
 
 
 def _check_encoder_fits_task(params, encoder):

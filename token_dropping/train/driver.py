@@ -146,6 +146,9 @@ def resolve(params, mode, model_dir, cache_dir=None):
     if mode not in MODES:
         raise UserError(f"mode={mode!r} is not one of {', '.join(MODES)}.")
     run_checks.check_model_dir(model_dir)
+    # `--tpu=NAME` alone means TPUStrategy, as in Model Garden.
+    params.runtime.distribution_strategy = run_checks.strategy_name(
+        params.runtime)
     run_checks.check_params(params, mode)
     fill_schedule_steps(params)
     resolve_data(params, mode, cache_dir=cache_dir)
@@ -187,7 +190,8 @@ def run(params, *, mode, model_dir, cache_dir=None,
     if str(params.runtime.distribution_strategy).lower() == (
             "multi_worker_mirrored"):
         # Before any op runs: collective ops are configured at startup.
-        run_checks.check_strategy(params.runtime)
+        params.runtime.distribution_strategy = run_checks.strategy_name(
+            params.runtime)
         strategy = _strategy(params.runtime)
     latest = resolve(params, mode, model_dir, cache_dir=cache_dir)
     return train(params, mode=mode, model_dir=model_dir, latest=latest,
