@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from helpers import importance_in, overrides, train_py, write_records
 
-FIXTURE = os.path.join(os.path.dirname(__file__), "testdata",
+FIXTURE = os.path.join(os.path.dirname(__file__), "..", "testdata",
                        "run_before_move")
 
 
