@@ -262,8 +262,9 @@ class TokenDropBertEncoder(bert_encoder.BertEncoderV2):
 
     # === What the route uses of BertEncoderV2 ===
     # Its sub-layers are private attributes (their names are the
-    # checkpoint's), read here and nowhere else: `_embed`, `_attention_mask`
-    # and `_output_range`; `transformer_layers` and `pooler_layer` are public.
+    # checkpoint's), read only in these two methods and, for
+    # `_output_range`, once at the top of `call`; `transformer_layers` and
+    # `pooler_layer` are public.
 
     def _embed(self, inputs):
         """BertEncoderV2.call's embeddings: `[batch, seq, hidden]`."""
