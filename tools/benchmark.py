@@ -9,12 +9,17 @@
     # A quick look, and any explicit sizes on top of a preset:
     python tools/benchmark.py --preset=tiny --steps=5
     python tools/benchmark.py --preset=small --seq_length=256 --token_keep_k=128
+    # A variant: the step with ScTD's consistency term every 10th step:
+    python tools/benchmark.py --preset=tiny --steps=20 \
+        --params_override=task.consistency_interval=10
 
-Builds both models with identical sizes and the same full training step
-(forward, MLM loss, backward, AdamW, and the importance update for token
-dropping), compiles both, warms up, then times them interleaved in this one
-process. Prints a markdown table; with --output also writes the JSON, a `.md`
-table and a `.png` bar chart beside it. Everything is in
+Builds both models as tools/train.py does (experiments bert_<size> and
+token_drop_bert_<size>, identical sizes) and times each task's own training
+step (Model Garden's MaskedLMTask.train_step and TokenDropMaskedLMTask's, with
+the experiment's optimizer and learning-rate schedule); compiles both, warms
+up, then times them interleaved in this one process. Prints a markdown table;
+with --output also writes the JSON, a `.md` table and a `.png` bar chart
+beside it. Everything is in
 `token_dropping.bench.benchmark`, which this file only wires to flags.
 """
 
@@ -28,7 +33,8 @@ from token_dropping.bench import report
 from token_dropping.common.errors import UserError
 
 _PRESET = flags.DEFINE_string(
-    "preset", "base", f"Sizes to start from: {', '.join(benchmark.PRESETS)}.")
+    "preset", "base",
+    f"Sizes to start from: {', '.join(benchmark.PRESET_EXPERIMENTS)}.")
 _STEPS = flags.DEFINE_integer("steps", 10,
                               "Timed steps per model, after warm-up.")
 _WARMUP_STEPS = flags.DEFINE_integer(
@@ -42,6 +48,9 @@ _KEEP_ALL_CONTROL = flags.DEFINE_bool(
     "seq_length: BERT's FLOPs plus the dropping machinery.")
 _OUTPUT = flags.DEFINE_string(
     "output", None, "Results JSON path; .md and .png are written beside it.")
+_PARAMS_OVERRIDE = flags.DEFINE_string(
+    "params_override", None, "A variant of the token-dropping experiment, as "
+    "train.py's --params_override, e.g. task.consistency_interval=10.")
 _SIZES = {
     name: flags.DEFINE_integer(name, None, f"Override the preset's {name}.")
     for name in benchmark.SIZE_NAMES
@@ -53,6 +62,7 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     arguments = dict(preset=_PRESET.value, steps=_STEPS.value,
                      warmup_steps=_WARMUP_STEPS.value,
+                     params_override=_PARAMS_OVERRIDE.value,
                      **{name: flag.value for name, flag in _SIZES.items()})
     try:
         benchmark.check_arguments(**arguments, output=_OUTPUT.value)

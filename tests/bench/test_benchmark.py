@@ -6,13 +6,16 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+from official.nlp.tasks import masked_lm
 
 from token_dropping.bench import benchmark
 from token_dropping.bench import memory as benchmark_memory
 from token_dropping.bench import steps as benchmark_steps
 from token_dropping.model import flops
 from token_dropping.common.errors import UserError
+from token_dropping.train.task import TokenDropMaskedLMTask
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TOOL = os.path.join(ROOT, "tools", "benchmark.py")
@@ -138,12 +141,74 @@ def test_synthetic_batch_masks_distinct_inner_positions():
     assert (batch["masked_lm_ids"].numpy() >= 1000).all()
 
 
-@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"),
-                    reason="peak RSS reset needs Linux /proc")
-def test_memory_child_reports_peak_rss():
-    sizes = benchmark.resolve_sizes(
+def tiny_sizes():
+    return benchmark.resolve_sizes(
         "tiny", num_layers=2, hidden_size=16, num_attention_heads=2,
         inner_dim=32, seq_length=16, token_keep_k=8, vocab_size=1100,
         max_predictions_per_seq=3, batch_size=2)
-    measured = benchmark_memory.memory_child("token_drop", sizes, xla=False, steps=1)
+
+
+def test_the_timed_step_is_the_tasks_train_step_with_trains_optimizer():
+    sizes = tiny_sizes()
+    inputs = benchmark_steps.synthetic_batch(sizes)
+    step = benchmark_steps.make_train_step("token_drop", "tiny", sizes,
+                                           inputs, xla=False)
+    assert type(step.task) is TokenDropMaskedLMTask  # pylint: disable=unidiomatic-typecheck
+    # token_drop_bert_tiny's schedule (tools/train.py's optimizer): 1e-3
+    # decaying linearly to 0 at step 800, and over the first 80 steps Model
+    # Garden's linear warmup to the decay's value at step 80 (9e-4).
+    rate = lambda at: float(step.optimizer.learning_rate(at))
+    assert rate(40) == pytest.approx(0.5 * 9e-4)
+    assert rate(400) == pytest.approx(1e-3 * (1 - 400 / 800))
+    assert rate(800) == 0.0
+    table = step.model.encoder_network.importance
+    before = table.numpy().copy()
+    for _ in range(2):
+        assert np.isfinite(float(step(inputs)))
+    assert int(step.optimizer.iterations) == 2
+    # The importance update ran: exactly the masked ids moved.
+    moved = np.flatnonzero(table.numpy() != before)
+    np.testing.assert_array_equal(
+        moved, np.unique(inputs["masked_lm_ids"].numpy()))
+    results = {m.name: float(m.result()) for m in step.metrics}
+    assert results["dropped_token_fraction"] == pytest.approx(0.5)  # 8 of 16
+    # Plain BERT: Model Garden's own task and step.
+    bert = benchmark_steps.make_train_step("baseline", "tiny", sizes, inputs,
+                                           xla=False)
+    assert type(bert.task) is masked_lm.MaskedLMTask  # pylint: disable=unidiomatic-typecheck
+    bert(inputs)
+    assert int(bert.optimizer.iterations) == 1
+
+
+def test_a_variant_is_part_of_the_timed_step():
+    sizes = tiny_sizes()
+    inputs = benchmark_steps.synthetic_batch(sizes)
+    step = benchmark_steps.make_train_step(
+        "token_drop", "tiny", sizes, inputs, xla=False,
+        params_override="task.consistency_interval=1")
+    step(inputs)
+    results = {m.name: float(m.result()) for m in step.metrics}
+    assert results["full_pass_mlm_loss"] > 0.0  # ScTD's full pass ran
+    with pytest.raises(UserError, match="no_such_field"):
+        benchmark.check_arguments(preset="tiny", steps=1,
+                                  params_override="task.no_such_field=1")
+
+
+def test_import_builds_no_experiment_config():
+    code = ("from official.core import exp_factory; calls = []; "
+            "real = exp_factory.get_exp_config; "
+            "exp_factory.get_exp_config = lambda *a: calls.append(a) or real(*a); "
+            "import token_dropping.bench.benchmark; print(calls)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT,
+                          capture_output=True, text=True, check=False,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"),
+                    reason="peak RSS reset needs Linux /proc")
+def test_memory_child_reports_peak_rss():
+    measured = benchmark_memory.memory_child("token_drop", "tiny",
+                                             tiny_sizes(), xla=False, steps=1)
     assert measured["peak_rss_mb"] >= measured["rss_before_build_mb"] > 0

@@ -96,7 +96,7 @@ def test_each_dropped_layer_draws_its_own_subset_and_matches_reference(
     # Different layers drew different subsets (row 0: 12 real tokens).
     assert len({draws[i, 0] for i in range(start, end)}) > 1
     # The routing share: each real position's share of the 3 draws.
-    share = enc.last_kept_share.numpy()
+    share = outputs["kept_share"].numpy()
     for b in range(3):
         counts = sum(np.isin(np.arange(SEQ), draws[i, b])
                      for i in range(start, end))
@@ -117,7 +117,7 @@ def test_keep_k_input_picks_a_compiled_branch(tmp_path):
         expected = enc(dict(inputs, token_keep_k=keep_k), training=True)
         np.testing.assert_allclose(switched, expected["sequence_output"],
                                    atol=1e-5)
-        assert enc.last_kept_share.numpy()[0].sum() == keep_k
+        assert expected["kept_share"].numpy()[0].sum() == keep_k
     np.testing.assert_allclose(call(tf.constant(SEQ)),
                                bert(inputs)["sequence_output"], atol=1e-5)
     assert call.experimental_get_tracing_count() == 1  # one trace, 3 values

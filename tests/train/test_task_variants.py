@@ -123,6 +123,24 @@ def test_consistency_step_mixes_the_full_pass_mlm(records):
     assert step.experimental_get_tracing_count() == traces  # no retrace
 
 
+def test_routing_metrics_of_a_consistency_step_describe_the_dropped_pass(
+        records):
+    """The full second pass keeps every token; the metrics must still show
+    the forward pass's selection (the encoder's `kept_share` output)."""
+    task, model, _, metrics, batch = make(records, consistency_interval=1)
+    optimizer = tf_keras.optimizers.SGD(learning_rate=0.0)
+    kept = model.encoder_network.kept_positions(batch).numpy()  # [batch, 8]
+    task.train_step(batch, model, optimizer, metrics)
+    real = batch["input_mask"].numpy()
+    is_kept = np.zeros_like(real)
+    np.put_along_axis(is_kept, kept, 1, axis=1)
+    results = {m.name: float(m.result()) for m in metrics}
+    assert results["full_pass_mlm_loss"] > 0  # the full pass ran
+    assert results["dropped_token_fraction"] == pytest.approx(
+        1.0 - (is_kept * real).sum() / real.sum())
+    assert results["dropped_token_fraction"] >= 0.5  # 8 kept of >= 16 real
+
+
 @pytest.mark.parametrize("stop_gradient", [False, True])
 def test_consistency_step_gradients_are_those_of_the_mixed_loss(
         records, stop_gradient):

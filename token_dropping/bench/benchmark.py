@@ -1,15 +1,21 @@
 """The body of `tools/benchmark.py`: BERT vs token-dropping BERT, per step.
 
-One process builds plain BERT (Model Garden's `BertEncoderV2` under
-`BertPretrainerV2`'s MLM head) and `TokenDropBertEncoder` under the same head,
-with identical sizes, and times the same full training step for both:
+One process builds plain BERT (`bert_<size>`: Model Garden's `BertEncoderV2`
+under `BertPretrainerV2`'s MLM head) and token-dropping BERT
+(`token_drop_bert_<size>`, optionally a variant via `params_override`) as
+tools/train.py builds them, with identical sizes, and times each task's own
+training step (`benchmark_steps`): `MaskedLMTask.train_step` and
+`TokenDropMaskedLMTask.train_step`, with the optimizer and learning-rate
+schedule Model Garden's trainer makes from the experiment:
 
-1. forward pass with dropout, as in pretraining;
-2. MLM loss, the weighted mean over the masked predictions;
-3. backward pass and one AdamW update (weight decay off LayerNorm and biases);
-4. for token dropping only, the importance update (`record_mlm_loss`).
+1. forward pass with the experiment's dropout, as in pretraining;
+2. `MaskedLMTask.build_losses` and the training metrics;
+3. backward pass and one AdamW update with the scheduled learning rate;
+4. for token dropping, the importance update and the routing metrics (and
+   whatever the variant adds: a consistency step, a keep_k schedule).
 
-Each step is one `tf.function`, compiled with XLA unless `xla=False`. After
+Each step is one `tf.function`, compiled with XLA unless `xla=False`.
+Steps start at iteration 0, so a schedule is timed at its first stage. After
 warm-up (compilation) the two steps run interleaved, A B A B, and medians are
 reported, so drift in the machine's load hits both alike. Each step's process
 CPU time (all threads) is recorded too: on cores shared with other jobs it is
@@ -30,6 +36,7 @@ Batches are synthetic (random ids, [CLS] ... [SEP], no padding, every masked
 slot used): step cost does not depend on the values, all shapes are static.
 """
 
+import functools
 import os
 import statistics
 import sys
@@ -40,14 +47,12 @@ import tensorflow as tf
 from official.core import exp_factory
 
 from token_dropping.bench import memory as benchmark_memory
-# Registers the benchmarked sizes.
-from token_dropping.train import experiment_configs  # noqa: F401
 from token_dropping.model import flops
 from token_dropping.model.encoder_config import encoder_kwargs
 from token_dropping.bench import report
 from token_dropping.common import reporting
 from token_dropping.bench.steps import FIRST_WORD_ID
-from token_dropping.bench.steps import build_encoder
+from token_dropping.bench.steps import experiment_config
 from token_dropping.bench.steps import make_added_ops_step
 from token_dropping.bench.steps import make_train_step
 from token_dropping.bench.steps import synthetic_batch
@@ -57,9 +62,24 @@ from token_dropping.common.checks import as_positive_int
 from token_dropping.common.paths import check_output_path
 from token_dropping.common.errors import UserError
 
+# Each preset starts from a registered experiment size (its sizes, optimizer,
+# schedule and dropout) with a batch size for a 2-core CPU (overridable);
+# small: tiny's experiment and sequences with wider layers.
+PRESET_EXPERIMENTS = {"tiny": "tiny", "small": "tiny", "base": "base",
+                      "large": "large"}
+_BATCH_SIZES = {"tiny": 8, "small": 8, "base": 2, "large": 1}
+_WIDER = dict(num_layers=4, hidden_size=512, num_attention_heads=8,
+              inner_dim=2048)
+SIZE_NAMES = ("num_layers", "hidden_size", "num_attention_heads", "inner_dim",
+              "seq_length", "token_keep_k", "vocab_size",
+              "max_predictions_per_seq", "batch_size", "drop_start_layer",
+              "drop_end_layer")
 
-def _experiment_sizes(size, batch_size):
-    """The sizes of the registered `token_drop_bert_<size>` experiment."""
+
+@functools.lru_cache(maxsize=None)
+def _experiment_sizes(size):
+    """The sizes of the registered `token_drop_bert_<size>` experiment
+    (built on first use, not at import)."""
     params = exp_factory.get_exp_config(f"token_drop_bert_{size}")
     data = params.task.train_data
     kwargs = encoder_kwargs(params.task.model.encoder.any)
@@ -68,21 +88,14 @@ def _experiment_sizes(size, batch_size):
             "num_layers", "hidden_size", "num_attention_heads", "inner_dim")},
         seq_length=data.seq_length, token_keep_k=kwargs["token_keep_k"],
         vocab_size=kwargs["vocab_size"],
-        max_predictions_per_seq=data.max_predictions_per_seq,
-        batch_size=batch_size)
+        max_predictions_per_seq=data.max_predictions_per_seq)
 
 
-# The registered experiments' sizes; batch_size is the default for a 2-core
-# CPU and can be overridden. small: tiny's sequences with wider layers.
-_TINY = _experiment_sizes("tiny", batch_size=8)
-PRESETS = {
-    "tiny": _TINY,
-    "small": dict(_TINY, num_layers=4, hidden_size=512, num_attention_heads=8,
-                  inner_dim=2048),
-    "base": _experiment_sizes("base", batch_size=2),
-    "large": _experiment_sizes("large", batch_size=1),
-}
-SIZE_NAMES = tuple(PRESETS["base"]) + ("drop_start_layer", "drop_end_layer")
+def preset_sizes(preset):
+    """The sizes of `preset` (one of `PRESET_EXPERIMENTS`), batch included."""
+    sizes = dict(_experiment_sizes(PRESET_EXPERIMENTS[preset]),
+                 batch_size=_BATCH_SIZES[preset])
+    return dict(sizes, **_WIDER) if preset == "small" else sizes
 
 
 def resolve_sizes(preset="base", **overrides):
@@ -94,15 +107,16 @@ def resolve_sizes(preset="base", **overrides):
     Raises:
         UserError: naming the unknown preset or the invalid value.
     """
-    if preset not in PRESETS:
+    if preset not in PRESET_EXPERIMENTS:
         raise UserError(f"preset={preset!r} is not one of "
-                        f"{', '.join(repr(p) for p in PRESETS)}.")
+                        f"{', '.join(repr(p) for p in PRESET_EXPERIMENTS)}.")
     unknown = sorted(set(overrides) - set(SIZE_NAMES))
     if unknown:
         raise UserError(f"Unknown size(s) {unknown}; known: {SIZE_NAMES}.")
-    sizes = dict(PRESETS[preset], drop_start_layer=None, drop_end_layer=None)
+    sizes = dict(preset_sizes(preset), drop_start_layer=None,
+                 drop_end_layer=None)
     sizes.update({k: v for k, v in overrides.items() if v is not None})
-    for name in PRESETS["base"]:
+    for name in SIZE_NAMES[:-2]:
         sizes[name] = as_positive_int(name, sizes[name])
     if sizes["hidden_size"] % sizes["num_attention_heads"]:
         raise UserError(
@@ -127,7 +141,7 @@ def resolve_sizes(preset="base", **overrides):
 
 
 def check_arguments(preset="base", steps=10, warmup_steps=2, output=None,
-                    **overrides):
+                    params_override=None, **overrides):
     """Checks `run`'s arguments; returns the resolved sizes.
 
     Raises:
@@ -137,7 +151,17 @@ def check_arguments(preset="base", steps=10, warmup_steps=2, output=None,
         check_output_path(output, "--output", directory=False)
     as_positive_int("steps", steps)
     as_int("warmup_steps", warmup_steps, 1, why="the first call compiles")
-    return resolve_sizes(preset, **overrides)
+    sizes = resolve_sizes(preset, **overrides)
+    if params_override:
+        try:
+            experiment_config("token_drop", PRESET_EXPERIMENTS[preset], sizes,
+                              params_override).validate()
+        except (KeyError, ValueError, TypeError) as error:
+            message = str(error).strip().splitlines()[0] if str(error) else (
+                type(error).__name__)
+            raise UserError(f"params_override={params_override!r}: "
+                            f"{message}") from None
+    return sizes
 
 
 def _timed(fn, inputs):
@@ -177,7 +201,7 @@ def _median(values):
 
 def run(preset="base", steps=10, warmup_steps=2, xla=True,
         measure_memory=True, keep_all_control=False, output=None,
-        **overrides):
+        params_override=None, **overrides):
     """Times BERT and token-dropping BERT side by side; see the module doc.
 
     Args:
@@ -193,24 +217,30 @@ def run(preset="base", steps=10, warmup_steps=2, xla=True,
             cost inside the compiled step.
         output: path of the JSON results, or None; a markdown table (`.md`)
             and a bar chart (`.png`) are written beside it.
+        params_override: a variant of the token-dropping experiment, as
+            tools/train.py's `--params_override` (e.g.
+            "task.consistency_interval=10"); its step is the one timed.
         **overrides: sizes replacing the preset's (`SIZE_NAMES`).
 
     Returns:
         dict of results (the JSON's content).
     """
-    sizes = check_arguments(preset, steps, warmup_steps, output, **overrides)
+    sizes = check_arguments(preset, steps, warmup_steps, output,
+                            params_override, **overrides)
+    experiment = PRESET_EXPERIMENTS[preset]
     inputs = synthetic_batch(sizes)
-    baseline = make_train_step(build_encoder("baseline", sizes), inputs, xla)
-    token_drop_encoder = build_encoder("token_drop", sizes)
-    token_drop = make_train_step(token_drop_encoder, inputs, xla)
-    added = make_added_ops_step(token_drop_encoder, inputs, sizes, xla)
+    baseline = make_train_step("baseline", experiment, sizes, inputs, xla)
+    token_drop = make_train_step("token_drop", experiment, sizes, inputs, xla,
+                                 params_override)
+    added = make_added_ops_step(token_drop.model.encoder_network, inputs,
+                                sizes, xla)
     names = ["baseline", "token_drop", "added_ops"]
     fns = [baseline, token_drop, added]
     if keep_all_control:
         keep_all = dict(sizes, token_keep_k=sizes["seq_length"])
         names.append("keep_all")
-        fns.append(make_train_step(build_encoder("token_drop", keep_all),
-                                   inputs, xla))
+        fns.append(make_train_step("token_drop", experiment, keep_all, inputs,
+                                   xla, params_override))
     warmup, times, cpu_times = time_interleaved(fns, inputs, steps,
                                                 warmup_steps)
     base_s, drop_s, added_s = times[:3]
@@ -258,6 +288,8 @@ def run(preset="base", steps=10, warmup_steps=2, xla=True,
         cpu_times_s=dict(zip(names, cpu_times)),
         added_ops_cpu_share=_median(cpu_times[2]) / _median(cpu_times[1]),
         sizes=sizes,
+        experiment=experiment,
+        params_override=params_override or "",
         tensorflow=tf.__version__,
         command=" ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
     )
@@ -270,7 +302,8 @@ def run(preset="base", steps=10, warmup_steps=2, xla=True,
                                      / _median(cpu_times[0])))
     if measure_memory:
         results.update(benchmark_memory.measure_memory(
-            sizes, xla, baseline, token_drop, inputs))
+            experiment, sizes, xla, baseline, token_drop, inputs,
+            params_override=params_override))
     if output:
         report.write_benchmark(results, output)
     return results

@@ -15,7 +15,6 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-from token_dropping.bench.steps import build_encoder
 from token_dropping.bench.steps import make_train_step
 from token_dropping.bench.steps import synthetic_batch
 
@@ -41,15 +40,18 @@ def _read_status_mb(field):
     raise OSError(f"{field} not in /proc/self/status")
 
 
-def memory_child(model, sizes, xla, steps):
+def memory_child(model, experiment, sizes, xla, steps, params_override=None):
     """In a fresh process: peak RSS of one model's compiled training steps.
+
+    Args: as `benchmark_steps.make_train_step`'s, and `steps` to run.
 
     Returns a dict with `rss_before_build_mb`, `peak_rss_mb` (high-water
     mark over `steps` compiled steps, after compilation; Linux only).
     """
     rss_before = _read_status_mb("VmRSS")
     inputs = synthetic_batch(sizes)
-    step = make_train_step(build_encoder(model, sizes), inputs, xla=xla)
+    step = make_train_step(model, experiment, sizes, inputs, xla=xla,
+                           params_override=params_override)
     np.asarray(step(inputs))  # compile
     with open("/proc/self/clear_refs", "w", encoding="utf-8") as clear_refs:
         clear_refs.write("5")  # resets VmHWM to the current RSS
@@ -59,11 +61,14 @@ def memory_child(model, sizes, xla, steps):
                 peak_rss_mb=_read_status_mb("VmHWM"))
 
 
-def _memory_in_child_process(model, sizes, xla, steps):
-    code = ("import json, sys; from token_dropping import benchmark_memory; "
-            "print('RESULT ' + json.dumps(benchmark_memory.memory_child("
+def _memory_in_child_process(model, experiment, sizes, xla, steps,
+                             params_override):
+    code = ("import json, sys; from token_dropping.bench import memory; "
+            "print('RESULT ' + json.dumps(memory.memory_child("
             "**json.loads(sys.argv[1]))))")
-    args = json.dumps(dict(model=model, sizes=sizes, xla=xla, steps=steps))
+    args = json.dumps(dict(model=model, experiment=experiment, sizes=sizes,
+                           xla=xla, steps=steps,
+                           params_override=params_override))
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     done = subprocess.run([sys.executable, "-c", code, args], env=env,
                           capture_output=True, text=True, check=False)
@@ -74,7 +79,8 @@ def _memory_in_child_process(model, sizes, xla, steps):
                        f"{done.stderr[-2000:]}")
 
 
-def measure_memory(sizes, xla, baseline, token_drop, inputs, steps=2):
+def measure_memory(experiment, sizes, xla, baseline, token_drop, inputs,
+                   steps=2, params_override=None):
     if _device_memory_supported():
         return dict(
             memory_method="device allocator peak over the timed steps "
@@ -85,12 +91,15 @@ def measure_memory(sizes, xla, baseline, token_drop, inputs, steps=2):
     if not os.path.exists("/proc/self/clear_refs"):
         return dict(memory_method="not measured (needs Linux /proc or a "
                                   "GPU/TPU allocator)")
-    measured = {m: _memory_in_child_process(m, sizes, xla, steps)
-                for m in ("baseline", "token_drop")}
+    measured = {m: _memory_in_child_process(
+        m, experiment, sizes, xla, steps,
+        params_override if m == "token_drop" else None)
+        for m in ("baseline", "token_drop")}
     return dict(
         memory_method="peak RSS of a fresh process running only that model's "
                       "compiled steps (Linux VmHWM, reset after compiling); "
-                      "includes weights, AdamW slots, activations, gradients "
+                      "includes weights, AdamW slots, activations, gradients, "
+                      "metrics "
                       "and the TensorFlow runtime",
         baseline_peak_memory_mb=measured["baseline"]["peak_rss_mb"],
         token_drop_peak_memory_mb=measured["token_drop"]["peak_rss_mb"],

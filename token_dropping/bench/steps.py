@@ -1,24 +1,38 @@
-"""The two training steps `benchmark` times, on synthetic batches.
+"""The training steps `benchmark` times: the task's own, on synthetic batches.
 
-Plain BERT (Model Garden's `BertEncoderV2` under `BertPretrainerV2`'s MLM
-head) and `TokenDropBertEncoder` under the same head, with identical sizes;
-one full training step each (forward with dropout, MLM loss, backward, AdamW,
-and for token dropping the importance update), plus a step with only what
+Each model is what tools/train.py builds for its registered experiment
+(`token_drop_bert_<size>` or plain BERT's `bert_<size>`) at the benchmark's
+sizes: Model Garden's `task_factory` task and its model, the optimizer and
+learning-rate schedule `train_utils.create_optimizer` makes from
+`trainer.optimizer_config` (AdamW with warmup and polynomial decay, as the
+trainer builds it), and the training metrics. The timed step is the task's
+`train_step` (`TokenDropMaskedLMTask.train_step`, or Model Garden's
+`MaskedLMTask.train_step` for BERT) in one `tf.function`, jit-compiled with
+XLA unless `xla=False`, as Model Garden's trainer compiles it with
+`runtime.enable_xla`. A variant (a `params_override` of the token-dropping
+experiment: ScTD consistency steps, a keep_k schedule, another selection) is
+part of that step, from the first step on. Beside it, a step with only what
 token dropping adds. Batches are synthetic: step cost does not depend on the
 values, and all shapes are static.
 """
 
+import dataclasses
+
 import numpy as np
 import tensorflow as tf
-import tf_keras
-from official.nlp.modeling import models
-from official.nlp.modeling.networks import bert_encoder
+from official.core import exp_factory
+from official.core import task_factory
+from official.core import train_utils
+from official.modeling.hyperparams import params_dict
 
-from token_dropping.model.encoder import TokenDropBertEncoder
+from token_dropping.train import experiment_configs  # noqa: F401  (registers the sizes)
+from token_dropping.model.selection import row_index
+from token_dropping.train.driver import fill_schedule_steps
 
 # BERT's special ids (as in the uncased vocab) for the synthetic batches.
 _CLS, _SEP, _MASK = 101, 102, 103
 FIRST_WORD_ID = 1000  # ids below are [unused] and special tokens
+MODELS = ("baseline", "token_drop")
 
 
 def synthetic_batch(sizes, seed=0):
@@ -45,66 +59,83 @@ def synthetic_batch(sizes, seed=0):
         masked_lm_weights=tf.ones((batch, predictions), tf.float32))
 
 
-def _encoder_kwargs(sizes):
-    return dict(
-        vocab_size=sizes["vocab_size"], hidden_size=sizes["hidden_size"],
-        num_layers=sizes["num_layers"],
+def experiment_config(model, experiment_size, sizes, params_override=None):
+    """The `ExperimentConfig` tools/train.py would run for `model`.
+
+    Args:
+        model: "baseline" (`bert_<experiment_size>`) or "token_drop"
+            (`token_drop_bert_<experiment_size>`).
+        experiment_size: a registered size ("tiny", "base", "large", ...):
+            its optimizer, schedule and dropout.
+        sizes: the benchmark's sizes (`benchmark.resolve_sizes`), which
+            replace the experiment's model and data sizes.
+        params_override: for "token_drop" only: a Model Garden override
+            string (`task.consistency_interval=10`, ...), applied last.
+    """
+    if model not in MODELS:
+        raise ValueError(f"model={model!r} is not one of {MODELS}.")
+    prefix = "token_drop_bert" if model == "token_drop" else "bert"
+    params = exp_factory.get_exp_config(f"{prefix}_{experiment_size}")
+    encoder = params.task.model.encoder.get()
+    encoder.override(dict(
+        num_layers=sizes["num_layers"], hidden_size=sizes["hidden_size"],
         num_attention_heads=sizes["num_attention_heads"],
-        inner_dim=sizes["inner_dim"],
-        max_sequence_length=sizes["seq_length"], type_vocab_size=2)
-
-
-def build_encoder(model, sizes):
-    """`model` "baseline" (BertEncoderV2) or "token_drop", same sizes."""
-    if model == "baseline":
-        return bert_encoder.BertEncoderV2(**_encoder_kwargs(sizes))
+        intermediate_size=sizes["inner_dim"],
+        vocab_size=sizes["vocab_size"],
+        max_position_embeddings=sizes["seq_length"], type_vocab_size=2))
     if model == "token_drop":
-        encoder = TokenDropBertEncoder(
-            **_encoder_kwargs(sizes), token_keep_k=sizes["token_keep_k"],
-            drop_start_layer=sizes["drop_start_layer"],
-            drop_end_layer=sizes["drop_end_layer"])
+        encoder.override({k: sizes[k] for k in (
+            "token_keep_k", "drop_start_layer", "drop_end_layer")})
+    params.task.train_data.override(dict(
+        seq_length=sizes["seq_length"],
+        max_predictions_per_seq=sizes["max_predictions_per_seq"],
+        global_batch_size=sizes["batch_size"]))
+    if model == "token_drop" and params_override:
+        params = params_dict.override_params_dict(
+            params, params_override, is_strict=True)
+    fill_schedule_steps(params)
+    return params
+
+
+@dataclasses.dataclass
+class TaskStep:
+    """The task's compiled train step on one model; call it with a batch.
+
+    Attributes: the experiment `params`, the `task`, its `model`, the
+    `optimizer` train_utils built and the training `metrics`.
+    """
+    params: object
+    task: object
+    model: object
+    optimizer: object
+    metrics: list
+    xla: bool = True
+
+    def __post_init__(self):
+        self._step = tf.function(self.task.train_step, jit_compile=self.xla)
+
+    def __call__(self, inputs):
+        """One training step; returns the loss (a scalar tensor)."""
+        logs = self._step(inputs, self.model, self.optimizer, self.metrics)
+        return logs[self.task.loss]
+
+
+def make_train_step(model, experiment_size, sizes, inputs, xla=True,
+                    params_override=None):
+    """`TaskStep` of `model` at `sizes` (see `experiment_config`)."""
+    params = experiment_config(model, experiment_size, sizes, params_override)
+    task = task_factory.get_task(params.task)
+    built = task.build_model()
+    built(inputs)  # variables outside the compiled step, as the trainer does
+    encoder = built.encoder_network
+    if hasattr(encoder, "importance"):
         # A learned-looking table, so selection has real work to do.
         rng = np.random.RandomState(1)
         encoder.importance.assign(rng.uniform(
             0.0, 10.0, size=sizes["vocab_size"]).astype(np.float32))
-        return encoder
-    raise ValueError(f"model={model!r} is not 'baseline' or 'token_drop'.")
-
-
-def make_train_step(encoder, inputs, xla=True):
-    """Builds `BertPretrainerV2` on `encoder` and returns its compiled step.
-
-    The step runs forward, MLM loss, backward, AdamW and (for token dropping)
-    the importance update, and returns the loss.
-    """
-    pretrainer = models.BertPretrainerV2(encoder_network=encoder)
-    pretrainer(inputs, training=True)  # build
-    optimizer = tf_keras.optimizers.AdamW(
-        learning_rate=1e-4, weight_decay=0.01, jit_compile=xla)
-    optimizer.exclude_from_weight_decay(
-        var_names=["LayerNorm", "layer_norm", "bias"])
-    variables = pretrainer.trainable_variables
-    optimizer.build(variables)
-    record = getattr(encoder, "record_mlm_loss", None)
-
-    @tf.function(jit_compile=xla)
-    def step(inputs):
-        with tf.GradientTape() as tape:
-            outputs = pretrainer(inputs, training=True)
-            losses = tf_keras.losses.sparse_categorical_crossentropy(
-                inputs["masked_lm_ids"], outputs["mlm_logits"],
-                from_logits=True)  # [batch, predictions]
-            weights = inputs["masked_lm_weights"]
-            loss = tf.reduce_sum(losses * weights) / tf.reduce_sum(weights)
-        grads = tape.gradient(loss, variables)
-        # The pooler is not in the MLM loss; both models skip it alike.
-        optimizer.apply_gradients(
-            [(g, v) for g, v in zip(grads, variables) if g is not None])
-        if record is not None:
-            record(inputs["masked_lm_ids"], losses, weights)
-        return loss
-
-    return step
+    return TaskStep(params=params, task=task, model=built,
+                    optimizer=train_utils.create_optimizer(task, params),
+                    metrics=task.build_metrics(training=True), xla=xla)
 
 
 def make_added_ops_step(encoder, inputs, sizes, xla=True):
@@ -129,12 +160,9 @@ def make_added_ops_step(encoder, inputs, sizes, xla=True):
             x_kept = tf.gather(hidden, kept, batch_dims=1)  # [batch, keep_k, hidden]
             mask_kept = tf.gather(inputs["input_mask"], kept,
                                   batch_dims=1)  # [batch, keep_k]
-            rows = tf.broadcast_to(tf.range(tf.shape(kept)[0])[:, None],
-                                   tf.shape(kept))  # [batch, keep_k]
-            index = tf.stack([rows, kept], axis=-1)  # [batch, keep_k, 2]
             # Stand-in for the dropped layers: any function of the kept rows.
             restored = tf.tensor_scatter_nd_update(
-                hidden, index, x_kept * 0.5)  # [batch, seq, hidden]
+                hidden, row_index(kept), x_kept * 0.5)  # [batch, seq, hidden]
         grad = tape.gradient(restored, hidden, output_gradients=upstream)
         encoder.record_mlm_loss(inputs["masked_lm_ids"], losses,
                                 inputs["masked_lm_weights"])

@@ -1,36 +1,27 @@
 """TokenDropBertEncoder: BERT that runs only the important tokens mid-stack."""
 
 import functools
-import threading
 
 import tensorflow as tf
 import tf_keras
 from official.modeling import tf_utils
 from official.nlp.modeling.networks import bert_encoder
 
+from token_dropping.model.schedule import KeepKSchedule
 from token_dropping.model.layout import DropLayout
 from token_dropping.model.layout import as_positive_int
-from token_dropping.model.schedule import KeepKSchedule
-from token_dropping.model.layout import check_keep_k_fits
-from token_dropping.model.routing import LayerRouting
-from token_dropping.model.routing import branch_index
 from token_dropping.model.importance import TokenImportance
-from token_dropping.model.selection import SELECTION_STRATEGIES
+from token_dropping.model.selection import as_id_tuple
+from token_dropping.model.selection import branch_index
+from token_dropping.model.selection import check_selection
+from token_dropping.model.selection import checked_word_ids
+from token_dropping.model.selection import positions_mask
+from token_dropping.model.selection import row_index
 from token_dropping.model.selection import select_kept_positions
 
 # The optional input naming this call's keep_k: a scalar int, one of the
 # encoder's `keep_k_values` (the task sets it from the keep_k schedule).
 KEEP_K_INPUT = "token_keep_k"
-
-
-def _step_state(owner):
-    """A thread-local scratch space on `owner`, not tracked by Keras or
-    checkpoints: one step's tensors for another part of the same step."""
-    state = owner.__dict__.get("_step_state")
-    if state is None:
-        state = threading.local()
-        object.__setattr__(owner, "_step_state", state)
-    return state
 
 
 def _get_activation(identifier):
@@ -40,16 +31,8 @@ def _get_activation(identifier):
     return tf_utils.get_activation(identifier)
 
 
-def _as_int_tuple(name, values):
-    try:
-        return tuple(int(v) for v in values)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"{name}={values!r} must be a list of integer token ids.") from None
-
-
 @tf_keras.utils.register_keras_serializable(package="TokenDropping")
-class TokenDropBertEncoder(LayerRouting, bert_encoder.BertEncoderV2):
+class TokenDropBertEncoder(bert_encoder.BertEncoderV2):
     """A BERT encoder that drops unimportant tokens in its middle layers.
 
     In training, the layers in `[drop_start_layer, drop_end_layer)` process
@@ -66,23 +49,31 @@ class TokenDropBertEncoder(LayerRouting, bert_encoder.BertEncoderV2):
     into `BertEncoderV2` for fine-tuning, and with dropping off (evaluation,
     export) both compute the same outputs.
 
-    Routing of one training call (`routing.LayerRouting._route_between`):
+    Routing of one training call, marked `# Step N` in `call`:
 
     1. embeddings, then layers `[0, drop_start_layer)` on all tokens;
-    2. pick the kept positions per sequence (`kept_positions`);
-    3. layer `drop_start_layer`: kept tokens are the queries, all tokens the
-       keys and values;
+    2. drop: pick the kept positions per sequence (`kept_positions`) and
+       gather their rows;
+    3. layer `drop_start_layer` (transition): kept tokens are the queries,
+       all tokens the keys and values;
     4. layers `(drop_start_layer, drop_end_layer)` on kept tokens only;
     5. restore: scatter the kept tokens back over the step-1 state, so each
        dropped token carries its state from before `drop_start_layer`;
     6. layers `[drop_end_layer, num_layers)` on all tokens.
 
-    With `selection="random_per_layer"` (random-LTD) each layer of the range
-    draws its own random subset instead (`_route_per_layer`). A keep_k equal
-    to the batch's sequence length runs every layer on every token. The
-    input `token_keep_k` (a scalar, one of `keep_k_values`) picks this call's
-    keep_k; without it, `token_keep_k`. Each distinct value is one branch of a
-    `tf.switch_case`, so a keep_k schedule compiles once.
+    With `selection="random_per_layer"` (random-LTD, arXiv 2211.11586) each
+    layer of the range draws its own random subset (step 2), runs on it
+    alone (step 4) and scatters it back (step 5). A keep_k equal to the
+    batch's sequence length runs every layer on every token. The input
+    `token_keep_k` (a scalar, one of `keep_k_values`) picks this call's
+    keep_k; without it, `token_keep_k`. Each distinct value is one branch of
+    a `tf.switch_case`, so a keep_k schedule compiles once.
+
+    Outputs: `BertEncoderV2`'s dict plus `kept_share`, `[batch, seq]`
+    float32: the share of the dropped layers that ran each position (1 kept,
+    0 dropped; all ones when nothing is dropped). The key is there in every
+    call, so functional models built on the encoder see one structure; the
+    task's routing metrics read it.
 
     Args:
         vocab_size: int. Size of the token vocabulary.
@@ -200,9 +191,9 @@ class TokenDropBertEncoder(LayerRouting, bert_encoder.BertEncoderV2):
         self.drop_end_layer = layout.drop_end_layer
         self.token_loss_init_value = float(token_loss_init_value)
         self.token_loss_beta = float(token_loss_beta)
-        self.token_allow_list = _as_int_tuple("token_allow_list",
-                                              token_allow_list)
-        self.token_deny_list = _as_int_tuple("token_deny_list", token_deny_list)
+        self.token_allow_list = as_id_tuple("token_allow_list",
+                                            token_allow_list)
+        self.token_deny_list = as_id_tuple("token_deny_list", token_deny_list)
         self.selection = selection
         self.drop_at_inference = bool(drop_at_inference)
         self.keep_k_schedule = schedule
@@ -227,42 +218,14 @@ class TokenDropBertEncoder(LayerRouting, bert_encoder.BertEncoderV2):
             drop_start_layer=drop_start_layer, drop_end_layer=drop_end_layer,
             seq_length=max_sequence_length,
             seq_length_name="max_sequence_length")
-        token_allow_list = _as_int_tuple("token_allow_list", token_allow_list)
-        token_deny_list = _as_int_tuple("token_deny_list", token_deny_list)
-        for name, ids in (("token_allow_list", token_allow_list),
-                          ("token_deny_list", token_deny_list)):
-            outside = [i for i in ids if not 0 <= i < vocab_size]
-            if outside:
-                raise ValueError(
-                    f"{name} has ids {outside} outside the vocabulary "
-                    f"[0, vocab_size={vocab_size}).")
-        both = sorted(set(token_allow_list) & set(token_deny_list))
-        if both:
-            raise ValueError(
-                f"Token ids {both} are in both token_allow_list and "
-                "token_deny_list; an id can be always kept or always dropped, "
-                "not both.")
-        if selection not in SELECTION_STRATEGIES:
-            raise ValueError(
-                f"selection={selection!r} is not one of "
-                f"{', '.join(repr(s) for s in SELECTION_STRATEGIES)}.")
+        check_selection(vocab_size, token_allow_list, token_deny_list,
+                        selection)
         return layout
 
     @property
     def importance(self):
         """The `[vocab_size]` float32 moving-average MLM loss per id."""
         return self._token_importance.table
-
-    @property
-    def last_kept_share(self):
-        """`[batch, seq]` float32: the share of the dropped layers that ran
-        each position in the last training call (1 kept, 0 dropped).
-
-        Read it in the same step (the same traced function) as that call:
-        the task's routing metrics describe the selection the forward pass
-        used, including a random draw. None before any dropping call.
-        """
-        return getattr(_step_state(self), "kept_share", None)
 
     def record_mlm_loss(self, mlm_ids, mlm_losses, mlm_weights=None):
         """Folds one step's per-prediction MLM losses into the importance.
@@ -287,8 +250,7 @@ class TokenDropBertEncoder(LayerRouting, bert_encoder.BertEncoderV2):
         """`[batch, keep_k]` int32 positions kept now, ascending (one draw
         for the random selections); `keep_k` defaults to `token_keep_k`."""
         keep_k = self.token_keep_k if keep_k is None else keep_k
-        word_ids = self._check_sequence_length(inputs["input_word_ids"],
-                                               keep_k)
+        word_ids = checked_word_ids(inputs["input_word_ids"], keep_k)
         return select_kept_positions(
             importance=self._token_importance(word_ids),
             word_ids=word_ids,
@@ -298,45 +260,94 @@ class TokenDropBertEncoder(LayerRouting, bert_encoder.BertEncoderV2):
             deny_list=self.token_deny_list,
             strategy=self.selection)
 
-    def _check_sequence_length(self, word_ids, keep_k):
-        """`word_ids`, checked to have at least `keep_k` positions.
+    # === What the route uses of BertEncoderV2 ===
+    # Its sub-layers are private attributes (their names are the
+    # checkpoint's), read only in these two methods and, for
+    # `_output_range`, once at the top of `call`; `transformer_layers` and
+    # `pooler_layer` are public.
 
-        A static length is checked now; a dynamic one by an assertion that
-        runs before the selection (XLA compiles it away: shapes are static
-        there).
-        """
-        what = "the sequence length of the batch"
-        seq_length = word_ids.shape[1]
-        if seq_length is not None:
-            check_keep_k_fits(keep_k, what, seq_length)
-            return word_ids
-        check = tf.debugging.assert_greater_equal(
-            tf.shape(word_ids)[1], keep_k,
-            message=f"token_keep_k={keep_k} exceeds {what}; "
-            f"choose token_keep_k <= {what}")
-        with tf.control_dependencies([check]):
-            return tf.identity(word_ids)
+    def _embed(self, inputs):
+        """BertEncoderV2.call's embeddings: `[batch, seq, hidden]`."""
+        x = self._get_embeddings(inputs["input_word_ids"],
+                                 inputs["input_type_ids"], None, None, None)
+        x = self._embedding_dropout(self._embedding_norm_layer(x))
+        if self._embedding_projection is not None:
+            x = self._embedding_projection(x)
+        return x
+
+    def _attention_mask(self, queries, key_mask):
+        """`[batch, queries, keys]`: which keys each query may attend to."""
+        return self._attention_mask_layer(queries, key_mask)
+
+    # === The route ===
 
     def call(self, inputs, training=None):
-        """BertEncoderV2's outputs (same keys whether dropping or not)."""
+        """BertEncoderV2's outputs plus `kept_share` (see the class doc)."""
         if not isinstance(inputs, dict):
             raise ValueError(
                 "TokenDropBertEncoder takes a dict with input_word_ids, "
                 f"input_mask and input_type_ids, not {type(inputs).__name__}.")
         keep_k = inputs.get(KEEP_K_INPUT, self.token_keep_k)
         inputs = {k: v for k, v in inputs.items() if k != KEEP_K_INPUT}
+        mask = inputs["input_mask"]  # [batch, seq]
         if not (training or self.drop_at_inference):
-            return super().call(inputs)
+            return dict(super().call(inputs),
+                        kept_share=tf.ones(tf.shape(mask), tf.float32))
 
-        # Embeddings (BertEncoderV2.call's), shared by every route.
-        x = self._get_embeddings(inputs["input_word_ids"],
-                                 inputs["input_type_ids"], None, None, None)
-        x = self._embedding_dropout(self._embedding_norm_layer(x))
-        if self._embedding_projection is not None:
-            x = self._embedding_projection(x)
-        attention_mask = self._attention_mask_layer(
-            x, inputs["input_mask"])  # [batch, seq, seq]
-        route = functools.partial(self._route, x, attention_mask, inputs)
+        # Step 1: embeddings (shared by every keep_k's branch), then below
+        # the full-length layers before the drop.
+        x = self._embed(inputs)  # [batch, seq, hidden]
+        attention_mask = self._attention_mask(x, mask)  # [batch, seq, seq]
+        layers, output_range = self.transformer_layers, self._output_range
+        last = len(layers) - 1
+        start, end = self.drop_start_layer, self.drop_end_layer
+
+        def route(keep_k):
+            """`(encoder_outputs, kept_share)` of the layers at `keep_k`."""
+            word_ids = checked_word_ids(inputs["input_word_ids"], keep_k)
+            full = keep_k == word_ids.shape[1]  # nothing to drop
+            per_layer = self.selection == "random_per_layer"
+            encoder_outputs, draws = [], []
+            for i, layer in enumerate(layers):
+                x_all = encoder_outputs[-1] if encoder_outputs else x  # [batch, seq, hidden]
+                if full or not start <= i < end:
+                    # Steps 1 and 6: a layer on every token.
+                    encoder_outputs.append(layer(
+                        [x_all, attention_mask],
+                        output_range=output_range if i == last else None))  # [batch, seq, hidden]
+                    continue
+                if i == start or per_layer:
+                    # Step 2: drop; keep the rows of the kept positions.
+                    kept = self.kept_positions(
+                        dict(inputs, input_word_ids=word_ids),
+                        keep_k)  # [batch, keep_k]
+                    draws.append(kept)
+                    index = row_index(kept)  # [batch, keep_k, 2]
+                    x_kept = tf.gather(x_all, kept, batch_dims=1)  # [batch, keep_k, hidden]
+                    mask_kept = tf.gather(mask, kept, batch_dims=1)  # [batch, keep_k]
+                    kept_mask = self._attention_mask(
+                        x_kept, mask_kept)  # [batch, keep_k, keep_k]
+                if i == start and not per_layer:
+                    # Step 3: transition; kept queries, all keys and values.
+                    cross_mask = self._attention_mask(x_kept, mask)  # [batch, keep_k, seq]
+                    x_kept = layer([x_kept, x_all, cross_mask])  # [batch, keep_k, hidden]
+                else:
+                    # Step 4: kept tokens attend to kept tokens only.
+                    x_kept = layer([x_kept, kept_mask])  # [batch, keep_k, hidden]
+                # Step 5: restore; the dropped rows keep their state from
+                # before the drop (each layer's full-length output).
+                encoder_outputs.append(tf.tensor_scatter_nd_update(
+                    x_all, index, tf.cast(x_kept, x_all.dtype)))  # [batch, seq, hidden]
+            if draws and end == len(layers) and output_range:
+                encoder_outputs[-1] = encoder_outputs[-1][
+                    :, :output_range]  # [batch, output_range, hidden]
+            if not draws:
+                return encoder_outputs, tf.ones(tf.shape(mask), tf.float32)
+            kept_share = tf.add_n([tf.cast(positions_mask(
+                kept, tf.shape(mask)), tf.float32)
+                for kept in draws]) / len(draws)  # [batch, seq]
+            return encoder_outputs, kept_share
+
         static_keep_k = (keep_k if isinstance(keep_k, int)
                          else tf.get_static_value(keep_k))
         if static_keep_k is not None:
@@ -346,26 +357,12 @@ class TokenDropBertEncoder(LayerRouting, bert_encoder.BertEncoderV2):
             encoder_outputs, kept_share = tf.switch_case(
                 branch_index(values, keep_k),
                 [functools.partial(route, value) for value in values])
-        # For the task's routing metrics in the same step: per thread, as
-        # MirroredStrategy traces each replica in its own thread.
-        _step_state(self).kept_share = kept_share
-
-        sequence_output = encoder_outputs[-1]
+        sequence_output = encoder_outputs[-1]  # [batch, seq, hidden]
         return dict(
             sequence_output=sequence_output,
-            pooled_output=self._pooler_layer(sequence_output[:, 0, :]),
-            encoder_outputs=encoder_outputs)
-
-    def _route(self, x, attention_mask, inputs, keep_k):
-        """`(encoder_outputs, kept_share)` of the layers at this keep_k."""
-        word_ids = self._check_sequence_length(inputs["input_word_ids"],
-                                               keep_k)
-        inputs = dict(inputs, input_word_ids=word_ids)
-        if keep_k == word_ids.shape[1]:  # nothing to drop
-            return self._route_full(x, attention_mask, inputs["input_mask"])
-        if self.selection == "random_per_layer":
-            return self._route_per_layer(x, attention_mask, inputs, keep_k)
-        return self._route_between(x, attention_mask, inputs, keep_k)
+            pooled_output=self.pooler_layer(sequence_output[:, 0, :]),
+            encoder_outputs=encoder_outputs,
+            kept_share=kept_share)
 
     def get_config(self):
         bert = super().get_config()

@@ -15,9 +15,17 @@ importance table holds:
 
 Ties go to the earlier position (`tf.math.top_k` is stable), and the result is
 sorted ascending, so with `keep_k == seq_length` the drop is the identity.
+
+Beside it, the small pieces every route shares: `row_index` (the one
+(row, position) index for gathers and scatters of kept rows),
+`positions_mask`, `checked_word_ids` (keep_k fits the batch),
+`branch_index` (a keep_k's compiled branch) and `check_selection` (the id
+lists and the strategy, checked before building).
 """
 
 import tensorflow as tf
+
+from token_dropping.model.layout import check_keep_k_fits
 
 SELECTION_STRATEGIES = ("mlm_loss", "random", "mixed", "random_per_layer")
 
@@ -27,6 +35,39 @@ _SCORE_LIMIT = 1.0e4
 _KEEP_ALWAYS = 3.0e4
 _DROP_FIRST = -3.0e4
 _ALREADY_KEPT = -9.0e4
+
+
+def as_id_tuple(name, values):
+    """`values` as a tuple of Python ints; ValueError naming `name`."""
+    try:
+        return tuple(int(v) for v in values)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{name}={values!r} must be a list of integer token ids.") from None
+
+
+def check_selection(vocab_size, allow_list, deny_list, strategy):
+    """Raises ValueError, naming the values, unless the id lists lie in
+    `[0, vocab_size)` and are disjoint and `strategy` is known."""
+    allow_list = as_id_tuple("token_allow_list", allow_list)
+    deny_list = as_id_tuple("token_deny_list", deny_list)
+    for name, ids in (("token_allow_list", allow_list),
+                      ("token_deny_list", deny_list)):
+        outside = [i for i in ids if not 0 <= i < vocab_size]
+        if outside:
+            raise ValueError(
+                f"{name} has ids {outside} outside the vocabulary "
+                f"[0, vocab_size={vocab_size}).")
+    both = sorted(set(allow_list) & set(deny_list))
+    if both:
+        raise ValueError(
+            f"Token ids {both} are in both token_allow_list and "
+            "token_deny_list; an id can be always kept or always dropped, "
+            "not both.")
+    if strategy not in SELECTION_STRATEGIES:
+        raise ValueError(
+            f"selection={strategy!r} is not one of "
+            f"{', '.join(repr(s) for s in SELECTION_STRATEGIES)}.")
 
 
 def _tiered(scores, word_ids, input_mask, allow_list, deny_list):
@@ -47,12 +88,50 @@ def is_in(word_ids, id_list):
     return tf.reduce_any(tf.equal(word_ids[..., None], ids), axis=-1)
 
 
-def positions_mask(positions, shape):
-    """Bool `shape` (`[batch, seq]`): True at each row's `positions`."""
+def row_index(positions):
+    """`[batch, k, 2]` (row, position) pairs of `positions` `[batch, k]`, the
+    index `tf.gather_nd` / `tf.scatter_nd` / `tf.tensor_scatter_nd_*` take."""
     rows = tf.broadcast_to(tf.range(tf.shape(positions)[0])[:, None],
                            tf.shape(positions))  # [batch, k]
-    return tf.scatter_nd(tf.stack([rows, positions], axis=-1),
-                         tf.ones_like(positions), shape) > 0
+    return tf.stack([rows, positions], axis=-1)  # [batch, k, 2]
+
+
+def positions_mask(positions, shape):
+    """Bool `shape` (`[batch, seq]`): True at each row's `positions`."""
+    return tf.scatter_nd(row_index(positions), tf.ones_like(positions),
+                         shape) > 0
+
+
+def checked_word_ids(word_ids, keep_k):
+    """`word_ids` `[batch, seq]`, checked to have at least `keep_k` positions.
+
+    A static length is checked now (UserError); a dynamic one by an
+    assertion that runs before the selection (XLA compiles it away: shapes
+    are static there).
+    """
+    what = "the sequence length of the batch"
+    if word_ids.shape[1] is not None:
+        check_keep_k_fits(keep_k, what, word_ids.shape[1])
+        return word_ids
+    check = tf.debugging.assert_greater_equal(
+        tf.shape(word_ids)[1], keep_k,
+        message=f"token_keep_k={keep_k} exceeds {what}; "
+        f"choose token_keep_k <= {what}")
+    with tf.control_dependencies([check]):
+        return tf.identity(word_ids)
+
+
+def branch_index(values, keep_k):
+    """int32 index of the scalar `keep_k` in the Python tuple `values`, for
+    `tf.switch_case`; an assertion names a value that is not one of them."""
+    matches = tf.equal(tf.constant(values, tf.int32),
+                       tf.cast(keep_k, tf.int32))  # [values]
+    known = tf.debugging.assert_equal(
+        tf.reduce_any(matches), True, message=(
+            f"the token_keep_k input must be one of {values} (the "
+            "encoder's keep_k_values)"))
+    with tf.control_dependencies([known]):
+        return tf.argmax(tf.cast(matches, tf.int32), output_type=tf.int32)
 
 
 def _top_positions(priority, k):

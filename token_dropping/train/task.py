@@ -10,7 +10,6 @@ from official.nlp.tasks import masked_lm
 
 from token_dropping.train.consistency import consistency_step
 from token_dropping.model.encoder import KEEP_K_INPUT
-from token_dropping.model.encoder import _step_state
 from token_dropping.model.selection import is_in
 
 ROUTING_METRICS = ("dropped_token_fraction", "kept_token_importance",
@@ -88,32 +87,8 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
             metrics += [tf_keras.metrics.Mean(name=n) for n in names]
         return metrics
 
-    def build_losses(self, labels, model_outputs, metrics, aux_losses=None):
-        """MaskedLMTask.build_losses, keeping the per-prediction MLM losses
-        (per replica thread) for the importance update of the same step,
-        so they are computed once."""
-        with tf.name_scope("MaskedLMTask/losses"):
-            metrics = {metric.name: metric for metric in metrics}
-            losses = per_prediction_losses(labels, model_outputs)  # [batch, predictions]
-            _step_state(self).mlm_losses = losses
-            mlm_loss = _weighted_mean(losses, labels["masked_lm_weights"])
-            _step_state(self).mlm_loss = mlm_loss
-            metrics["lm_example_loss"].update_state(mlm_loss)
-            total_loss = mlm_loss
-            if "next_sentence_labels" in labels:
-                sentence_loss = tf.reduce_mean(
-                    tf_keras.losses.sparse_categorical_crossentropy(
-                        labels["next_sentence_labels"],
-                        tf.cast(model_outputs["next_sentence"], tf.float32),
-                        from_logits=True))
-                metrics["next_sentence_loss"].update_state(sentence_loss)
-                total_loss += sentence_loss
-            if aux_losses:
-                total_loss += tf.add_n(aux_losses)
-            return total_loss
-
     def train_step(self, inputs, model, optimizer, metrics):
-        """MaskedLMTask.train_step, then `record_mlm_loss` (step 4)."""
+        """MaskedLMTask.train_step, then the importance update (step 4)."""
         encoder = model.encoder_network
         step = optimizer.iterations  # this step's 0-based index
         model_inputs = self._scheduled(inputs, encoder, step, metrics)
@@ -128,14 +103,17 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
             optimizer, tf_keras.mixed_precision.LossScaleOptimizer)
         with tf.GradientTape() as tape:
             outputs = model(model_inputs, training=True)
-            kept_share = encoder.last_kept_share  # before any second pass
             loss = self.build_losses(labels=inputs, model_outputs=outputs,
                                      metrics=metrics, aux_losses=model.losses)
+            # The cross-entropy MaskedLMTask.build_losses reduced, per
+            # prediction (the same ops on the same tensors: TensorFlow's and
+            # XLA's common-subexpression passes compute them once).
+            mlm_losses = per_prediction_losses(inputs, outputs)  # [batch, predictions]
             objective = loss
             if self.task_config.consistency_interval:
                 extra_loss, surrogate, extra_grads = self._consistency(
-                    inputs, outputs, model, step, metrics, replicas,
-                    optimizer if loss_scaling else None)
+                    inputs, outputs, mlm_losses, model, step, metrics,
+                    replicas, optimizer if loss_scaling else None)
                 loss += extra_loss
                 objective += surrogate
             scaled_loss = objective / replicas
@@ -156,13 +134,12 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
             importance = tf.gather(encoder.importance,
                                    inputs["input_word_ids"])  # [batch, seq]
         # Step 4: the importance update (no gradient flows through it).
-        encoder.record_mlm_loss(inputs["masked_lm_ids"],
-                                _step_state(self).mlm_losses,
+        encoder.record_mlm_loss(inputs["masked_lm_ids"], mlm_losses,
                                 inputs["masked_lm_weights"])
         self.process_metrics(metrics, inputs, outputs)
         if routing:
             self._update_routing_metrics(metrics, encoder, inputs,
-                                         kept_share, importance)
+                                         outputs["kept_share"], importance)
         return {self.loss: loss}
 
     def _scheduled(self, inputs, encoder, step, metrics):
@@ -185,8 +162,8 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
             metrics[SCHEDULE_METRIC].update_state(tf.cast(keep_k, tf.float32))
         return dict(inputs, **{KEEP_K_INPUT: keep_k})
 
-    def _consistency(self, inputs, outputs, model, step, metrics, replicas,
-                     loss_scaler):
+    def _consistency(self, inputs, outputs, mlm_losses, model, step, metrics,
+                     replicas, loss_scaler):
         """`consistency.consistency_step` on every `consistency_interval`-th
         step (1-based); updates the consistency metrics."""
         config = self.task_config
@@ -203,7 +180,8 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
             mlm_loss=lambda out: _weighted_mean(
                 per_prediction_losses(inputs, out),
                 inputs["masked_lm_weights"]),
-            dropped_mlm=_step_state(self).mlm_loss,
+            dropped_mlm=_weighted_mean(mlm_losses,
+                                       inputs["masked_lm_weights"]),
             full_mlm_share=config.consistency_full_mlm_share,
             weight=config.consistency_weight,
             stop_full_gradient=config.consistency_stop_gradient,
@@ -219,7 +197,7 @@ class TokenDropMaskedLMTask(masked_lm.MaskedLMTask):
     def _update_routing_metrics(metrics, encoder, inputs, is_kept,
                                 importance):
         """`is_kept`: `[batch, seq]` share of the dropped layers that ran
-        each position (the encoder's `last_kept_share`)."""
+        each position (the encoder's `kept_share` output)."""
         metrics = {m.name: m for m in metrics}
         word_ids = inputs["input_word_ids"]
         real = tf.cast(inputs["input_mask"], tf.float32)  # [batch, seq]
