@@ -21,7 +21,7 @@ Rerunning the same command skips what is finished and resumes an interrupted
 pretraining run from its checkpoint; a result made with other settings is
 never reused (a pretraining run: one line says which setting differs). A
 SIGTERM stops the study after the step it came in, exit code 42. Everything
-happens in `token_dropping.study.run_study`.
+happens in `token_dropping.study.driver.run_study`.
 """
 
 import shlex

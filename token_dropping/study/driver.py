@@ -25,17 +25,17 @@
    Garden's `bert/sentence_prediction` with `finetune_seeds` seeds
    (`probe.py`); a randomly initialised encoder and the majority class are
    the floor rows.
-5. **Report** (`study_report.py`): `evaluations.csv`, `finetuning.csv`,
+5. **Report** (`report.py`): `evaluations.csv`, `finetuning.csv`,
    `loss_vs_flops.png`, `probe_accuracy.png` and `summary.md` in `output_dir`.
 
 Everything lands in `runs_dir` as it is made, each result with the settings
-that made it (`study_records`); rerunning the same command skips finished
+that made it (`records.py`); rerunning the same command skips finished
 steps and resumes an interrupted pretraining from its checkpoint, and a
 rerun with other settings retrains nothing silently: a pretraining run made
 with other settings stops it in one line, an export or fine-tuning made from
 another run is redone. A SIGTERM stops the study after the step it came in
 (a training run at its next loop boundary), everything resumable
-(`study_stop`).
+(`stop.py`).
 """
 
 import json

@@ -4,9 +4,10 @@
 checkpoint (`export.export_bert`); `finetune_run` fine-tunes it (or a
 randomly initialised encoder) on the probe through Model Garden's
 `bert/sentence_prediction` (`probe.finetune`). Each keeps a settings record
-(`study_records`) beside its result and is reused only when the record equals
+(`records.py`) beside its result and is reused only when the record equals
 what the study asks for now; otherwise it is redone. An export names its run's
-`run_id` and checkpoint, a fine-tuning its export's record, so a run trained
+`run_id` and checkpoint (name and the hash of its index, which holds a
+checksum of every tensor), a fine-tuning its export's record, so a run trained
 again (deleted, then retrained) gets a new export and new fine-tunings, never
 the old ones. A fine-tuning stopped half way resumes from its own checkpoint
 only under the same record.
@@ -37,8 +38,12 @@ def export_run(runs_dir, spec, seed, model_dir, vocab_file):
     directory and its settings (what a fine-tuning of it records)."""
     output_dir = os.path.join(runs_dir, "export", f"{spec.name}-seed{seed}")
     latest = tf.train.latest_checkpoint(model_dir)
+    # The checkpoint's index holds a checksum of every tensor: its hash
+    # tells a checkpoint trained again under the same name from the old one.
     settings = dict(run_id=study_records.read(model_dir)["run_id"],
                     checkpoint=os.path.basename(latest),
+                    checkpoint_index_sha256=study_records.file_sha256(
+                        latest + ".index"),
                     vocab_sha256=study_records.file_sha256(vocab_file))
     if not (tf.io.gfile.exists(os.path.join(output_dir, "encoder.yaml"))
             and study_records.is_current(output_dir, settings)):

@@ -1,7 +1,7 @@
 """One pretraining run of a study: configured, trained, resumable, recorded.
 
 `pretrain(spec, ...)` trains one (model, seed) pair through
-`token_dropping.training.train`: the real task on Model Garden's trainer and
+`token_dropping.train.driver.train`: the real task on Model Garden's trainer and
 orbit controller, in `train_and_eval` mode. Each evaluation adds a row to
 `evaluations.jsonl` in the run's directory as it happens, so a run stopped at
 any point keeps what it measured; rerunning resumes from the latest checkpoint
@@ -9,7 +9,7 @@ any point keeps what it measured; rerunning resumes from the latest checkpoint
 evaluation (after that step's checkpoint) gets that evaluation on resume, from
 its checkpoint (Model Garden's `eval` mode), before training on. A finished
 run is marked by `study_done.json` and is not trained again. A fresh run
-writes its settings record first (`study_records`), so every checkpoint in
+writes its settings record first (`records.py`), so every checkpoint in
 the directory was made with them.
 
 Per evaluation the row holds the training FLOPs so far (`train_flops_at`:
