@@ -76,7 +76,8 @@ def test_sigterm_stops_the_study_in_any_phase_and_the_rerun_continues(
     for row in rows:
         steps.setdefault(row["model"], []).append(int(row["step"]))
     assert steps["bert"] == [10, 20]
-    assert steps["token_drop"][:2] == [10, 20] and len(steps["token_drop"]) == 3
+    assert steps["token_drop"][:2] == [10, 20]
+    assert len(steps["token_drop"]) == 3
     with open(tmp_path / "out" / "finetuning.csv") as f:
         finetunes = list(csv.DictReader(f))
     assert sorted(r["model"] for r in finetunes) == ["bert", "random_init",
