@@ -20,6 +20,7 @@ import os
 import tensorflow as tf
 import yaml
 
+from token_dropping.common import files
 from token_dropping.export import bert as export
 from token_dropping.data import glue as glue_data
 from token_dropping.study import probe
@@ -103,9 +104,7 @@ def finetune_run(config, data, encoder_config, init, init_settings, seed,
         study_records.write(result_dir, dict(settings=settings))
     accuracy = _finetune(data, encoder_config, init, seed, result_dir,
                          config.finetune_epochs)
-    with tf.io.gfile.GFile(result_path + ".tmp", "w") as f:
-        json.dump(dict(dev_accuracy=accuracy), f)
-    tf.io.gfile.rename(result_path + ".tmp", result_path, overwrite=True)
+    files.write_json(result_path, dict(dev_accuracy=accuracy))
     return accuracy, False
 
 

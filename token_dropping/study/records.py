@@ -2,8 +2,7 @@
 
 Every pretraining run, export and fine-tuning of a study keeps
 `study_settings.json` beside its results: the settings that decide its
-numbers (never paths), written atomically (a temporary file renamed over it,
-`tf.io.gfile`, so Cloud Storage works too). A rerun reuses a result only when
+numbers (never paths), written atomically (`common.files.write_json`). A rerun reuses a result only when
 its record equals what the study asks for now:
 
 - a pretraining run whose record differs, or that has none (made before
@@ -34,6 +33,7 @@ import uuid
 
 import tensorflow as tf
 
+from token_dropping.common import files
 from token_dropping.data import dataset_info
 from token_dropping.common.errors import UserError
 
@@ -109,12 +109,10 @@ def read(directory):
 
 
 def write(directory, record):
-    """Writes `record` atomically (a temporary file renamed over it)."""
+    """Writes `record` atomically (`common.files.write_json`)."""
     tf.io.gfile.makedirs(directory)
-    path = os.path.join(directory, SETTINGS)
-    with tf.io.gfile.GFile(path + ".tmp", "w") as f:
-        json.dump(record, f, indent=1, sort_keys=True)
-    tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+    files.write_json(os.path.join(directory, SETTINGS), record, indent=1,
+                     sort_keys=True)
 
 
 def first_difference(old, new):
