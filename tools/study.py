@@ -18,8 +18,10 @@ seeds at equal compute, then fine-tune every result on a downstream probe.
         --glue_task=cola --params_override=runtime.num_gpus=1
 
 Rerunning the same command skips what is finished and resumes an interrupted
-pretraining run from its checkpoint. Everything happens in
-`token_dropping.study.driver.run_study`.
+pretraining run from its checkpoint; a result made with other settings is
+never reused (a pretraining run: one line says which setting differs). A
+SIGTERM stops the study after the step it came in, exit code 42. Everything
+happens in `token_dropping.study.driver.run_study`.
 """
 
 import shlex
@@ -34,6 +36,13 @@ from token_dropping.study import driver as study
 from token_dropping.common.errors import UserError
 
 _D = study.StudyConfig()
+_FULL, _QUICK_VALUES = study.FULL, study.QUICK
+
+
+def _default(name):
+    return (f" Default {_FULL[name]}, with --quick {_QUICK_VALUES[name]}; "
+            "given, it wins over --quick's.")
+
 _OUTPUT_DIR = flags.DEFINE_string(
     "output_dir", None, "Where evaluations.csv, finetuning.csv, the plots and "
     "summary.md are written.")
@@ -43,26 +52,30 @@ _RUNS_DIR = flags.DEFINE_string(
 _SIZE = flags.DEFINE_string("size", _D.size, "The experiments' size "
                             "(bert_<size>, token_drop_bert_<size>).")
 _MODELS = flags.DEFINE_list(
-    "models", list(_D.models), "Models, the baseline first: "
-    f"{', '.join(study.MODELS)} or registered experiment names.")
-_SEEDS = flags.DEFINE_integer("seeds", _D.seeds, "Pretraining seeds per "
-                              "model.")
+    "models", list(_D.models), "Models, one of them BERT (the baseline, "
+    f"in any position): {', '.join(study.MODELS)} or registered pretraining "
+    "experiment names.")
+_SEEDS = flags.DEFINE_integer("seeds", None, "Pretraining seeds per "
+                              "model." + _default("seeds"))
 _TRAIN_STEPS = flags.DEFINE_integer(
-    "train_steps", _D.train_steps, "The baseline's training steps; token "
-    "dropping trains until it has spent the same FLOPs.")
-_EVAL_EVERY = flags.DEFINE_integer("eval_every", _D.eval_every,
-                                   "Steps between evaluations.")
-_WARMUP_STEPS = flags.DEFINE_integer("warmup_steps", _D.warmup_steps,
-                                     "Learning-rate warmup steps.")
+    "train_steps", None, "The baseline's training steps; token "
+    "dropping trains until it has spent the same FLOPs."
+    + _default("train_steps"))
+_EVAL_EVERY = flags.DEFINE_integer("eval_every", None,
+                                   "Steps between evaluations."
+                                   + _default("eval_every"))
+_WARMUP_STEPS = flags.DEFINE_integer("warmup_steps", None,
+                                     "Learning-rate warmup steps."
+                                     + _default("warmup_steps"))
 _LEARNING_RATE = flags.DEFINE_float(
     "learning_rate", _D.learning_rate, "The constant learning rate after "
     "warmup, shared by every model.")
 _FINETUNE_SEEDS = flags.DEFINE_integer(
-    "finetune_seeds", _D.finetune_seeds, "Fine-tuning seeds per pretrained "
-    "model.")
-_FINETUNE_EPOCHS = flags.DEFINE_integer("finetune_epochs",
-                                        _D.finetune_epochs,
-                                        "Fine-tuning epochs.")
+    "finetune_seeds", None, "Fine-tuning seeds per pretrained "
+    "model." + _default("finetune_seeds"))
+_FINETUNE_EPOCHS = flags.DEFINE_integer("finetune_epochs", None,
+                                        "Fine-tuning epochs."
+                                        + _default("finetune_epochs"))
 _PROBE = flags.DEFINE_enum(
     "probe", _D.probe, list(study.PROBES), "The built probe: source (is a "
     "held-out sentence from Python's standard library or a third-party "
@@ -104,7 +117,7 @@ def main(argv):
         result = study.run_study(config, command=command)
     except UserError as e:
         sys.exit(f"study.py: error: {e}")
-    except preemption.Preempted as e:
+    except (preemption.Preempted, study.StudyStopped) as e:
         print(f"study.py: {e}", file=sys.stderr)
         sys.exit(preemption.EXIT_CODE)
     print(result.summary)

@@ -76,7 +76,9 @@ def test_records_of_other_settings_in_runs_dir_are_one_line(tmp_path,
 
 
 def test_cli_bad_input_is_one_clear_line(tmp_path):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    # PYTHONPATH: this checkout's package, not an installed one.
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="",
+               PYTHONPATH=ROOT)
     result = subprocess.run(
         [sys.executable, STUDY, f"--output_dir={tmp_path / 'out'}",
          f"--runs_dir={tmp_path / 'runs'}", "--train_steps=250",
@@ -275,3 +277,91 @@ def test_the_summary_minutes_count_only_this_studys_steps(tmp_path):
     progress.finished("pretraining new seed 1", 1.0, measured=True)
     new = json.loads(path.read_text())["pretraining new seed 1"]
     assert progress.minutes == pytest.approx((60.0 + 120.0 + new) / 60)
+
+
+class _Prepared(Exception):
+    """Raised instead of building data: the checks before it have passed."""
+
+
+def _stop_at_data(monkeypatch):
+    seen = []
+
+    def prepare(config):
+        seen.append(config)
+        raise _Prepared()
+    monkeypatch.setattr(study, "_prepare_data", prepare)
+    return seen
+
+
+def test_explicit_steps_and_seeds_win_over_quick(tmp_path, monkeypatch):
+    seen = _stop_at_data(monkeypatch)
+    config = study.StudyConfig(output_dir=str(tmp_path / "out"),
+                               runs_dir=str(tmp_path / "runs"), quick=True,
+                               seeds=1, train_steps=40, eval_every=20,
+                               finetune_epochs=2)
+    with pytest.raises(_Prepared):
+        study.run_study(config)
+    (used,) = seen
+    assert (used.seeds, used.train_steps, used.eval_every,
+            used.finetune_epochs) == (1, 40, 20, 2)
+    # What was not given comes from --quick, not from the full study.
+    assert (used.warmup_steps, used.finetune_seeds) == (2, 1)
+    # An explicit value that does not fit --quick's others is one line.
+    config = dataclasses.replace(config, train_steps=25, eval_every=None)
+    with pytest.raises(UserError, match=re.escape(
+            "--train_steps=25 is not a multiple of --eval_every=10")):
+        study.run_study(config)
+
+
+def test_models_must_be_pretraining_with_one_bert(tmp_path, monkeypatch):
+    _stop_at_data(monkeypatch)
+    base = study.StudyConfig(output_dir=str(tmp_path / "out"),
+                             runs_dir=str(tmp_path / "runs"), quick=True)
+    for models, message in [
+            # A fine-tuning experiment, not a pretraining one.
+            (("bert", "bert/sentence_prediction"),
+             "--models: 'bert/sentence_prediction' is "),
+            (("token_drop", "token_drop_random"),
+             "has 0 BERT models (none); the study needs exactly one"),
+            (("bert", "bert_mini"), "has 2 BERT models (bert, bert_mini)")]:
+        with pytest.raises(UserError, match=re.escape(message)) as e:
+            study.run_study(dataclasses.replace(base, models=models))
+        assert "\n" not in str(e.value)
+
+
+def test_the_baseline_is_bert_whatever_the_order():
+    config = study.StudyConfig(models=("token_drop", "bert",
+                                       "token_drop_random"))
+    specs = study.model_specs(config)
+    assert [s.name for s in specs] == ["bert", "token_drop",
+                                       "token_drop_random"]
+    assert specs[0].label == "BERT (baseline)" and specs[0].is_baseline
+    assert not any(s.is_baseline for s in specs[1:])
+
+
+@pytest.mark.parametrize("variant", ["random_ltd", "full_ends"])
+def test_schedule_variants_fit_quick_shapes(variant):
+    import types
+    from token_dropping.study import runs as study_runs
+    experiment = f"token_drop_bert_mini_{variant}"
+    spec = study_runs.ModelSpec(variant, experiment, variant)
+    data = types.SimpleNamespace(
+        train_input_path="train-*", validation_input_path="validation-*",
+        **study._QUICK_DATA)
+    params = study_runs.make_params(
+        spec, train_steps=24, eval_every=12, warmup_steps=2,
+        learning_rate=1e-3, seed=1, data=data,
+        encoder_overrides=study._QUICK_ENCODER)
+    stages = [(s.start_fraction, s.token_keep_k)
+              for s in params.task.model.encoder.any.keep_k_schedule]
+    # The experiment's stages (sequences of 128, keep 64) mapped onto
+    # --quick's (32, keep 16): the whole sequence stays the whole sequence,
+    # token_keep_k stays token_keep_k, the boundaries stay.
+    if variant == "full_ends":
+        assert stages == [(0.0, 32), (0.1, 16), (0.9, 32)]
+    else:
+        assert stages[0] == (0.0, 16) and stages[-1] == (0.875, 32)
+        assert len(stages) == 8
+        keeps = [k for _, k in stages]
+        assert keeps == sorted(keeps)
+    assert study_runs.flops_per_step(params) > 0

@@ -164,3 +164,53 @@ def test_the_loss_plot_averages_seeds_step_by_step(tmp_path, monkeypatch):
     assert xs == [2000, 3000]
     assert ys == pytest.approx([5.1, 4.1])
     assert plotted["drop"][1] == pytest.approx([6.2, 5.5, 4.5, 4.1])
+
+
+class _Config:
+    size, seeds, train_steps = "mini", 2, 300
+    warmup_steps, learning_rate = 10, 1e-3
+    finetune_seeds, glue_task = 1, "cola"
+
+
+@pytest.mark.parametrize("bert_loss,expected", [
+    (4.0, "BERT ends 2.50 nats below the unigram floor (validation loss "
+          "4.000 against 6.500): that much of what it predicts comes from "
+          "context."),
+    (7.19, "BERT ends 0.69 nats above the unigram floor (validation loss "
+           "7.190 against 6.500): it has not yet learned to use context."),
+])
+def test_the_floor_sentence_is_true_for_either_sign(bert_loss, expected,
+                                                    tmp_path):
+    rows = _rows("bert", 1, [8.0, 7.5, bert_loss], 10)
+    rows += _rows("bert", 2, [8.0, 7.5, bert_loss], 10)
+    rows += _rows("drop", 1, [8.0, 7.5, 7.0, 6.0], 8)
+    rows += _rows("drop", 2, [8.0, 7.5, 7.0, 6.0], 8)
+    # The models in the other order: BERT is the baseline all the same.
+    result = study_report.write_study(
+        str(tmp_path), specs=SPECS[::-1], rows=rows, finetunes=[],
+        majority=0.5, floor=Unigram(6.5, 10, 10), config=_Config,
+        flop_ratios={"bert": 1.0, "drop": 0.8}, num_validation=7,
+        probe_note="Probe: `probe`.")
+    assert expected in " ".join(result.summary.split())
+    bert = next(e for e in result.table if e["model"] == "bert")
+    assert "gap_equal_steps" not in bert
+
+
+def test_a_cell_says_how_many_seeds_it_holds():
+    # Seed 2 of token dropping lost its evaluation at step 300 (equal
+    # steps) and never measured its training loss at its last one.
+    rows = _rows("bert", 1, [6.0, 5.0, 4.0], 10)
+    rows += _rows("bert", 2, [6.0, 5.2, 4.2], 10)
+    rows += _rows("drop", 1, [6.2, 5.4, 4.4, 3.8], 8)
+    seed2 = _rows("drop", 2, [6.2, 5.6, 4.6, 4.4], 8)
+    seed2[-1]["train_mlm_loss"] = float("nan")
+    rows += seed2[:2] + seed2[3:]
+    table = study_report.model_table(SPECS, rows, [], [1, 2],
+                                     train_steps=300, floor=6.5,
+                                     flop_ratios={"bert": 1.0, "drop": 0.8})
+    text = study_report.markdown_table(table, (0.5, 0.01), 0.5)
+    drop_line = text.splitlines()[3]
+    # Equal steps: seed 1 only, 4.4 - 4.0.
+    assert "+0.400 ± 0.000 (real) (1 of 2 seeds)" in drop_line
+    assert drop_line.count("(1 of 2 seeds)") == 2  # and val - train loss
+    assert "(1 of 2 seeds)" not in text.splitlines()[2]  # BERT: both

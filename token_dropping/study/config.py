@@ -1,17 +1,19 @@
 """A study's settings and their checks: `StudyConfig`, `check_config`.
 
 What `tools/study.py` passes to `study.run_study`: which models (names from
-`MODELS` or registered experiments, the baseline first), seeds, steps, the
-shared schedule, the probe, and the data. `check_config` refuses a bad value
-in one line before anything is built or trained.
+`MODELS` or registered pretraining experiments; BERT is the baseline, in any
+position), seeds, steps, the shared schedule, the probe, and the data.
+`resolve_config` fills what the user left out (the committed study's values,
+or `--quick`'s); `check_config` refuses a bad value in one line before
+anything is built or trained.
 """
 
 import dataclasses
 import math
 import os
+from typing import Optional
 
 import tensorflow as tf
-
 from token_dropping.train import experiment_configs as experiments
 from token_dropping.train import driver as training
 from token_dropping.data import dataset_info
@@ -19,6 +21,7 @@ from token_dropping.common.checks import as_positive_int
 from token_dropping.common.errors import UserError
 from token_dropping.common.paths import check_output_path
 from token_dropping.study.runs import ModelSpec
+from token_dropping.study.runs import experiment_kind
 
 MODELS = {
     "bert": ("bert_{size}", "BERT (baseline)", ()),
@@ -32,6 +35,12 @@ GLUE_TASKS = ("cola", "sst2")
 # The built probes (probe_data): which source a held-out sentence comes from,
 # or real against minimally corrupted sentences.
 PROBES = ("source", "acceptability")
+# The steps and seeds of the committed study, and of --quick (the whole
+# pipeline at toy size). A value the user gives wins over either.
+FULL = dict(seeds=3, train_steps=1000, eval_every=200, warmup_steps=100,
+            finetune_seeds=2, finetune_epochs=3)
+QUICK = dict(seeds=2, train_steps=20, eval_every=10, warmup_steps=2,
+             finetune_seeds=1, finetune_epochs=1)
 
 
 @dataclasses.dataclass
@@ -42,8 +51,9 @@ class StudyConfig:
         output_dir: where the tables, plots and summary go.
         runs_dir: checkpoints, exports, data and per-run records.
         size: the registered experiment size (`bert_<size>`, ...).
-        models: names from `MODELS` or registered experiment names; the
-            first is the baseline the others are compared with.
+        models: names from `MODELS` or registered pretraining experiment
+            names; the one BERT among them (`bert`, `bert_<size>`) is the
+            baseline the others are compared with, in any position.
         seeds: pretraining seeds per model (1..seeds).
         train_steps: the baseline's steps; token dropping gets more (equal
             compute).
@@ -57,18 +67,21 @@ class StudyConfig:
         data_dir: a dataset directory of `tools/prepare_data.py` (static
             records, its manifest and vocab) instead of the built corpus.
         quick: a toy-size run of the whole pipeline.
+
+    The step and seed fields left None take the committed study's values
+    (`FULL`), or `QUICK`'s with `quick`; `resolve_config` fills them.
     """
     output_dir: str = "docs/study"
     runs_dir: str = "runs/study"
     size: str = "mini"
     models: tuple = DEFAULT_MODELS
-    seeds: int = 3
-    train_steps: int = 1000
-    eval_every: int = 200
-    warmup_steps: int = 100
+    seeds: Optional[int] = None
+    train_steps: Optional[int] = None
+    eval_every: Optional[int] = None
+    warmup_steps: Optional[int] = None
     learning_rate: float = 1e-3
-    finetune_seeds: int = 2
-    finetune_epochs: int = 3
+    finetune_seeds: Optional[int] = None
+    finetune_epochs: Optional[int] = None
     probe: str = "source"
     glue_dir: str = ""
     glue_task: str = "cola"
@@ -77,16 +90,27 @@ class StudyConfig:
     params_override: str = ""
 
 
+def resolve_config(config):
+    """`config` with every step and seed field the user left None filled:
+    `QUICK`'s with `quick`, else `FULL`'s. Given values are kept."""
+    defaults = QUICK if config.quick else FULL
+    return dataclasses.replace(config, **{
+        name: value for name, value in defaults.items()
+        if getattr(config, name) is None})
+
+
 def model_specs(config):
+    """The models' `ModelSpec`s, the BERT baseline first (whatever its
+    position in `config.models`), the others in their order."""
     specs = []
     for name in config.models:
         if name in MODELS:
             experiment, label, encoder = MODELS[name]
-            specs.append(ModelSpec(name, experiment.format(size=config.size),
-                                   label, encoder))
+            experiment = experiment.format(size=config.size)
+            specs.append(ModelSpec(name, experiment, label, encoder))
         else:
             specs.append(ModelSpec(name, name, name))
-    return specs
+    return sorted(specs, key=lambda spec: not spec.is_baseline)
 
 
 def check_config(config):
@@ -102,10 +126,13 @@ def check_config(config):
     if config.size not in experiments.SIZES:
         raise UserError(f"--size={config.size!r} is not one of "
                         f"{', '.join(experiments.SIZES)}.")
+    config = resolve_config(config)
     for name in ("seeds", "train_steps", "eval_every", "finetune_seeds",
                  "finetune_epochs"):
         as_positive_int(f"--{name}", getattr(config, name))
-    if config.warmup_steps < 0 or config.warmup_steps >= config.train_steps:
+    if (isinstance(config.warmup_steps, bool)
+            or not isinstance(config.warmup_steps, int)
+            or not 0 <= config.warmup_steps < config.train_steps):
         raise UserError(f"--warmup_steps={config.warmup_steps} must be in "
                         f"[0, --train_steps={config.train_steps}).")
     if not (config.learning_rate > 0 and math.isfinite(config.learning_rate)):
@@ -119,7 +146,7 @@ def check_config(config):
     names = list(config.models)
     if len(names) < 2 or len(set(names)) != len(names):
         raise UserError(f"--models={','.join(names)!r} needs at least two "
-                        "different models, the baseline first.")
+                        "different models, one of them BERT (the baseline).")
     registered = set(training.registered_experiments())
     for name in names:
         if name not in MODELS and name not in registered:
@@ -127,6 +154,18 @@ def check_config(config):
                 f"--models: {name!r} is neither one of {', '.join(MODELS)} "
                 "nor a registered experiment (tools/train.py --helpfull "
                 "lists them).")
+        if name not in MODELS and not experiment_kind(name):
+            raise UserError(
+                f"--models: {name!r} is a registered experiment but not a "
+                "masked-LM pretraining one (e.g. bert_<size>, "
+                "token_drop_bert_<size>, token_drop_bert_<size>_<variant>).")
+    baselines = [spec.name for spec in model_specs(config)
+                 if spec.is_baseline]
+    if len(baselines) != 1:
+        raise UserError(
+            f"--models={','.join(names)!r} has {len(baselines)} BERT models "
+            f"({', '.join(baselines) or 'none'}); the study needs exactly one,"
+            " its baseline (bert, or a registered bert_<size> experiment).")
     if config.probe not in PROBES:
         raise UserError(f"--probe={config.probe!r} is not one of "
                         f"{', '.join(PROBES)}.")

@@ -25,15 +25,19 @@
    Garden's `bert/sentence_prediction` with `finetune_seeds` seeds
    (`probe.py`); a randomly initialised encoder and the majority class are
    the floor rows.
-5. **Report** (`study_report.py`): `evaluations.csv`, `finetuning.csv`,
+5. **Report** (`report.py`): `evaluations.csv`, `finetuning.csv`,
    `loss_vs_flops.png`, `probe_accuracy.png` and `summary.md` in `output_dir`.
 
-Everything lands in `runs_dir` as it is made; rerunning the same command skips
-finished steps and resumes an interrupted pretraining from its checkpoint.
+Everything lands in `runs_dir` as it is made, each result with the settings
+that made it (`records.py`); rerunning the same command skips finished
+steps and resumes an interrupted pretraining from its checkpoint, and a
+rerun with other settings retrains nothing silently: a pretraining run made
+with other settings stops it in one line, an export or fine-tuning made from
+another run is redone. A SIGTERM stops the study after the step it came in
+(a training run at its next loop boundary), everything resumable
+(`stop.py`).
 """
 
-import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -42,12 +46,14 @@ import time
 import tensorflow as tf
 from absl import logging
 
-from token_dropping.export import bert as export
 from token_dropping.data import glue as glue_data
 from token_dropping.study import probe
 from token_dropping.study import probe_data
+from token_dropping.study import finetune as study_finetune
+from token_dropping.study import records as study_records
 from token_dropping.study import report as study_report
 from token_dropping.study import runs as study_runs
+from token_dropping.study import stop as study_stop
 from token_dropping.study import unigram
 from token_dropping.data import dataset_info
 from token_dropping.data import default_dataset
@@ -57,15 +63,16 @@ from token_dropping.common.errors import UserError
 from token_dropping.common.errors import first_line
 # The settings live in study_config; tools/study.py and users reach them here.
 from token_dropping.study.config import DEFAULT_MODELS  # noqa: F401
+from token_dropping.study.config import FULL  # noqa: F401
 from token_dropping.study.config import GLUE_TASKS  # noqa: F401
 from token_dropping.study.config import MODELS  # noqa: F401
 from token_dropping.study.config import PROBES  # noqa: F401
+from token_dropping.study.config import QUICK  # noqa: F401
 from token_dropping.study.config import StudyConfig  # noqa: F401
 from token_dropping.study.config import check_config
 from token_dropping.study.config import model_specs
-
-QUICK = dict(seeds=2, train_steps=20, eval_every=10, warmup_steps=2,
-             finetune_seeds=1, finetune_epochs=1)
+from token_dropping.study.config import resolve_config
+from token_dropping.study.stop import StudyStopped  # noqa: F401
 # --quick's encoder and data: 3 layers (one dropped) of 32, sequences of 32.
 _QUICK_ENCODER = dict(num_layers=3, hidden_size=32, num_attention_heads=2,
                       intermediate_size=64, token_keep_k=16)
@@ -75,12 +82,7 @@ _QUICK_CORPUS = dict(max_documents_per_source=50, heldout_share=0.3)
 _QUICK_PROBE = dict(num_train=160, num_dev=80)
 _DATA = dict(seq_length=128, max_predictions_per_seq=20, vocab_size=8000)
 _PROBE = dict(num_train=2000, num_dev=1000)
-_PROBE_SEQ_LENGTH = 64
 _WHOLE_SHUFFLE = 1_000_000  # examples: more than the default corpus makes
-# 1e-4 left a pretrained 4 x 128 encoder at chance on the probe (its loss
-# stayed at log 2); 3e-4 learns. Small BERTs take higher rates (Turc et
-# al. 2019).
-_FINETUNE_LEARNING_RATE = 3e-4
 
 
 PREPARING = "preparing: data, probe, floor, checks"
@@ -223,22 +225,29 @@ def run_study(config, command=""):
     `command` is quoted in the summary (how to reproduce it).
 
     Raises:
-        UserError: bad arguments, before anything is built or trained.
+        UserError: bad arguments or results made with other settings,
+            before anything is built or trained.
+        StudyStopped, preemption.Preempted: a SIGTERM; rerunning continues.
     """
-    if config.quick:
-        config = dataclasses.replace(config, **QUICK)
     check_config(config)
-    specs = model_specs(config)
+    config = resolve_config(config)
+    with study_stop.SigtermWatch() as watch:
+        return _run(config, command, watch)
+
+
+def _run(config, command, watch):
+    specs = model_specs(config)  # the baseline (BERT) first
     started = time.time()
     info, glue_dir = _prepare_data(config)
     # Converted before any training, so a bad --glue_dir stops here.
     data = glue_data.convert(glue_dir, config.glue_task, info.vocab_file,
                              os.path.join(config.runs_dir, "probe_records"),
-                             max_seq_length=_PROBE_SEQ_LENGTH)
+                             max_seq_length=study_finetune.PROBE_SEQ_LENGTH)
     floor = unigram.unigram_cross_entropy(
         info.train_input_path, info.validation_input_path, info.vocab_size)
     logging.info("study: the unigram floor is %.3f nats per masked target.",
                  floor.cross_entropy)
+    watch.check("preparing the data, the probe and the floor")
     encoder_overrides = _QUICK_ENCODER if config.quick else None
 
     # Every run's config is built and checked before the first one trains.
@@ -252,8 +261,8 @@ def run_study(config, command=""):
 
     base_params = params_of(specs[0], config.train_steps, 1)
     base_flops = study_runs.flops_per_step(base_params)
-    runs, flop_ratios = [], {}  # runs: (spec, seed, params, dir, latest)
-    for spec in specs:
+    runs, flop_ratios = [], {}  # runs: (spec, seed, params, dir, latest,
+    for spec in specs:          # settings)
         flop_ratios[spec.name] = study_runs.flops_per_step(
             params_of(spec, config.train_steps, 1)) / base_flops
         steps = equal_compute_steps(config.train_steps,
@@ -262,53 +271,67 @@ def run_study(config, command=""):
             params = params_of(spec, steps, seed)
             model_dir = os.path.join(config.runs_dir, "pretrain",
                                      f"{spec.name}-seed{seed}")
+            what = f"{spec.name} (seed {seed})"
             try:
                 latest = study_runs.resolve(params, model_dir)
             except UserError as e:
-                raise UserError(f"{spec.name} (seed {seed}): {e}") from None
-            runs.append((spec, seed, params, model_dir, latest))
+                raise UserError(f"{what}: {e}") from None
+            settings = study_records.pretraining_settings(
+                spec, seed, params, info.manifest_path)
+            study_records.check_pretraining(
+                what, model_dir, settings,
+                reused=bool(latest) or study_runs.is_done(model_dir))
+            runs.append((spec, seed, params, model_dir, latest, settings))
 
     finetune_flops = _finetune_flops(base_params, config)
     progress = _Progress(
         sum(study_runs.flops_per_step(p) * p.trainer.train_steps
-            for _, _, p, _, _ in runs)
+            for _, _, p, *_ in runs)
         + finetune_flops * config.finetune_seeds * (len(runs) + 1),
         os.path.join(config.runs_dir, "timings.json"))
     # Building or finding the data and probe, the floor and the checks are
     # part of the study's time too (counted if this invocation trains).
     progress.preparing(time.time() - started)
     rows, exports = [], {}
-    for spec, seed, params, model_dir, latest in runs:
+    for spec, seed, params, model_dir, latest, settings in runs:
         was_done = study_runs.is_done(model_dir)
         logging.info("study: pretraining %s, seed %d (%d steps)%s.",
                      spec.name, seed, params.trainer.train_steps,
                      ", already done" if was_done else "")
         rows += study_runs.pretrain(spec, seed, params, model_dir, latest,
-                                    floor.cross_entropy)
-        exports[spec.name, seed] = _export(config, spec, seed, model_dir,
-                                           info.vocab_file)
+                                    floor.cross_entropy, settings)
         progress.finished(f"pretraining {spec.name} seed {seed}",
                           study_runs.flops_per_step(params)
                           * params.trainer.train_steps, not was_done)
+        watch.check(f"pretraining {spec.name} seed {seed}")
+        logging.info("study: exporting %s, seed %d.", spec.name, seed)
+        exports[spec.name, seed] = study_finetune.export_run(
+            config.runs_dir, spec, seed, model_dir, info.vocab_file)
+        watch.check(f"exporting {spec.name} seed {seed}")
 
-    encoder_config = os.path.join(next(iter(exports.values())),
+    encoder_config = os.path.join(exports[specs[0].name, 1][0],
                                   "encoder.yaml")
-    finetune_dir = os.path.join(config.runs_dir, "finetune",
-                                _probe_id(config, glue_dir, info.vocab_file))
+    probe_key = study_finetune.probe_id(config, glue_dir, info.vocab_file)
+    finetune_dir = os.path.join(config.runs_dir, "finetune", probe_key)
     finetunes = []
     pretrained = [(spec.name, seed, exports[spec.name, seed])
                   for spec, seed, *_ in runs]
-    for name, seed, init in pretrained + [("random_init", 0, "")]:
+    for name, seed, (init, init_settings) in pretrained + [
+            ("random_init", 0, ("", None))]:
         for ft_seed in range(1, config.finetune_seeds + 1):
             result_dir = os.path.join(finetune_dir,
                                       f"{name}-seed{seed}-ft{ft_seed}")
-            accuracy, was_done = _finetune(config, data, encoder_config,
-                                           init, ft_seed, result_dir)
+            logging.info("study: fine-tuning %s seed %d/%d.", name, seed,
+                         ft_seed)
+            accuracy, was_done = study_finetune.finetune_run(
+                config, data, encoder_config, init, init_settings, ft_seed,
+                result_dir, probe_key)
             finetunes.append(dict(model=name, pretrain_seed=seed,
                                   finetune_seed=ft_seed,
                                   dev_accuracy=accuracy))
-            progress.finished(f"fine-tuning {name} seed {seed}/{ft_seed}",
-                              finetune_flops, not was_done)
+            what = f"fine-tuning {name} seed {seed}/{ft_seed}"
+            progress.finished(what, finetune_flops, not was_done)
+            watch.check(what)
 
     return study_report.write_study(
         config.output_dir, specs=specs, rows=rows, finetunes=finetunes,
@@ -323,7 +346,7 @@ def run_study(config, command=""):
 def _data_note(info, runs):
     """How much of the training records the longest run read."""
     read = max(p.trainer.train_steps * p.task.train_data.global_batch_size
-               for _, _, p, _, _ in runs)
+               for _, _, p, *_ in runs)
     return (f"Training records: {info.num_train_examples} sequences of "
             f"{info.seq_length} pieces (vocabulary {info.vocab_size}); the "
             f"longest run read {read} of them "
@@ -338,48 +361,8 @@ def equal_compute_steps(train_steps, ratio):
     return int(math.ceil(train_steps / ratio - 1e-9))
 
 
-def _export(config, spec, seed, model_dir, vocab_file):
-    output_dir = os.path.join(config.runs_dir, "export", f"{spec.name}-seed"
-                              f"{seed}")
-    if not tf.io.gfile.exists(os.path.join(output_dir, "encoder.yaml")):
-        export.export_bert(model_dir, output_dir, vocab_file=vocab_file,
-                           overwrite=True, huggingface=False)
-    return output_dir
-
-
-def _probe_id(config, glue_dir, vocab_file):
-    """A name for the probe and its fine-tuning settings: fine-tunings of
-    another probe (another --probe, --glue_dir or --finetune_epochs) in the
-    same runs_dir are kept apart, never reused."""
-    digest = hashlib.sha256(json.dumps(dict(
-        task=config.glue_task, epochs=config.finetune_epochs,
-        learning_rate=_FINETUNE_LEARNING_RATE,
-        max_seq_length=_PROBE_SEQ_LENGTH)).encode())
-    columns = glue_data.PROCESSORS[config.glue_task].columns
-    for path in (os.path.join(glue_dir, columns["train"].file),
-                 os.path.join(glue_dir, columns["dev"].file), vocab_file):
-        with tf.io.gfile.GFile(path, "rb") as f:
-            digest.update(f.read())
-    return digest.hexdigest()[:12]
-
-
 def _finetune_flops(params, config):
     """Training FLOPs of one fine-tuning run (encoder only, for the ETA)."""
     return study_runs.flops_per_step(params) * config.finetune_epochs * (
         (_QUICK_PROBE if config.quick else _PROBE)["num_train"]
         / params.task.train_data.global_batch_size)
-
-
-def _finetune(config, data, encoder_config, init, seed, result_dir):
-    result_path = os.path.join(result_dir, "result.json")
-    if tf.io.gfile.exists(result_path):
-        with tf.io.gfile.GFile(result_path) as f:
-            return json.load(f)["dev_accuracy"], True
-    accuracy = probe.finetune(
-        os.path.join(result_dir, "run"), data, init_checkpoint=init,
-        encoder_config=encoder_config, seed=seed,
-        epochs=config.finetune_epochs, learning_rate=_FINETUNE_LEARNING_RATE)
-    with tf.io.gfile.GFile(result_path + ".tmp", "w") as f:
-        json.dump(dict(dev_accuracy=accuracy), f)
-    tf.io.gfile.rename(result_path + ".tmp", result_path, overwrite=True)
-    return accuracy, False

@@ -13,7 +13,9 @@
 
 A difference is called real only where it exceeds the seed spread: the mean
 of the per-seed differences is larger than the larger of the two models'
-standard deviations across seeds.
+standard deviations across seeds. A cell that holds fewer seeds than the
+study ran (a seed's run lacks that evaluation, or never got there) says how
+many, e.g. "(1 of 2 seeds)".
 """
 
 import dataclasses
@@ -43,18 +45,42 @@ class StudyReport:
     paths: dict
 
 
+class Stat(tuple):
+    """(mean, std) over the finite values: `held` of them, out of the
+    `asked` values (one per seed)."""
+
+    def __new__(cls, mean, std, held, asked):
+        stat = super().__new__(cls, (mean, std))
+        stat.held, stat.asked = held, asked
+        return stat
+
+
 def _mean_std(values):
+    total = len(values)
     values = [v for v in values if v is not None and np.isfinite(v)]
     if not values:
-        return float("nan"), float("nan")
-    return (float(statistics.fmean(values)),
-            float(statistics.stdev(values)) if len(values) > 1 else 0.0)
+        return Stat(float("nan"), float("nan"), 0, total)
+    return Stat(float(statistics.fmean(values)),
+                float(statistics.stdev(values)) if len(values) > 1 else 0.0,
+                len(values), total)
 
 
-def _fmt(mean, std, digits=3):
+def _seeds_note(stat):
+    """" (n of N seeds)" when a cell holds fewer values than asked for."""
+    held, asked = getattr(stat, "held", 0), getattr(stat, "asked", 0)
+    if 0 < held < asked:
+        return f" ({held} of {asked} seeds)"
+    return ""
+
+
+def _fmt(mean, std, digits=3, stat=None):
     if not np.isfinite(mean):
         return "—"
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}{_seeds_note(stat)}"
+
+
+def _fmt_stat(stat):
+    return _fmt(*stat, stat=stat)
 
 
 def _curve(rows, name, seed):
@@ -84,14 +110,15 @@ def _loss_at_flops(curve, flops):
 def model_table(specs, rows, finetunes, seeds, train_steps, floor,
                 flop_ratios):
     """One dict per model: the summary table's cells (numbers)."""
-    base = specs[0].name
+    # The baseline is the BERT model, wherever it is in `specs`.
+    base = next((s for s in specs if s.is_baseline), specs[0]).name
     base_final = {s: _curve(rows, base, s)[-1] for s in seeds}
     table = []
     for spec in specs:
         finals = {s: _curve(rows, spec.name, s)[-1] for s in seeds}
         loss = _mean_std([finals[s]["val_mlm_loss"] for s in seeds])
         entry = dict(
-            model=spec.name, label=spec.label,
+            model=spec.name, label=spec.label, baseline=spec.name == base,
             steps=finals[seeds[0]]["step"], flop_ratio=flop_ratios[spec.name],
             loss=loss,
             accuracy=_mean_std([finals[s]["val_mlm_accuracy"]
@@ -111,15 +138,15 @@ def model_table(specs, rows, finetunes, seeds, train_steps, floor,
                                    if r])[1]
             entry["gap_equal_steps"] = _mean_std(
                 [r["val_mlm_loss"] - base_final[s]["val_mlm_loss"]
-                 for s, r in zip(seeds, equal_steps) if r])
+                 if r else None for s, r in zip(seeds, equal_steps)])
             entry["gap_equal_steps_real"] = abs(
                 entry["gap_equal_steps"][0]) > max(base_std, steps_std)
             at_compute = [_loss_at_flops(_curve(rows, spec.name, s),
                                          base_final[s]["train_flops"])
                           for s in seeds]
             entry["gap_equal_compute"] = _mean_std(
-                [v - base_final[s]["val_mlm_loss"]
-                 for s, v in zip(seeds, at_compute) if v is not None])
+                [None if v is None else v - base_final[s]["val_mlm_loss"]
+                 for s, v in zip(seeds, at_compute)])
             entry["gap_equal_compute_real"] = abs(
                 entry["gap_equal_compute"][0]) > max(base_std, loss[1])
             entry["compute_to_reach"] = []
@@ -143,7 +170,8 @@ def _gap_cell(entry, key):
     if math.isnan(mean):
         return "not measured (no seed's run got there)"
     verdict = "real" if entry[key + "_real"] else "within seed spread"
-    return f"{mean:+.3f} ± {std:.3f} ({verdict})"
+    return (f"{mean:+.3f} ± {std:.3f} ({verdict})"
+            f"{_seeds_note(entry[key])}")
 
 
 def _reach_cell(entry):
@@ -166,14 +194,14 @@ def markdown_table(table, random_init, majority):
     for e in table:
         lines.append(
             f"| {e['label']} | {e['steps']} | {e['flop_ratio']:.3f} | "
-            f"{_fmt(*e['loss'])} | {e['below_floor']:.3f} | "
-            f"{_fmt(*e['accuracy'])} | {_fmt(*e['train_val_gap'])} | "
+            f"{_fmt_stat(e['loss'])} | {e['below_floor']:.3f} | "
+            f"{_fmt_stat(e['accuracy'])} | {_fmt_stat(e['train_val_gap'])} | "
             f"{_gap_cell(e, 'gap_equal_steps')} | "
             f"{_gap_cell(e, 'gap_equal_compute')} | {_reach_cell(e)} | "
-            f"{_fmt(*e['probe'])} |")
+            f"{_fmt_stat(e['probe'])} |")
     blank = "| — " * 9
     lines.append(f"| randomly initialised encoder {blank}| "
-                 f"{_fmt(*random_init)} |")
+                 f"{_fmt_stat(random_init)} |")
     lines.append(f"| majority class {blank}| {majority:.3f} |")
     return "\n".join(lines)
 
@@ -259,10 +287,24 @@ def write_study(output_dir, *, specs, rows, finetunes, majority, floor,
     return StudyReport(table, summary, paths)
 
 
+def floor_sentence(base, floor):
+    """Where BERT ends against the unigram floor, true for either sign."""
+    loss = f"(validation loss {base['loss'][0]:.3f} against {floor:.3f})"
+    gap = base["below_floor"]
+    if gap > 0:
+        return (f"BERT ends {gap:.2f} nats below the unigram floor {loss}: "
+                "that much of what it predicts comes from context.")
+    if gap == 0:
+        return (f"BERT ends at the unigram floor {loss}: it has not yet "
+                "learned to use context.")
+    return (f"BERT ends {-gap:.2f} nats above the unigram floor {loss}: it "
+            "has not yet learned to use context.")
+
+
 def summary_text(table, random_init, majority, floor, config,
                  num_validation, probe_note, command, wall_minutes,
                  data_note):
-    base = table[0]
+    base = next((e for e in table if e.get("baseline")), table[0])
     probe_gap = base["probe"][0] - random_init[0]
     sensitive = probe_gap > max(base["probe"][1], random_init[1])
     took = (f" The whole study took {wall_minutes:.0f} minutes (load "
@@ -289,9 +331,7 @@ exceeds the larger seed standard deviation of the two models.
 
 {markdown_table(table, random_init, majority)}
 
-BERT ends {base['below_floor']:.2f} nats below the unigram floor (validation
-loss {base['loss'][0]:.3f} against {floor.cross_entropy:.3f}): that much of
-what it predicts comes from context.
+{floor_sentence(base, floor.cross_entropy)}
 
 The probe {'separates' if sensitive else 'does NOT clearly separate'}
 pretrained from random initialisation: BERT {_fmt(*base['probe'])} against

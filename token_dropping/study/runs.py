@@ -5,8 +5,12 @@
 orbit controller, in `train_and_eval` mode. Each evaluation adds a row to
 `evaluations.jsonl` in the run's directory as it happens, so a run stopped at
 any point keeps what it measured; rerunning resumes from the latest checkpoint
-(Model Garden's own restore) and adds rows from there. A finished run is marked
-by `study_done.json` and is not trained again.
+(Model Garden's own restore) and adds rows from there. A run stopped during an
+evaluation (after that step's checkpoint) gets that evaluation on resume, from
+its checkpoint (Model Garden's `eval` mode), before training on. A finished
+run is marked by `study_done.json` and is not trained again. A fresh run
+writes its settings record first (`records.py`), so every checkpoint in
+the directory was made with them.
 
 Per evaluation the row holds the training FLOPs so far (`train_flops_at`:
 a keep_k schedule's stages counted step by step),
@@ -18,6 +22,7 @@ training MLM loss averaged over the loop before it.
 """
 
 import dataclasses
+import functools
 import json
 import os
 import time
@@ -29,13 +34,16 @@ from official.core import base_trainer
 from official.core import exp_factory
 from official.modeling import hyperparams
 from official.nlp.configs import encoders
+from official.nlp.tasks import masked_lm
 
 from token_dropping.model import flops
+from token_dropping.study import records as study_records
 from token_dropping.train import driver as training
 from token_dropping.train.actions import scalars
 from token_dropping.model.encoder_config import TokenDropBertEncoderConfig
 from token_dropping.common.errors import UserError
 from token_dropping.common.errors import first_line
+from token_dropping.model.schedule import KeepKSchedule
 
 EVALUATIONS = "evaluations.jsonl"
 # Encoder fields only token dropping has (a baseline skips them).
@@ -55,7 +63,20 @@ class ModelSpec:
 
     @property
     def is_baseline(self):
-        return self.experiment.startswith("bert_")
+        """BERT: Model Garden's encoder, nothing dropped."""
+        return experiment_kind(self.experiment) == "bert"
+
+
+@functools.lru_cache(maxsize=None)
+def experiment_kind(experiment):
+    """"bert" or "token_drop" for a registered masked-LM pretraining
+    experiment, None for any other (e.g. `bert/sentence_prediction`)."""
+    task = exp_factory.get_exp_config(experiment).task
+    if not isinstance(task, masked_lm.MaskedLMConfig):
+        return None
+    encoder = task.model.encoder.get()
+    return ("token_drop" if isinstance(encoder, TokenDropBertEncoderConfig)
+            else "bert")
 
 
 def flops_per_step(params):
@@ -76,6 +97,7 @@ def make_params(spec, *, train_steps, eval_every, warmup_steps,
     `data` is a `DatasetInfo`: its record paths, shapes and vocabulary.
     """
     params = exp_factory.get_exp_config(spec.experiment)
+    experiment_seq_length = params.task.train_data.seq_length
     params.override({
         "trainer": dict(
             train_steps=train_steps, steps_per_loop=eval_every,
@@ -104,6 +126,10 @@ def make_params(spec, *, train_steps, eval_every, warmup_steps,
         # A baseline has no token-dropping fields; everything else applies.
         values = {k: v for k, v in values.items()
                   if k not in TOKEN_DROP_FIELDS}
+    elif encoder.keep_k_schedule and "keep_k_schedule" not in values:
+        values["keep_k_schedule"] = _scaled_schedule(
+            encoder, experiment_seq_length, data.seq_length,
+            values.get("token_keep_k", encoder.token_keep_k))
     values["vocab_size"] = data.vocab_size
     values["max_position_embeddings"] = max(
         encoder.max_position_embeddings, data.seq_length)
@@ -120,6 +146,33 @@ def make_params(spec, *, train_steps, eval_every, warmup_steps,
             raise UserError(f"--params_override={params_override!r}: "
                             f"{first_line(e)}") from None
     return params
+
+
+def _scaled_schedule(encoder, seq_length, new_seq_length, new_keep_k):
+    """The experiment's keep_k schedule for other shapes (e.g. --quick's).
+
+    A schedule's stages are written for the experiment's `seq_length` and
+    `token_keep_k` (`full_ends`: the whole sequence, then `token_keep_k`;
+    `random_ltd`: a ramp between them). Each stage's keep_k is mapped
+    linearly from [token_keep_k, seq_length] onto [new_keep_k,
+    new_seq_length] (below token_keep_k: in proportion), so "drops nothing"
+    stays so and the ramp keeps its shape; the stage boundaries are
+    fractions of training and fit any step count.
+    """
+    keep_k = encoder.token_keep_k
+    stages = []
+    for stage in encoder.keep_k_schedule:
+        k = stage.token_keep_k
+        if k >= keep_k and seq_length > keep_k:
+            k = new_keep_k + (k - keep_k) * ((new_seq_length - new_keep_k)
+                                             / (seq_length - keep_k))
+        else:
+            k = k * new_keep_k / keep_k
+        stages.append((stage.start_fraction,
+                       min(new_seq_length, max(1, round(k)))))
+    schedule = KeepKSchedule.resolve(stages, seq_length=new_seq_length)
+    return [dict(start_fraction=start, token_keep_k=k)
+            for start, k in schedule.stages]
 
 
 def read_rows(model_dir):
@@ -180,12 +233,13 @@ def _recording_trainer_cls(spec, seed, model_dir, params, start_rows,
                 train_mlm_loss=state["train_loss"])
             state["rows"].append(row)
             _write_rows(model_dir, state["rows"])
+            gap = floor - row["val_mlm_loss"]
             logging.info(
                 "study: %s seed %d step %d: validation MLM loss %.3f, %.3f "
-                "below the unigram floor %.3f; accuracy %.3f; training loss "
+                "%s the unigram floor %.3f; accuracy %.3f; training loss "
                 "%.3f.", spec.name, seed, step, row["val_mlm_loss"],
-                floor - row["val_mlm_loss"], floor, row["val_mlm_accuracy"],
-                row["train_mlm_loss"])
+                abs(gap), "below" if gap > 0 else "above", floor,
+                row["val_mlm_accuracy"], row["train_mlm_loss"])
             return output
 
     return RecordingTrainer
@@ -198,10 +252,13 @@ def resolve(params, model_dir, cache_dir=None):
                             cache_dir=cache_dir)
 
 
-def pretrain(spec, seed, params, model_dir, latest, floor):
+def pretrain(spec, seed, params, model_dir, latest, floor, settings=None):
     """Trains one run to `params.trainer.train_steps` (or finishes it).
 
     `floor` is the unigram cross-entropy each evaluation is logged against.
+    `settings` (`study_records.pretraining_settings`) is recorded when the
+    run starts afresh; the caller has checked a resumed or finished run's
+    record (`study_records.check_pretraining`).
 
     Returns:
         The run's rows, one per evaluation, in step order.
@@ -212,12 +269,24 @@ def pretrain(spec, seed, params, model_dir, latest, floor):
     start_step = (int(latest.rsplit("-", 1)[-1]) if latest else 0)
     rows = [r for r in rows if r["step"] <= start_step]
     tf.io.gfile.makedirs(model_dir)
+    if not latest and settings is not None:
+        study_records.write(model_dir, dict(
+            settings=settings, run_id=study_records.new_run_id()))
     _write_rows(model_dir, rows)
-    tf_keras.utils.set_random_seed(seed)
-    trainer_cls = _recording_trainer_cls(spec, seed, model_dir, params, rows,
-                                         floor)
-    training.train(params, mode="train_and_eval", model_dir=model_dir,
-                   latest=latest, trainer_cls=trainer_cls)
+    if latest and _missing_evaluation(params, rows, start_step):
+        logging.info("study: %s seed %d: no evaluation at step %d (stopped "
+                     "during it); evaluating its checkpoint.", spec.name,
+                     seed, start_step)
+        training.train(params, mode="eval", model_dir=model_dir,
+                       latest=latest, trainer_cls=_recording_trainer_cls(
+                           spec, seed, model_dir, params, rows, floor))
+        rows = read_rows(model_dir)
+    if start_step < params.trainer.train_steps:
+        tf_keras.utils.set_random_seed(seed)
+        trainer_cls = _recording_trainer_cls(spec, seed, model_dir, params,
+                                             rows, floor)
+        training.train(params, mode="train_and_eval", model_dir=model_dir,
+                       latest=latest, trainer_cls=trainer_cls)
     rows = read_rows(model_dir)
     reached = rows[-1]["step"] if rows else 0
     if reached != params.trainer.train_steps:
@@ -230,6 +299,14 @@ def pretrain(spec, seed, params, model_dir, latest, floor):
         json.dump(dict(steps=params.trainer.train_steps,
                        evaluations=len(rows)), f)
     return _exact_flops(rows, params)
+
+
+def _missing_evaluation(params, rows, step):
+    """Whether `step` is one the run evaluates at and its row is missing."""
+    trainer = params.trainer
+    evaluated = (step == trainer.train_steps
+                 or step % trainer.validation_interval == 0)
+    return evaluated and step not in {row["step"] for row in rows}
 
 
 def _exact_flops(rows, params):

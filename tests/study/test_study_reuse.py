@@ -1,0 +1,140 @@
+"""A study rerun into the same runs dir reuses only what its settings made.
+
+One tiny study (--quick shapes, BERT and token dropping, one seed each, one
+fine-tuning seed), then reruns into its runs dir: with another learning rate,
+with the models in the other order, after a stop during an evaluation, and
+after its BERT run was deleted. The tests run in file order.
+"""
+
+import dataclasses
+import glob
+import json
+import os
+import re
+import shutil
+
+import pytest
+
+from token_dropping.common.errors import UserError
+from token_dropping.study import driver as study
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("reuse")
+    config = study.StudyConfig(
+        output_dir=str(root / "out"), runs_dir=str(root / "runs"),
+        quick=True, models=("bert", "token_drop"), seeds=1,
+        finetune_seeds=1)
+    return config, study.run_study(config)
+
+
+def _lines(path):
+    with open(path) as f:
+        return f.readlines()
+
+
+def _steps(run_dir):
+    return [json.loads(line)["step"]
+            for line in _lines(os.path.join(run_dir, "evaluations.jsonl"))]
+
+
+@pytest.mark.slow  # a whole tiny study, then reruns: several minutes
+def test_another_learning_rate_is_refused_in_one_line(tiny):
+    config, _ = tiny
+    before = open(os.path.join(config.output_dir, "evaluations.csv")).read()
+    other = dataclasses.replace(config, learning_rate=0.01,
+                                output_dir=config.output_dir + "_lr")
+    run = os.path.join(config.runs_dir, "pretrain", "bert-seed1")
+    key = "trainer.optimizer_config.learning_rate.constant.learning_rate"
+    with pytest.raises(UserError, match=re.escape(
+            f"bert (seed 1): {run} was trained with {key}=0.001, this study "
+            f"asks for {key}=0.01; use another --runs_dir, or delete {run} "
+            "to retrain it")) as e:
+        study.run_study(other)
+    assert "\n" not in str(e.value)
+    assert not os.path.exists(other.output_dir)
+    assert open(os.path.join(config.output_dir,
+                             "evaluations.csv")).read() == before
+
+
+@pytest.mark.slow
+def test_the_models_in_another_order_are_the_same_study(tiny):
+    config, first = tiny
+    runs = os.path.join(config.runs_dir, "pretrain")
+    before = {name: _lines(os.path.join(runs, name, "evaluations.jsonl"))
+              for name in os.listdir(runs)}
+    second = study.run_study(dataclasses.replace(
+        config, models=("token_drop", "bert"),
+        output_dir=config.output_dir + "_order"))
+    # BERT is the baseline: 20 steps, labelled so; token dropping keeps
+    # its 29 (equal compute), and nothing was retrained.
+    by_model = {e["model"]: e for e in second.table}
+    assert "gap_equal_steps" not in by_model["bert"]  # it is the baseline
+    assert "gap_equal_steps" in by_model["token_drop"]
+    assert by_model["bert"]["steps"] == 20
+    assert by_model["bert"]["label"] == "BERT (baseline)"
+    assert by_model["token_drop"]["steps"] == first.table[1]["steps"] > 20
+    assert by_model["token_drop"]["gap_equal_steps"][:2] == \
+        first.table[1]["gap_equal_steps"][:2]
+    assert {name: _lines(os.path.join(runs, name, "evaluations.jsonl"))
+            for name in os.listdir(runs)} == before
+
+
+def _stop_at(run_dir, step, keep_checkpoint_rows_below):
+    """What a run stopped during the evaluation at `step` leaves: the
+    checkpoint at `step` (the later ones gone), rows below it only."""
+    rows = [line for line in _lines(os.path.join(run_dir,
+                                                 "evaluations.jsonl"))
+            if json.loads(line)["step"] < keep_checkpoint_rows_below]
+    with open(os.path.join(run_dir, "evaluations.jsonl"), "w") as f:
+        f.writelines(rows)
+    os.remove(os.path.join(run_dir, "study_done.json"))
+    for path in glob.glob(os.path.join(run_dir, "ckpt-*")):
+        if int(re.search(r"ckpt-(\d+)", path).group(1)) > step:
+            os.remove(path)
+    with open(os.path.join(run_dir, "checkpoint"), "w") as f:
+        f.write(f'model_checkpoint_path: "ckpt-{step}"\n'
+                f'all_model_checkpoint_paths: "ckpt-{step}"\n')
+    return rows
+
+
+@pytest.mark.slow
+def test_an_evaluation_missed_by_a_stop_is_measured_on_resume(tiny):
+    config, _ = tiny
+    run = os.path.join(config.runs_dir, "pretrain", "token_drop-seed1")
+    last = _steps(run)[-1]
+    assert _steps(run) == [10, 20, last]
+    # Stopped during the evaluation at step 20, after its checkpoint.
+    kept = _stop_at(run, 20, keep_checkpoint_rows_below=20)
+    study.run_study(config)
+    assert _steps(run) == [10, 20, last]
+    assert _lines(os.path.join(run, "evaluations.jsonl"))[0] == kept[0]
+    # Stopped during the final evaluation, after the last checkpoint.
+    kept = _stop_at(run, last, keep_checkpoint_rows_below=last)
+    result = study.run_study(config)
+    assert _steps(run) == [10, 20, last]
+    assert _lines(os.path.join(run, "evaluations.jsonl"))[:2] == kept
+    assert os.path.exists(os.path.join(run, "study_done.json"))
+    assert len(result.table) == 2
+
+
+@pytest.mark.slow
+def test_a_deleted_run_is_retrained_with_a_new_export_and_finetuning(tiny):
+    # What the study's message says to do with a run of other settings.
+    config, _ = tiny
+    run = os.path.join(config.runs_dir, "pretrain", "bert-seed1")
+    (probe_dir,) = glob.glob(os.path.join(config.runs_dir, "finetune", "*"))
+    token_drop_result = os.path.join(probe_dir, "token_drop-seed1-ft1",
+                                     "result.json")
+    untouched = os.path.getmtime(token_drop_result)
+    shutil.rmtree(run)
+    study.run_study(config)
+    retrained = os.path.getmtime(os.path.join(run, "ckpt-20.index"))
+    export = os.path.join(config.runs_dir, "export", "bert-seed1")
+    # The export and the fine-tuning are of the new run, made after it.
+    assert os.path.getmtime(os.path.join(export, "encoder.yaml")) > retrained
+    result = os.path.join(probe_dir, "bert-seed1-ft1", "result.json")
+    assert os.path.getmtime(result) > retrained
+    # What depends on other runs is reused.
+    assert os.path.getmtime(token_drop_result) == untouched

@@ -1,0 +1,88 @@
+"""SIGTERM to tools/study.py: it stops at the first signal, in any phase, with
+one line and exit code 42, and the same command continues to the end."""
+
+import csv
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from token_dropping.train.preemption import EXIT_CODE
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+STUDY = os.path.join(ROOT, "tools", "study.py")
+TIMEOUT = 900  # seconds; a watchdog kills a study that hangs
+
+
+def run_study(args, signal_at=None):
+    """Runs tools/study.py; sends one SIGTERM when a stderr line matches
+    `signal_at`. Returns (returncode, stderr, whether it was sent)."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="",
+               GCE_METADATA_IP="127.0.0.1:9",  # "not on GCE", loopback only
+               PYTHONPATH=ROOT)  # this checkout's package
+    process = subprocess.Popen([sys.executable, STUDY, *args],
+                               stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True, env=env,
+                               cwd=ROOT)
+    watchdog = threading.Timer(TIMEOUT, process.kill)
+    watchdog.start()
+    lines, sent = [], False
+    try:
+        for line in process.stderr:
+            lines.append(line)
+            if signal_at and not sent and re.search(signal_at, line):
+                process.send_signal(signal.SIGTERM)
+                sent = True
+        process.wait()
+    finally:
+        watchdog.cancel()
+    return process.returncode, "".join(lines), sent
+
+
+# Each a phase where a SIGTERM used to be lost: after the last training
+# loop's check (the final evaluation), during an export, and during a
+# fine-tuning (one loop: after its only check).
+PHASES = [r"study: bert seed 1 step 20: validation",
+          r"study: exporting token_drop, seed 1",
+          r"study: fine-tuning bert seed 1/1"]
+
+
+@pytest.mark.slow  # four tiny studies in turn, several minutes
+def test_sigterm_stops_the_study_in_any_phase_and_the_rerun_continues(
+        tmp_path):
+    args = [f"--output_dir={tmp_path / 'out'}",
+            f"--runs_dir={tmp_path / 'runs'}", "--quick",
+            "--models=bert,token_drop", "--seeds=1", "--finetune_seeds=1"]
+    for phase in PHASES:
+        code, log, sent = run_study(args, signal_at=phase)
+        assert sent, (phase, log[-3000:])
+        assert code == EXIT_CODE, (phase, code, log[-3000:])
+        last = log.strip().splitlines()[-1]
+        assert re.fullmatch(r"study\.py: stopped by SIGTERM.*; rerun the "
+                            r"same command to continue\.", last), (phase, last)
+        assert "Traceback" not in log, phase
+        assert not (tmp_path / "out" / "summary.md").exists()
+
+    code, log, _ = run_study(args)
+    assert code == 0, log[-3000:]
+    with open(tmp_path / "out" / "evaluations.csv") as f:
+        rows = list(csv.DictReader(f))
+    steps = {}
+    for row in rows:
+        steps.setdefault(row["model"], []).append(int(row["step"]))
+    assert steps["bert"] == [10, 20]
+    assert steps["token_drop"][:2] == [10, 20]
+    assert len(steps["token_drop"]) == 3
+    with open(tmp_path / "out" / "finetuning.csv") as f:
+        finetunes = list(csv.DictReader(f))
+    assert sorted(r["model"] for r in finetunes) == ["bert", "random_init",
+                                                     "token_drop"]
+    for name in ("bert-seed1", "token_drop-seed1"):
+        with open(tmp_path / "runs" / "pretrain" / name /
+                  "study_done.json") as f:
+            assert json.load(f)["steps"] == steps[name.split("-")[0]][-1]
