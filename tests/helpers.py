@@ -16,8 +16,10 @@ another). Fixtures built on these are in `conftest.py`.
 import glob
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import tensorflow as tf
@@ -307,6 +309,37 @@ def run_tool(name, *args):
 
 def train_py(*args):
     return run_tool("train.py", *args)
+
+
+def run_and_sigterm(argv, when, timeout):
+    """Runs `python argv...` from the repository root (GPUs hidden, offline),
+    reading its stderr as it comes; sends one SIGTERM after the first line
+    for which `when(line)` is true (never if `when` is None). Killed after
+    `timeout` seconds.
+
+    Returns:
+        (returncode, stderr lines, index of the line the signal followed or
+        None).
+    """
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="",
+               GCE_METADATA_IP="127.0.0.1:9")
+    process = subprocess.Popen([sys.executable, *argv],
+                               stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True, env=env,
+                               cwd=ROOT)
+    watchdog = threading.Timer(timeout, process.kill)
+    watchdog.start()
+    lines, sent = [], None
+    try:
+        for line in process.stderr:
+            lines.append(line)
+            if when is not None and sent is None and when(line):
+                process.send_signal(signal.SIGTERM)
+                sent = len(lines) - 1
+        process.wait()
+    finally:
+        watchdog.cancel()
+    return process.returncode, lines, sent
 
 
 def pretraining_model(run):

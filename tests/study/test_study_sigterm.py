@@ -5,14 +5,11 @@ import csv
 import json
 import os
 import re
-import signal
-import subprocess
-import sys
-import threading
 
 import pytest
 
 from token_dropping.train.preemption import EXIT_CODE
+from helpers import run_and_sigterm
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 STUDY = os.path.join(ROOT, "tools", "study.py")
@@ -22,26 +19,10 @@ TIMEOUT = 900  # seconds; a watchdog kills a study that hangs
 def run_study(args, signal_at=None):
     """Runs tools/study.py; sends one SIGTERM when a stderr line matches
     `signal_at`. Returns (returncode, stderr, whether it was sent)."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="",
-               GCE_METADATA_IP="127.0.0.1:9",  # "not on GCE", loopback only
-               PYTHONPATH=ROOT)  # this checkout's package
-    process = subprocess.Popen([sys.executable, STUDY, *args],
-                               stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True, env=env,
-                               cwd=ROOT)
-    watchdog = threading.Timer(TIMEOUT, process.kill)
-    watchdog.start()
-    lines, sent = [], False
-    try:
-        for line in process.stderr:
-            lines.append(line)
-            if signal_at and not sent and re.search(signal_at, line):
-                process.send_signal(signal.SIGTERM)
-                sent = True
-        process.wait()
-    finally:
-        watchdog.cancel()
-    return process.returncode, "".join(lines), sent
+    code, lines, sent = run_and_sigterm(
+        [STUDY, *args], signal_at and (lambda line: re.search(signal_at, line)),
+        TIMEOUT)
+    return code, "".join(lines), sent is not None
 
 
 # Each a phase where a SIGTERM used to be lost: after the last training

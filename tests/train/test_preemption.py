@@ -4,9 +4,6 @@ exit code 42, resume."""
 import os
 import re
 import signal
-import subprocess
-import sys
-import threading
 
 import numpy as np
 import pytest
@@ -15,7 +12,7 @@ import tensorflow as tf
 from token_dropping.train.preemption import EXIT_CODE
 from token_dropping.train.preemption import Preempted
 from token_dropping.train.preemption import SaveAndStopOnSigterm
-from helpers import ROOT, TRAIN, importance_in, overrides, write_records
+from helpers import run_and_sigterm, TRAIN, importance_in, overrides, write_records
 
 TIMEOUT = 600  # seconds; a watchdog kills a run that stops talking
 STEPS = 2000  # far more than a run reaches before its SIGTERM
@@ -61,30 +58,19 @@ def run_until_step_then_sigterm(args, at_least):
     """Runs tools/train.py, sends SIGTERM once a loop ending at a step
     >= `at_least` is over; returns (returncode, stderr, steps the progress
     line showed, the step after whose loop the signal was sent)."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-    process = subprocess.Popen([sys.executable, TRAIN, *args],
-                               stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True, env=env,
-                               cwd=ROOT)
-    watchdog = threading.Timer(TIMEOUT, process.kill)
-    watchdog.start()
-    lines, steps, sent = [], [], None
-    try:
-        for line in process.stderr:
-            lines.append(line)
-            found = re.search(rf"step (\d+)/{STEPS} \|", line)
-            if found:
-                steps.append(int(found.group(1)))
-            # Orbit's line, after every action of the loop: a signal now
-            # comes during the next loop.
-            found = re.search(r"train \| step: +(\d+) \|", line)
-            if found and int(found.group(1)) >= at_least and sent is None:
-                process.send_signal(signal.SIGTERM)
-                sent = int(found.group(1))
-        process.wait()
-    finally:
-        watchdog.cancel()
-    return process.returncode, "".join(lines), steps, sent
+    def orbit_step(line):
+        # Orbit's line, after every action of the loop: a signal now comes
+        # during the next loop.
+        found = re.search(r"train \| step: +(\d+) \|", line)
+        return int(found.group(1)) if found else None
+
+    code, lines, sent = run_and_sigterm(
+        [TRAIN, *args], lambda line: (orbit_step(line) or -1) >= at_least,
+        TIMEOUT)
+    steps = [int(m.group(1)) for line in lines
+             if (m := re.search(rf"step (\d+)/{STEPS} \|", line))]
+    return (code, "".join(lines), steps,
+            None if sent is None else orbit_step(lines[sent]))
 
 
 def checkpoints_load(model_dir):

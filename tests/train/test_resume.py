@@ -11,10 +11,6 @@ experiment's data config reads static records.
 
 import os
 import re
-import signal
-import subprocess
-import sys
-import threading
 
 import numpy as np
 import pytest
@@ -26,7 +22,7 @@ from official.nlp.data import pretrain_text_dataloader
 import token_dropping  # noqa: F401  (registers the experiments)
 from token_dropping.train.preemption import EXIT_CODE
 from token_dropping.train.resume_data import train_dataset_fn
-from helpers import ROOT, SHRINK, TRAIN, shrunk_tiny_config, write_vocab
+from helpers import run_and_sigterm, SHRINK, TRAIN, shrunk_tiny_config, write_vocab
 from helpers import write_init_checkpoint
 
 TIMEOUT = 600  # seconds; a watchdog kills a run that stops talking
@@ -183,27 +179,14 @@ def settings(fmt, runs, train_steps, decay_steps, extra=""):
 def train(fmt, model_dir, override, runs, sigterm_after=None):
     """Runs to the end, or sends SIGTERM once the progress line shows a step
     >= `sigterm_after`; returns (returncode, stderr)."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="",
-               PYTHONPATH=ROOT)
-    process = subprocess.Popen(
-        [sys.executable, *command(fmt, model_dir, override, runs)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        env=env, cwd=ROOT)
-    watchdog = threading.Timer(TIMEOUT, process.kill)
-    watchdog.start()
-    lines, sent = [], False
-    try:
-        for line in process.stderr:
-            lines.append(line)
-            found = re.search(r"step (\d+)/\d+ \|", line)
-            if (found and sigterm_after is not None and not sent
-                    and int(found.group(1)) >= sigterm_after):
-                process.send_signal(signal.SIGTERM)
-                sent = True
-        process.wait()
-    finally:
-        watchdog.cancel()
-    return process.returncode, "".join(lines)
+    def past(line):
+        found = re.search(r"step (\d+)/\d+ \|", line)
+        return found is not None and int(found.group(1)) >= sigterm_after
+
+    code, lines, _ = run_and_sigterm(
+        command(fmt, model_dir, override, runs),
+        None if sigterm_after is None else past, TIMEOUT)
+    return code, "".join(lines)
 
 
 def ok(result):
