@@ -24,7 +24,6 @@ LIGHT = {
     "token_dropping.model.encoder_config",
     "token_dropping.model.importance",
     "token_dropping.model.layout",
-    "token_dropping.model.routing",
     "token_dropping.model.schedule",
     "token_dropping.model.selection",
     "token_dropping.train",

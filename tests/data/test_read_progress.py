@@ -48,7 +48,7 @@ def test_progress_line_fraction_rate_and_time_left(bytes_read, total, elapsed,
 def test_lines_every_ten_seconds_of_a_fake_clock_and_a_closing_line(
         caplog, clock):
     progress = read_progress.ReadProgress(2_000 * MB, clock=clock)
-    with caplog.at_level("INFO"):
+    with caplog.at_level("INFO", logger="absl"):
         for now, bytes_read in [(5, 100 * MB), (10, 300 * MB), (15, 400 * MB),
                                 (25, 500 * MB), (400, 2_000 * MB)]:
             clock.now = now
@@ -128,7 +128,7 @@ def test_a_build_of_two_files_ends_with_their_sizes(tmp_path, caplog,
         options["vocab_file"] = write_lines(
             tmp_path / "vocab.txt", vocab.learn_vocab(
                 [s for d in tiny_documents(30, seed=5) for s in d], 300))
-    with caplog.at_level("INFO"):
+    with caplog.at_level("INFO", logger="absl"):
         build_pretraining_data(PrepareDataConfig(**options),
                                str(tmp_path / "out"))
     (line,) = _done_lines(caplog, "read ")
@@ -147,7 +147,7 @@ def test_workers_report_each_files_size_when_done_in_any_order(caplog):
     tasks = [lambda: released.wait() and "a", lambda: "b",
              lambda: released.set() or "c"]
     sizes = [100, 20, 3]
-    with futures.ThreadPoolExecutor(3) as pool, caplog.at_level("INFO"):
+    with futures.ThreadPoolExecutor(3) as pool, caplog.at_level("INFO", logger="absl"):
         mapped = sharded_build._map_with_progress  # pylint: disable=W0212
         results = list(mapped(pool, lambda task: task(), tasks, sizes, "pass"))
     assert results == ["a", "b", "c"]
@@ -179,7 +179,7 @@ def test_scan_logs_its_progress_through_the_files_sizes(tmp_path, caplog,
     monkeypatch.setattr(text_files, "_SCAN_CHUNK_BYTES", 200_000)
     corpus = TextFileCorpus(",".join(paths))
     corpus.clock = TickingClock()
-    with caplog.at_level("INFO"):
+    with caplog.at_level("INFO", logger="absl"):
         corpus.scan()
     # Five reads of each 1 MB file, then the read that finds its end.
     assert _percents(caplog, "scan: read") == [10, 20, 30, 40, 50, 50,
@@ -193,7 +193,7 @@ def test_counting_the_vocab_samples_words_logs_progress(caplog):
     # 1,000 sentences of 50 bytes: ten batches of 100, 10% each.
     sentences = [(" ".join(rng.choice(WORDS, 12)) + " " + "z" * 50)[:50]
                  for _ in range(1000)]
-    with caplog.at_level("INFO"):
+    with caplog.at_level("INFO", logger="absl"):
         vocab.learn_vocab(sentences, 300, batch_size=100,
                           clock=TickingClock())
     assert _percents(caplog, "vocab: counted the words of") == list(
@@ -214,7 +214,7 @@ def test_a_learned_vocabs_sample_logs_the_input_read(tmp_path, caplog,
     config = PrepareDataConfig(input_files=",".join(paths), vocab_size=300,
                                seq_length=32, max_predictions_per_seq=5,
                                vocab_max_sentences=vocab_max_sentences)
-    with caplog.at_level("INFO"):
+    with caplog.at_level("INFO", logger="absl"):
         build_pretraining_data(config, str(tmp_path / "out"))
     (line,) = _done_lines(caplog, "vocab sample: read ")
     sample_bytes = int(_DONE_BYTES.search(line).group(1).replace(",", ""))

@@ -55,7 +55,7 @@ def test_write_many_equals_one_write_per_record(tmp_path):
 def test_progress_logs_the_count_every_ten_seconds_and_at_the_end(
         caplog, clock):
     progress = Progress("train examples", clock=clock)
-    with caplog.at_level("INFO"):
+    with caplog.at_level("INFO", logger="absl"):
         for now in [1, 2, 10, 11, 19, 20.5, 95]:
             clock.now = now
             progress.update(300)

@@ -76,7 +76,7 @@ def test_each_file_is_built_as_if_it_were_alone(tmp_path, caplog):
         output_dir = str(tmp_path / f"alone-{i}")
         build_pretraining_data(_config(path, **options), output_dir)
         expected += shard_records(output_dir)["train-00000-of-00001.tfrecord"]
-    with caplog.at_level("INFO"):
+    with caplog.at_level("INFO", logger="absl"):
         build_pretraining_data(
             _config(",".join(paths), num_workers=2, **options),
             str(tmp_path / "workers"))

@@ -298,7 +298,7 @@ def test_finetune_from_an_export(exported, task_dir, tmp_path, caplog):
     data = glue_data.convert(task_dir, "cola",
                              os.path.join(exported, "vocab.txt"),
                              str(tmp_path / "records"), max_seq_length=32)
-    with caplog.at_level("INFO"):
+    with caplog.at_level("INFO", logger="absl"):
         accuracy = probe.finetune(
             str(tmp_path / "run"), data, init_checkpoint=exported,
             encoder_config=os.path.join(exported, "encoder.yaml"), seed=0,

@@ -9,7 +9,7 @@ def test_each_loop_shows_its_own_rate_and_the_time_left_at_it(caplog, clock):
     step = tf.Variable(100, dtype=tf.int64)  # resumed at step 100
     progress = ProgressLog(step, total_steps=800, global_batch_size=32,
                            start_step=100, clock=clock)
-    with caplog.at_level("INFO"):
+    with caplog.at_level("INFO", logger="absl"):
         # Loop 1: 100 steps in 200 s (compiling): 0.5 steps/s, 16 examples/s;
         # 600 left at 0.5/s = 1,200 s = 20 min.
         step.assign(200)
