@@ -29,8 +29,8 @@ from token_dropping.model.schedule import KeepKSchedule
 from token_dropping.model.layout import check_keep_k_fits
 from token_dropping.train.task import TokenDropMaskedLMConfig
 from token_dropping.common.paths import check_output_path
-from token_dropping.train.run_data import encoder_config
-from token_dropping.train.run_data import uses
+from token_dropping.train.params import encoder_config
+from token_dropping.train.params import uses
 
 # Model Garden's `distribute_utils.get_distribution_strategy` names.
 STRATEGIES = ("mirrored", "one_device", "multi_worker_mirrored", "tpu",

@@ -41,7 +41,6 @@ import yaml
 from absl import logging
 from official.common import distribute_utils
 from official.core import base_trainer
-from official.core import exp_factory
 from official.core import task_factory
 from official.core import train_utils
 from official.modeling import performance
@@ -54,7 +53,7 @@ from token_dropping.common.errors import UserError
 from token_dropping.common.errors import first_line
 from token_dropping.train.resume_data import fix_data_seed
 from token_dropping.train.resume_data import train_dataset_fn
-from token_dropping.train.run_data import encoder_config
+from token_dropping.train.params import encoder_config
 from token_dropping.train.run_data import resolve_data
 from token_dropping.train.runner import ExperimentRunner
 from token_dropping.train.summaries import TokenDropSummaries

@@ -22,7 +22,6 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 from official.nlp.data import pretrain_dataloader
-from official.nlp.tasks import masked_lm
 
 from token_dropping import data as token_data
 from token_dropping.model.encoder_config import TokenDropBertEncoderConfig
@@ -32,26 +31,13 @@ from token_dropping.data.dataset_info import TEXT_FEATURE_NAMES
 from token_dropping.data.dataset_info import TEXT_FORMAT
 from token_dropping.common.errors import UserError
 from token_dropping.common.errors import first_line
+from token_dropping.train.params import SPLITS
+from token_dropping.train.params import encoder_config
+from token_dropping.train.params import is_pretraining
+from token_dropping.train.params import uses
 
-SPLITS = ("train_data", "validation_data")
 DUMMY = "dummy"  # Model Garden's input_path for fake data
 _SPECIAL_LISTS = ("token_allow_list", "token_deny_list")
-
-
-def uses(mode):
-    """The data configs a Model Garden mode reads."""
-    return [name for name, word in zip(SPLITS, ("train", "eval"))
-            if word in mode]
-
-
-def is_pretraining(params):
-    """Masked-LM pretraining (ours or Model Garden's), not fine-tuning."""
-    return isinstance(params.task, masked_lm.MaskedLMConfig)
-
-
-def encoder_config(params):
-    """The encoder's config (the chosen branch of the one-of)."""
-    return params.task.model.encoder.get()
 
 
 def resolve_data(params, mode, cache_dir=None):
