@@ -8,6 +8,7 @@ driver; none of them changes the params here.
 from official.nlp.tasks import masked_lm
 
 SPLITS = ("train_data", "validation_data")
+DUMMY = "dummy"  # Model Garden's input_path for fake data
 
 
 def uses(mode):

@@ -52,7 +52,7 @@ from official.core import input_reader
 from official.modeling.hyperparams import params_dict
 from official.nlp.data import pretrain_text_dataloader
 
-DUMMY = "dummy"  # Model Garden's input_path for fake data
+from token_dropping.train.params import DUMMY
 
 
 def fix_data_seed(data, model_dir):

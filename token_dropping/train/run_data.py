@@ -31,12 +31,12 @@ from token_dropping.data.dataset_info import TEXT_FEATURE_NAMES
 from token_dropping.data.dataset_info import TEXT_FORMAT
 from token_dropping.common.errors import UserError
 from token_dropping.common.errors import first_line
+from token_dropping.train.params import DUMMY
 from token_dropping.train.params import SPLITS
 from token_dropping.train.params import encoder_config
 from token_dropping.train.params import is_pretraining
 from token_dropping.train.params import uses
 
-DUMMY = "dummy"  # Model Garden's input_path for fake data
 _SPECIAL_LISTS = ("token_allow_list", "token_deny_list")
 
 
