@@ -4,6 +4,7 @@ The references are plain Python (`open`, `os.listdir`) on files the tests
 lay out by hand.
 """
 
+import hashlib
 import json
 import os
 
@@ -178,3 +179,13 @@ def test_a_failed_move_in_puts_the_old_directory_back(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert _tree(out) == {"a.txt": "old"}
     assert os.listdir(tmp_path) == ["export"]
+
+
+def test_sha256_of_a_file_in_blocks_is_hashlib_of_its_bytes(tmp_path):
+    data = bytes(range(256)) * 5000  # 1.28 MB: more than one 1 MiB block
+    path = tmp_path / "blob"
+    path.write_bytes(data)
+    assert files.sha256(str(path)) == hashlib.sha256(data).hexdigest()
+    (tmp_path / "empty").write_bytes(b"")
+    assert files.sha256(str(tmp_path / "empty")) == hashlib.sha256(
+        b"").hexdigest()

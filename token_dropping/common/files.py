@@ -20,6 +20,7 @@ Example:
 """
 
 import contextlib
+import hashlib
 import json
 import os
 import uuid
@@ -87,6 +88,15 @@ def read_vocab(path: str, flag: str = "vocab_file") -> list[str]:
     while tokens and not tokens[-1]:
         tokens.pop()
     return tokens
+
+
+def sha256(path: str) -> str:
+    """The hex SHA-256 of a file's bytes (gfile: local or Cloud Storage)."""
+    digest = hashlib.sha256()
+    with tf.io.gfile.GFile(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _sibling(path: str, kind: str) -> str:

@@ -43,9 +43,9 @@ def export_run(runs_dir, spec, seed, model_dir, vocab_file):
     # tells a checkpoint trained again under the same name from the old one.
     settings = dict(run_id=study_records.read(model_dir)["run_id"],
                     checkpoint=os.path.basename(latest),
-                    checkpoint_index_sha256=study_records.file_sha256(
+                    checkpoint_index_sha256=files.sha256(
                         latest + ".index"),
-                    vocab_sha256=study_records.file_sha256(vocab_file))
+                    vocab_sha256=files.sha256(vocab_file))
     if not (tf.io.gfile.exists(os.path.join(output_dir, "encoder.yaml"))
             and study_records.is_current(output_dir, settings)):
         export.export_bert(model_dir, output_dir, checkpoint=latest,

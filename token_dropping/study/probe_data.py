@@ -64,12 +64,12 @@ Example:
 (4000, 1000)
 """
 
-import hashlib
 import json
 import os
 import random
 import re
 
+from token_dropping.common import files
 from token_dropping.common.checks import as_int
 from token_dropping.common.errors import UserError
 from token_dropping.common.paths import check_output_path
@@ -283,8 +283,7 @@ def _write_task(output_dir, heldout_file, train, dev, description,
 
     test = "index\tsentence\n" + "".join(
         f"{i}\t{text}\n" for i, (_, _, text) in enumerate(dev))
-    with open(heldout_file, "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()
+    digest = files.sha256(heldout_file)
     manifest = dict(
         description, heldout_file=os.path.abspath(heldout_file),
         heldout_sha256=digest, num_train=len(train), num_dev=len(dev),

@@ -89,11 +89,6 @@ def pretraining_settings(spec, seed, params, manifest_path):
         data_fingerprint=data_fingerprint(manifest_path), **settings)
 
 
-def file_sha256(path):
-    with tf.io.gfile.GFile(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
 def new_run_id():
     """A fresh run's identity: what its exports and fine-tunings name."""
     return uuid.uuid4().hex
