@@ -165,11 +165,18 @@ def command(fmt, model_dir, override, runs):
     return ["-c", TEXT_RUN, str(model_dir), override, runs["vocab"]]
 
 
+# Every random draw a step makes: dropout in every layer, and selections
+# half at random (the other half by the importance table).
+RANDOM_DRAWS = ("task.model.encoder.any.dropout_rate=0.1,"
+                "task.model.encoder.any.attention_dropout_rate=0.1,"
+                "task.model.encoder.any.selection=mixed")
+
+
 def settings(fmt, runs, train_steps, decay_steps, extra=""):
-    """The shrunk experiment from `runs`' initial model; the learning rate
-    decays over `decay_steps` whatever `train_steps` is, so runs of
-    different lengths train alike."""
-    text = (f"{SHRINK},trainer.train_steps={train_steps},"
+    """The shrunk experiment from `runs`' initial model, with `RANDOM_DRAWS`;
+    the learning rate decays over `decay_steps` whatever `train_steps` is,
+    so runs of different lengths train alike."""
+    text = (f"{SHRINK},{RANDOM_DRAWS},trainer.train_steps={train_steps},"
             "trainer.optimizer_config.learning_rate.polynomial.decay_steps="
             f"{decay_steps},task.train_data.input_path={runs[fmt]},"
             f"task.init_checkpoint={runs['init']}")

@@ -63,13 +63,16 @@ from token_dropping.common.errors import UserError
 from token_dropping.common.errors import first_line
 from token_dropping.common.paths import check_apart
 from token_dropping.common.paths import check_output_path
+from token_dropping.train import random_state
 
 CHECKPOINT_NAME = "bert_model.ckpt"  # BERT's conventional name
 _IMPORTANCE = "_token_importance"  # TokenDropBertEncoder's extra child
 # Root objects of a trainer checkpoint that are not the model.
 # `checkpointed_runs`: TF's PreemptionCheckpointHandler's counter, which
-# the trainer's checkpoint carries since SIGTERM saves (preemption.py).
-_NOT_MODEL = ("optimizer", "global_step", "save_counter", "checkpointed_runs")
+# the trainer's checkpoint carries since SIGTERM saves (preemption.py);
+# `random_layers`: the dropout and selection generators (train.random_state).
+_NOT_MODEL = ("optimizer", "global_step", "save_counter", "checkpointed_runs",
+              random_state.CHECKPOINT_KEY)
 INPUT_NAMES = ("input_word_ids", "input_mask", "input_type_ids")
 SERVING_OUTPUTS = ("pooled_output", "sequence_output", "default")
 

@@ -1,6 +1,7 @@
 """TokenDropBertEncoder: BERT that runs only the important tokens mid-stack."""
 
 import functools
+import random
 
 import tensorflow as tf
 import tf_keras
@@ -78,20 +79,12 @@ class TokenDropBertEncoder(bert_encoder.BertEncoderV2):
     Args:
         vocab_size: int. Size of the token vocabulary.
         hidden_size: int. Width of the transformer layers.
-        num_layers: int. Number of transformer layers.
-        num_attention_heads: int. Attention heads per layer.
-        max_sequence_length: int. Rows of the position embedding.
-        type_vocab_size: int. Number of segment (type) ids.
-        inner_dim: int. Width of the feed-forward layer.
-        inner_activation: str or callable. Feed-forward activation; "gelu" is
-            Model Garden's approximate gelu, `BertEncoderV2`'s default.
-        output_dropout: float. Dropout after attention and feed-forward.
-        attention_dropout: float. Dropout on attention probabilities.
-        initializer: initializer (or its name / config) for all kernels.
-        output_range: int or None. As in `BertEncoderV2`: only the first
-            `output_range` positions of the last layer's output.
-        embedding_width: int or None. Factorised embedding width.
-        norm_first: bool. Pre-layer-norm transformer blocks.
+        num_layers, num_attention_heads, max_sequence_length,
+        type_vocab_size, inner_dim, output_dropout, attention_dropout,
+        initializer, output_range, embedding_width, norm_first: as in
+            `BertEncoderV2`.
+        inner_activation: str or callable. "gelu" is Model Garden's
+            approximate gelu, `BertEncoderV2`'s default.
         token_keep_k: int. Tokens kept in the dropped layers, at most the
             sequence length (256 of 512 in the paper).
         drop_start_layer: int or None. The transition layer where kept tokens
@@ -201,6 +194,15 @@ class TokenDropBertEncoder(bert_encoder.BertEncoderV2):
         self._token_importance = TokenImportance(
             vocab_size=sizes["vocab_size"], init_value=token_loss_init_value,
             beta=token_loss_beta, name="token_importance")
+        self._set_selection_rng()
+
+    @tf.__internal__.tracking.no_automatic_dependency_tracking
+    def _set_selection_rng(self):
+        """`selection_rng`, seeded from Python's `random`; out of the
+        encoder's checkpoint, as tf_keras's random layers' (see
+        `train.random_state`)."""
+        self.selection_rng = None if self.selection == "mlm_loss" else (
+            tf.random.Generator.from_seed(random.getrandbits(63)))
 
     @staticmethod
     def check_arguments(vocab_size, num_layers, max_sequence_length,
@@ -246,9 +248,11 @@ class TokenDropBertEncoder(bert_encoder.BertEncoderV2):
         return tuple(sorted(set(self.keep_k_schedule.values)
                             | {self.token_keep_k}))
 
-    def kept_positions(self, inputs, keep_k=None):
+    def kept_positions(self, inputs, keep_k=None, rng=None):
         """`[batch, keep_k]` int32 positions kept now, ascending (one draw
-        for the random selections); `keep_k` defaults to `token_keep_k`."""
+        for the random selections, from `rng` or else the encoder's own
+        generator, the one training draws from); `keep_k` defaults to
+        `token_keep_k`."""
         keep_k = self.token_keep_k if keep_k is None else keep_k
         word_ids = checked_word_ids(inputs["input_word_ids"], keep_k)
         return select_kept_positions(
@@ -258,7 +262,8 @@ class TokenDropBertEncoder(bert_encoder.BertEncoderV2):
             keep_k=keep_k,
             allow_list=self.token_allow_list,
             deny_list=self.token_deny_list,
-            strategy=self.selection)
+            strategy=self.selection,
+            rng=self.selection_rng if rng is None else rng)
 
     # === What the route uses of BertEncoderV2 ===
     # Its sub-layers are private attributes (their names are the

@@ -140,7 +140,8 @@ def _top_positions(priority, k):
 
 
 def select_kept_positions(importance, word_ids, input_mask, keep_k,
-                          allow_list=(), deny_list=(), strategy="mlm_loss"):
+                          allow_list=(), deny_list=(), strategy="mlm_loss",
+                          rng=None):
     """Returns the positions each sequence keeps in the dropped layers.
 
     Args:
@@ -156,6 +157,10 @@ def select_kept_positions(importance, word_ids, input_mask, keep_k,
             plus `keep_k // 2` at random from the rest), or
             "random_per_layer" (the encoder draws one "random" selection per
             layer; here, one such draw).
+        rng: the `tf.random.Generator` the random strategies draw from (the
+            encoder's, which its checkpoint carries, so a resumed run draws
+            what the uninterrupted run would); None: TensorFlow's global
+            random ops, which restart with the process.
 
     Returns:
         int32 tensor `[batch, keep_k]`, ascending along the last axis.
@@ -163,7 +168,8 @@ def select_kept_positions(importance, word_ids, input_mask, keep_k,
     if strategy not in SELECTION_STRATEGIES:
         raise ValueError(f"selection={strategy!r} is not one of "
                          f"{', '.join(SELECTION_STRATEGIES)}.")
-    random_scores = lambda: tf.random.uniform(tf.shape(importance))
+    uniform = tf.random.uniform if rng is None else rng.uniform
+    random_scores = lambda: uniform(tf.shape(importance))
     if strategy in ("random", "random_per_layer"):
         importance = random_scores()
     priority = _tiered(importance, word_ids, input_mask, allow_list, deny_list)

@@ -54,6 +54,7 @@ from token_dropping.common.errors import first_line
 from token_dropping.train.resume_data import fix_data_seed
 from token_dropping.train.resume_data import train_dataset_fn
 from token_dropping.train.params import encoder_config
+from token_dropping.train import random_state
 from token_dropping.train.run_data import resolve_data
 from token_dropping.train.runner import ExperimentRunner
 from token_dropping.train.summaries import TokenDropSummaries
@@ -202,7 +203,10 @@ def train(params, *, mode, model_dir, latest=None,
     """`run` after `resolve`: `latest` is what `resolve` returned; a
     `strategy` made before it (multi-worker) or None for `params.runtime`'s."""
     if "train" in mode and hasattr(params.task, "train_data"):
-        fix_data_seed(params.task.train_data, model_dir)
+        # One seed for the data order, the initial weights, dropout and the
+        # random selections; params.yaml records it.
+        random_state.seed_run(fix_data_seed(params.task.train_data,
+                                            model_dir))
     params.lock()
     start_step = (train_utils.read_global_step_from_checkpoint(latest)
                   if latest else 0)
@@ -222,8 +226,11 @@ def train(params, *, mode, model_dir, latest=None,
         trainer = train_utils.create_trainer(
             params, task, train="train" in mode, evaluate="eval" in mode,
             trainer_cls=trainer_cls)
-        if latest:
+        if latest or "train" in mode:
             _build(trainer.model, params)
+        # Every random layer exists now; before the runner restores, so the
+        # dropout masks go on where the checkpoint's run stopped.
+        random_state.carry_random_state(trainer.checkpoint, trainer.model)
     if latest:
         run_checks.check_checkpoint_fits(latest, trainer.checkpoint)
         if "train" in mode:

@@ -106,6 +106,9 @@ class TokenDropSummaries:
         self.top_n = top_n
         self.schedule_steps = schedule_steps
         self.descriptions = self._descriptions()
+        # Random selections in the sample draw from their own generator, not
+        # from the one training draws from (its stream stays the run's).
+        self._sample_rng = tf.random.Generator.from_seed(0)
         self._writer = tf.summary.create_file_writer(summary_dir)
 
     @classmethod
@@ -269,7 +272,8 @@ class TokenDropSummaries:
             for _ in range(self.draws):  # a fresh draw each, if random
                 is_kept = np.zeros_like(ordinary)
                 np.put_along_axis(is_kept, self.encoder.kept_positions(
-                    batch, keep_k).numpy(), True, axis=1)  # [batch, seq]
+                    batch, keep_k, rng=self._sample_rng).numpy(), True,
+                    axis=1)  # [batch, seq]
                 rows.append(is_kept[ordinary])
             kept.append(np.stack(rows))  # [draws, occurrences]
         return np.concatenate(ids), np.concatenate(kept, axis=1)
