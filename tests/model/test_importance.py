@@ -1,4 +1,5 @@
-"""TokenImportance: exact moving-average arithmetic against numpy."""
+"""TokenImportance (model/importance.py): exact moving-average arithmetic
+against numpy, non-finite steps, replicas, arguments and config."""
 
 import numpy as np
 import pytest
@@ -8,11 +9,15 @@ from token_dropping import TokenImportance
 
 
 def numpy_update(table, ids, losses, weights, beta):
-    """The documented rule, written independently: per-id weighted mean."""
+    """The documented rule, written independently: per-id weighted mean;
+    nothing at all in a step with a non-finite loss at weight > 0."""
     table = table.copy()
     ids, losses, weights = (np.ravel(a) for a in (ids, losses, weights))
-    for token in np.unique(ids):
-        use = (ids == token) & (weights > 0) & np.isfinite(losses)
+    counted = (weights > 0) & (ids >= 0) & (ids < len(table))
+    if not np.isfinite(losses[counted]).all():
+        return table
+    for token in np.unique(ids[counted]):
+        use = (ids == token) & counted
         if weights[use].sum() > 0:
             mean = (losses[use] * weights[use]).sum() / weights[use].sum()
             table[token] = beta * table[token] + (1 - beta) * mean
@@ -66,6 +71,72 @@ def test_many_random_updates_match_numpy():
         update(ids, losses, weights)
         expected = numpy_update(expected, ids, losses, weights, 0.995)
     np.testing.assert_allclose(table.table.numpy(), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_one_non_finite_loss_leaves_the_whole_table_alone(bad):
+    table = TokenImportance(vocab_size=5, init_value=10.0, beta=0.5)
+    table.update([[1, 2, 3]], [[1.0, bad, 2.0]], [[1.0, 1.0, 1.0]])
+    np.testing.assert_array_equal(table.table.numpy(), np.full(5, 10.0))
+
+
+def test_a_non_finite_loss_in_a_padded_slot_does_not_block_the_step():
+    table = TokenImportance(vocab_size=5, init_value=10.0, beta=0.5)
+    table.update([[1, 0]], [[2.0, np.nan]], [[1.0, 0.0]])
+    np.testing.assert_array_equal(table.table.numpy(), [10, 6, 10, 10, 10])
+
+
+def two_replicas():
+    """MirroredStrategy on conftest's two logical CPUs (reduction through
+    one device: collective ops keyed per process clash across tests)."""
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")[:2]]
+    assert len(devices) == 2, "conftest makes two logical CPU devices"
+    return tf.distribute.MirroredStrategy(
+        devices, cross_device_ops=tf.distribute.ReductionToOneDevice())
+
+
+def update_per_replica(strategy, table, ids, losses, weights=None):
+    """Replica r updates `table` with `ids[r]`, `losses[r]`, `weights[r]`."""
+    @tf.function
+    def step():
+        def replica_fn():
+            r = tf.distribute.get_replica_context().replica_id_in_sync_group
+            pick = lambda a: tf.gather(tf.constant(a), r)
+            return table.update(pick(ids), pick(losses),
+                                None if weights is None else pick(weights))
+        strategy.run(replica_fn)
+
+    step()
+    return [v.numpy() for v in strategy.experimental_local_results(
+        table.table)]
+
+
+def test_a_non_finite_loss_on_one_replica_stops_the_update_on_all():
+    strategy = two_replicas()
+    with strategy.scope():
+        table = TokenImportance(vocab_size=5, init_value=10.0, beta=0.5)
+    losses = np.array([[[1.0, 2.0]], [[3.0, np.nan]]], np.float32)
+    ids = np.array([[[1, 2]], [[1, 2]]])
+    for value in update_per_replica(strategy, table, ids, losses):
+        np.testing.assert_array_equal(value, np.full(5, 10.0))
+
+
+def test_replicas_apply_one_update_of_their_whole_batch():
+    """Id 3 is on both replicas with other losses: each replica applies the
+    weighted mean over both, as one update of the global batch would."""
+    strategy = two_replicas()
+    with strategy.scope():
+        table = TokenImportance(vocab_size=6, init_value=10.0, beta=0.9)
+    ids = np.array([[[3, 1]], [[3, 5]]])  # [replica, batch, predictions]
+    losses = np.array([[[1.0, 2.0]], [[4.0, 0.5]]], np.float32)
+    weights = np.array([[[1.0, 1.0]], [[3.0, 0.0]]], np.float32)
+    tables = update_per_replica(strategy, table, ids, losses, weights)
+    # Id 3: (1*1 + 4*3) / 4 = 3.25; 0.9*10 + 0.1*3.25 = 9.325 (replica 0
+    # alone would give 9.1). Id 5 only at weight 0: unchanged.
+    expected = numpy_update(np.full(6, 10.0), ids, losses, weights, 0.9)
+    assert expected[3] == pytest.approx(9.325) and expected[5] == 10.0
+    for value in tables:
+        np.testing.assert_allclose(value, expected, rtol=1e-6)
 
 
 def test_no_gradient_flows_into_the_update():

@@ -10,6 +10,7 @@ import os
 import re
 
 import numpy as np
+import orbit
 import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
@@ -17,6 +18,7 @@ from tensorboard.backend.event_processing import event_accumulator
 import token_dropping
 from helpers import BERT_KWARGS, CLS, MASK, PAD, SEP, SEQ, UNK, VOCAB, batch
 from helpers import overrides, train_py, write_vocab
+from token_dropping.train.actions import ProgressLog
 from token_dropping.train.task import ROUTING_METRICS
 from token_dropping.train.summaries import TokenDropSummaries
 
@@ -76,10 +78,11 @@ def test_one_loop_written_by_the_action(tmp_path):
               "kept_token_importance": tf.constant(4.0),
               "dropped_token_importance": tf.constant(2.0),
               "lm_example_loss": tf.constant(6.0)}
+    given = dict(output)
     action(output)
 
-    # The routing metrics are written here, so the trainer must not see them.
-    assert set(output) == {"lm_example_loss"}
+    # Read, not taken: actions after this one see the same output.
+    assert output == given
     events = read_events(str(tmp_path))
     assert set(events) == TAGS
     for tag in TAGS:
@@ -294,3 +297,53 @@ def test_schedule_without_its_step_count_is_one_clear_line(tmp_path):
     with pytest.raises(ValueError, match="schedule_steps=0: the encoder's "
                        "keep_k schedule needs"):
         TokenDropSummaries(enc, str(tmp_path), tf.Variable(0), [], 0.8, SEQ)
+
+
+class FixedOutputTrainer(orbit.AbstractTrainer):
+    """orbit trainer whose every loop returns the same output."""
+
+    def __init__(self, global_step, output):
+        self.global_step = global_step
+        self.output = output
+
+    def train(self, num_steps):
+        self.global_step.assign_add(tf.cast(num_steps, tf.int64))
+        return dict(self.output)
+
+
+def test_actions_in_either_order_see_the_routing_metrics(tmp_path, caplog):
+    """orbit's controller runs the summaries before the progress line: both
+    read the routing metrics, and TensorBoard holds them once, under
+    token_dropping/, beside Model Garden's own scalars."""
+    enc = token_dropping.TokenDropBertEncoder(**BERT_KWARGS, token_keep_k=6)
+    enc(batch())
+    step = tf.Variable(0, dtype=tf.int64)
+    summaries = TokenDropSummaries(enc, str(tmp_path), step, [], 0.8, SEQ)
+    progress = ProgressLog(step, total_steps=4, global_batch_size=3)
+    trainer = FixedOutputTrainer(step, {
+        "dropped_token_fraction": tf.constant(0.25),
+        "kept_token_importance": tf.constant(4.0),
+        "dropped_token_importance": tf.constant(2.0),
+        "lm_example_loss": tf.constant(6.0)})
+    controller = orbit.Controller(  # as the driver builds it
+        trainer=trainer, global_step=step, steps_per_loop=2,
+        summary_dir=str(tmp_path), train_actions=[summaries, progress],
+        summary_manager=summaries.summary_manager())
+    with caplog.at_level("INFO", logger="absl"):
+        controller.train(steps=4)
+
+    lines = [r.getMessage() for r in caplog.records
+             if r.getMessage().startswith("step ")]
+    assert len(lines) == 2 and all(
+        line.endswith("| MLM loss 6.000 | dropped 25.0%") for line in lines)
+    assert progress.logs == {"dropped_token_fraction": 0.25,
+                             "kept_token_importance": 4.0,
+                             "dropped_token_importance": 2.0,
+                             "lm_example_loss": 6.0}
+    events = read_events(str(tmp_path))
+    values = lambda tag: [(e.step, float(e.value)) for e in events[tag]]
+    assert values("token_dropping/dropped_percent") == [(2, 25.0), (4, 25.0)]
+    assert values("token_dropping/importance_kept") == [(2, 4.0), (4, 4.0)]
+    assert values("token_dropping/importance_dropped") == [(2, 2.0), (4, 2.0)]
+    assert values("lm_example_loss") == [(2, 6.0), (4, 6.0)]
+    assert not set(ROUTING_METRICS) & set(events)  # no second name

@@ -246,19 +246,23 @@ def train(params, *, mode, model_dir, latest=None,
                            params.task.train_data.global_batch_size,
                            start_step)
     train_actions = [progress]
+    summary_manager = None  # orbit's default
     encoder = getattr(trainer.model, "encoder_network", None)  # pretraining
     if hasattr(encoder, "record_mlm_loss") and "train" in mode and chief:
-        # After `progress`: it moves the routing metrics out of the output.
-        train_actions.append(TokenDropSummaries.for_task(
+        summaries = TokenDropSummaries.for_task(
             task, encoder, os.path.join(model_dir, "train"),
-            trainer.global_step))
+            trainer.global_step)
+        train_actions.append(summaries)
+        # The trainer writes the routing metrics only under summaries' tags.
+        summary_manager = summaries.summary_manager()
     final_eval = KeepLogs(trainer.global_step)
     # Model Garden's train_lib.run_experiment, with a runner that resumes
     # every worker from the chief's checkpoint and stops on SIGTERM.
     ExperimentRunner(
         distribution_strategy=strategy, task=task, mode=mode, params=params,
         model_dir=model_dir, trainer=trainer, train_actions=train_actions,
-        eval_actions=[final_eval], save_summary=chief).run()
+        eval_actions=[final_eval], save_summary=chief,
+        summary_manager=summary_manager).run()
     if chief:
         train_utils.save_gin_config(mode, model_dir)
     return RunResult(model_dir=model_dir, train_logs=progress.logs,

@@ -1,26 +1,20 @@
-"""TokenDropSummaries: what token dropping is doing, in TensorBoard."""
+"""TokenDropSummaries: an orbit train action writing the token-dropping cards."""
 
 import numpy as np
+import orbit
 import tensorflow as tf
-from absl import logging
 
 from token_dropping.common import files
 from token_dropping.model import flops
+from token_dropping.train import summary_text as tags
+from token_dropping.train.sample_routing import SampleRouting
+from token_dropping.train.sample_routing import read_sample_batches
+from token_dropping.train.summary_text import SummaryText
 from token_dropping.train.task import ROUTING_METRICS
-
-PREFIX = "token_dropping/"
 
 # TokenDropMaskedLMTask's training metrics -> the tag each is written under.
 FROM_TRAIN_OUTPUT = dict(zip(ROUTING_METRICS, (
-    PREFIX + "dropped_percent", PREFIX + "importance_kept",
-    PREFIX + "importance_dropped")))
-MEASURED = PREFIX + "measured_vocab_percent"
-FLOP_RATIO = PREFIX + "flop_ratio"
-TRAIN_FLOPS = PREFIX + "train_flops_per_step"
-HISTOGRAM = PREFIX + "importance"
-SAMPLE_HISTOGRAM = PREFIX + "importance_of_sample_tokens"
-MOST_DROPPED = PREFIX + "most_dropped"
-MOST_KEPT = PREFIX + "most_kept"
+    tags.DROPPED_PERCENT, tags.IMPORTANCE_KEPT, tags.IMPORTANCE_DROPPED)))
 
 
 def measured_ids(importance, init_value):
@@ -35,21 +29,36 @@ def measured_ids(importance, init_value):
     return importance != np.float32(init_value)
 
 
+class TrainOutputSummaries(orbit.utils.SummaryManager):
+    """orbit's writer of the train output (`tf.summary.scalar` per entry,
+    what `orbit.Controller` builds by default) leaving out the metrics
+    named in `skip`, which an action writes under other tags."""
+
+    def __init__(self, summary_dir, global_step, skip):
+        super().__init__(summary_dir, tf.summary.scalar,
+                         global_step=global_step)
+        self.skip = frozenset(skip)
+
+    def write_summaries(self, summary_dict):
+        super().write_summaries({k: v for k, v in summary_dict.items()
+                                 if k not in self.skip})
+
+
 class TokenDropSummaries:
     """An orbit train action writing every token-dropping summary.
 
     After each training loop it writes, with one writer, under `token_dropping/`
     in the train summaries, each with a one-sentence description (what, unit,
-    which way is healthy) that TensorBoard shows on the card:
+    which way is healthy; `summary_text`) that TensorBoard shows on the card:
 
     - `dropped_percent`, `importance_kept`, `importance_dropped`: the task's
-      routing metrics (`TokenDropMaskedLMTask`, averaged over the loop),
-      taken out of the train output so Model Garden's trainer, which writes
-      the output after the actions, does not write them again under their
-      metric names (run this action after any that reads them, e.g. the
-      progress line); the dropped share is in percent rounded to 0.1, so a
-      constant share draws a flat line, and its description gives the
-      share to expect (each stage's, with a keep_k schedule);
+      routing metrics (`TokenDropMaskedLMTask`, averaged over the loop), read
+      from the train output and left in it, so actions run in any order;
+      Model Garden's trainer writes the output after the actions, so give it
+      `summary_manager()`, which leaves these out (no second name). The
+      dropped share is in percent rounded to 0.1, so a constant share draws
+      a flat line, and its description gives the share to expect (each
+      stage's, with a keep_k schedule);
     - `measured_vocab_percent`: the share of vocabulary ids measured at least
       once; `importance`: a histogram over those ids only (mostly a spike
       just below the initial value: rare ids are updated rarely);
@@ -62,8 +71,8 @@ class TokenDropSummaries:
       `train_flops_per_step` the FLOPs themselves (when known);
     - `most_dropped`, `most_kept` (Text tab): the ordinary tokens the current
       table drops and keeps most often on a few fixed sample batches (a
-      selection only, no forward pass) at the keep_k of the loop's last step;
-      special tokens are listed once above. With random-LTD
+      selection only, no forward pass; `SampleRouting`) at the keep_k of the
+      loop's last step; special tokens are listed once above. With random-LTD
       (`random_per_layer`) each dropped layer draws its own subset, so each
       layer draws once and a token counts once per layer.
 
@@ -84,7 +93,8 @@ class TokenDropSummaries:
     Example:
     >>> action = TokenDropSummaries.for_task(task, model.encoder_network,
     ...                                      "runs/x/train", trainer.global_step)
-    >>> train_lib.run_experiment(..., train_actions=[progress, action])
+    >>> train_lib.run_experiment(..., train_actions=[action, progress],
+    ...                          summary_manager=action.summary_manager())
     """
 
     def __init__(self, encoder, summary_dir, global_step, sample_batches,
@@ -98,31 +108,21 @@ class TokenDropSummaries:
         self.encoder = encoder
         self.summary_dir = summary_dir
         self.global_step = global_step
-        self.sample_batches = sample_batches
         self.flop_ratio = flop_ratio
         self.train_flops = train_flops
-        self.seq_length = seq_length
-        self.vocab = vocab
-        self.top_n = top_n
         self.schedule_steps = schedule_steps
-        self.descriptions = self._descriptions()
-        # Random selections in the sample draw from their own generator, not
-        # from the one training draws from (its stream stays the run's).
-        self._sample_rng = tf.random.Generator.from_seed(0)
+        self.routing = SampleRouting(encoder, sample_batches)
+        self.text = SummaryText(encoder, seq_length, schedule_steps,
+                                len(sample_batches), self.routing.draws,
+                                vocab=vocab, top_n=top_n)
+        self.descriptions = self.text.descriptions()
         self._writer = tf.summary.create_file_writer(summary_dir)
 
     @classmethod
     def for_task(cls, task, encoder, summary_dir, global_step, num_batches=2):
         """Builds the action from a TokenDropMaskedLMTask's own config."""
         data_config = task.task_config.train_data
-        samples = []
-        try:
-            for batch in task.build_inputs(data_config).take(num_batches):
-                samples.append({k: batch[k] for k in ("input_word_ids",
-                                                      "input_mask")})
-        except (tf.errors.OpError, ValueError) as e:
-            logging.warning("Token-dropping text summaries are off: could not "
-                            "read sample batches (%s).", e)
+        samples = read_sample_batches(task, data_config, num_batches)
         ratio = flops.config_train_flop_ratio(task.task_config)
         vocab_file = getattr(task.task_config, "vocab_file", "")
         vocab = None
@@ -133,10 +133,11 @@ class TokenDropSummaries:
                    train_flops=flops.config_train_flops(task.task_config),
                    schedule_steps=task.task_config.keep_k_schedule_steps)
 
-    def _piece(self, token):
-        if self.vocab and token < len(self.vocab):
-            return self.vocab[token]
-        return str(token)
+    def summary_manager(self):
+        """The trainer's summary manager for the same directory, leaving
+        out the routing metrics this action writes under its own tags."""
+        return TrainOutputSummaries(self.summary_dir, self.global_step,
+                                    skip=FROM_TRAIN_OUTPUT)
 
     def keep_k_at(self, step):
         """The keep_k of 0-based training `step`: its schedule stage's, or
@@ -146,215 +147,46 @@ class TokenDropSummaries:
             return schedule.keep_k_at(step, self.schedule_steps)
         return self.encoder.token_keep_k
 
-    def _target(self, keep_k):
-        length = self.seq_length
-        return (f"{100 * (1 - keep_k / length):.1f}% (keep {keep_k} of "
-                f"{length} positions)")
-
-    def _expected_dropped(self):
-        """The dropped share to expect: one, or each stage's, on the step
-        axis (0-based step i is written at i + 1)."""
-        schedule = self.encoder.keep_k_schedule
-        if not schedule:
-            target = self._target(self.encoder.token_keep_k)
-            return f"hold flat at the configured {target}"
-        starts = schedule.start_steps(self.schedule_steps)
-        stages = [f"{self._target(keep_k)} up to step {end}" for keep_k, end
-                  in zip(schedule.keep_ks, starts[1:])]
-        stages.append(f"then {self._target(schedule.keep_ks[-1])}")
-        return ("follow the keep_k schedule over the run's "
-                f"{self.schedule_steps} steps, {', '.join(stages)}, a loop "
-                "across two stages averaging them")
-
-    def _descriptions(self):
-        """One sentence per tag: what it is, its unit, which way is good."""
-        enc = self.encoder
-        length = self.seq_length
-        keep = (f"keep each stage's keep_k of {length}" if enc.keep_k_schedule
-                else f"keep {enc.token_keep_k} of {length}")
-        layers = f"layers {enc.drop_start_layer} to {enc.drop_end_layer - 1}"
-        init = f"{enc.token_loss_init_value:g}"
-        vocab_size = int(enc.importance.shape[0])
-        batches = len(self.sample_batches)
-        loss = "moving-average masked-LM loss, in nats"
-        how = "selection only, no forward pass"
-        if self.draws > 1:
-            how += ("; each dropped layer draws its own subset, so a token "
-                    "counts once per layer")
-        dropped, kept, dropped_imp = FROM_TRAIN_OUTPUT.values()
-        return {
-            dropped: (
-                f"Share of real (non-padding) tokens that skip {layers}, in "
-                "percent rounded to 0.1 and averaged over the loop's training "
-                f"steps; it should {self._expected_dropped()}, lower only "
-                "where padding takes dropped slots."),
-            kept: (
-                f"Mean importance ({loss}) of the ordinary tokens kept in "
-                f"{layers} during the loop's training steps; healthy runs "
-                "keep it above importance_dropped, since the hard tokens are "
-                "the ones to keep."),
-            dropped_imp: (
-                f"Mean importance ({loss}) of the ordinary tokens dropped "
-                f"from {layers} during the loop's training steps; healthy "
-                "runs keep it below importance_kept, since the easy tokens "
-                "are the ones to skip."),
-            MEASURED: (
-                f"Share of the {vocab_size} vocabulary ids whose importance "
-                "has been measured (masked and predicted at least once, so "
-                f"no longer the initial {init}), in percent; it should rise, "
-                "then level off at the share of the vocabulary the corpus "
-                "uses."),
-            HISTOGRAM: (
-                f"Importance ({loss}) of the measured vocabulary ids only "
-                f"(ids still at the initial {init} are left out, and ids "
-                f"measured a few times sit just below it, as each update "
-                f"moves an id {1 - enc.token_loss_beta:.1%} of the way); "
-                "healthy runs grow a tail to the left as frequent, easy "
-                "tokens are learned, which is what tells hard tokens from "
-                "easy ones."),
-            SAMPLE_HISTOGRAM: (
-                f"Importance ({loss}) of every ordinary token in the "
-                f"{batches} fixed sample batches, one count per occurrence, "
-                f"the values the selection ranks to {keep} positions; "
-                "healthy runs spread it over a wide range, frequent easy "
-                "tokens low and rare hard ones high."),
-            FLOP_RATIO: (
-                f"Analytic average training FLOPs per step of this variant "
-                f"({keep} tokens in {layers}, or the keep_k "
-                "schedule averaged over its stages, consistency passes "
-                "amortised, MLM head included) over plain BERT's on the same "
-                "shapes, a unitless constant; lower is cheaper and 1.0 would "
-                "be no saving."),
-            TRAIN_FLOPS: (
-                "Analytic average training FLOPs of one step (forward and "
-                "backward, whole global batch) of this variant, the figure "
-                "for equal-compute comparisons; a constant."),
-            MOST_DROPPED: (
-                "The ordinary tokens the current importance table drops most "
-                f"often on {batches} fixed sample batches ({how}); healthy "
-                "rows are easy pieces with low importance."),
-            MOST_KEPT: (
-                "The ordinary tokens the current importance table keeps most "
-                f"often on {batches} fixed sample batches ({how}); healthy "
-                "rows are hard or not yet measured pieces with high "
-                "importance."),
-        }
-
-    def _special_ids(self):
-        return set(self.encoder.token_allow_list) | set(
-            self.encoder.token_deny_list)
-
-    @property
-    def draws(self):
-        """Selections a step makes: one per dropped layer for random-LTD,
-        whose layers each draw their own subset; else one for them all."""
-        if self.encoder.selection == "random_per_layer":
-            return self.encoder.drop_end_layer - self.encoder.drop_start_layer
-        return 1
-
-    def sample_routing(self, keep_k=None):
-        """`(ids, is_kept)`: each ordinary token of the sample batches (1-D,
-        one entry per occurrence), and whether the current table keeps it
-        at `keep_k` (default `token_keep_k`): `[draws, occurrences]`, one
-        row per selection a step makes (`draws`).
-
-        Special tokens (allow and deny lists) are routed by rule, not by
-        importance, and are left out; so is padding.
-        """
-        special = sorted(self._special_ids())
-        ids, kept = [np.zeros(0, np.int64)], [np.zeros((self.draws, 0), bool)]
-        for batch in self.sample_batches:
-            word_ids = batch["input_word_ids"].numpy()
-            ordinary = ((batch["input_mask"].numpy() > 0)
-                        & ~np.isin(word_ids, special))  # [batch, seq]
-            ids.append(word_ids[ordinary])
-            rows = []
-            for _ in range(self.draws):  # a fresh draw each, if random
-                is_kept = np.zeros_like(ordinary)
-                np.put_along_axis(is_kept, self.encoder.kept_positions(
-                    batch, keep_k, rng=self._sample_rng).numpy(), True,
-                    axis=1)  # [batch, seq]
-                rows.append(is_kept[ordinary])
-            kept.append(np.stack(rows))  # [draws, occurrences]
-        return np.concatenate(ids), np.concatenate(kept, axis=1)
-
-    def _header(self, tokens, keep_k):
-        """The line above both tables: where the counts come from."""
-        sequences = sum(int(b["input_word_ids"].shape[0])
-                        for b in self.sample_batches)
-        names = lambda ids: ", ".join(
-            f"`{self._piece(i)}` ({i})" for i in ids) or "none"
-        per_layer = ""
-        if self.draws > 1:
-            per_layer = (
-                f"Random-LTD: each of the {self.draws} dropped layers draws "
-                "its own subset, so here each layer draws once and every "
-                f"count is of token-layer pairs ({self.draws} per token). ")
-        return (
-            f"Counted on {len(self.sample_batches)} fixed sample batches "
-            f"({sequences} sequences, {tokens} ordinary tokens) with the "
-            f"importance table at this step, keeping {keep_k} of "
-            f"{self.seq_length} positions as the loop's last step did; "
-            f"selection only, no forward pass. {per_layer}"
-            "Special tokens are routed by rule and left out: always kept "
-            f"{names(self.encoder.token_allow_list)}; always dropped "
-            f"{names(self.encoder.token_deny_list)}.")
-
-    def _table(self, header, verb, counts, other, importance, measured):
-        order = np.argsort(-counts, kind="stable")[:self.top_n]
-        rows = [header, "",
-                f"| piece | id | times {verb} | % of its occurrences {verb} "
-                "| importance (nats) |",
-                "|---|---|---|---|---|"]
-        for token in order:
-            if counts[token] == 0:
-                break
-            share = counts[token] / (counts[token] + other[token])
-            value = (f"{importance[token]:.3f}" if measured[token]
-                     else f"{importance[token]:g} (not measured yet)")
-            rows.append(f"| `{self._piece(token)}` | {token} | "
-                        f"{counts[token]} | {share:.0%} | {value} |")
-        return "\n".join(rows)
-
     def __call__(self, output):
-        """Writes this loop's summaries; removes the routing metrics from
-        `output` (they are written here, under `token_dropping/`)."""
+        """Writes this loop's summaries; reads `output`, changes nothing."""
         step = int(self.global_step.numpy())
-        scalars = {tag: float(output.pop(name))
-                   for name, tag in FROM_TRAIN_OUTPUT.items()
-                   if name in (output or {})}
-        dropped_tag = FROM_TRAIN_OUTPUT[ROUTING_METRICS[0]]
-        if dropped_tag in scalars:  # percent, so 0.49997 reads as 50.0
-            scalars[dropped_tag] = round(100.0 * scalars[dropped_tag], 1)
+        output = output or {}
+        scalars = {tag: float(output[name])
+                   for name, tag in FROM_TRAIN_OUTPUT.items() if name in output}
+        if tags.DROPPED_PERCENT in scalars:  # percent: 0.49997 reads as 50.0
+            scalars[tags.DROPPED_PERCENT] = round(
+                100.0 * scalars[tags.DROPPED_PERCENT], 1)
         importance = self.encoder.importance.numpy()
         measured = measured_ids(importance,
                                 self.encoder.token_loss_init_value)
-        scalars[MEASURED] = 100.0 * float(measured.mean())
-        scalars[FLOP_RATIO] = self.flop_ratio
+        scalars[tags.MEASURED] = 100.0 * float(measured.mean())
+        scalars[tags.FLOP_RATIO] = self.flop_ratio
         if self.train_flops is not None:
-            scalars[TRAIN_FLOPS] = self.train_flops
+            scalars[tags.TRAIN_FLOPS] = self.train_flops
         with self._writer.as_default(step=step):
             for tag, value in scalars.items():
                 tf.summary.scalar(tag, value,
                                   description=self.descriptions[tag])
             if measured.any():
-                tf.summary.histogram(HISTOGRAM, importance[measured],
-                                     description=self.descriptions[HISTOGRAM])
-            if self.sample_batches:
-                keep_k = self.keep_k_at(max(step - 1, 0))  # the last step's
-                ids, is_kept = self.sample_routing(keep_k)
                 tf.summary.histogram(
-                    SAMPLE_HISTOGRAM, importance[ids],
-                    description=self.descriptions[SAMPLE_HISTOGRAM])
-                count = lambda where: sum(np.bincount(
-                    ids[row], minlength=len(importance)) for row in where)
-                kept, dropped = count(is_kept), count(~is_kept)
-                header = self._header(len(ids), keep_k)
-                for tag, verb, counts, other in (
-                        (MOST_DROPPED, "dropped", dropped, kept),
-                        (MOST_KEPT, "kept", kept, dropped)):
-                    tf.summary.text(tag, self._table(header, verb, counts,
-                                                     other, importance,
-                                                     measured),
-                                    description=self.descriptions[tag])
+                    tags.HISTOGRAM, importance[measured],
+                    description=self.descriptions[tags.HISTOGRAM])
+            if self.routing.sample_batches:
+                self._write_sample_routing(step, importance, measured)
         self._writer.flush()
+
+    def _write_sample_routing(self, step, importance, measured):
+        """The sample histogram and the two tables (inside the writer)."""
+        keep_k = self.keep_k_at(max(step - 1, 0))  # the last step's
+        ids, is_kept = self.routing(keep_k)
+        tf.summary.histogram(
+            tags.SAMPLE_HISTOGRAM, importance[ids],
+            description=self.descriptions[tags.SAMPLE_HISTOGRAM])
+        kept, dropped = self.routing.counts(ids, is_kept, len(importance))
+        header = self.text.header(self.routing.sequences, len(ids), keep_k)
+        for tag, verb, counts, other in (
+                (tags.MOST_DROPPED, "dropped", dropped, kept),
+                (tags.MOST_KEPT, "kept", kept, dropped)):
+            tf.summary.text(tag, self.text.table(header, verb, counts, other,
+                                                 importance, measured),
+                            description=self.descriptions[tag])
