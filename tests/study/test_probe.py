@@ -10,13 +10,17 @@ import csv
 import filecmp
 import os
 import random
+import types
 
 import numpy as np
 import pytest
 import tensorflow as tf
+import yaml
 from official.nlp.data import sentence_prediction_dataloader as spd
 
 from token_dropping.data import glue as glue_data
+from token_dropping.study import finetune as study_finetune
+from token_dropping.study import predictions
 from token_dropping.study import probe
 from token_dropping.study import probe_data
 from token_dropping.common.errors import UserError
@@ -267,12 +271,15 @@ def trained_weights(model_dir):
             if name.startswith("model/") and "OPTIMIZER" not in name}
 
 
-def test_finetune_random_init_is_reproducible(records, tmp_path):
+def test_finetune_random_init_is_reproducible(task_dir, records, tmp_path):
     data, vocab_size = records
-    accuracies = [probe.finetune(
+    documents = predictions.dev_documents(task_dir, "cola")
+    results = [probe.finetune(
         str(tmp_path / f"run{i}"), data, init_checkpoint="",
         encoder_config=tiny_encoder(vocab_size), seed=seed, epochs=1,
-        batch_size=8) for i, seed in enumerate((3, 3, 4))]
+        batch_size=8, dev_documents=documents)
+        for i, seed in enumerate((3, 3, 4))]
+    accuracies = [r.accuracy for r in results]
     assert 0.0 <= accuracies[0] <= 1.0
     assert accuracies[0] == accuracies[1]
     # Accuracy over the whole dev set is a multiple of 1 / NUM_DEV.
@@ -284,6 +291,66 @@ def test_finetune_random_init_is_reproducible(records, tmp_path):
         np.testing.assert_array_equal(value, runs[1][name], err_msg=name)
     assert any(not np.array_equal(value, runs[2][name])
                for name, value in runs[0].items())
+    # The dev predictions: every dev example once, in the dev file's order,
+    # with its document and label from dev.tsv, scoring what Model
+    # Garden's evaluation scored; the file holds the same.
+    rows = read_tsv(os.path.join(task_dir, "dev.tsv"))
+    for result in results:
+        rows_of = result.predictions
+        assert rows_of.index == tuple(range(NUM_DEV))
+        assert rows_of.documents == tuple(r[0] for r in rows)
+        assert rows_of.labels == tuple(int(r[1]) for r in rows)
+        assert rows_of.accuracy == pytest.approx(result.accuracy, abs=1e-6)
+        assert all(0.5 <= p <= 1.0 for p in rows_of.probability)
+        assert predictions.read(result.predictions_path) == rows_of
+    assert results[0].predictions == results[1].predictions
+    assert results[0].predictions_path == str(
+        tmp_path / "run0" / predictions.FILE)
+
+
+def _write_encoder_yaml(path, vocab_size):
+    with open(path, "w") as f:
+        yaml.safe_dump({"task": {"model": {"encoder": tiny_encoder(
+            vocab_size)}}}, f)
+    return path
+
+
+def test_finetune_run_keeps_predictions_and_redoes_a_result_without_them(
+        task_dir, records, tmp_path):
+    data, vocab_size = records
+    encoder = _write_encoder_yaml(str(tmp_path / "encoder.yaml"), vocab_size)
+    config = types.SimpleNamespace(finetune_epochs=1)
+    result_dir = str(tmp_path / "ft")
+    documents = predictions.dev_documents(task_dir, "cola")
+
+    def run():
+        return study_finetune.finetune_run(
+            config, data, encoder, "", None, 2, result_dir, "probe0",
+            dev_documents=documents)
+
+    first = run()
+    assert not first.reused
+    assert first.predictions_path == os.path.join(result_dir,
+                                                  predictions.FILE)
+    assert predictions.read(first.predictions_path) == first.predictions
+    assert first.predictions.accuracy == pytest.approx(first.accuracy,
+                                                       abs=1e-6)
+    again = run()
+    assert again.reused and again.predictions == first.predictions
+    assert again.accuracy == first.accuracy
+    # A finished fine-tuning made before predictions were kept: its
+    # result.json alone is not reused; the run is done again (from its own
+    # finished checkpoint) and gives the same predictions.
+    os.remove(first.predictions_path)
+    redone = run()
+    assert not redone.reused
+    assert redone.predictions == first.predictions
+    assert redone.accuracy == first.accuracy
+    assert os.path.exists(first.predictions_path)
+    with pytest.raises(UserError, match="dev_documents: 3 given for the 20"):
+        study_finetune.finetune_run(config, data, encoder, "", None, 3,
+                                    str(tmp_path / "ft3"), "probe0",
+                                    dev_documents=documents[:3])
 
 
 def test_majority_accuracy():
@@ -299,10 +366,12 @@ def test_finetune_from_an_export(exported, task_dir, tmp_path, caplog):
                              os.path.join(exported, "vocab.txt"),
                              str(tmp_path / "records"), max_seq_length=32)
     with caplog.at_level("INFO", logger="absl"):
-        accuracy = probe.finetune(
+        result = probe.finetune(
             str(tmp_path / "run"), data, init_checkpoint=exported,
             encoder_config=os.path.join(exported, "encoder.yaml"), seed=0,
             epochs=1, batch_size=8)
-    assert 0.0 <= accuracy <= 1.0
+    assert 0.0 <= result.accuracy <= 1.0
+    assert result.predictions.accuracy == pytest.approx(result.accuracy,
+                                                        abs=1e-6)
     assert f"Finished loading pretrained checkpoint from {exported}" in (
         caplog.text)
