@@ -19,6 +19,7 @@ import yaml
 from official.nlp.data import sentence_prediction_dataloader as spd
 
 from token_dropping.data import glue as glue_data
+from token_dropping.study import bag_of_words
 from token_dropping.study import finetune as study_finetune
 from token_dropping.study import predictions
 from token_dropping.study import probe
@@ -175,6 +176,77 @@ def test_source_task_rejects_bad_sources_in_one_line(heldout, tmp_path,
                                      str(tmp_path / "out"), num_train=20,
                                      num_dev=10)
     assert "\n" not in str(error.value)
+    assert not (tmp_path / "out").exists()
+
+
+def reversed_once(changed, original, span):
+    """Whether `changed` is `original` with one span of `span` words
+    reversed, neither the first nor the last word moved."""
+    a, b = changed.split(), original.split()
+    return len(a) == len(b) and any(
+        b[:i] + b[i:i + span][::-1] + b[i + span:] == a and a != b
+        for i in range(1, len(b) - span))
+
+
+@pytest.mark.parametrize("span", [2, 3])
+def test_order_task_reverses_one_span_of_each_negative_sentence_once(
+        heldout, tmp_path, span):
+    path, documents = heldout
+    manifest = probe_data.build_order_task(
+        path, str(tmp_path / "a"), seed=0, num_train=NUM_TRAIN,
+        num_dev=NUM_DEV, span=span)
+    assert manifest["task"] == "order" and manifest["span"] == span
+    probe_data.build_order_task(path, str(tmp_path / "b"), seed=0,
+                                num_train=NUM_TRAIN, num_dev=NUM_DEV,
+                                span=span)
+    for name in probe_data.SPLITS:
+        assert filecmp.cmp(tmp_path / "a" / name, tmp_path / "b" / name,
+                           shallow=False)
+    lines = [doc.splitlines() for doc in documents]
+    every_line = {line for doc in lines for line in doc}
+    used, docs_of = [], {}
+    for split, count in (("train", NUM_TRAIN), ("dev", NUM_DEV)):
+        rows = read_tsv(str(tmp_path / "a" / f"{split}.tsv"))
+        assert len(rows) == count
+        assert sum(r[1] == "1" for r in rows) == count // 2
+        for source, label, star, sentence in rows:
+            own = lines[int(source.removeprefix("doc"))]
+            if label == "1":
+                assert star == "" and sentence in own
+                used.append(sentence)
+            else:
+                assert star == "*" and sentence not in every_line
+                (original,) = [line for line in own
+                               if reversed_once(sentence, line, span)]
+                used.append(original)
+            # The same words either way: a bag of words sees no label.
+            assert sorted(sentence.split()) == sorted(used[-1].split())
+            docs_of.setdefault(split, set()).add(source)
+    assert len(used) == len(set(used))  # each sentence in one version
+    assert not docs_of["train"] & docs_of["dev"]
+
+
+def test_bag_of_words_is_at_chance_on_the_order_task(tmp_path):
+    path = str(tmp_path / "heldout.txt")
+    write_heldout(path, num_documents=300, seed=1)
+    probe_data.build_order_task(path, str(tmp_path / "order"), seed=0,
+                                num_train=600, num_dev=300)
+    row = bag_of_words.bag_of_words_row(str(tmp_path / "order"), "cola",
+                                        samples=2000)
+    assert row.num_dev == 300
+    assert row.accuracy.low < 0.5 < row.accuracy.high
+    assert abs(row.accuracy.mean - 0.5) < 0.08
+
+
+@pytest.mark.parametrize("span, message", [
+    (1, r"span=1 must be at least 2 \(two words to swap\)"),
+    (5, r"span=5 leaves no room in a 6-word sentence; give 2..4"),
+])
+def test_order_task_rejects_a_bad_span_in_one_line(heldout, tmp_path, span,
+                                                   message):
+    with pytest.raises(UserError, match=message):
+        probe_data.build_order_task(heldout[0], str(tmp_path / "out"),
+                                    span=span, num_train=20, num_dev=10)
     assert not (tmp_path / "out").exists()
 
 

@@ -1,6 +1,6 @@
 """probe_data: downstream tasks from held-out real sentences.
 
-Two tasks, both in GLUE's CoLA layout, both from documents held out of
+Three tasks, all in GLUE's CoLA layout, all from documents held out of
 pretraining, with labels that come from the text and no model:
 
 - `build_source_task` (the study's default): is a sentence from Python's
@@ -9,6 +9,12 @@ pretraining, with labels that come from the text and no model:
   above a randomly initialised one (0.72 against 0.60 dev accuracy in a
   one-seed trial; `docs/study` has the measured rows), so it measures
   pretraining at the study's scale.
+- `build_order_task`: word order. Each held-out sentence once, as it is
+  (1) or with a short span of its words reversed (0; two words: a swap of
+  adjacent words). Both versions hold the same words, so a bag-of-words
+  model is at chance by construction; telling them apart needs what
+  pretraining teaches about word order. Described below with the
+  acceptability task, whose swaps it shares.
 - `build_probe_task`: acceptability, described below. At the study's scale
   it is not sensitive: pretrained and random encoders both stay near 0.5
   (swaps and drops, 3 or 10 epochs; one replaced word likewise), so it is
@@ -112,6 +118,23 @@ def drops(words):
             if _MOVABLE.fullmatch(words[i])]
 
 
+def spans(words, span=2):
+    """Positions i where words i..i+span-1 may be reversed: `swaps`' rule
+    for each (lowercase, no punctuation, never the first word) and a
+    reversal that changes the sentence."""
+    if span == 2:
+        return swaps(words)
+    return [i for i in range(1, len(words) - span)
+            if all(_MOVABLE.fullmatch(w) for w in words[i:i + span])
+            and words[i:i + span] != words[i:i + span][::-1]]
+
+
+def reorder(words, rng, span=2):
+    """`words` with one span of `span` words reversed (see `spans`)."""
+    i = rng.choice(spans(words, span))
+    return words[:i] + words[i:i + span][::-1] + words[i + span:]
+
+
 def corrupt(words, rng):
     """One minimal corruption of `words`: (kind, corrupted words)."""
     kind = rng.choice(("swap", "drop"))
@@ -122,12 +145,16 @@ def corrupt(words, rng):
     return kind, words[:i] + words[i + 1:]
 
 
-def read_documents(heldout_file, corruptible=True):
+def read_documents(heldout_file, corruptible=True, keep=None):
     """[(document index, [sentence words, ...])], every distinct usable
     sentence once, and the set of every input line (for redrawing).
 
     A usable sentence is plain (`plain_sentence`) and, if `corruptible`, has
-    a swap and a drop position."""
+    a swap and a drop position; with `keep`, `keep(words)` decides instead.
+    """
+    if keep is None:
+        keep = ((lambda words: bool(swaps(words) and drops(words)))
+                if corruptible else (lambda words: True))
     if not os.path.isfile(heldout_file):
         raise UserError(f"heldout_file={heldout_file!r}: no such file.")
     with open(heldout_file, encoding="utf-8") as f:
@@ -139,8 +166,7 @@ def read_documents(heldout_file, corruptible=True):
             line = " ".join(line.split())
             lines.add(line)
             words = plain_sentence(line)
-            if (words and line not in seen
-                    and (not corruptible or (swaps(words) and drops(words)))):
+            if words and line not in seen and keep(words):
                 seen.add(line)
                 sentences.append(words)
         if sentences:
@@ -158,8 +184,10 @@ def _take(documents, start, count):
     return rows[:count], position
 
 
-def _label(rows, rng, real_lines):
-    """Half kept (1), half corrupted (0), shuffled: [(doc, label, text)]."""
+def _label(rows, rng, real_lines, change=None):
+    """Half kept (1), half changed (0), shuffled: [(doc, label, text)].
+    `change(words, rng)` gives the changed words; default: `corrupt`."""
+    change = change or (lambda words, rng: corrupt(words, rng)[1])
     rng.shuffle(rows)
     out = []
     for n, (doc, words) in enumerate(rows):
@@ -167,8 +195,7 @@ def _label(rows, rng, real_lines):
             out.append((doc, 1, " ".join(words)))
             continue
         for _ in range(100):
-            _, corrupted = corrupt(words, rng)
-            text = " ".join(corrupted)
+            text = " ".join(change(words, rng))
             if text not in real_lines:
                 break
         out.append((doc, 0, text))
@@ -195,6 +222,43 @@ def build_probe_task(heldout_file, output_dir, *, seed=0, num_train=4000,
     dev = _label(dev, rng, real_lines)
     return _write_task(output_dir, heldout_file, train, dev,
                        dict(task="acceptability", seed=seed), star=True)
+
+
+def build_order_task(heldout_file, output_dir, *, seed=0, num_train=2000,
+                     num_dev=1000, span=2):
+    """Writes the word-order task into `output_dir`; returns its manifest.
+
+    Each plain sentence (as above) with a place to reverse `span` adjacent
+    words (`spans`; 2: a swap) is used once: split by document as above,
+    then in each split half stay as they are (label 1) and half get one
+    span reversed (label 0; a reversal that gives another real line of the
+    input is redrawn). The files and manifest are `build_probe_task`'s.
+
+    Raises:
+        UserError: a bad argument, or too few usable sentences, before
+            anything is written.
+    """
+    _check_counts(num_train, num_dev)
+    as_int("span", span, 2, why="two words to swap")
+    if span > MIN_WORDS - 2:
+        raise UserError(f"span={span!r} leaves no room in a {MIN_WORDS}-word "
+                        f"sentence; give 2..{MIN_WORDS - 2}.")
+    check_output_path(output_dir, "output_dir", directory=True)
+    documents, real_lines = read_documents(
+        heldout_file, keep=lambda words: bool(spans(words, span)))
+    rng = random.Random(seed)
+    rng.shuffle(documents)
+    dev, train = _split(documents, num_dev, num_train, heldout_file,
+                        f"with {span} words to reverse in {len(documents)} "
+                        "documents")
+
+    def change(words, rng):
+        return reorder(words, rng, span)
+
+    train = _label(train, rng, real_lines, change)
+    dev = _label(dev, rng, real_lines, change)
+    return _write_task(output_dir, heldout_file, train, dev,
+                       dict(task="order", span=span, seed=seed), star=True)
 
 
 def build_source_task(heldout_file, sources, output_dir, *, positive="stdlib",
