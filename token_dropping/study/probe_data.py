@@ -160,7 +160,7 @@ def read_documents(heldout_file, corruptible=True, keep=None):
     with open(heldout_file, encoding="utf-8") as f:
         text = f.read()
     documents, seen, lines = [], set(), set()
-    for index, block in enumerate(_blocks(text)):
+    for index, block in enumerate(blocks(text)):
         sentences = []
         for line in block.splitlines():
             line = " ".join(line.split())
@@ -210,17 +210,17 @@ def build_probe_task(heldout_file, output_dir, *, seed=0, num_train=4000,
         UserError: a bad argument, or too few usable sentences, before
             anything is written.
     """
-    _check_counts(num_train, num_dev)
+    check_counts(num_train, num_dev)
     check_output_path(output_dir, "output_dir", directory=True)
     documents, real_lines = read_documents(heldout_file)
     rng = random.Random(seed)
     rng.shuffle(documents)
-    dev, train = _split(documents, num_dev, num_train, heldout_file,
+    dev, train = split_by_document(documents, num_dev, num_train, heldout_file,
                         f"({MIN_WORDS}..{MAX_WORDS} plain words) in "
                         f"{len(documents)} documents")
     train = _label(train, rng, real_lines)
     dev = _label(dev, rng, real_lines)
-    return _write_task(output_dir, heldout_file, train, dev,
+    return write_task(output_dir, heldout_file, train, dev,
                        dict(task="acceptability", seed=seed), star=True)
 
 
@@ -238,7 +238,7 @@ def build_order_task(heldout_file, output_dir, *, seed=0, num_train=2000,
         UserError: a bad argument, or too few usable sentences, before
             anything is written.
     """
-    _check_counts(num_train, num_dev)
+    check_counts(num_train, num_dev)
     as_int("span", span, 2, why="two words to swap")
     if span > MIN_WORDS - 2:
         raise UserError(f"span={span!r} leaves no room in a {MIN_WORDS}-word "
@@ -248,7 +248,7 @@ def build_order_task(heldout_file, output_dir, *, seed=0, num_train=2000,
         heldout_file, keep=lambda words: bool(spans(words, span)))
     rng = random.Random(seed)
     rng.shuffle(documents)
-    dev, train = _split(documents, num_dev, num_train, heldout_file,
+    dev, train = split_by_document(documents, num_dev, num_train, heldout_file,
                         f"with {span} words to reverse in {len(documents)} "
                         "documents")
 
@@ -257,7 +257,7 @@ def build_order_task(heldout_file, output_dir, *, seed=0, num_train=2000,
 
     train = _label(train, rng, real_lines, change)
     dev = _label(dev, rng, real_lines, change)
-    return _write_task(output_dir, heldout_file, train, dev,
+    return write_task(output_dir, heldout_file, train, dev,
                        dict(task="order", span=span, seed=seed), star=True)
 
 
@@ -277,12 +277,12 @@ def build_source_task(heldout_file, sources, output_dir, *, positive="stdlib",
         UserError: a bad argument, `sources` not matching the documents, or
             too few sentences of a label, before anything is written.
     """
-    _check_counts(num_train, num_dev)
+    check_counts(num_train, num_dev)
     check_output_path(output_dir, "output_dir", directory=True)
     documents, _ = read_documents(heldout_file, corruptible=False)
-    blocks = _num_blocks(heldout_file)
-    if len(sources) != blocks:
-        raise UserError(f"sources: {len(sources)} given for the {blocks} "
+    num_blocks = _num_blocks(heldout_file)
+    if len(sources) != num_blocks:
+        raise UserError(f"sources: {len(sources)} given for the {num_blocks} "
                         f"documents of heldout_file={heldout_file!r}.")
     if positive not in sources:
         raise UserError(f"positive={positive!r} is not a source of "
@@ -293,7 +293,7 @@ def build_source_task(heldout_file, sources, output_dir, *, positive="stdlib",
     train, dev = [], []
     for label in (1, 0):
         own = [d for d in documents if (sources[d[0]] == positive) == label]
-        dev_rows, train_rows = _split(
+        dev_rows, train_rows = split_by_document(
             own, (num_dev + label) // 2, (num_train + label) // 2,
             heldout_file,
             f"with label {label} ({'' if label else 'not '}{positive})")
@@ -301,11 +301,11 @@ def build_source_task(heldout_file, sources, output_dir, *, positive="stdlib",
         train += [(doc, label, " ".join(words)) for doc, words in train_rows]
     rng.shuffle(train)
     rng.shuffle(dev)
-    return _write_task(output_dir, heldout_file, train, dev,
+    return write_task(output_dir, heldout_file, train, dev,
                        dict(task="source", positive=positive, seed=seed))
 
 
-def _split(documents, num_dev, num_train, heldout_file, which):
+def split_by_document(documents, num_dev, num_train, heldout_file, which):
     """Whole documents to dev until `num_dev` sentences, then to train until
     `num_train`: (dev rows, train rows); one line if there are too few."""
     dev, position = _take(documents, 0, num_dev)
@@ -320,22 +320,22 @@ def _split(documents, num_dev, num_train, heldout_file, which):
     return dev, train
 
 
-def _check_counts(num_train, num_dev):
+def check_counts(num_train, num_dev):
     for name, value in (("num_train", num_train), ("num_dev", num_dev)):
         as_int(name, value, 2)
 
 
-def _blocks(text):
+def blocks(text):
     """The documents of BERT's text format: blocks between blank lines."""
     return re.split(r"\n\s*\n", text)
 
 
 def _num_blocks(heldout_file):
     with open(heldout_file, encoding="utf-8") as f:
-        return len(_blocks(f.read()))
+        return len(blocks(f.read()))
 
 
-def _write_task(output_dir, heldout_file, train, dev, description,
+def write_task(output_dir, heldout_file, train, dev, description,
                 star=False):
     """Writes train/dev/test.tsv and then the manifest; returns it. With
     `star`, label 0 gets CoLA's `*` (unacceptable) in the third column."""
