@@ -134,3 +134,21 @@ def test_predictions_file_round_trip(tmp_path):
         predictions.read(str(tmp_path / "none.tsv"))
     with pytest.raises(UserError, match="lengths"):
         predictions.DevPredictions([0, 1], ["a"], [1], [1], [0.5])
+
+
+def test_probe_table_rows_in_order_with_gaps_to_the_baseline():
+    models = {"random encoder": runs_of(BASELINE), "bert": runs_of(MODEL)}
+    models["majority"] = [probe_stats.majority(models["bert"])]
+    table = probe_stats.probe_table(models, "bert", samples=800, seed=3)
+    assert [row["model"] for row in table] == list(models)
+    bert = table[1]
+    assert bert["gap"] is None
+    assert bert["accuracy"] == probe_stats.accuracy_interval(
+        models["bert"], samples=800, seed=3)
+    gap = table[0]["gap"]
+    assert gap.mean == pytest.approx(np.mean(BASELINE) - np.mean(MODEL))
+    low, high = numpy_bootstrap(np.mean(BASELINE, 0) - np.mean(MODEL, 0),
+                                DOCS, 800, 3)
+    assert (gap.low, gap.high) == pytest.approx((low, high), abs=1e-12)
+    with pytest.raises(UserError, match="baseline='BERT' is not one of"):
+        probe_stats.probe_table(models, "BERT")

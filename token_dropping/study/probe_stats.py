@@ -21,6 +21,8 @@ alone, so that each row gets an interval and two rows a paired one:
    counts only if the pretrained model beats every control (random encoder,
    bag-of-words, majority) beyond the interval: each paired gap's interval
    lies above 0.
+4. `probe_table(models, baseline)`: every row's accuracy and its paired gap
+   to the baseline, for the report.
 
 The interval is over the dev documents with the seeds held fixed (their
 predictions averaged); the spread over pretraining seeds is
@@ -131,3 +133,27 @@ def measures_pretraining(pretrained, controls, *, samples=SAMPLES, seed=0,
                                     seed=seed, confidence=confidence)
             for name, runs in controls.items()}
     return all(gap.low > 0 for gap in gaps.values()), gaps
+
+
+def probe_table(models, baseline, *, samples=SAMPLES, seed=0,
+                confidence=stats.CONFIDENCE):
+    """The probe's rows, one per model in `models`' order: dicts with
+    `model`, `accuracy` (`accuracy_interval`) and `gap` (the paired
+    `paired_difference` against `baseline`; None for the baseline itself).
+
+    Args:
+        models: {name: [DevPredictions, ...]}: the pretrained models, the
+            random encoder, `[bag_of_words_row(...).predictions]`,
+            `[majority(...)]`, all on one dev set.
+        baseline: the name in `models` every gap is taken against (e.g.
+            "bert").
+    """
+    if baseline not in models:
+        raise UserError(f"baseline={baseline!r} is not one of the models "
+                        f"{', '.join(models)}.")
+    options = dict(samples=samples, seed=seed, confidence=confidence)
+    return [dict(model=name,
+                 accuracy=accuracy_interval(runs, **options),
+                 gap=None if name == baseline else paired_difference(
+                     runs, models[baseline], **options))
+            for name, runs in models.items()]
