@@ -419,6 +419,13 @@ def test_finetune_run_keeps_predictions_and_redoes_a_result_without_them(
     assert redone.predictions == first.predictions
     assert redone.accuracy == first.accuracy
     assert os.path.exists(first.predictions_path)
+    # Predictions naming other documents are redone with the ones given.
+    own = [f"sentence{i}" for i in range(NUM_DEV)]
+    renamed = study_finetune.finetune_run(
+        config, data, encoder, "", None, 2, result_dir, "probe0",
+        dev_documents=own)
+    assert not renamed.reused and renamed.predictions.documents == tuple(own)
+    assert renamed.predictions.predicted == first.predictions.predicted
     with pytest.raises(UserError, match="dev_documents: 3 given for the 20"):
         study_finetune.finetune_run(config, data, encoder, "", None, 3,
                                     str(tmp_path / "ft3"), "probe0",

@@ -15,13 +15,13 @@ only under the same record.
 A finished fine-tuning is `result.json` (its dev accuracy) with
 `dev_predictions.tsv` (per dev example: document, label, prediction,
 probability; `predictions.py`) beside it, the predictions written first. A
-result without the predictions (made before they were kept) is not reused:
-the fine-tuning runs again (under the same record it resumes from its own
-finished checkpoint, so only the evaluation and the predictions are redone).
+result without the predictions (made before they were kept), or whose
+predictions name other dev documents, is not reused: the fine-tuning runs
+again (under the same record it resumes from its own finished checkpoint,
+so only the predictions are redone).
 """
 
 import dataclasses
-
 import hashlib
 import json
 import os
@@ -119,11 +119,11 @@ def finetune_run(config, data, encoder_config, init, init_settings, seed,
     if study_records.is_current(result_dir, settings):
         if (tf.io.gfile.exists(result_path)
                 and tf.io.gfile.exists(predictions_path)):
-            with tf.io.gfile.GFile(result_path) as f:
-                accuracy = json.load(f)["dev_accuracy"]
-            return FinetuneResult(accuracy,
-                                  study_predictions.read(predictions_path),
-                                  predictions_path, True)
+            kept = study_predictions.read(predictions_path)
+            if kept.documents == tuple(str(d) for d in dev_documents):
+                with tf.io.gfile.GFile(result_path) as f:
+                    accuracy = json.load(f)["dev_accuracy"]
+                return FinetuneResult(accuracy, kept, predictions_path, True)
     else:
         # Made from another export, with other settings, or by an older
         # study (no record): not this fine-tuning, nor a start for it.
