@@ -55,7 +55,7 @@ from token_dropping.train import finetuning_experiments  # noqa: F401
 
 @dataclasses.dataclass(frozen=True)
 class Finetuned:
-    """A fine-tuning's dev accuracy (Model Garden's `cls_accuracy`'s), its
+    """A fine-tuning's dev accuracy (Model Garden's `cls_accuracy`), its
     per-example dev predictions and the file that holds them."""
     accuracy: float
     predictions: predictions.DevPredictions
