@@ -87,11 +87,19 @@ def test_row_matches_scikit_learn_on_the_handmade_probe(probe):
                   .score(x_train[fold == k], y_train[fold == k])
                   for k in range(5)) for c in bag_of_words.C_GRID]
     best = bag_of_words.C_GRID[int(np.argmax(scores))]
-    correct = (sklearn_fit(x_train, y_train, best).predict(x_dev) == y_dev)
+    reference = sklearn_fit(x_train, y_train, best)
+    correct = (reference.predict(x_dev) == y_dev)
     assert row.c == best
     assert row.vocabulary_size == len(vectorizer.vocabulary_)
     assert (row.num_train, row.num_dev) == (len(train), len(dev))
     assert row.correct == correct.astype(int).tolist()
+    # The dev predictions, to pair with the fine-tunings (probe_stats).
+    assert row.predictions.documents == tuple(r[0] for r in dev)
+    assert row.predictions.labels == tuple(y_dev.tolist())
+    assert row.predictions.predicted == tuple(reference.predict(x_dev))
+    np.testing.assert_allclose(row.predictions.probability,
+                               reference.predict_proba(x_dev).max(1),
+                               atol=1e-5)
     assert row.accuracy.mean == pytest.approx(correct.mean())
     assert row.accuracy.n == len({r[0] for r in dev}) == 12
     assert row.accuracy.low <= row.accuracy.mean <= row.accuracy.high

@@ -10,13 +10,18 @@ import csv
 import filecmp
 import os
 import random
+import types
 
 import numpy as np
 import pytest
 import tensorflow as tf
+import yaml
 from official.nlp.data import sentence_prediction_dataloader as spd
 
 from token_dropping.data import glue as glue_data
+from token_dropping.study import bag_of_words
+from token_dropping.study import finetune as study_finetune
+from token_dropping.study import predictions
 from token_dropping.study import probe
 from token_dropping.study import probe_data
 from token_dropping.common.errors import UserError
@@ -174,6 +179,77 @@ def test_source_task_rejects_bad_sources_in_one_line(heldout, tmp_path,
     assert not (tmp_path / "out").exists()
 
 
+def reversed_once(changed, original, span):
+    """Whether `changed` is `original` with one span of `span` words
+    reversed, neither the first nor the last word moved."""
+    a, b = changed.split(), original.split()
+    return len(a) == len(b) and any(
+        b[:i] + b[i:i + span][::-1] + b[i + span:] == a and a != b
+        for i in range(1, len(b) - span))
+
+
+@pytest.mark.parametrize("span", [2, 3])
+def test_order_task_reverses_one_span_of_each_negative_sentence_once(
+        heldout, tmp_path, span):
+    path, documents = heldout
+    manifest = probe_data.build_order_task(
+        path, str(tmp_path / "a"), seed=0, num_train=NUM_TRAIN,
+        num_dev=NUM_DEV, span=span)
+    assert manifest["task"] == "order" and manifest["span"] == span
+    probe_data.build_order_task(path, str(tmp_path / "b"), seed=0,
+                                num_train=NUM_TRAIN, num_dev=NUM_DEV,
+                                span=span)
+    for name in probe_data.SPLITS:
+        assert filecmp.cmp(tmp_path / "a" / name, tmp_path / "b" / name,
+                           shallow=False)
+    lines = [doc.splitlines() for doc in documents]
+    every_line = {line for doc in lines for line in doc}
+    used, docs_of = [], {}
+    for split, count in (("train", NUM_TRAIN), ("dev", NUM_DEV)):
+        rows = read_tsv(str(tmp_path / "a" / f"{split}.tsv"))
+        assert len(rows) == count
+        assert sum(r[1] == "1" for r in rows) == count // 2
+        for source, label, star, sentence in rows:
+            own = lines[int(source.removeprefix("doc"))]
+            if label == "1":
+                assert star == "" and sentence in own
+                used.append(sentence)
+            else:
+                assert star == "*" and sentence not in every_line
+                (original,) = [line for line in own
+                               if reversed_once(sentence, line, span)]
+                used.append(original)
+            # The same words either way: a bag of words sees no label.
+            assert sorted(sentence.split()) == sorted(used[-1].split())
+            docs_of.setdefault(split, set()).add(source)
+    assert len(used) == len(set(used))  # each sentence in one version
+    assert not docs_of["train"] & docs_of["dev"]
+
+
+def test_bag_of_words_is_at_chance_on_the_order_task(tmp_path):
+    path = str(tmp_path / "heldout.txt")
+    write_heldout(path, num_documents=300, seed=1)
+    probe_data.build_order_task(path, str(tmp_path / "order"), seed=0,
+                                num_train=600, num_dev=300)
+    row = bag_of_words.bag_of_words_row(str(tmp_path / "order"), "cola",
+                                        samples=2000)
+    assert row.num_dev == 300
+    assert row.accuracy.low < 0.5 < row.accuracy.high
+    assert abs(row.accuracy.mean - 0.5) < 0.08
+
+
+@pytest.mark.parametrize("span, message", [
+    (1, r"span=1 must be at least 2 \(two words to swap\)"),
+    (5, r"span=5 leaves no room in a 6-word sentence; give 2..4"),
+])
+def test_order_task_rejects_a_bad_span_in_one_line(heldout, tmp_path, span,
+                                                   message):
+    with pytest.raises(UserError, match=message):
+        probe_data.build_order_task(heldout[0], str(tmp_path / "out"),
+                                    span=span, num_train=20, num_dev=10)
+    assert not (tmp_path / "out").exists()
+
+
 def write_probe_vocab(path):
     pieces = (["[PAD]"] + [f"[unused{i}]" for i in range(99)]
               + ["[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ","] + list(WORDS))
@@ -267,12 +343,15 @@ def trained_weights(model_dir):
             if name.startswith("model/") and "OPTIMIZER" not in name}
 
 
-def test_finetune_random_init_is_reproducible(records, tmp_path):
+def test_finetune_random_init_is_reproducible(task_dir, records, tmp_path):
     data, vocab_size = records
-    accuracies = [probe.finetune(
+    documents = predictions.dev_documents(task_dir, "cola")
+    results = [probe.finetune(
         str(tmp_path / f"run{i}"), data, init_checkpoint="",
         encoder_config=tiny_encoder(vocab_size), seed=seed, epochs=1,
-        batch_size=8) for i, seed in enumerate((3, 3, 4))]
+        batch_size=8, dev_documents=documents)
+        for i, seed in enumerate((3, 3, 4))]
+    accuracies = [r.accuracy for r in results]
     assert 0.0 <= accuracies[0] <= 1.0
     assert accuracies[0] == accuracies[1]
     # Accuracy over the whole dev set is a multiple of 1 / NUM_DEV.
@@ -284,6 +363,73 @@ def test_finetune_random_init_is_reproducible(records, tmp_path):
         np.testing.assert_array_equal(value, runs[1][name], err_msg=name)
     assert any(not np.array_equal(value, runs[2][name])
                for name, value in runs[0].items())
+    # The dev predictions: every dev example once, in the dev file's order,
+    # with its document and label from dev.tsv, scoring what Model
+    # Garden's evaluation scored; the file holds the same.
+    rows = read_tsv(os.path.join(task_dir, "dev.tsv"))
+    for result in results:
+        rows_of = result.predictions
+        assert rows_of.index == tuple(range(NUM_DEV))
+        assert rows_of.documents == tuple(r[0] for r in rows)
+        assert rows_of.labels == tuple(int(r[1]) for r in rows)
+        assert rows_of.accuracy == pytest.approx(result.accuracy, abs=1e-6)
+        assert all(0.5 <= p <= 1.0 for p in rows_of.probability)
+        assert predictions.read(result.predictions_path) == rows_of
+    assert results[0].predictions == results[1].predictions
+    assert results[0].predictions_path == str(
+        tmp_path / "run0" / predictions.FILE)
+
+
+def _write_encoder_yaml(path, vocab_size):
+    with open(path, "w") as f:
+        yaml.safe_dump({"task": {"model": {"encoder": tiny_encoder(
+            vocab_size)}}}, f)
+    return path
+
+
+def test_finetune_run_keeps_predictions_and_redoes_a_result_without_them(
+        task_dir, records, tmp_path):
+    data, vocab_size = records
+    encoder = _write_encoder_yaml(str(tmp_path / "encoder.yaml"), vocab_size)
+    config = types.SimpleNamespace(finetune_epochs=1)
+    result_dir = str(tmp_path / "ft")
+    documents = predictions.dev_documents(task_dir, "cola")
+
+    def run():
+        return study_finetune.finetune_run(
+            config, data, encoder, "", None, 2, result_dir, "probe0",
+            dev_documents=documents)
+
+    first = run()
+    assert not first.reused
+    assert first.predictions_path == os.path.join(result_dir,
+                                                  predictions.FILE)
+    assert predictions.read(first.predictions_path) == first.predictions
+    assert first.predictions.accuracy == pytest.approx(first.accuracy,
+                                                       abs=1e-6)
+    again = run()
+    assert again.reused and again.predictions == first.predictions
+    assert again.accuracy == first.accuracy
+    # A finished fine-tuning made before predictions were kept: its
+    # result.json alone is not reused; the run is done again (from its own
+    # finished checkpoint) and gives the same predictions.
+    os.remove(first.predictions_path)
+    redone = run()
+    assert not redone.reused
+    assert redone.predictions == first.predictions
+    assert redone.accuracy == first.accuracy
+    assert os.path.exists(first.predictions_path)
+    # Predictions naming other documents are redone with the ones given.
+    own = [f"sentence{i}" for i in range(NUM_DEV)]
+    renamed = study_finetune.finetune_run(
+        config, data, encoder, "", None, 2, result_dir, "probe0",
+        dev_documents=own)
+    assert not renamed.reused and renamed.predictions.documents == tuple(own)
+    assert renamed.predictions.predicted == first.predictions.predicted
+    with pytest.raises(UserError, match="dev_documents: 3 given for the 20"):
+        study_finetune.finetune_run(config, data, encoder, "", None, 3,
+                                    str(tmp_path / "ft3"), "probe0",
+                                    dev_documents=documents[:3])
 
 
 def test_majority_accuracy():
@@ -299,10 +445,12 @@ def test_finetune_from_an_export(exported, task_dir, tmp_path, caplog):
                              os.path.join(exported, "vocab.txt"),
                              str(tmp_path / "records"), max_seq_length=32)
     with caplog.at_level("INFO", logger="absl"):
-        accuracy = probe.finetune(
+        result = probe.finetune(
             str(tmp_path / "run"), data, init_checkpoint=exported,
             encoder_config=os.path.join(exported, "encoder.yaml"), seed=0,
             epochs=1, batch_size=8)
-    assert 0.0 <= accuracy <= 1.0
+    assert 0.0 <= result.accuracy <= 1.0
+    assert result.predictions.accuracy == pytest.approx(result.accuracy,
+                                                        abs=1e-6)
     assert f"Finished loading pretrained checkpoint from {exported}" in (
         caplog.text)

@@ -38,12 +38,12 @@ from scipy import special
 
 from token_dropping.common.errors import UserError
 from token_dropping.data import glue
+from token_dropping.study import predictions
 from token_dropping.study import stats
 
 WORD = re.compile(r"\w+")
 C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)  # ascending
 FOLDS = 5
-DOCUMENT_COLUMN = {"cola": 0}  # tasks whose TSV names each line's document
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,14 +58,17 @@ class Split:
 @dataclasses.dataclass(frozen=True)
 class BagOfWordsResult:
     """The row: dev accuracy (`stats.Interval`, a document bootstrap), the
-    chosen C, the vocabulary size, the split sizes, and per dev example
-    whether the prediction was right (to pair with other rows)."""
+    chosen C, the vocabulary size, the split sizes, per dev example
+    whether the prediction was right, and the dev predictions
+    (`predictions.DevPredictions`, to pair with other rows in
+    `probe_stats`)."""
     accuracy: stats.Interval
     c: float
     vocabulary_size: int
     num_train: int
     num_dev: int
     correct: list
+    predictions: predictions.DevPredictions
 
 
 def read_split(glue_dir, task, split):
@@ -87,14 +90,7 @@ def read_split(glue_dir, task, split):
     examples = getattr(processor, f"get_{split}_examples")(glue_dir)
     if not examples:
         raise UserError(f"{path!r} holds no examples.")
-    if task in DOCUMENT_COLUMN:
-        # Model Garden's reader, as the processor's examples use.
-        lines = processor._read_tsv(  # pylint: disable=protected-access
-            path, quotechar=None)
-        documents = [line[DOCUMENT_COLUMN[task]]
-                     for line in lines[1 if columns.header else 0:]]
-    else:
-        documents = [f"{split}-{i}" for i in range(len(examples))]
+    documents = predictions.documents(glue_dir, task, split)
     texts = [e.text_a if e.text_b is None else f"{e.text_a} {e.text_b}"
              for e in examples]
     labels = np.array([names.index(e.label) for e in examples])
@@ -202,9 +198,15 @@ def bag_of_words_row(glue_dir, task="cola", *, seed=0, c_grid=C_GRID,
     c = choose_c(x_train, train.labels,
                  document_folds(train.documents, folds, seed), c_grid)
     weights, bias = fit(x_train, train.labels, c)
-    correct = (predict(x_dev, weights, bias) == dev.labels).astype(int)
+    logits = x_dev @ weights + bias
+    predicted = predict(x_dev, weights, bias)
+    correct = (predicted == dev.labels).astype(int)
     return BagOfWordsResult(
         accuracy=stats.document_bootstrap(correct, dev.documents,
                                           samples=samples, seed=seed),
         c=c, vocabulary_size=len(vocab), num_train=len(train.texts),
-        num_dev=len(dev.texts), correct=correct.tolist())
+        num_dev=len(dev.texts), correct=correct.tolist(),
+        predictions=predictions.DevPredictions(
+            index=range(len(dev.texts)), documents=dev.documents,
+            labels=dev.labels.tolist(), predicted=predicted.tolist(),
+            probability=special.expit(np.abs(logits)).tolist()))

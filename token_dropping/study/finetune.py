@@ -11,8 +11,17 @@ checksum of every tensor), a fine-tuning its export's record, so a run trained
 again (deleted, then retrained) gets a new export and new fine-tunings, never
 the old ones. A fine-tuning stopped half way resumes from its own checkpoint
 only under the same record.
+
+A finished fine-tuning is `result.json` (its dev accuracy) with
+`dev_predictions.tsv` (per dev example: document, label, prediction,
+probability; `predictions.py`) beside it, the predictions written first. A
+result without the predictions (made before they were kept), or whose
+predictions name other dev documents, is not reused: the fine-tuning runs
+again (under the same record it resumes from its own finished checkpoint,
+so only the predictions are redone).
 """
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -23,6 +32,7 @@ import yaml
 from token_dropping.common import files
 from token_dropping.export import bert as export
 from token_dropping.data import glue as glue_data
+from token_dropping.study import predictions as study_predictions
 from token_dropping.study import probe
 from token_dropping.study import records as study_records
 
@@ -71,9 +81,20 @@ def probe_id(config, glue_dir, vocab_file):
     return digest.hexdigest()[:12]
 
 
+@dataclasses.dataclass(frozen=True)
+class FinetuneResult:
+    """One fine-tuning of the study: its dev accuracy, its per-example dev
+    predictions (`predictions.DevPredictions`), their file, and whether it
+    was reused rather than run now."""
+    accuracy: float
+    predictions: study_predictions.DevPredictions
+    predictions_path: str
+    reused: bool
+
+
 def finetune_run(config, data, encoder_config, init, init_settings, seed,
-                 result_dir, probe_key):
-    """One fine-tuning; returns (dev accuracy, whether it was reused).
+                 result_dir, probe_key, *, dev_documents):
+    """One fine-tuning; returns a `FinetuneResult`.
 
     Args:
         config: the `StudyConfig` (its epochs).
@@ -84,6 +105,8 @@ def finetune_run(config, data, encoder_config, init, init_settings, seed,
         seed: the fine-tuning seed.
         result_dir: where its run and `result.json` go.
         probe_key: `probe_id` of the probe.
+        dev_documents: per dev example, its document:
+            `predictions.dev_documents(glue_dir, config.glue_task)`.
     """
     with tf.io.gfile.GFile(encoder_config) as f:
         encoder = yaml.safe_load(f)["task"]["model"]["encoder"]
@@ -92,24 +115,34 @@ def finetune_run(config, data, encoder_config, init, init_settings, seed,
                     learning_rate=FINETUNE_LEARNING_RATE,
                     max_seq_length=PROBE_SEQ_LENGTH)
     result_path = os.path.join(result_dir, RESULT)
+    predictions_path = os.path.join(result_dir, study_predictions.FILE)
     if study_records.is_current(result_dir, settings):
-        if tf.io.gfile.exists(result_path):
-            with tf.io.gfile.GFile(result_path) as f:
-                return json.load(f)["dev_accuracy"], True
+        if (tf.io.gfile.exists(result_path)
+                and tf.io.gfile.exists(predictions_path)):
+            kept = study_predictions.read(predictions_path)
+            if kept.documents == tuple(str(d) for d in dev_documents):
+                with tf.io.gfile.GFile(result_path) as f:
+                    accuracy = json.load(f)["dev_accuracy"]
+                return FinetuneResult(accuracy, kept, predictions_path, True)
     else:
         # Made from another export, with other settings, or by an older
         # study (no record): not this fine-tuning, nor a start for it.
         if tf.io.gfile.exists(result_dir):
             tf.io.gfile.rmtree(result_dir)
         study_records.write(result_dir, dict(settings=settings))
-    accuracy = _finetune(data, encoder_config, init, seed, result_dir,
-                         config.finetune_epochs)
-    files.write_json(result_path, dict(dev_accuracy=accuracy))
-    return accuracy, False
+    if tf.io.gfile.exists(result_path):
+        tf.io.gfile.remove(result_path)  # no result without its predictions
+    result = _finetune(data, encoder_config, init, seed, result_dir,
+                       config.finetune_epochs, dev_documents)
+    study_predictions.write(predictions_path, result.predictions)
+    files.write_json(result_path, dict(dev_accuracy=result.accuracy))
+    return FinetuneResult(result.accuracy, result.predictions,
+                          predictions_path, False)
 
 
-def _finetune(data, encoder_config, init, seed, result_dir, epochs):
+def _finetune(data, encoder_config, init, seed, result_dir, epochs,
+              dev_documents):
     return probe.finetune(
         os.path.join(result_dir, "run"), data, init_checkpoint=init,
-        encoder_config=encoder_config, seed=seed, epochs=epochs,
-        learning_rate=FINETUNE_LEARNING_RATE)
+        encoder_config=encoder_config, seed=seed, dev_documents=dev_documents,
+        epochs=epochs, learning_rate=FINETUNE_LEARNING_RATE)

@@ -9,9 +9,13 @@ pieces and docs/export.md's fine-tuning recipe, with no training loop of ours:
    call reads real GLUE `CoLA/` or `SST-2/` folders;
 3. `finetune(model_dir, records, init_checkpoint=..., encoder_config=...)`
    runs Model Garden's `bert/sentence_prediction` experiment through
-   `training.run` and returns the accuracy on the whole dev set;
-   `init_checkpoint=""` fine-tunes a randomly initialised encoder, the
-   control that shows the probe measures pretraining;
+   `training.run` and returns a `Finetuned`: the accuracy on the whole dev
+   set (equal to Model Garden's `cls_accuracy`) and the per-example dev
+   predictions of the final weights (`predictions.DevPredictions`, made
+   with Model Garden's `official.nlp.tasks.utils.predict`), also written to
+   `<model_dir>/dev_predictions.tsv`; `init_checkpoint=""` fine-tunes a
+   randomly initialised encoder, the control that shows the probe measures
+   pretraining;
 4. `majority_accuracy(labels)`: the accuracy of always answering the most
    frequent label, the floor every row is read against.
 
@@ -19,34 +23,52 @@ Example:
 >>> probe_data.build_source_task("heldout.txt", sources, "data/probe")
 >>> records = glue_data.convert("data/probe", "cola",
 ...                             "exports/base/vocab.txt", "data/probe_records")
->>> accuracy = finetune("runs/probe_base_s0", records,
-...                     init_checkpoint="exports/base",
-...                     encoder_config="exports/base/encoder.yaml", seed=0)
+>>> result = finetune("runs/probe_base_s0", records,
+...                   init_checkpoint="exports/base",
+...                   encoder_config="exports/base/encoder.yaml", seed=0,
+...                   dev_documents=predictions.dev_documents(
+...                       "data/probe", "cola"))
+>>> result.accuracy, result.predictions.accuracy
+(0.71, 0.71)
 >>> majority_accuracy(dev_labels(records))
 0.5
 """
 
 import collections
+import dataclasses
 import math
+import os
 
 import tensorflow as tf
 import tf_keras
 import yaml
 from official.core import exp_factory
+from official.core import task_factory
+from official.nlp.tasks import utils as nlp_task_utils
 
 from token_dropping.train import driver as training
 from token_dropping.common.errors import UserError
+from token_dropping.study import predictions
 # Registers bert/sentence_prediction.
 from token_dropping.train import finetuning_experiments  # noqa: F401
 
 
+@dataclasses.dataclass(frozen=True)
+class Finetuned:
+    """A fine-tuning's dev accuracy (Model Garden's `cls_accuracy`), its
+    per-example dev predictions and the file that holds them."""
+    accuracy: float
+    predictions: predictions.DevPredictions
+    predictions_path: str
+
+
 def finetune(model_dir, data, *, init_checkpoint, encoder_config, seed,
-             epochs=3, batch_size=32, learning_rate=1e-4):
-    """Fine-tunes with `bert/sentence_prediction`; returns dev accuracy.
+             dev_documents=None, epochs=3, batch_size=32, learning_rate=1e-4):
+    """Fine-tunes with `bert/sentence_prediction`; returns a `Finetuned`.
 
     Args:
         model_dir: str. The fine-tuning run (rerunning a finished one only
-            evaluates its last checkpoint again).
+            predicts with its last checkpoint again).
         data: `glue_data.GlueRecords` from `glue_data.convert`.
         init_checkpoint: str. An export directory of tools/export_bert.py
             (or its `bert_model.ckpt`); "" for a randomly initialised encoder.
@@ -54,6 +76,9 @@ def finetune(model_dir, data, *, init_checkpoint, encoder_config, seed,
             `{"type": "bert_v2", "bert_v2": {...}}`.
         seed: int. Initial weights (head and, without a checkpoint, the
             encoder), dropout and the order of training examples.
+        dev_documents: per dev example, its document (`predictions.
+            dev_documents`), for document-bootstrap intervals; None: each
+            example is its own document (as in SST-2).
         epochs, batch_size: the training length is
             `ceil(epochs * train_size / batch_size)` steps, 10% warmup,
             then a linear decay to 0 (docs/export.md's recipe).
@@ -65,6 +90,12 @@ def finetune(model_dir, data, *, init_checkpoint, encoder_config, seed,
             raise UserError(f"encoder_config={encoder_config!r}: no such file.")
         with tf.io.gfile.GFile(encoder_config) as f:
             encoder_config = yaml.safe_load(f)["task"]["model"]["encoder"]
+    if dev_documents is None:
+        dev_documents = [str(i) for i in range(data.dev_size)]
+    dev_documents = [str(d) for d in dev_documents]
+    if len(dev_documents) != data.dev_size:
+        raise UserError(f"dev_documents: {len(dev_documents)} given for the "
+                        f"{data.dev_size} dev examples of {data.eval_path!r}.")
     steps = math.ceil(epochs * data.train_size / batch_size)
     if steps < 1:
         raise UserError(f"epochs={epochs!r} x train_size={data.train_size} / "
@@ -97,7 +128,72 @@ def finetune(model_dir, data, *, init_checkpoint, encoder_config, seed,
     }, is_strict=True)
     tf_keras.utils.set_random_seed(seed)
     result = training.run(params, mode="train_and_eval", model_dir=model_dir)
-    return float(result.eval_logs["cls_accuracy"])
+    rows = dev_predictions(params, model_dir, dev_documents)
+    # A run finished before this call trains and evaluates nothing (orbit's
+    # loop ends at train_steps); where it evaluated, Model Garden's accuracy
+    # and the predictions' are the same number.
+    evaluated = result.eval_logs.get("cls_accuracy")
+    if evaluated is not None and abs(float(evaluated) - rows.accuracy) > 1e-6:
+        raise ValueError(f"{model_dir}: Model Garden's dev accuracy "
+                         f"{float(evaluated)} differs from the predictions' "
+                         f"{rows.accuracy}.")
+    path = os.path.join(model_dir, predictions.FILE)
+    predictions.write(path, rows)
+    return Finetuned(rows.accuracy, rows, path)
+
+
+def dev_predictions(params, model_dir, dev_documents):
+    """The dev predictions of `model_dir`'s latest checkpoint.
+
+    Model Garden's `sentence_prediction.predict` returns only the argmax;
+    this is the same loop (`official.nlp.tasks.utils.predict` over the
+    task's `inference_step`, sorted by the records' `example_id`) keeping
+    the softmax probability of the predicted label too.
+
+    Args:
+        params: the fine-tuning's `ExperimentConfig`.
+        model_dir: its run (the checkpoint is read from there).
+        dev_documents: per dev example, its document.
+    """
+    task = task_factory.get_task(params.task)
+    model = task.build_model()
+    config = params.task.validation_data.replace(include_example_id=True)
+    dataset = task.build_inputs(config)
+    first = next(iter(dataset))
+    model({k: v for k, v in first.items() if k != "example_id"},
+          training=False)  # builds the variables before the restore
+    checkpoint = tf.train.Checkpoint(model=model)
+    latest = tf.train.latest_checkpoint(model_dir)
+    checkpoint.read(latest).expect_partial().assert_existing_objects_matched()
+
+    def predict_step(inputs):
+        example_id = inputs.pop("example_id")
+        labels = inputs[task.label_field]
+        logits = task.inference_step(inputs, model)  # [batch, num_labels]
+        return dict(example_id=example_id, labels=labels,
+                    probabilities=tf.nn.softmax(tf.cast(logits, tf.float32)))
+
+    def aggregate(state, outputs):
+        state = state or []
+        for ids, labels, probabilities in zip(outputs["example_id"],
+                                              outputs["labels"],
+                                              outputs["probabilities"]):
+            state.extend(zip(ids.numpy().tolist(),
+                             tf.reshape(labels, [-1]).numpy().tolist(),
+                             probabilities.numpy()))
+        return state
+
+    rows = sorted(nlp_task_utils.predict(predict_step, aggregate, dataset),
+                  key=lambda row: row[0])
+    index = [int(i) for i, _, _ in rows]
+    if index != list(range(len(dev_documents))):
+        raise ValueError(f"dev predictions for examples {index[:5]}...; "
+                         f"expected 0..{len(dev_documents) - 1}.")
+    return predictions.DevPredictions(
+        index=index, documents=dev_documents,
+        labels=[int(label) for _, label, _ in rows],
+        predicted=[int(p.argmax()) for _, _, p in rows],
+        probability=[float(p.max()) for _, _, p in rows])
 
 
 def majority_accuracy(labels):
