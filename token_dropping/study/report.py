@@ -2,35 +2,34 @@
 
 `write_study` turns what `study.run_study` measured into files for people:
 
-- `evaluations.csv`: a row per (model, seed, evaluation), `EVAL_COLUMNS`;
+- `evaluations.csv`: a row per (model, seed, run, evaluation),
+  `EVAL_COLUMNS`: `phase` is `stable` (the stable run, at its learning
+  rate's peak) or `decay` (a branch annealed at `budget`: its row at
+  `step == budget` has learning rate 0);
 - `finetuning.csv`: a row per fine-tuning run, `FINETUNE_COLUMNS`;
-- `loss_vs_flops.png`: validation MLM loss against training FLOPs, each
-  model's mean over seeds with a band of one standard deviation, the unigram
-  floor and BERT's final loss marked;
+- `loss_vs_flops.png`: each model's annealed frontier (validation MLM loss
+  against training FLOPs, mean over seeds with a 95% interval) over its
+  stable run, and the unigram floor;
 - `probe_accuracy.png`: probe dev accuracy per model, mean and standard
   deviation, with the random-init and majority rows;
 - `summary.md`: the machine, the command, and the table.
 
-A difference is called real only where it exceeds the seed spread: the mean
-of the per-seed differences is larger than the larger of the two models'
-standard deviations across seeds. A cell that holds fewer seeds than the
-study ran (a seed's run lacks that evaluation, or never got there) says how
-many, e.g. "(1 of 2 seeds)".
+Gaps between models are paired over seeds with a Student t interval
+(`stats`), called real only where the interval excludes 0.
 """
 
 import dataclasses
-import math
 import os
 import statistics
 
 import numpy as np
 
 from token_dropping.common import reporting
-from token_dropping.study import curves
+from token_dropping.study import stats
 
-EVAL_COLUMNS = ("model", "experiment", "seed", "step", "train_flops",
-                "wall_seconds", "val_mlm_loss", "val_mlm_accuracy",
-                "train_mlm_loss")
+EVAL_COLUMNS = ("model", "experiment", "seed", "phase", "budget", "step",
+                "learning_rate", "train_flops", "wall_seconds",
+                "val_mlm_loss", "val_mlm_accuracy", "train_mlm_loss")
 FINETUNE_COLUMNS = ("model", "pretrain_seed", "finetune_seed",
                     "dev_accuracy")
 FILES = ("evaluations.csv", "finetuning.csv", "loss_vs_flops.png",
@@ -84,122 +83,137 @@ def _fmt_stat(stat):
 
 
 def _curve(rows, name, seed):
-    points = sorted((r["step"], r) for r in rows
-                    if r["model"] == name and r["seed"] == seed)
-    return [r for _, r in points]
+    """A (model, seed)'s stable run's rows, by step."""
+    return sorted((r for r in rows if r["model"] == name
+                   and r["seed"] == seed and r.get("phase") == "stable"),
+                  key=lambda r: r["step"])
 
 
-def _at_step(curve, step):
-    return next((r for r in curve if r["step"] == step), None)
+def _annealed(rows, name, seed):
+    """A (model, seed)'s decay branches' final rows, by budget."""
+    return sorted((r for r in rows if r["model"] == name
+                   and r["seed"] == seed and r.get("phase") == "decay"
+                   and r["step"] == r["budget"]), key=lambda r: r["step"])
 
 
-# Runs stop on whole steps: one that ends this close below BERT's FLOPs is at
-# equal compute (ScTD's 1,118 steps hold 111 full passes, not the average's
-# 111.8, and end at 0.9996 of BERT's compute).
-EQUAL_COMPUTE_TOLERANCE = 1e-3
+def _points(rows, name, seed):
+    return [(r["train_flops"], r["val_mlm_loss"])
+            for r in _annealed(rows, name, seed)]
 
 
-def _loss_at_flops(curve, flops):
-    xs = [r["train_flops"] for r in curve]
-    if not xs or flops > xs[-1] * (1 + EQUAL_COMPUTE_TOLERANCE):
-        return None
-    return curves.interpolate(xs, [r["val_mlm_loss"] for r in curve],
-                              min(flops, xs[-1]))
+def _reach(points, target, base_compute):
+    """(share of `base_compute` to reach `target`, or None; a note when it
+    is only bounded: reached at the frontier's first point, or never)."""
+    first_compute, first_loss = min(points)
+    if first_loss <= target:
+        return None, f"≤ {first_compute / base_compute:.2f}"
+    reach = stats.compute_to_reach(points, target)
+    if reach is None:
+        return None, "not reached"
+    return reach / base_compute, ""
 
 
-def model_table(specs, rows, finetunes, seeds, train_steps, floor,
-                flop_ratios):
-    """One dict per model: the summary table's cells (numbers)."""
-    # The baseline is the BERT model, wherever it is in `specs`.
+def model_table(specs, rows, finetunes, seeds, floor, flop_ratios):
+    """One dict per model: the summary table's cells (numbers, intervals).
+
+    Every loss is an annealed run's at its budget (`annealing`). Gaps and
+    shares are read along each seed's annealed frontier against BERT's at
+    BERT's budgets (`stats.compare_frontiers`), paired over seeds.
+    """
     base = next((s for s in specs if s.is_baseline), specs[0]).name
-    base_final = {s: _curve(rows, base, s)[-1] for s in seeds}
+    base_points = {s: _points(rows, base, s) for s in seeds}
+    base_final = {s: _annealed(rows, base, s)[-1] for s in seeds}
     table = []
     for spec in specs:
-        finals = {s: _curve(rows, spec.name, s)[-1] for s in seeds}
-        loss = _mean_std([finals[s]["val_mlm_loss"] for s in seeds])
+        # Each seed's run at BERT's largest compute (within a step).
+        finals = {}
+        for s in seeds:
+            runs = _annealed(rows, spec.name, s)
+            finals[s] = min(runs, key=lambda r: abs(
+                r["train_flops"] - base_final[s]["train_flops"]))
+        loss = stats.mean_interval(finals[s]["val_mlm_loss"] for s in seeds)
         entry = dict(
             model=spec.name, label=spec.label, baseline=spec.name == base,
-            steps=finals[seeds[0]]["step"], flop_ratio=flop_ratios[spec.name],
-            loss=loss,
-            accuracy=_mean_std([finals[s]["val_mlm_accuracy"]
-                                for s in seeds]),
-            below_floor=floor - loss[0],
-            train_val_gap=_mean_std([finals[s]["val_mlm_loss"]
-                                     - finals[s]["train_mlm_loss"]
-                                     for s in seeds]),
+            budgets=[r["step"] for r in _annealed(rows, spec.name,
+                                                  seeds[0])],
+            final_steps=finals[seeds[0]]["step"],
+            flop_ratio=flop_ratios[spec.name], loss=loss,
+            accuracy=stats.mean_interval(finals[s]["val_mlm_accuracy"]
+                                         for s in seeds),
+            below_floor=floor - loss.mean,
             probe=_mean_std([f["dev_accuracy"] for f in finetunes
                              if f["model"] == spec.name]))
         if spec.name != base:
-            equal_steps = [_at_step(_curve(rows, spec.name, s), train_steps)
-                           for s in seeds]
-            base_std = _mean_std([base_final[s]["val_mlm_loss"]
-                                  for s in seeds])[1]
-            steps_std = _mean_std([r["val_mlm_loss"] for r in equal_steps
-                                   if r])[1]
-            entry["gap_equal_steps"] = _mean_std(
-                [r["val_mlm_loss"] - base_final[s]["val_mlm_loss"]
-                 if r else None for s, r in zip(seeds, equal_steps)])
-            entry["gap_equal_steps_real"] = abs(
-                entry["gap_equal_steps"][0]) > max(base_std, steps_std)
-            at_compute = [_loss_at_flops(_curve(rows, spec.name, s),
-                                         base_final[s]["train_flops"])
-                          for s in seeds]
-            entry["gap_equal_compute"] = _mean_std(
-                [None if v is None else v - base_final[s]["val_mlm_loss"]
-                 for s, v in zip(seeds, at_compute)])
-            entry["gap_equal_compute_real"] = abs(
-                entry["gap_equal_compute"][0]) > max(base_std, loss[1])
-            entry["compute_to_reach"] = []
-            for s in seeds:
-                curve = _curve(rows, spec.name, s)
-                reached = curves.compute_to_reach(
-                    [r["train_flops"] for r in curve],
-                    [r["val_mlm_loss"] for r in curve],
-                    base_final[s]["val_mlm_loss"])
-                entry["compute_to_reach"].append(
-                    None if reached is None
-                    else reached / base_final[s]["train_flops"])
+            points = {s: _points(rows, spec.name, s) for s in seeds}
+            entry["comparisons"] = stats.compare_frontiers(base_points,
+                                                           points)
+            entry["reach_per_seed"] = [_reach(
+                points[s], base_final[s]["val_mlm_loss"],
+                base_final[s]["train_flops"]) for s in seeds]
+            entry["reach"] = stats.mean_interval(
+                r for r, _ in entry["reach_per_seed"])
+            entry["spacing"] = max(stats.max_spacing(
+                points[s], base_final[s]["train_flops"]) for s in seeds)
         table.append(entry)
     return table
 
 
-def _gap_cell(entry, key):
-    if key not in entry:
+def _interval(interval, digits=3, sign=False):
+    if not np.isfinite(interval.mean):
         return "—"
-    mean, std = entry[key]
-    if math.isnan(mean):
-        return "not measured (no seed's run got there)"
-    verdict = "real" if entry[key + "_real"] else "within seed spread"
-    return (f"{mean:+.3f} ± {std:.3f} ({verdict})"
-            f"{_seeds_note(entry[key])}")
+    f = f"{{:{'+' if sign else ''}.{digits}f}}"
+    if not np.isfinite(interval.low):
+        return f.format(interval.mean)
+    return (f"{f.format(interval.mean)} [{f.format(interval.low)}, "
+            f"{f.format(interval.high)}]")
+
+
+def _gap_cells(entry, budgets):
+    if "comparisons" not in entry:
+        return ["—"] * budgets
+    cells = []
+    for c in entry["comparisons"]:
+        if not np.isfinite(c.gap_interval.mean):
+            cells.append("not measured (outside its frontier)")
+            continue
+        verdict = "real" if c.gap_interval.real else "not significant"
+        cells.append(f"{_interval(c.gap_interval, sign=True)} ({verdict})")
+    return cells
 
 
 def _reach_cell(entry):
-    if "compute_to_reach" not in entry:
+    if "reach" not in entry:
         return "—"
-    return ", ".join("not reached" if v is None else f"{v:.2f}"
-                     for v in entry["compute_to_reach"])
+    if any(note for _, note in entry["reach_per_seed"]):
+        return "per seed: " + ", ".join(
+            note or f"{value:.2f}" for value, note in entry["reach_per_seed"])
+    return _interval(entry["reach"], digits=2)
 
 
-TABLE_HEADER = (
-    "| model | steps | step FLOPs vs BERT | val MLM loss | below unigram "
-    "floor | val MLM accuracy | val − train loss | loss gap to BERT, equal "
-    "steps | loss gap to BERT, equal compute | share of BERT's compute to "
-    "reach its loss (per seed) | probe dev accuracy |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|")
-
-
-def markdown_table(table, random_init, majority):
-    lines = [TABLE_HEADER]
+def markdown_table(table, random_init, majority, bag_of_words=None):
+    base = next(e for e in table if e["baseline"])
+    budgets = [f"{b:,}" for b in base["budgets"]]
+    header = (["model", "train-step FLOPs vs BERT (ceiling)",
+               "steps at BERT's largest compute",
+               "annealed val MLM loss", "below unigram floor",
+               "val MLM accuracy"]
+              + [f"loss gap to BERT at BERT's {b}-step compute"
+                 for b in budgets]
+              + ["share of BERT's compute to reach its loss",
+                 "probe dev accuracy"])
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "---|" * len(header)]
     for e in table:
-        lines.append(
-            f"| {e['label']} | {e['steps']} | {e['flop_ratio']:.3f} | "
-            f"{_fmt_stat(e['loss'])} | {e['below_floor']:.3f} | "
-            f"{_fmt_stat(e['accuracy'])} | {_fmt_stat(e['train_val_gap'])} | "
-            f"{_gap_cell(e, 'gap_equal_steps')} | "
-            f"{_gap_cell(e, 'gap_equal_compute')} | {_reach_cell(e)} | "
-            f"{_fmt_stat(e['probe'])} |")
-    blank = "| — " * 9
+        lines.append("| " + " | ".join(
+            [e["label"], f"{e['flop_ratio']:.3f}", f"{e['final_steps']:,}",
+             _interval(e["loss"]), f"{e['below_floor']:.3f}",
+             _interval(e["accuracy"])]
+            + _gap_cells(e, len(budgets))
+            + [_reach_cell(e), _fmt_stat(e["probe"])]) + " |")
+    blank = "| — " * (len(header) - 2)
+    if bag_of_words is not None:
+        lines.append(f"| bag of words (logistic regression) {blank}| "
+                     f"{_interval(bag_of_words)} |")
     lines.append(f"| randomly initialised encoder {blank}| "
                  f"{_fmt_stat(random_init)} |")
     lines.append(f"| majority class {blank}| {majority:.3f} |")
@@ -207,6 +221,8 @@ def markdown_table(table, random_init, majority):
 
 
 def loss_plot(path, specs, rows, seeds, floor):
+    """Each model's annealed frontier (mean over seeds, bars: the 95%
+    interval) over its stable run (thin, not annealed)."""
     import matplotlib  # pylint: disable=import-outside-toplevel
     matplotlib.use("Agg")
     from matplotlib import pyplot  # pylint: disable=import-outside-toplevel
@@ -215,22 +231,31 @@ def loss_plot(path, specs, rows, seeds, floor):
     for spec in specs:
         curves = [{r["step"]: r for r in _curve(rows, spec.name, s)}
                   for s in seeds]
-        # The steps every seed evaluated at (a run stopped during an
-        # evaluation and resumed lacks that one), each averaged over seeds.
+        # The steps every seed evaluated at, each averaged over seeds.
         steps = sorted(set.intersection(*(set(c) for c in curves)))
-        flops = np.array([curves[0][step]["train_flops"] for step in steps])
-        losses = np.array([[c[step]["val_mlm_loss"] for step in steps]
-                           for c in curves])
-        mean, std = losses.mean(0), losses.std(0, ddof=1 if len(seeds) > 1
-                                                 else 0)
-        line, = axis.plot(flops, mean, "o-", markersize=3, label=spec.label)
-        axis.fill_between(flops, mean - std, mean + std, alpha=0.2,
-                          color=line.get_color())
+        line, = axis.plot(
+            [curves[0][step]["train_flops"] for step in steps],
+            [np.mean([c[step]["val_mlm_loss"] for c in curves])
+             for step in steps], "-", linewidth=0.8, alpha=0.5)
+        annealed = [_annealed(rows, spec.name, s) for s in seeds]
+        flops = [np.mean([a[i]["train_flops"] for a in annealed])
+                 for i in range(len(annealed[0]))]
+        losses = [stats.mean_interval(a[i]["val_mlm_loss"] for a in annealed)
+                  for i in range(len(annealed[0]))]
+        means = np.array([l.mean for l in losses])
+        spread = np.array([[l.mean - l.low, l.high - l.mean]
+                           if np.isfinite(l.low) else [0, 0]
+                           for l in losses]).T
+        axis.errorbar(flops, means, yerr=spread, fmt="o-", markersize=3,
+                      capsize=2, color=line.get_color(),
+                      label=f"{spec.label}, annealed")
     axis.axhline(floor, color="black", linewidth=0.8, linestyle="--",
                  label="unigram floor")
-    axis.set_xlabel("training FLOPs (3 x forward, analytic)")
+    axis.set_xscale("log")
+    axis.set_xlabel("training FLOPs (3 x forward, analytic; log scale)")
     axis.set_ylabel("validation MLM loss (full sequences)")
-    axis.set_title(f"mean of {len(seeds)} seeds, band: ±1 std", fontsize=9)
+    axis.set_title(f"annealed runs: mean of {len(seeds)} seeds, 95% "
+                   "interval; thin: the stable runs", fontsize=9)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
     figure.tight_layout()
@@ -265,15 +290,19 @@ def accuracy_plot(path, table, random_init, majority):
 
 def write_study(output_dir, *, specs, rows, finetunes, majority, floor,
                 config, flop_ratios, num_validation, probe_note, command="",
-                wall_minutes=None, data_note=""):
-    """Writes every output file; returns a `StudyReport`."""
+                wall_minutes=None, data_note="", bag_of_words=None):
+    """Writes every output file; returns a `StudyReport`.
+
+    `bag_of_words`: the bag-of-words row's dev accuracy (`stats.Interval`,
+    `bag_of_words.bag_of_words_row(...).accuracy`) or None.
+    """
     os.makedirs(output_dir, exist_ok=True)
     paths = {name: os.path.join(output_dir, name) for name in FILES}
     seeds = list(range(1, config.seeds + 1))
     reporting.write_csv(paths["evaluations.csv"], rows, EVAL_COLUMNS)
     reporting.write_csv(paths["finetuning.csv"], finetunes, FINETUNE_COLUMNS)
-    table = model_table(specs, rows, finetunes, seeds, config.train_steps,
-                        floor.cross_entropy, flop_ratios)
+    table = model_table(specs, rows, finetunes, seeds, floor.cross_entropy,
+                        flop_ratios)
     random_init = _mean_std([f["dev_accuracy"] for f in finetunes
                              if f["model"] == "random_init"])
     loss_plot(paths["loss_vs_flops.png"], specs, rows, seeds,
@@ -281,55 +310,74 @@ def write_study(output_dir, *, specs, rows, finetunes, majority, floor,
     accuracy_plot(paths["probe_accuracy.png"], table, random_init, majority)
     summary = summary_text(table, random_init, majority, floor, config,
                            num_validation, probe_note, command, wall_minutes,
-                           data_note)
+                           data_note, bag_of_words)
     with open(paths["summary.md"], "w") as f:
         f.write(summary)
     return StudyReport(table, summary, paths)
 
 
 def floor_sentence(base, floor):
-    """Where BERT ends against the unigram floor, true for either sign."""
-    loss = f"(validation loss {base['loss'][0]:.3f} against {floor:.3f})"
+    """Where annealed BERT ends against the unigram floor, true for either
+    sign."""
+    loss = f"(validation loss {base['loss'].mean:.3f} against {floor:.3f})"
     gap = base["below_floor"]
     if gap > 0:
-        return (f"BERT ends {gap:.2f} nats below the unigram floor {loss}: "
-                "that much of what it predicts comes from context.")
+        return (f"Annealed BERT ends {gap:.2f} nats below the unigram floor "
+                f"{loss}: that much of what it predicts comes from context.")
     if gap == 0:
-        return (f"BERT ends at the unigram floor {loss}: it has not yet "
-                "learned to use context.")
-    return (f"BERT ends {-gap:.2f} nats above the unigram floor {loss}: it "
-            "has not yet learned to use context.")
+        return (f"Annealed BERT ends at the unigram floor {loss}: it has not "
+                "yet learned to use context.")
+    return (f"Annealed BERT ends {-gap:.2f} nats above the unigram floor "
+            f"{loss}: it has not yet learned to use context.")
 
 
 def summary_text(table, random_init, majority, floor, config,
                  num_validation, probe_note, command, wall_minutes,
-                 data_note):
+                 data_note, bag_of_words=None):
     base = next((e for e in table if e.get("baseline")), table[0])
     probe_gap = base["probe"][0] - random_init[0]
     sensitive = probe_gap > max(base["probe"][1], random_init[1])
     took = (f" The whole study took {wall_minutes:.0f} minutes (load "
             f"average over the last 15 minutes: {os.getloadavg()[2]:.1f})."
             if wall_minutes else "")
-    return f"""# Token dropping against BERT: {config.size} size, {config.seeds} seeds
+    budgets = ", ".join(f"{b:,}" for b in base["budgets"])
+    spacing = max((e["spacing"] for e in table if "spacing" in e),
+                  default=0.0)
+    return f"""# Token dropping against BERT, annealed: {config.size} size, {config.seeds} seeds
 
 Machine: {reporting.describe_machine()}.{took}
 
 Command: `{command or 'python tools/study.py'}`
 
-Every model trained with seeds 1..{config.seeds} (initial weights and data
-order) on the same records, with one learning-rate schedule (warmup
-{config.warmup_steps} steps, then constant {config.learning_rate:g}). BERT
-trained {config.train_steps} steps; each token-dropping model continued to
-BERT's training FLOPs. {data_note} Validation: {num_validation} sequences with full
-models (no dropping). The unigram floor (validation targets' cross-entropy
-under the training targets' frequencies) is {floor.cross_entropy:.3f} nats.
-{probe_note} Fine-tuned with
-Model Garden's `bert/sentence_prediction` ({config.glue_task} layout), {config.finetune_seeds}
-fine-tuning seeds per pretrained model, accuracy on its whole dev set.
-Values are mean ± standard deviation over seeds; a gap is "real" only if it
-exceeds the larger seed standard deviation of the two models.
+Every model trained with seeds 1..{config.seeds} (initial weights, data
+order, dropout) on the same records with one warmup-stable-decay schedule:
+linear warmup over {config.warmup_steps} steps to {config.learning_rate:g},
+constant, and a linear decay to 0 over the last {config.decay_fraction:.0%}
+of each budget. Every loss below is an annealed run's (learning rate 0 at
+its last step): a decay branch from the model's stable run, resumed
+exactly. BERT's budgets are {budgets} steps; every other model was annealed
+at the same training FLOPs and at {config.reach_from:g} to 1 of BERT's
+largest every 0.05 (its frontier: neighbouring points at most
+{spacing:.2f} of BERT's largest compute apart). {data_note} Validation:
+{num_validation} sequences with full models (no dropping). The unigram floor
+(validation targets' cross-entropy under the training targets' frequencies)
+is {floor.cross_entropy:.3f} nats.
 
-{markdown_table(table, random_init, majority)}
+The ceiling is a model's train-step FLOPs over BERT's (MLM head included):
+the share of BERT's compute it would need to reach BERT's loss if it learned
+as much per step as BERT. Losses: mean [95% t interval over seeds] at
+BERT's largest compute. Gaps to BERT at BERT's budgets' compute, read along
+each seed's annealed frontier (linear in log-compute between budgets),
+paired over seeds with a 95% t interval; "real" only where the interval
+excludes 0. The share of BERT's compute a model needs to reach annealed
+BERT's loss at its largest budget is read the same way.
+
+{probe_note} Fine-tuned with Model Garden's `bert/sentence_prediction`
+({config.glue_task} layout), {config.finetune_seeds} fine-tuning seeds per
+pretrained model (annealed at BERT's largest compute), accuracy on its
+whole dev set, mean ± standard deviation.
+
+{markdown_table(table, random_init, majority, bag_of_words)}
 
 {floor_sentence(base, floor.cross_entropy)}
 
