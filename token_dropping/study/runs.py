@@ -127,10 +127,17 @@ def make_params(spec, *, train_steps, eval_every, loop_steps,
         # A baseline has no token-dropping fields; everything else applies.
         values = {k: v for k, v in values.items()
                   if k not in TOKEN_DROP_FIELDS}
-    elif encoder.keep_k_schedule and "keep_k_schedule" not in values:
-        values["keep_k_schedule"] = _scaled_schedule(
-            encoder, experiment_seq_length, data.seq_length,
-            values.get("token_keep_k", encoder.token_keep_k))
+    else:
+        if encoder.keep_k_schedule and "keep_k_schedule" not in values:
+            values["keep_k_schedule"] = _scaled_schedule(
+                encoder, experiment_seq_length, data.seq_length,
+                values.get("token_keep_k", encoder.token_keep_k))
+        if (encoder.drop_end_layer is not None and "num_layers" in values
+                and "drop_end_layer" not in values):
+            # A fixed range (random-LTD's 1..L-2) keeps its distance from
+            # the last layer on another depth (e.g. --quick's).
+            values["drop_end_layer"] = values["num_layers"] - (
+                encoder.num_layers - encoder.drop_end_layer)
     values["vocab_size"] = data.vocab_size
     values["max_position_embeddings"] = max(
         encoder.max_position_embeddings, data.seq_length)

@@ -69,7 +69,9 @@ _SIZES["large"] = dict(_SIZES["base"], encoder=dict(
 
 
 # The registered sizes, smallest first: token_drop_bert_<size>, bert_<size>.
-SIZES = tuple(sorted(_SIZES, key=lambda s: _SIZES[s]["encoder"]["hidden_size"]))
+SIZES = tuple(sorted(_SIZES, key=lambda s: (
+    _SIZES[s]["encoder"]["num_layers"]
+    * _SIZES[s]["encoder"]["hidden_size"] ** 2)))  # layer weights
 
 
 def _optimizer(train_steps, warmup_steps, learning_rate=1e-4):
