@@ -86,10 +86,12 @@ _FINETUNE_EPOCHS = flags.DEFINE_integer("finetune_epochs", None,
                                         "Fine-tuning epochs."
                                         + _default("finetune_epochs"))
 _PROBE = flags.DEFINE_enum(
-    "probe", _D.probe, list(study.PROBES), "The built probe: source (is a "
-    "held-out sentence from Python's standard library or a third-party "
-    "package?) or acceptability (real against minimally corrupted "
-    "sentences).")
+    "probe", _D.probe, list(study.PROBES), "The built probe, from documents "
+    "held out of pretraining: order (a sentence as written, or with two "
+    "adjacent words swapped: bag-of-words is at chance), sentence_order (two "
+    "adjacent sentences in order or swapped), source (is a sentence from "
+    "Python's standard library or a third-party package?) or acceptability "
+    "(real against minimally corrupted sentences).")
 _GLUE_DIR = flags.DEFINE_string(
     "glue_dir", "", "A GLUE task directory (train.tsv, dev.tsv) as the probe "
     "instead of the built one.")

@@ -267,20 +267,22 @@ def test_probe_sentences_are_held_out_of_pretraining(quick_study):
                 pretrain.update(line.strip() for line in f)
     with open(os.path.join(corpus, "heldout.txt")) as f:
         heldout = {line.strip() for line in f}
-    real = []
+    real, every = [], []
     for split in ("train.tsv", "dev.tsv"):
         with open(os.path.join(config.runs_dir, "probe", split)) as f:
             rows = [line.rstrip("\n").split("\t") for line in f]
-        # The source task: every sentence of both labels is real text.
-        real += [sentence for _, _, _, sentence in rows]
-    assert len(real) >= 200
+        # The word-order task: label 1 is a sentence as written, label 0
+        # the same sentence with two adjacent words swapped.
+        real += [sentence for _, label, _, sentence in rows if label == "1"]
+        every += [sentence for _, _, _, sentence in rows]
+    assert len(real) >= 100 and len(every) >= 200
     with open(os.path.join(config.runs_dir, "data", "manifest.json")) as f:
         sources = json.load(f)["source"]["files"]
     assert sources and all(os.path.basename(f["path"]).startswith("pretrain-")
                            for f in sources)
     # The records are built from the pretraining files only, and no probe
     # sentence is in them; every one comes from a held-out document.
-    assert not set(real) & pretrain
+    assert not set(every) & pretrain
     assert set(real) <= heldout
 
 

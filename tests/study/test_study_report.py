@@ -9,6 +9,7 @@ import pytest
 from scipy import stats as scipy_stats
 
 from token_dropping.study import report as study_report
+from token_dropping.study.stats import Interval
 from token_dropping.study.runs import ModelSpec
 from token_dropping.study.unigram import Unigram
 
@@ -53,6 +54,19 @@ def _study_rows():
     return rows
 
 
+PROBE_ROWS = [
+    dict(model="bert", accuracy=Interval(0.75, 0.70, 0.80, 60), gap=None),
+    dict(model="drop", accuracy=Interval(0.74, 0.69, 0.79, 60),
+         gap=Interval(-0.01, -0.03, 0.01, 60)),
+    dict(model="random_init", accuracy=Interval(0.5, 0.47, 0.53, 60),
+         gap=Interval(-0.25, -0.3, -0.2, 60)),
+    dict(model="bag_of_words", accuracy=Interval(0.51, 0.48, 0.54, 60),
+         gap=Interval(-0.24, -0.29, -0.19, 60)),
+    dict(model="majority", accuracy=Interval(0.5, 0.5, 0.5, 60),
+         gap=Interval(-0.25, -0.3, -0.2, 60)),
+]
+
+
 def _t_interval(values):
     values = np.asarray(values, dtype=float)
     half = (scipy_stats.t.ppf(0.975, len(values) - 1)
@@ -65,9 +79,7 @@ def _log_interp(computes, losses, x):
 
 
 def test_model_table_against_hand_arithmetic():
-    finetunes = [dict(model="bert", pretrain_seed=s, finetune_seed=1,
-                      dev_accuracy=a) for s, a in ((1, 0.8), (2, 0.7))]
-    table = study_report.model_table(SPECS, _study_rows(), finetunes,
+    table = study_report.model_table(SPECS, _study_rows(), PROBE_ROWS,
                                      [1, 2, 3], floor=6.5,
                                      flop_ratios={"bert": 1.0, "drop": 0.8})
     bert, drop = table
@@ -105,9 +117,16 @@ def test_model_table_against_hand_arithmetic():
     shares = [reach(DROP[s], BERT[s][2]) / 4000 for s in (1, 2, 3)]
     assert (drop["reach"].mean, drop["reach"].low,
             drop["reach"].high) == pytest.approx(_t_interval(shares))
-    text = study_report.markdown_table(table, (0.5, 0.01), 0.5)
+    text = study_report.markdown_table(table, PROBE_ROWS)
     line = text.splitlines()[3]
     assert f"{np.mean(shares):.2f} [" in line
+    # The probe: the bootstrap interval and the paired gap to BERT.
+    assert line.endswith("| 0.740 [0.690, 0.790]; vs BERT -0.010 [-0.030, "
+                         "+0.010] (not significant) |")
+    assert "| bag of words (logistic regression on the probe's training " \
+        "set) |" in text
+    assert text.splitlines()[-1].endswith(
+        "| 0.500 [0.500, 0.500]; vs BERT -0.250 [-0.300, -0.200] (real) |")
 
 
 def test_a_bound_instead_of_an_interpolated_share():
@@ -117,9 +136,10 @@ def test_a_bound_instead_of_an_interpolated_share():
     for seed, drop in ((1, [3.0, 2.9, 2.8, 2.7]), (2, [6.5, 6.4, 6.3, 6.2])):
         rows += _annealed("bert", seed, [100, 200, 400], BERT[seed], 10)
         rows += _annealed("drop", seed, DROP_BUDGETS, drop, 8)
-    table = study_report.model_table(SPECS, rows, [], [1, 2], floor=6.5,
+    table = study_report.model_table(SPECS, rows, PROBE_ROWS, [1, 2],
+                                     floor=6.5,
                                      flop_ratios={"bert": 1.0, "drop": 0.8})
-    text = study_report.markdown_table(table, (0.5, 0.01), 0.5)
+    text = study_report.markdown_table(table, PROBE_ROWS)
     assert "per seed: ≤ 0.25, not reached" in text.splitlines()[3]
     assert math.isnan(table[1]["reach"].mean)
 
@@ -131,9 +151,10 @@ def test_a_gap_outside_a_frontier_is_not_measured():
     for seed in (1, 2):
         rows += _annealed("bert", seed, [100, 200, 400], BERT[seed], 10)
         rows += _annealed("drop", seed, [130, 250, 500], DROP[seed][:3], 8)
-    table = study_report.model_table(SPECS, rows, [], [1, 2], floor=6.5,
+    table = study_report.model_table(SPECS, rows, PROBE_ROWS, [1, 2],
+                                     floor=6.5,
                                      flop_ratios={"bert": 1.0, "drop": 0.8})
-    text = study_report.markdown_table(table, (0.5, 0.01), 0.5)
+    text = study_report.markdown_table(table, PROBE_ROWS)
     assert "not measured (outside its frontier)" in text.splitlines()[3]
     assert table[1]["comparisons"][1].gap_interval.n == 2
 
@@ -153,7 +174,8 @@ def test_write_study_writes_every_file(tmp_path):
                           finetune_seed=1, dev_accuracy=0.5))
     result = study_report.write_study(
         str(tmp_path), specs=SPECS, rows=_study_rows(), finetunes=finetunes,
-        majority=0.5, floor=Unigram(6.5, 10, 10), config=_Config,
+        probe_rows=PROBE_ROWS, probe_counts=True,
+        floor=Unigram(6.5, 10, 10), config=_Config,
         flop_ratios={"bert": 1.0, "drop": 0.8}, num_validation=7,
         probe_note="Probe: `probe`.", command="python tools/study.py --quick")
     for name in study_report.FILES:
@@ -167,6 +189,7 @@ def test_write_study_writes_every_file(tmp_path):
     assert (tmp_path / "loss_vs_flops.png").read_bytes()[:4] == b"\x89PNG"
     assert "python tools/study.py --quick" in result.summary
     assert "| randomly initialised encoder" in result.summary
+    assert "The probe measures pretraining" in result.summary
 
 
 @pytest.mark.parametrize("bert_loss,expected", [
@@ -188,7 +211,9 @@ def test_the_floor_sentence_is_true_for_either_sign(bert_loss, expected,
     # The models in the other order: BERT is the baseline all the same.
     result = study_report.write_study(
         str(tmp_path), specs=SPECS[::-1], rows=rows, finetunes=[],
-        majority=0.5, floor=Unigram(6.5, 10, 10), config=_Config,
+        probe_rows=PROBE_ROWS, probe_counts=False,
+        floor=Unigram(6.5, 10, 10), config=_Config,
         flop_ratios={"bert": 1.0, "drop": 0.8}, num_validation=7,
         probe_note="Probe: `probe`.")
     assert expected in " ".join(result.summary.split())
+    assert "The probe does NOT measure pretraining here" in result.summary

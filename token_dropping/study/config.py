@@ -20,6 +20,7 @@ from token_dropping.data import dataset_info
 from token_dropping.common.checks import as_positive_int
 from token_dropping.common.errors import UserError
 from token_dropping.common.paths import check_output_path
+from token_dropping.study import probe_tasks
 from token_dropping.study.runs import ModelSpec
 from token_dropping.study.runs import experiment_kind
 from token_dropping.train.warmup_stable_decay import WarmupStableDecay
@@ -33,9 +34,10 @@ MODELS = {
 }
 DEFAULT_MODELS = ("bert", "token_drop", "token_drop_random")
 GLUE_TASKS = ("cola", "sst2")
-# The built probes (probe_data): which source a held-out sentence comes from,
-# or real against minimally corrupted sentences.
-PROBES = ("source", "acceptability")
+# The built probes (`probe_tasks`): word order (the default: bag-of-words
+# is at chance by construction), sentence order, source, acceptability.
+PROBES = probe_tasks.NAMES
+
 # The steps and seeds of the committed study, and of --quick (the whole
 # pipeline at toy size). A value the user gives wins over either.
 # budgets: BERT's annealed budgets in steps (each other model gets the same
@@ -102,7 +104,7 @@ class StudyConfig:
     loop_steps: Optional[int] = None
     finetune_seeds: Optional[int] = None
     finetune_epochs: Optional[int] = None
-    probe: str = "source"
+    probe: str = "order"
     glue_dir: str = ""
     glue_task: str = "cola"
     data_dir: str = ""

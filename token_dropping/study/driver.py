@@ -52,7 +52,8 @@ from token_dropping.study import annealing
 from token_dropping.study import bag_of_words
 from token_dropping.study import prepare as study_prepare
 from token_dropping.study.timing import StudyProgress
-from token_dropping.study import probe
+from token_dropping.study import predictions as study_predictions
+from token_dropping.study import probe_stats
 from token_dropping.study import finetune as study_finetune
 from token_dropping.study import records as study_records
 from token_dropping.study import report as study_report
@@ -207,10 +208,12 @@ def _run(config, command, watch):
                                   "encoder.yaml")
     probe_key = study_finetune.probe_id(config, glue_dir, info.vocab_file)
     finetune_dir = os.path.join(config.runs_dir, "finetune", probe_key)
-    finetunes = []
+    finetunes, predictions = [], {}
     pretrained = [(name, seed, exports[name, seed])
                   for name, seed in sorted(exports, key=lambda k: (
                       [s.name for s in specs].index(k[0]), k[1]))]
+    dev_documents = study_predictions.dev_documents(glue_dir,
+                                                    config.glue_task)
     for name, seed, (init, init_settings) in pretrained + [
             ("random_init", 0, ("", None))]:
         for ft_seed in range(1, config.finetune_seeds + 1):
@@ -218,24 +221,33 @@ def _run(config, command, watch):
                                       f"{name}-seed{seed}-ft{ft_seed}")
             logging.info("study: fine-tuning %s seed %d/%d.", name, seed,
                          ft_seed)
-            accuracy, was_done = study_finetune.finetune_run(
+            result = study_finetune.finetune_run(
                 config, data, encoder_config, init, init_settings, ft_seed,
-                result_dir, probe_key)
+                result_dir, probe_key, dev_documents=dev_documents)
             finetunes.append(dict(model=name, pretrain_seed=seed,
                                   finetune_seed=ft_seed,
-                                  dev_accuracy=accuracy))
+                                  dev_accuracy=result.accuracy))
+            predictions.setdefault(name, []).append(result.predictions)
             what = f"fine-tuning {name} seed {seed}/{ft_seed}"
-            progress.finished(what, finetune_flops, not was_done)
+            progress.finished(what, finetune_flops, not result.reused)
             watch.check(what)
 
+    # The probe's rows: dev accuracies with document-bootstrap intervals,
+    # each gap paired with BERT's on the same resampled documents.
+    words = bag_of_words.bag_of_words_row(glue_dir, config.glue_task, seed=0)
+    base = specs[0].name
+    predictions["bag_of_words"] = [words.predictions]
+    predictions["majority"] = [probe_stats.majority(predictions[base])]
+    probe_rows = probe_stats.probe_table(predictions, base)
+    counts, _ = probe_stats.measures_pretraining(predictions[base], {
+        name: predictions[name]
+        for name in ("random_init", "bag_of_words", "majority")})
     return study_report.write_study(
         config.output_dir, specs=specs, rows=rows, finetunes=finetunes,
-        majority=probe.majority_accuracy(probe.dev_labels(data)),
+        probe_rows=probe_rows, probe_counts=counts,
         floor=floor, config=config, flop_ratios=flop_ratios,
         num_validation=info.num_validation_examples,
         data_note=_data_note(info, jobs),
-        bag_of_words=bag_of_words.bag_of_words_row(
-            glue_dir, config.glue_task).accuracy,
         probe_note=study_prepare.probe_note(config, glue_dir),
         command=command, wall_minutes=progress.minutes)
 

@@ -16,7 +16,7 @@ from token_dropping.data import dataset_info
 from token_dropping.data import default_dataset
 from token_dropping.data import package_docs
 from token_dropping.data import prepare_data_config
-from token_dropping.study import probe_data
+from token_dropping.study import probe_tasks
 
 # --quick's encoder and data: 3 layers (one dropped) of 32, sequences of 32.
 QUICK_ENCODER = dict(num_layers=3, hidden_size=32, num_attention_heads=2,
@@ -27,6 +27,7 @@ _QUICK_CORPUS = dict(max_documents_per_source=50, heldout_share=0.3)
 QUICK_PROBE = dict(num_train=160, num_dev=80)
 _DATA = dict(seq_length=128, max_predictions_per_seq=20, vocab_size=8000)
 PROBE = dict(num_train=2000, num_dev=1000)
+SENTENCE_ORDER_PROBE = dict(num_train=1000, num_dev=500)
 _WHOLE_SHUFFLE = 1_000_000  # examples: more than the default corpus makes
 
 
@@ -77,12 +78,10 @@ def prepare_data(config):
 def _build_probe(config, text, glue_dir):
     """The built probe (`config.probe`) from the held-out documents."""
     counts = QUICK_PROBE if config.quick else PROBE
-    if config.probe == "acceptability":
-        probe_data.build_probe_task(text.heldout_file, glue_dir, seed=0,
-                                    **counts)
-    else:
-        probe_data.build_source_task(text.heldout_file, text.heldout_sources(),
-                                     glue_dir, seed=0, **counts)
+    if config.probe == "sentence_order" and not config.quick:
+        counts = SENTENCE_ORDER_PROBE  # the default corpus has 1,552 pairs
+    probe_tasks.build(config.probe, text.heldout_file, glue_dir,
+                      sources=text.heldout_sources(), seed=0, **counts)
 
 
 def probe_note(config, glue_dir):
@@ -90,12 +89,4 @@ def probe_note(config, glue_dir):
     if config.glue_dir:
         return (f"Probe: `{os.path.basename(glue_dir.rstrip('/'))}` "
                 f"(GLUE {config.glue_task}).")
-    if config.probe == "acceptability":
-        return ("Probe: acceptability, real held-out sentences against the "
-                "same sentences with two adjacent words swapped or one word "
-                "dropped (`probe_data.build_probe_task`).")
-    return ("Probe: source, whether a sentence of a held-out document comes "
-            "from Python's standard library documentation or from a "
-            "third-party package's docstrings (`probe_data."
-            "build_source_task`; labels from where the text is, not from "
-            "any model).")
+    return probe_tasks.note(config.probe)

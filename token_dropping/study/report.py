@@ -20,7 +20,6 @@ Gaps between models are paired over seeds with a Student t interval
 
 import dataclasses
 import os
-import statistics
 
 import numpy as np
 
@@ -42,44 +41,6 @@ class StudyReport:
     table: list
     summary: str
     paths: dict
-
-
-class Stat(tuple):
-    """(mean, std) over the finite values: `held` of them, out of the
-    `asked` values (one per seed)."""
-
-    def __new__(cls, mean, std, held, asked):
-        stat = super().__new__(cls, (mean, std))
-        stat.held, stat.asked = held, asked
-        return stat
-
-
-def _mean_std(values):
-    total = len(values)
-    values = [v for v in values if v is not None and np.isfinite(v)]
-    if not values:
-        return Stat(float("nan"), float("nan"), 0, total)
-    return Stat(float(statistics.fmean(values)),
-                float(statistics.stdev(values)) if len(values) > 1 else 0.0,
-                len(values), total)
-
-
-def _seeds_note(stat):
-    """" (n of N seeds)" when a cell holds fewer values than asked for."""
-    held, asked = getattr(stat, "held", 0), getattr(stat, "asked", 0)
-    if 0 < held < asked:
-        return f" ({held} of {asked} seeds)"
-    return ""
-
-
-def _fmt(mean, std, digits=3, stat=None):
-    if not np.isfinite(mean):
-        return "—"
-    return f"{mean:.{digits}f} ± {std:.{digits}f}{_seeds_note(stat)}"
-
-
-def _fmt_stat(stat):
-    return _fmt(*stat, stat=stat)
 
 
 def _curve(rows, name, seed):
@@ -113,7 +74,7 @@ def _reach(points, target, base_compute):
     return reach / base_compute, ""
 
 
-def model_table(specs, rows, finetunes, seeds, floor, flop_ratios):
+def model_table(specs, rows, probe_rows, seeds, floor, flop_ratios):
     """One dict per model: the summary table's cells (numbers, intervals).
 
     Every loss is an annealed run's at its budget (`annealing`). Gaps and
@@ -141,8 +102,8 @@ def model_table(specs, rows, finetunes, seeds, floor, flop_ratios):
             accuracy=stats.mean_interval(finals[s]["val_mlm_accuracy"]
                                          for s in seeds),
             below_floor=floor - loss.mean,
-            probe=_mean_std([f["dev_accuracy"] for f in finetunes
-                             if f["model"] == spec.name]))
+            probe=next((p for p in probe_rows if p["model"] == spec.name),
+                       None))
         if spec.name != base:
             points = {s: _points(rows, spec.name, s) for s in seeds}
             entry["comparisons"] = stats.compare_frontiers(base_points,
@@ -190,7 +151,25 @@ def _reach_cell(entry):
     return _interval(entry["reach"], digits=2)
 
 
-def markdown_table(table, random_init, majority, bag_of_words=None):
+def _probe_cell(row):
+    """A probe row's dev accuracy [document-bootstrap interval], and its
+    paired gap to BERT."""
+    if row is None:
+        return "—"
+    cell = _interval(row["accuracy"])
+    if row.get("gap") is not None:
+        verdict = "real" if row["gap"].real else "not significant"
+        cell += f"; vs BERT {_interval(row['gap'], sign=True)} ({verdict})"
+    return cell
+
+
+CONTROLS = (("bag_of_words", "bag of words (logistic regression on the "
+             "probe's training set)"),
+            ("random_init", "randomly initialised encoder"),
+            ("majority", "majority class"))
+
+
+def markdown_table(table, probe_rows):
     base = next(e for e in table if e["baseline"])
     budgets = [f"{b:,}" for b in base["budgets"]]
     header = (["model", "train-step FLOPs vs BERT (ceiling)",
@@ -209,14 +188,12 @@ def markdown_table(table, random_init, majority, bag_of_words=None):
              _interval(e["loss"]), f"{e['below_floor']:.3f}",
              _interval(e["accuracy"])]
             + _gap_cells(e, len(budgets))
-            + [_reach_cell(e), _fmt_stat(e["probe"])]) + " |")
+            + [_reach_cell(e), _probe_cell(e["probe"])]) + " |")
     blank = "| — " * (len(header) - 2)
-    if bag_of_words is not None:
-        lines.append(f"| bag of words (logistic regression) {blank}| "
-                     f"{_interval(bag_of_words)} |")
-    lines.append(f"| randomly initialised encoder {blank}| "
-                 f"{_fmt_stat(random_init)} |")
-    lines.append(f"| majority class {blank}| {majority:.3f} |")
+    for name, label in CONTROLS:
+        row = next((p for p in probe_rows if p["model"] == name), None)
+        if row is not None:
+            lines.append(f"| {label} {blank}| {_probe_cell(row)} |")
     return "\n".join(lines)
 
 
@@ -263,54 +240,59 @@ def loss_plot(path, specs, rows, seeds, floor):
     pyplot.close(figure)
 
 
-def accuracy_plot(path, table, random_init, majority):
+def accuracy_plot(path, table, probe_rows):
+    """Probe dev accuracy per model and control, with its
+    document-bootstrap interval."""
     import matplotlib  # pylint: disable=import-outside-toplevel
     matplotlib.use("Agg")
     from matplotlib import pyplot  # pylint: disable=import-outside-toplevel
 
-    labels = [e["label"] for e in table] + ["random init"]
-    means = [e["probe"][0] for e in table] + [random_init[0]]
-    stds = [e["probe"][1] for e in table] + [random_init[1]]
+    rows = [(e["label"], e["probe"]) for e in table if e["probe"]] + [
+        (label.split(" (")[0], row) for name, label in CONTROLS
+        for row in probe_rows if row["model"] == name]
+    means = [r["accuracy"].mean for _, r in rows]
+    spread = np.array([[r["accuracy"].mean - r["accuracy"].low,
+                        r["accuracy"].high - r["accuracy"].mean]
+                       if np.isfinite(r["accuracy"].low) else [0, 0]
+                       for _, r in rows]).T
     figure, axis = pyplot.subplots(figsize=(7, 3.6), dpi=90)
-    axis.bar(range(len(labels)), means, yerr=stds, capsize=4,
+    axis.bar(range(len(rows)), means, yerr=spread, capsize=4,
              color="tab:blue", alpha=0.7)
-    axis.axhline(majority, color="black", linewidth=0.8, linestyle="--",
-                 label="majority class")
-    axis.set_xticks(range(len(labels)), labels, fontsize=7, rotation=15)
-    low = min([m - s for m, s in zip(means, stds) if np.isfinite(m)]
-              + [majority])
+    axis.set_xticks(range(len(rows)), [label for label, _ in rows],
+                    fontsize=7, rotation=15)
+    low = min(m - s for m, s in zip(means, spread[0]))
     axis.set_ylim(max(0.0, low - 0.05), 1.0)
     axis.set_ylabel("probe dev accuracy")
-    axis.legend(fontsize=8)
+    axis.set_title("95% document-bootstrap intervals", fontsize=9)
     axis.grid(alpha=0.3, axis="y")
     figure.tight_layout()
     figure.savefig(path)
     pyplot.close(figure)
 
 
-def write_study(output_dir, *, specs, rows, finetunes, majority, floor,
-                config, flop_ratios, num_validation, probe_note, command="",
-                wall_minutes=None, data_note="", bag_of_words=None):
+def write_study(output_dir, *, specs, rows, finetunes, probe_rows,
+                probe_counts, floor, config, flop_ratios, num_validation,
+                probe_note, command="", wall_minutes=None, data_note=""):
     """Writes every output file; returns a `StudyReport`.
 
-    `bag_of_words`: the bag-of-words row's dev accuracy (`stats.Interval`,
-    `bag_of_words.bag_of_words_row(...).accuracy`) or None.
+    `probe_rows`: `probe_stats.probe_table` over the models and the
+    controls (`random_init`, `bag_of_words`, `majority`); `probe_counts`:
+    whether BERT beats every control beyond its interval
+    (`probe_stats.measures_pretraining`).
     """
     os.makedirs(output_dir, exist_ok=True)
     paths = {name: os.path.join(output_dir, name) for name in FILES}
     seeds = list(range(1, config.seeds + 1))
     reporting.write_csv(paths["evaluations.csv"], rows, EVAL_COLUMNS)
     reporting.write_csv(paths["finetuning.csv"], finetunes, FINETUNE_COLUMNS)
-    table = model_table(specs, rows, finetunes, seeds, floor.cross_entropy,
+    table = model_table(specs, rows, probe_rows, seeds, floor.cross_entropy,
                         flop_ratios)
-    random_init = _mean_std([f["dev_accuracy"] for f in finetunes
-                             if f["model"] == "random_init"])
     loss_plot(paths["loss_vs_flops.png"], specs, rows, seeds,
               floor.cross_entropy)
-    accuracy_plot(paths["probe_accuracy.png"], table, random_init, majority)
-    summary = summary_text(table, random_init, majority, floor, config,
+    accuracy_plot(paths["probe_accuracy.png"], table, probe_rows)
+    summary = summary_text(table, probe_rows, probe_counts, floor, config,
                            num_validation, probe_note, command, wall_minutes,
-                           data_note, bag_of_words)
+                           data_note)
     with open(paths["summary.md"], "w") as f:
         f.write(summary)
     return StudyReport(table, summary, paths)
@@ -331,12 +313,10 @@ def floor_sentence(base, floor):
             f"{loss}: it has not yet learned to use context.")
 
 
-def summary_text(table, random_init, majority, floor, config,
+def summary_text(table, probe_rows, probe_counts, floor, config,
                  num_validation, probe_note, command, wall_minutes,
-                 data_note, bag_of_words=None):
+                 data_note):
     base = next((e for e in table if e.get("baseline")), table[0])
-    probe_gap = base["probe"][0] - random_init[0]
-    sensitive = probe_gap > max(base["probe"][1], random_init[1])
     took = (f" The whole study took {wall_minutes:.0f} minutes (load "
             f"average over the last 15 minutes: {os.getloadavg()[2]:.1f})."
             if wall_minutes else "")
@@ -374,14 +354,25 @@ BERT's loss at its largest budget is read the same way.
 
 {probe_note} Fine-tuned with Model Garden's `bert/sentence_prediction`
 ({config.glue_task} layout), {config.finetune_seeds} fine-tuning seeds per
-pretrained model (annealed at BERT's largest compute), accuracy on its
-whole dev set, mean ± standard deviation.
+pretrained model (annealed at BERT's largest compute). Probe accuracies:
+the mean over a model's fine-tunings on the whole dev set, with a 95%
+interval from resampling dev documents (not sentences); gaps to BERT are
+paired on the same resampled documents (`probe_stats`).
 
-{markdown_table(table, random_init, majority, bag_of_words)}
+{markdown_table(table, probe_rows)}
 
 {floor_sentence(base, floor.cross_entropy)}
 
-The probe {'separates' if sensitive else 'does NOT clearly separate'}
-pretrained from random initialisation: BERT {_fmt(*base['probe'])} against
-{_fmt(*random_init)} from a random encoder (majority class {majority:.3f}).
+{_probe_sentence(probe_counts)}
 """
+
+
+def _probe_sentence(counts):
+    if counts:
+        return ("The probe measures pretraining: BERT beats the randomly "
+                "initialised encoder, bag of words and the majority class, "
+                "each beyond its paired interval.")
+    return ("The probe does NOT measure pretraining here: BERT does not beat "
+            "every control (randomly initialised encoder, bag of words, "
+            "majority class) beyond its paired interval, so its accuracies "
+            "say nothing about the models.")
