@@ -43,7 +43,7 @@ PROBES = probe_tasks.NAMES
 # budgets: BERT's annealed budgets in steps (each other model gets the same
 # compute points, and more at `reach_from`..1 of BERT's largest, every
 # REACH_STEP); loop_steps: the stable runs' loop, where decays may start.
-FULL = dict(seeds=3, budgets=(400, 700, 1200), eval_every=100,
+FULL = dict(seeds=3, budgets=(400, 700, 1200), eval_every=200,
             warmup_steps=100, finetune_seeds=2, finetune_epochs=3,
             reach_from=0.7, loop_steps=10)
 QUICK = dict(seeds=2, budgets=(10, 20), eval_every=4, warmup_steps=2,
