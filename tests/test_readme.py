@@ -348,7 +348,9 @@ def test_the_readme_results_are_the_committed_results():
     sources = "".join(_text(p) for p in pages() if re.fullmatch(
         r"docs/(study|study_remedies)/summary\.md|docs/benchmark/\w+\.md", p))
     figures = re.findall(r"(?<![\d.])[+-]?\d+\.\d{3}(?![\d.])", results)
-    assert len(figures) >= 15
+    # The study's table left the README while it is rerun (issue 24):
+    # what stays are the benchmark's figures.
+    assert len(figures) >= 4
     quoted = set(re.findall(r"(?<![\d.])[+-]?\d+\.\d{3}(?![\d.])", sources))
     unresolved = sorted(set(figures) - quoted)
     assert not unresolved, unresolved

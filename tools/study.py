@@ -1,11 +1,12 @@
 """Does token dropping pay? Pretrain BERT and token dropping with several
-seeds at equal compute, then fine-tune every result on a downstream probe.
+seeds, each annealed at several budgets, then fine-tune every result at
+BERT's largest compute on a downstream probe.
 
-    # The committed study (docs/study; about 85 minutes on 2 CPU cores):
-    # bert_mini, token_drop_bert_mini and random selection, 3 seeds each,
-    # on Python's and the pinned packages' documentation, probed by telling
-    # held-out standard-library sentences from third-party ones.
-    python tools/study.py --output_dir=docs/study
+    # The committed study (docs/study): bert_mini, token_drop_bert_mini and
+    # random selection (8 layers of 96), 3 seeds each, annealed at BERT's
+    # 400, 700 and 1,200 steps and around them, on Python's and the pinned
+    # packages' documentation, probed on held-out sentences.
+    python tools/study.py --output_dir=docs/study --runs_dir=runs/study
 
     # The whole pipeline at toy size (a few minutes):
     python tools/study.py --output_dir=/tmp/study --runs_dir=/tmp/study_runs \
@@ -13,8 +14,8 @@ seeds at equal compute, then fine-tune every result on a downstream probe.
 
     # Your records and GLUE's CoLA (or SST-2) as the probe:
     python tools/study.py --output_dir=runs/study_wiki --size=base \
-        --runs_dir=gs://bucket/study --train_steps=20000 --eval_every=2000 \
-        --data_dir=gs://bucket/data --glue_dir=glue/CoLA \
+        --runs_dir=gs://bucket/study --budgets=10000,20000,40000 \
+        --eval_every=2000 --data_dir=gs://bucket/data --glue_dir=glue/CoLA \
         --glue_task=cola --params_override=runtime.num_gpus=1
 
 Rerunning the same command skips what is finished and resumes an interrupted
@@ -57,19 +58,27 @@ _MODELS = flags.DEFINE_list(
     "experiment names.")
 _SEEDS = flags.DEFINE_integer("seeds", None, "Pretraining seeds per "
                               "model." + _default("seeds"))
-_TRAIN_STEPS = flags.DEFINE_integer(
-    "train_steps", None, "The baseline's training steps; token "
-    "dropping trains until it has spent the same FLOPs."
-    + _default("train_steps"))
+_BUDGETS = flags.DEFINE_list(
+    "budgets", None, "BERT's budgets in training steps, ascending: one "
+    "annealed run each (a decay branch of one stable run per seed); every "
+    "other model is annealed at the same training FLOPs, and from "
+    "--reach_from to 1 of BERT's largest every 0.05."
+    + _default("budgets"))
+_REACH_FROM = flags.DEFINE_float(
+    "reach_from", None, "Where the other models' extra budgets start, a "
+    "share of BERT's largest budget's FLOPs." + _default("reach_from"))
+_DECAY_FRACTION = flags.DEFINE_float(
+    "decay_fraction", _D.decay_fraction, "The last share of each budget "
+    "whose learning rate decays linearly to 0.")
 _EVAL_EVERY = flags.DEFINE_integer("eval_every", None,
-                                   "Steps between evaluations."
-                                   + _default("eval_every"))
+                                   "Steps between the stable runs' "
+                                   "evaluations." + _default("eval_every"))
 _WARMUP_STEPS = flags.DEFINE_integer("warmup_steps", None,
                                      "Learning-rate warmup steps."
                                      + _default("warmup_steps"))
 _LEARNING_RATE = flags.DEFINE_float(
-    "learning_rate", _D.learning_rate, "The constant learning rate after "
-    "warmup, shared by every model.")
+    "learning_rate", _D.learning_rate, "The peak learning rate (after the "
+    "warmup, before each decay), shared by every model.")
 _FINETUNE_SEEDS = flags.DEFINE_integer(
     "finetune_seeds", None, "Fine-tuning seeds per pretrained "
     "model." + _default("finetune_seeds"))
@@ -77,10 +86,12 @@ _FINETUNE_EPOCHS = flags.DEFINE_integer("finetune_epochs", None,
                                         "Fine-tuning epochs."
                                         + _default("finetune_epochs"))
 _PROBE = flags.DEFINE_enum(
-    "probe", _D.probe, list(study.PROBES), "The built probe: source (is a "
-    "held-out sentence from Python's standard library or a third-party "
-    "package?) or acceptability (real against minimally corrupted "
-    "sentences).")
+    "probe", _D.probe, list(study.PROBES), "The built probe, from documents "
+    "held out of pretraining: order (a sentence as written, or with two "
+    "adjacent words swapped: bag-of-words is at chance), sentence_order (two "
+    "adjacent sentences in order or swapped), source (is a sentence from "
+    "Python's standard library or a third-party package?) or acceptability "
+    "(real against minimally corrupted sentences).")
 _GLUE_DIR = flags.DEFINE_string(
     "glue_dir", "", "A GLUE task directory (train.tsv, dev.tsv) as the probe "
     "instead of the built one.")
@@ -95,13 +106,24 @@ _PARAMS_OVERRIDE = flags.DEFINE_string(
     "run, e.g. runtime.num_gpus=1.")
 
 
+def _budgets():
+    if _BUDGETS.value is None:
+        return None
+    try:
+        return tuple(int(b) for b in _BUDGETS.value)
+    except ValueError:
+        sys.exit(f"study.py: error: --budgets={','.join(_BUDGETS.value)} "
+                 "must be step counts, e.g. 400,700,1200.")
+
+
 def main(argv):
     if len(argv) > 1:
         sys.exit(f"study.py: error: unexpected arguments {argv[1:]}")
     config = study.StudyConfig(
         output_dir=_OUTPUT_DIR.value, runs_dir=_RUNS_DIR.value,
         size=_SIZE.value, models=tuple(_MODELS.value), seeds=_SEEDS.value,
-        train_steps=_TRAIN_STEPS.value, eval_every=_EVAL_EVERY.value,
+        budgets=_budgets(), reach_from=_REACH_FROM.value,
+        decay_fraction=_DECAY_FRACTION.value, eval_every=_EVAL_EVERY.value,
         warmup_steps=_WARMUP_STEPS.value, learning_rate=_LEARNING_RATE.value,
         finetune_seeds=_FINETUNE_SEEDS.value,
         finetune_epochs=_FINETUNE_EPOCHS.value, probe=_PROBE.value,

@@ -3,31 +3,45 @@
 import csv
 import dataclasses
 import json
+import math
 import os
 import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+import tensorflow as tf
 
 from token_dropping.study import driver as study
+from token_dropping.study import prepare as study_prepare
+from token_dropping.study import runs as study_runs
+from token_dropping.data import dataset_info
+from token_dropping.train import driver as training
+from token_dropping.study import timing as study_timing
 from token_dropping.study import report as study_report
 from token_dropping.common.errors import UserError
+from token_dropping.train.warmup_stable_decay import WarmupStableDecay
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 STUDY = os.path.join(ROOT, "tools", "study.py")
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    (dict(train_steps=250, eval_every=100),
-     "--train_steps=250 is not a multiple of --eval_every=100"),
-    (dict(train_steps=0), "--train_steps=0 must be a positive integer"),
+    (dict(budgets=(700, 400)), "--budgets=700,400 must be at least two "
+     "different step counts, ascending"),
+    (dict(budgets=(0, 400)), "--budgets=0 must be a positive integer"),
+    (dict(eval_every=15), "--eval_every=15 is not a multiple of the stable "
+     "runs' loop of 10 steps"),
+    (dict(reach_from=1.5), "--reach_from=1.5 must be in (0, 1]"),
+    (dict(decay_fraction=0.0), "--decay_fraction=0.0 must be in (0, 1]"),
     (dict(seeds=True), "--seeds=True must be a positive integer"),
     (dict(size="huge"), "--size='huge' is not one of tiny, mini, base, large"),
     (dict(models=("bert",)), "needs at least two different models"),
     (dict(models=("bert", "bogus")), "'bogus' is neither one of bert, "),
     (dict(learning_rate=float("nan")), "--learning_rate=nan must be a"),
-    (dict(warmup_steps=1000), "--warmup_steps=1000 must be in [0, "),
+    (dict(warmup_steps=1000), "--budgets: total_steps=400: its decay would "
+     "start at step 320, inside the warmup of 1000 steps"),
     (dict(glue_task="mnli"), "--glue_task='mnli' is not one of cola, sst2"),
     (dict(probe="cola"), "--probe='cola' is not one of source, acceptability"),
     (dict(glue_dir="/nonexistent/glue"), "--glue_dir='/nonexistent/glue' is"),
@@ -54,24 +68,19 @@ def test_own_records_need_a_glue_probe(tmp_path):
         study.run_study(config)
 
 
-def test_equal_compute_steps_round_up():
-    assert study.equal_compute_steps(1000, 1.0) == 1000
-    assert study.equal_compute_steps(1000, 0.8) == 1250
-    assert study.equal_compute_steps(1000, 0.794) == 1260  # 1259.4
-
-
 def test_records_of_other_settings_in_runs_dir_are_one_line(tmp_path,
                                                             monkeypatch):
     def existing(*unused, **unused_kwargs):  # what the data builder raises
         raise ValueError("output_dir='runs/data' already holds a different "
                          "dataset (source 'text_files', seq_length=32).")
-    monkeypatch.setattr(study.default_dataset, "prepare_data", existing)
+    monkeypatch.setattr(study_prepare.default_dataset, "prepare_data",
+                        existing)
     config = study.StudyConfig(output_dir=str(tmp_path / "out"),
                                runs_dir=str(tmp_path / "runs"), quick=True)
     with pytest.raises(UserError, match=r"--runs_dir='.*runs' holds records "
                        r"built with other settings \(output_dir=.*\); use a "
                        r"new --runs_dir, or delete .*data and the runs") as e:
-        study._prepare_data(config)
+        study_prepare.prepare_data(config)
     assert "\n" not in str(e.value)
 
 
@@ -81,14 +90,13 @@ def test_cli_bad_input_is_one_clear_line(tmp_path):
                PYTHONPATH=ROOT)
     result = subprocess.run(
         [sys.executable, STUDY, f"--output_dir={tmp_path / 'out'}",
-         f"--runs_dir={tmp_path / 'runs'}", "--train_steps=250",
-         "--eval_every=100"],
+         f"--runs_dir={tmp_path / 'runs'}", "--budgets=700,400"],
         capture_output=True, text=True, env=env, cwd=ROOT)
     assert result.returncode != 0
     last = result.stderr.strip().splitlines()[-1]
-    assert last == ("study.py: error: --train_steps=250 is not a multiple of "
-                    "--eval_every=100: every model is evaluated at the "
-                    "baseline's last step (equal steps)."), last
+    assert last == ("study.py: error: --budgets=700,400 must be at least two "
+                    "different step counts, ascending (BERT's annealed "
+                    "runs), e.g. 400,700,1200."), last
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists()
     result = subprocess.run(
@@ -128,19 +136,31 @@ def test_quick_study_writes_every_output(quick_study):
     assert tuple(evaluations[0]) == study_report.EVAL_COLUMNS
     runs = {(r["model"], r["seed"]) for r in evaluations}
     assert runs == {(m, s) for m in study.DEFAULT_MODELS for s in ("1", "2")}
-    steps = {m: sorted({int(r["step"]) for r in evaluations
-                        if r["model"] == m}) for m in study.DEFAULT_MODELS}
-    assert steps["bert"] == [10, 20]
-    # Token dropping continues to BERT's FLOPs: 20 / ratio, rounded up, and
-    # is evaluated there and at BERT's last step (equal steps).
+    budgets = {m: sorted({int(r["budget"]) for r in evaluations
+                          if r["model"] == m and r["phase"] == "decay"})
+               for m in study.DEFAULT_MODELS}
+    assert budgets["bert"] == [10, 20]
+    # Token dropping is annealed at BERT's budgets' FLOPs: 10 / ratio
+    # rounded down (the frontier's first point), 20 / ratio rounded up.
     ratio = result.table[1]["flop_ratio"]
-    assert steps["token_drop"] == [10, 20, study.equal_compute_steps(20,
-                                                                     ratio)]
+    assert budgets["token_drop"] == [math.floor(10 / ratio),
+                                     math.ceil(20 / ratio)]
     assert 0.5 < ratio < 1
     for row in evaluations:
         assert 0 < float(row["val_mlm_loss"]) < 20
         assert 0 <= float(row["val_mlm_accuracy"]) <= 1
         assert float(row["train_flops"]) > 0
+        if row["phase"] == "decay":  # annealed: evaluated at its budget
+            assert row["step"] == row["budget"]
+            assert float(row["learning_rate"]) == 0.0
+        else:
+            assert row["phase"] == "stable" and row["budget"] == ""
+            assert float(row["learning_rate"]) == pytest.approx(1e-3)
+    # The stable runs are evaluated every --eval_every steps to their last
+    # decay start (BERT's: 16 of 20).
+    assert sorted(int(r["step"]) for r in evaluations
+                  if r["model"] == "bert" and r["seed"] == "1"
+                  and r["phase"] == "stable") == [4, 8, 12, 16]
     finetunes = _read_csv(os.path.join(config.output_dir, "finetuning.csv"))
     assert tuple(finetunes[0]) == study_report.FINETUNE_COLUMNS
     assert {r["model"] for r in finetunes} == {*study.DEFAULT_MODELS,
@@ -160,19 +180,22 @@ def test_quick_study_writes_every_output(quick_study):
 def test_rerun_skips_what_is_done_and_resumes_an_interrupted_run(
         quick_study):
     config, first = quick_study
-    run = os.path.join(config.runs_dir, "pretrain", "bert-seed1")
-    # Interrupt bert-seed1 after step 10: the step-20 checkpoint, the row and
-    # the done mark are gone.
+    run = os.path.join(config.runs_dir, "pretrain", "bert-seed1",
+                       "decay-20")
+    # Interrupt bert-seed1's decay to 20 before its end: the step-20
+    # checkpoint, the row and the done mark are gone; its fork is left.
     rows = [line for line in open(os.path.join(run, "evaluations.jsonl"))]
+    assert [json.loads(line)["step"] for line in rows] == [20]
+    before = _variables(os.path.join(run, "ckpt-20"))
     with open(os.path.join(run, "evaluations.jsonl"), "w") as f:
-        f.write(rows[0])
+        f.write("")
     os.remove(os.path.join(run, "study_done.json"))
     for name in os.listdir(run):
         if name.startswith("ckpt-20"):
             os.remove(os.path.join(run, name))
     with open(os.path.join(run, "checkpoint"), "w") as f:
-        f.write('model_checkpoint_path: "ckpt-10"\n'
-                'all_model_checkpoint_paths: "ckpt-10"\n')
+        f.write('model_checkpoint_path: "ckpt-16"\n'
+                'all_model_checkpoint_paths: "ckpt-16"\n')
     other = os.path.join(config.runs_dir, "pretrain", "token_drop-seed1",
                          "evaluations.jsonl")
     untouched = open(other).read()
@@ -180,12 +203,57 @@ def test_rerun_skips_what_is_done_and_resumes_an_interrupted_run(
     second = study.run_study(config)
 
     resumed = [line for line in open(os.path.join(run, "evaluations.jsonl"))]
-    assert resumed[0] == rows[0]  # kept, not re-measured
-    assert [json.loads(line)["step"] for line in resumed] == [10, 20]
+    assert [json.loads(line)["step"] for line in resumed] == [20]
     assert os.path.exists(os.path.join(run, "study_done.json"))
+    # Exact resumes: the redone decay ends where the first one did.
+    _assert_same(_variables(os.path.join(run, "ckpt-20")), before)
+    assert json.loads(resumed[0])["val_mlm_loss"] == pytest.approx(
+        json.loads(rows[0])["val_mlm_loss"], rel=1e-5)
     assert open(other).read() == untouched  # finished runs are not retrained
     assert [e["model"] for e in second.table] == [e["model"]
                                                   for e in first.table]
+
+
+def _variables(path):
+    """Every variable of a checkpoint but its save counter."""
+    reader = tf.train.load_checkpoint(path)
+    return {key: reader.get_tensor(key)
+            for key in reader.get_variable_to_shape_map()
+            if key.endswith("VARIABLE_VALUE")
+            and not key.startswith("save_counter")}
+
+
+def _assert_same(variables, reference):
+    assert sorted(variables) == sorted(reference)
+    assert any("OPTIMIZER_SLOT" in k for k in reference)
+    for key, value in reference.items():
+        np.testing.assert_allclose(variables[key], value, rtol=1e-5,
+                                   atol=1e-6, err_msg=key)
+
+
+@pytest.mark.slow  # the whole pipeline: about 2.5 minutes
+def test_a_decay_branch_equals_the_straight_run_with_its_schedule(
+        quick_study, tmp_path):
+    """bert-seed1 annealed at 20 (the stable run to 16, its checkpoint
+    forked, decayed to 20 in another process state) against one run trained
+    straight to 20 with the branch's schedule throughout."""
+    config, _ = quick_study
+    config = study.resolve_config(config)
+    info = dataset_info.DatasetInfo.from_manifest(os.path.join(
+        config.runs_dir, "data", dataset_info.MANIFEST_FILENAME))
+    spec = study.model_specs(config)[0]
+    schedule = study.wsd_schedule(config)
+    params = study_runs.make_params(
+        spec, train_steps=20, eval_every=20, loop_steps=config.loop_steps,
+        optimizer_config=schedule.branch(20), seed=1, data=info,
+        encoder_overrides=study_prepare.QUICK_ENCODER)
+    straight = str(tmp_path / "straight")
+    training.train(params, mode="train", model_dir=straight,
+                   latest=study_runs.resolve(params, straight))
+    branch = os.path.join(config.runs_dir, "pretrain", "bert-seed1",
+                          "decay-20", "ckpt-20")
+    _assert_same(_variables(os.path.join(straight, "ckpt-20")),
+                 _variables(branch))
 
 
 @pytest.mark.slow  # the whole pipeline: about 2.5 minutes
@@ -199,20 +267,22 @@ def test_probe_sentences_are_held_out_of_pretraining(quick_study):
                 pretrain.update(line.strip() for line in f)
     with open(os.path.join(corpus, "heldout.txt")) as f:
         heldout = {line.strip() for line in f}
-    real = []
+    real, every = [], []
     for split in ("train.tsv", "dev.tsv"):
         with open(os.path.join(config.runs_dir, "probe", split)) as f:
             rows = [line.rstrip("\n").split("\t") for line in f]
-        # The source task: every sentence of both labels is real text.
-        real += [sentence for _, _, _, sentence in rows]
-    assert len(real) >= 200
+        # The word-order task: label 1 is a sentence as written, label 0
+        # the same sentence with two adjacent words swapped.
+        real += [sentence for _, label, _, sentence in rows if label == "1"]
+        every += [sentence for _, _, _, sentence in rows]
+    assert len(real) >= 100 and len(every) >= 200
     with open(os.path.join(config.runs_dir, "data", "manifest.json")) as f:
         sources = json.load(f)["source"]["files"]
     assert sources and all(os.path.basename(f["path"]).startswith("pretrain-")
                            for f in sources)
     # The records are built from the pretraining files only, and no probe
     # sentence is in them; every one comes from a held-out document.
-    assert not set(real) & pretrain
+    assert not set(every) & pretrain
     assert set(real) <= heldout
 
 
@@ -253,7 +323,7 @@ def test_a_finished_runs_flops_are_counted_stage_by_stage(tmp_path):
         for step in (100, 500, 1000):
             f.write(json.dumps(dict(step=step, train_flops=step * average,
                                     val_mlm_loss=6.0)) + "\n")
-    (tmp_path / study_runs.DONE).write_text("{}")
+    (tmp_path / study_runs.DONE).write_text('{"steps": 1000}')
     spec = study_runs.ModelSpec("full_ends", "token_drop_bert_tiny_full_ends",
                                 "full ends")
     rows = study_runs.pretrain(spec, 1, params, str(tmp_path), None, 7.0)
@@ -270,9 +340,9 @@ def test_the_summary_minutes_count_only_this_studys_steps(tmp_path):
     # A runs_dir shared with an earlier study holds that study's timings too.
     path = tmp_path / "timings.json"
     path.write_text(json.dumps({
-        study.PREPARING: 60.0, "pretraining bert seed 1": 120.0,
+        study_timing.PREPARING: 60.0, "pretraining bert seed 1": 120.0,
         "pretraining other seed 1": 600.0}))
-    progress = study._Progress(2.0, str(path))
+    progress = study_timing.StudyProgress(2.0, str(path))
     progress.finished("pretraining bert seed 1", 1.0, measured=False)
     progress.finished("pretraining new seed 1", 1.0, measured=True)
     new = json.loads(path.read_text())["pretraining new seed 1"]
@@ -289,7 +359,7 @@ def _stop_at_data(monkeypatch):
     def prepare(config):
         seen.append(config)
         raise _Prepared()
-    monkeypatch.setattr(study, "_prepare_data", prepare)
+    monkeypatch.setattr(study.study_prepare, "prepare_data", prepare)
     return seen
 
 
@@ -297,19 +367,19 @@ def test_explicit_steps_and_seeds_win_over_quick(tmp_path, monkeypatch):
     seen = _stop_at_data(monkeypatch)
     config = study.StudyConfig(output_dir=str(tmp_path / "out"),
                                runs_dir=str(tmp_path / "runs"), quick=True,
-                               seeds=1, train_steps=40, eval_every=20,
+                               seeds=1, budgets=(20, 40), eval_every=20,
                                finetune_epochs=2)
     with pytest.raises(_Prepared):
         study.run_study(config)
     (used,) = seen
-    assert (used.seeds, used.train_steps, used.eval_every,
-            used.finetune_epochs) == (1, 40, 20, 2)
+    assert (used.seeds, used.budgets, used.eval_every,
+            used.finetune_epochs) == (1, (20, 40), 20, 2)
     # What was not given comes from --quick, not from the full study.
     assert (used.warmup_steps, used.finetune_seeds) == (2, 1)
     # An explicit value that does not fit --quick's others is one line.
-    config = dataclasses.replace(config, train_steps=25, eval_every=None)
+    config = dataclasses.replace(config, eval_every=5)
     with pytest.raises(UserError, match=re.escape(
-            "--train_steps=25 is not a multiple of --eval_every=10")):
+            "--eval_every=5 is not a multiple of the stable runs' loop of 2")):
         study.run_study(config)
 
 
@@ -347,11 +417,11 @@ def test_schedule_variants_fit_quick_shapes(variant):
     spec = study_runs.ModelSpec(variant, experiment, variant)
     data = types.SimpleNamespace(
         train_input_path="train-*", validation_input_path="validation-*",
-        **study._QUICK_DATA)
+        **study_prepare._QUICK_DATA)
     params = study_runs.make_params(
-        spec, train_steps=24, eval_every=12, warmup_steps=2,
-        learning_rate=1e-3, seed=1, data=data,
-        encoder_overrides=study._QUICK_ENCODER)
+        spec, train_steps=24, eval_every=12, loop_steps=2,
+        optimizer_config=WarmupStableDecay(1e-3, 2).stable(), seed=1,
+        data=data, encoder_overrides=study_prepare.QUICK_ENCODER)
     stages = [(s.start_fraction, s.token_keep_k)
               for s in params.task.model.encoder.any.keep_k_schedule]
     # The experiment's stages (sequences of 128, keep 64) mapped onto

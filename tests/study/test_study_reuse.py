@@ -67,16 +67,17 @@ def test_the_models_in_another_order_are_the_same_study(tiny):
     second = study.run_study(dataclasses.replace(
         config, models=("token_drop", "bert"),
         output_dir=config.output_dir + "_order"))
-    # BERT is the baseline: 20 steps, labelled so; token dropping keeps
-    # its 29 (equal compute), and nothing was retrained.
+    # BERT is the baseline, annealed at 10 and 20 steps and labelled so;
+    # token dropping keeps its budgets (equal compute), and nothing was
+    # retrained.
     by_model = {e["model"]: e for e in second.table}
-    assert "gap_equal_steps" not in by_model["bert"]  # it is the baseline
-    assert "gap_equal_steps" in by_model["token_drop"]
-    assert by_model["bert"]["steps"] == 20
+    assert "comparisons" not in by_model["bert"]  # it is the baseline
+    assert "comparisons" in by_model["token_drop"]
+    assert by_model["bert"]["budgets"] == [10, 20]
     assert by_model["bert"]["label"] == "BERT (baseline)"
-    assert by_model["token_drop"]["steps"] == first.table[1]["steps"] > 20
-    assert by_model["token_drop"]["gap_equal_steps"][:2] == \
-        first.table[1]["gap_equal_steps"][:2]
+    assert by_model["token_drop"]["final_steps"] == first.table[1][
+        "final_steps"] > 20
+    assert by_model["token_drop"]["loss"] == first.table[1]["loss"]
     assert {name: _lines(os.path.join(runs, name, "evaluations.jsonl"))
             for name in os.listdir(runs)} == before
 
@@ -102,19 +103,21 @@ def _stop_at(run_dir, step, keep_checkpoint_rows_below):
 @pytest.mark.slow
 def test_an_evaluation_missed_by_a_stop_is_measured_on_resume(tiny):
     config, _ = tiny
+    # The stable run, evaluated every 4 steps to its last decay start.
     run = os.path.join(config.runs_dir, "pretrain", "token_drop-seed1")
-    last = _steps(run)[-1]
-    assert _steps(run) == [10, 20, last]
-    # Stopped during the evaluation at step 20, after its checkpoint.
-    kept = _stop_at(run, 20, keep_checkpoint_rows_below=20)
+    steps = _steps(run)
+    last, before_last = steps[-1], steps[-2]
+    assert steps[:5] == [4, 8, 12, 16, 20] and before_last % 4 == 0
+    # Stopped during the evaluation before the last, after its checkpoint.
+    kept = _stop_at(run, before_last, keep_checkpoint_rows_below=before_last)
     study.run_study(config)
-    assert _steps(run) == [10, 20, last]
+    assert _steps(run) == steps
     assert _lines(os.path.join(run, "evaluations.jsonl"))[0] == kept[0]
     # Stopped during the final evaluation, after the last checkpoint.
     kept = _stop_at(run, last, keep_checkpoint_rows_below=last)
     result = study.run_study(config)
-    assert _steps(run) == [10, 20, last]
-    assert _lines(os.path.join(run, "evaluations.jsonl"))[:2] == kept
+    assert _steps(run) == steps
+    assert _lines(os.path.join(run, "evaluations.jsonl"))[:-1] == kept
     assert os.path.exists(os.path.join(run, "study_done.json"))
     assert len(result.table) == 2
 
@@ -130,7 +133,8 @@ def test_a_deleted_run_is_retrained_with_a_new_export_and_finetuning(tiny):
     untouched = os.path.getmtime(token_drop_result)
     shutil.rmtree(run)
     study.run_study(config)
-    retrained = os.path.getmtime(os.path.join(run, "ckpt-20.index"))
+    retrained = os.path.getmtime(os.path.join(run, "decay-20",
+                                              "ckpt-20.index"))
     export = os.path.join(config.runs_dir, "export", "bert-seed1")
     # The export and the fine-tuning are of the new run, made after it.
     assert os.path.getmtime(os.path.join(export, "encoder.yaml")) > retrained

@@ -28,7 +28,7 @@ def run_study(args, signal_at=None):
 # Each a phase where a SIGTERM used to be lost: after the last training
 # loop's check (the final evaluation), during an export, and during a
 # fine-tuning (one loop: after its only check).
-PHASES = [r"study: bert seed 1 step 20: validation",
+PHASES = [r"study: bert seed 1 decay to 20 step 20: validation",
           r"study: exporting token_drop, seed 1",
           r"study: fine-tuning bert seed 1/1"]
 
@@ -55,15 +55,19 @@ def test_sigterm_stops_the_study_in_any_phase_and_the_rerun_continues(
         rows = list(csv.DictReader(f))
     steps = {}
     for row in rows:
-        steps.setdefault(row["model"], []).append(int(row["step"]))
-    assert steps["bert"] == [10, 20]
-    assert steps["token_drop"][:2] == [10, 20]
-    assert len(steps["token_drop"]) == 3
+        steps.setdefault((row["model"], row["phase"]), []).append(
+            int(row["step"]))
+    assert steps["bert", "decay"] == [10, 20]
+    assert steps["bert", "stable"] == [4, 8, 12, 16]
+    assert len(steps["token_drop", "decay"]) == 2
     with open(tmp_path / "out" / "finetuning.csv") as f:
         finetunes = list(csv.DictReader(f))
     assert sorted(r["model"] for r in finetunes) == ["bert", "random_init",
                                                      "token_drop"]
-    for name in ("bert-seed1", "token_drop-seed1"):
-        with open(tmp_path / "runs" / "pretrain" / name /
-                  "study_done.json") as f:
-            assert json.load(f)["steps"] == steps[name.split("-")[0]][-1]
+    for name in ("bert", "token_drop"):
+        run = tmp_path / "runs" / "pretrain" / f"{name}-seed1"
+        with open(run / "study_done.json") as f:
+            assert json.load(f)["steps"] == steps[name, "stable"][-1]
+        for budget in steps[name, "decay"]:
+            with open(run / f"decay-{budget}" / "study_done.json") as f:
+                assert json.load(f)["steps"] == budget

@@ -129,3 +129,34 @@ def test_a_decay_inside_the_warmup_is_refused():
         wsd.branch(110)
     with pytest.raises(UserError, match="total_steps=0"):
         wsd.decay_start(0)
+
+
+def test_aligned_starts_fall_on_the_loop_and_still_end_at_zero():
+    wsd = WarmupStableDecay(learning_rate=PEAK, warmup_steps=WARMUP,
+                            align=10)
+    for total in (60, 67, 133):
+        start = wsd.decay_start(total)
+        assert start % 10 == 0
+        assert start <= total - round(0.2 * total) < start + 10
+        steps = np.arange(total + 3)
+        _, branch = _built(wsd.branch(total))
+        np.testing.assert_allclose(
+            _values(branch, steps),
+            reference(steps, peak=PEAK, warmup=WARMUP, total=total,
+                      decay=total - start), rtol=1e-6, atol=1e-12)
+
+
+def test_rate_is_the_schedule_model_garden_builds():
+    wsd = WarmupStableDecay(learning_rate=PEAK, warmup_steps=WARMUP,
+                            align=4)
+    steps = np.arange(TOTAL + 3)
+    for total, config in ((None, wsd.stable()), (TOTAL, wsd.branch(TOTAL))):
+        _, built = _built(config)
+        np.testing.assert_allclose(
+            [wsd.rate(int(s), total) for s in steps], _values(built, steps),
+            rtol=1e-6, atol=1e-12)
+
+
+def test_bad_align_is_one_line():
+    with pytest.raises(UserError, match="align=0"):
+        WarmupStableDecay(learning_rate=1e-3, warmup_steps=1, align=0)

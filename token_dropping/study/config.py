@@ -20,8 +20,10 @@ from token_dropping.data import dataset_info
 from token_dropping.common.checks import as_positive_int
 from token_dropping.common.errors import UserError
 from token_dropping.common.paths import check_output_path
+from token_dropping.study import probe_tasks
 from token_dropping.study.runs import ModelSpec
 from token_dropping.study.runs import experiment_kind
+from token_dropping.train.warmup_stable_decay import WarmupStableDecay
 
 MODELS = {
     "bert": ("bert_{size}", "BERT (baseline)", ()),
@@ -32,15 +34,25 @@ MODELS = {
 }
 DEFAULT_MODELS = ("bert", "token_drop", "token_drop_random")
 GLUE_TASKS = ("cola", "sst2")
-# The built probes (probe_data): which source a held-out sentence comes from,
-# or real against minimally corrupted sentences.
-PROBES = ("source", "acceptability")
+# The built probes (`probe_tasks`): word order (the default: bag-of-words
+# is at chance by construction), sentence order, source, acceptability.
+PROBES = probe_tasks.NAMES
+
 # The steps and seeds of the committed study, and of --quick (the whole
 # pipeline at toy size). A value the user gives wins over either.
-FULL = dict(seeds=3, train_steps=1000, eval_every=200, warmup_steps=100,
-            finetune_seeds=2, finetune_epochs=3)
-QUICK = dict(seeds=2, train_steps=20, eval_every=10, warmup_steps=2,
-             finetune_seeds=1, finetune_epochs=1)
+# budgets: BERT's annealed budgets in steps (each other model gets the same
+# compute points, and more at `reach_from`..1 of BERT's largest, every
+# REACH_STEP); loop_steps: the stable runs' loop, where decays may start.
+FULL = dict(seeds=3, budgets=(400, 700, 1200), eval_every=200,
+            warmup_steps=100, finetune_seeds=2, finetune_epochs=3,
+            reach_from=0.7, loop_steps=10)
+QUICK = dict(seeds=2, budgets=(10, 20), eval_every=4, warmup_steps=2,
+             finetune_seeds=1, finetune_epochs=1, reach_from=1.0,
+             loop_steps=2)
+# Apart by at most this share of BERT's largest compute, the frontier
+# points near "BERT's loss reached" (issue: interpolate between points at
+# most 5% of BERT's compute apart).
+REACH_STEP = 0.05
 
 
 @dataclasses.dataclass
@@ -55,10 +67,17 @@ class StudyConfig:
             names; the one BERT among them (`bert`, `bert_<size>`) is the
             baseline the others are compared with, in any position.
         seeds: pretraining seeds per model (1..seeds).
-        train_steps: the baseline's steps; token dropping gets more (equal
-            compute).
-        eval_every: steps between evaluations (and checkpoints).
-        warmup_steps, learning_rate: the shared schedule.
+        budgets: BERT's budgets in steps, each an annealed run (a decay
+            branch of one stable run per seed); every other model gets the
+            same compute points, and more from `reach_from` to 1 of BERT's
+            largest compute every `REACH_STEP`.
+        reach_from: float in (0, 1]; see `budgets`.
+        decay_fraction: the last share of each budget that decays to 0.
+        eval_every: steps between the stable runs' evaluations.
+        warmup_steps, learning_rate: the shared warmup-stable-decay
+            schedule (`train.warmup_stable_decay`): warmup, the peak
+            `learning_rate`, and a linear decay to 0 at each budget.
+        loop_steps: the stable runs' loop; decays start at its multiples.
         finetune_seeds: fine-tuning seeds per pretrained model.
         finetune_epochs: fine-tuning epochs over the probe's training set.
         probe: the built probe task, one of `PROBES` (without glue_dir).
@@ -76,13 +95,16 @@ class StudyConfig:
     size: str = "mini"
     models: tuple = DEFAULT_MODELS
     seeds: Optional[int] = None
-    train_steps: Optional[int] = None
+    budgets: Optional[tuple] = None
+    reach_from: Optional[float] = None
+    decay_fraction: float = 0.2
     eval_every: Optional[int] = None
     warmup_steps: Optional[int] = None
     learning_rate: float = 1e-3
+    loop_steps: Optional[int] = None
     finetune_seeds: Optional[int] = None
     finetune_epochs: Optional[int] = None
-    probe: str = "source"
+    probe: str = "order"
     glue_dir: str = ""
     glue_task: str = "cola"
     data_dir: str = ""
@@ -97,6 +119,18 @@ def resolve_config(config):
     return dataclasses.replace(config, **{
         name: value for name, value in defaults.items()
         if getattr(config, name) is None})
+
+
+def wsd_schedule(config):
+    """The study's `WarmupStableDecay` (config resolved); UserError on a
+    bad warmup or decay fraction, naming the flag."""
+    try:
+        return WarmupStableDecay(
+            learning_rate=config.learning_rate,
+            warmup_steps=config.warmup_steps,
+            decay_fraction=config.decay_fraction, align=config.loop_steps)
+    except UserError as e:
+        raise UserError(f"--{e}") from None
 
 
 def model_specs(config):
@@ -127,22 +161,33 @@ def check_config(config):
         raise UserError(f"--size={config.size!r} is not one of "
                         f"{', '.join(experiments.SIZES)}.")
     config = resolve_config(config)
-    for name in ("seeds", "train_steps", "eval_every", "finetune_seeds",
-                 "finetune_epochs"):
+    for name in ("seeds", "eval_every", "finetune_seeds", "finetune_epochs",
+                 "loop_steps"):
         as_positive_int(f"--{name}", getattr(config, name))
-    if (isinstance(config.warmup_steps, bool)
-            or not isinstance(config.warmup_steps, int)
-            or not 0 <= config.warmup_steps < config.train_steps):
-        raise UserError(f"--warmup_steps={config.warmup_steps} must be in "
-                        f"[0, --train_steps={config.train_steps}).")
+    budgets = [as_positive_int("--budgets", b) for b in config.budgets]
+    if len(budgets) < 2 or budgets != sorted(set(budgets)):
+        raise UserError(
+            f"--budgets={','.join(map(str, budgets))} must be at least two "
+            "different step counts, ascending (BERT's annealed runs), e.g. "
+            "400,700,1200.")
+    if not (isinstance(config.reach_from, (int, float))
+            and 0 < config.reach_from <= 1):
+        raise UserError(f"--reach_from={config.reach_from!r} must be in "
+                        "(0, 1], a share of BERT's largest budget.")
+    if config.eval_every % config.loop_steps:
+        raise UserError(f"--eval_every={config.eval_every} is not a multiple "
+                        f"of the stable runs' loop of {config.loop_steps} "
+                        "steps.")
     if not (config.learning_rate > 0 and math.isfinite(config.learning_rate)):
         raise UserError(f"--learning_rate={config.learning_rate!r} must be "
                         "a positive number.")
-    if config.train_steps % config.eval_every:
-        raise UserError(
-            f"--train_steps={config.train_steps} is not a multiple of "
-            f"--eval_every={config.eval_every}: every model is evaluated at "
-            "the baseline's last step (equal steps).")
+    # The schedule checks the warmup and every decay against it.
+    schedule = wsd_schedule(config)
+    for budget in budgets:
+        try:
+            schedule.decay_start(budget)
+        except UserError as e:
+            raise UserError(f"--budgets: {e}") from None
     names = list(config.models)
     if len(names) < 2 or len(set(names)) != len(names):
         raise UserError(f"--models={','.join(names)!r} needs at least two "

@@ -49,6 +49,10 @@ NOT_SETTINGS = frozenset({
     "trainer.preemption_on_demand_checkpoint",
     "trainer.best_checkpoint_export_subdir",
     "trainer.validation_summary_subdir",
+    # Resumes are exact, so where loops, summaries, checkpoints and
+    # evaluations fall changes no number.
+    "trainer.steps_per_loop", "trainer.summary_interval",
+    "trainer.checkpoint_interval", "trainer.validation_interval",
 })
 # Of `runtime`, only what changes the arithmetic.
 RUNTIME_SETTINGS = frozenset({"runtime.mixed_precision_dtype",

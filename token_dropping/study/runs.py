@@ -24,11 +24,12 @@ training MLM loss averaged over the loop before it.
 import dataclasses
 import functools
 import json
+import math
 import os
 import time
+from typing import Optional
 
 import tensorflow as tf
-import tf_keras
 from absl import logging
 from official.core import base_trainer
 from official.core import exp_factory
@@ -37,6 +38,8 @@ from official.nlp.configs import encoders
 from official.nlp.tasks import masked_lm
 
 from token_dropping.model import flops
+from token_dropping.common import files
+from token_dropping.study import annealing
 from token_dropping.study import records as study_records
 from token_dropping.train import driver as training
 from token_dropping.train.actions import scalars
@@ -86,29 +89,27 @@ def flops_per_step(params):
     return flops.config_train_flops(params.task)
 
 
-def make_params(spec, *, train_steps, eval_every, warmup_steps,
-                learning_rate, seed, data, encoder_overrides=None,
+def make_params(spec, *, train_steps, eval_every, loop_steps,
+                optimizer_config, seed, data, encoder_overrides=None,
                 params_override=""):
     """The experiment config of one run: the registered one, overridden.
 
-    Every model gets the same schedule: linear warmup over `warmup_steps`,
-    then a constant `learning_rate`, so curves of different lengths can be
-    read against each other at any step (no model is annealed earlier).
-    `data` is a `DatasetInfo`: its record paths, shapes and vocabulary.
+    Every model gets the study's schedule (`optimizer_config`: a stable
+    run's or a decay branch's, `train.warmup_stable_decay`), evaluations
+    every `eval_every` steps on the whole validation set, and loops of
+    `loop_steps`. `data` is a `DatasetInfo`: its record paths, shapes and
+    vocabulary.
     """
     params = exp_factory.get_exp_config(spec.experiment)
     experiment_seq_length = params.task.train_data.seq_length
+    # Orbit writes summaries and checkpoints at loop ends.
+    every_loop = loop_steps * int(math.ceil(eval_every / loop_steps))
     params.override({
         "trainer": dict(
-            train_steps=train_steps, steps_per_loop=eval_every,
-            summary_interval=eval_every, validation_interval=eval_every,
-            validation_steps=-1, checkpoint_interval=eval_every,
-            max_to_keep=2,
-            optimizer_config=dict(
-                learning_rate=dict(type="constant", constant=dict(
-                    learning_rate=learning_rate)),
-                warmup=dict(type="polynomial", polynomial=dict(
-                    warmup_steps=warmup_steps, power=1.0)))),
+            train_steps=train_steps, steps_per_loop=loop_steps,
+            summary_interval=every_loop, validation_interval=eval_every,
+            validation_steps=-1, checkpoint_interval=every_loop,
+            max_to_keep=2, optimizer_config=optimizer_config),
         "task": dict(
             train_data=dict(input_path=data.train_input_path, seed=seed,
                             seq_length=data.seq_length,
@@ -126,10 +127,17 @@ def make_params(spec, *, train_steps, eval_every, warmup_steps,
         # A baseline has no token-dropping fields; everything else applies.
         values = {k: v for k, v in values.items()
                   if k not in TOKEN_DROP_FIELDS}
-    elif encoder.keep_k_schedule and "keep_k_schedule" not in values:
-        values["keep_k_schedule"] = _scaled_schedule(
-            encoder, experiment_seq_length, data.seq_length,
-            values.get("token_keep_k", encoder.token_keep_k))
+    else:
+        if encoder.keep_k_schedule and "keep_k_schedule" not in values:
+            values["keep_k_schedule"] = _scaled_schedule(
+                encoder, experiment_seq_length, data.seq_length,
+                values.get("token_keep_k", encoder.token_keep_k))
+        if (encoder.drop_end_layer is not None and "num_layers" in values
+                and "drop_end_layer" not in values):
+            # A fixed range (random-LTD's 1..L-2) keeps its distance from
+            # the last layer on another depth (e.g. --quick's).
+            values["drop_end_layer"] = values["num_layers"] - (
+                encoder.num_layers - encoder.drop_end_layer)
     values["vocab_size"] = data.vocab_size
     values["max_position_embeddings"] = max(
         encoder.max_position_embeddings, data.seq_length)
@@ -192,8 +200,14 @@ def _write_rows(model_dir, rows):
     tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
 
 
-def is_done(model_dir):
-    return tf.io.gfile.exists(os.path.join(model_dir, DONE))
+def is_done(model_dir, steps):
+    """Whether the run finished `steps` or more (a stable run asked to go
+    further, for a larger budget, trains on)."""
+    path = os.path.join(model_dir, DONE)
+    if not tf.io.gfile.exists(path):
+        return False
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)["steps"] >= steps
 
 
 def train_flops_at(params, step):
@@ -203,11 +217,35 @@ def train_flops_at(params, step):
     return flops.config_train_flops_sum(params, step)
 
 
+@dataclasses.dataclass(frozen=True)
+class Phase:
+    """Which run of the annealed study a run is.
+
+    Attributes:
+        schedule: the study's `WarmupStableDecay`.
+        budget: the decay branch's budget; None for the stable run.
+        forks: the stable run's decay starts, where it keeps a checkpoint
+            for the branches (`annealing.save_fork`).
+        start_seconds: a branch's training seconds before its start (the
+            stable run's, up to the fork).
+    """
+    schedule: object
+    budget: Optional[int] = None
+    forks: tuple = ()
+    start_seconds: float = 0.0
+
+    @property
+    def name(self):
+        return "stable" if self.budget is None else "decay"
+
+
 def _recording_trainer_cls(spec, seed, model_dir, params, start_rows,
-                           floor):
-    """A Model Garden Trainer that times its training loops and adds a row
-    per evaluation to `evaluations.jsonl`."""
-    state = dict(seconds=start_rows[-1]["wall_seconds"] if start_rows else 0.0,
+                           floor, phase):
+    """A Model Garden Trainer that times its training loops, adds a row per
+    evaluation to `evaluations.jsonl`, and (a stable run) keeps its
+    checkpoint at each decay start."""
+    state = dict(seconds=(start_rows[-1]["wall_seconds"] if start_rows
+                          else phase.start_seconds),
                  train_loss=float("nan"), rows=list(start_rows))
 
     class RecordingTrainer(base_trainer.Trainer):
@@ -217,6 +255,10 @@ def _recording_trainer_cls(spec, seed, model_dir, params, start_rows,
             logs = scalars(output)  # waits for the loop's last step
             state["seconds"] += time.perf_counter() - start
             state["train_loss"] = logs.get("lm_example_loss", float("nan"))
+            step = int(self.global_step.numpy())
+            if step in phase.forks:
+                annealing.save_fork(self.checkpoint, model_dir, step,
+                                    state["seconds"])
             return output
 
         def evaluate(self, num_steps):
@@ -225,7 +267,9 @@ def _recording_trainer_cls(spec, seed, model_dir, params, start_rows,
             step = int(self.global_step.numpy())
             row = dict(
                 model=spec.name, experiment=spec.experiment, seed=seed,
-                step=step, train_flops=train_flops_at(params, step),
+                phase=phase.name, budget=phase.budget, step=step,
+                learning_rate=phase.schedule.rate(step, phase.budget),
+                train_flops=train_flops_at(params, step),
                 wall_seconds=state["seconds"],
                 val_mlm_loss=logs.get("lm_example_loss", float("nan")),
                 val_mlm_accuracy=logs.get("masked_lm_accuracy",
@@ -235,9 +279,11 @@ def _recording_trainer_cls(spec, seed, model_dir, params, start_rows,
             _write_rows(model_dir, state["rows"])
             gap = floor - row["val_mlm_loss"]
             logging.info(
-                "study: %s seed %d step %d: validation MLM loss %.3f, %.3f "
-                "%s the unigram floor %.3f; accuracy %.3f; training loss "
-                "%.3f.", spec.name, seed, step, row["val_mlm_loss"],
+                "study: %s seed %d %s step %d: validation MLM loss %.3f, "
+                "%.3f %s the unigram floor %.3f; accuracy %.3f; training "
+                "loss %.3f.", spec.name, seed,
+                phase.name if phase.budget is None
+                else f"decay to {phase.budget}", step, row["val_mlm_loss"],
                 abs(gap), "below" if gap > 0 else "above", floor,
                 row["val_mlm_accuracy"], row["train_mlm_loss"])
             return output
@@ -252,39 +298,41 @@ def resolve(params, model_dir, cache_dir=None):
                             cache_dir=cache_dir)
 
 
-def pretrain(spec, seed, params, model_dir, latest, floor, settings=None):
+def pretrain(spec, seed, params, model_dir, latest, floor, settings=None,
+             phase=None):
     """Trains one run to `params.trainer.train_steps` (or finishes it).
 
     `floor` is the unigram cross-entropy each evaluation is logged against.
     `settings` (`study_records.pretraining_settings`) is recorded when the
     run starts afresh; the caller has checked a resumed or finished run's
-    record (`study_records.check_pretraining`).
+    record (`study_records.check_pretraining`). `phase` (a `Phase`): the
+    stable run or a decay branch (the branch starts from its fork, copied
+    into `model_dir` by the caller: `latest`).
 
     Returns:
         The run's rows, one per evaluation, in step order.
     """
-    if is_done(model_dir):
+    if is_done(model_dir, params.trainer.train_steps):
         return _exact_flops(read_rows(model_dir), params)
     rows = read_rows(model_dir)
     start_step = (int(latest.rsplit("-", 1)[-1]) if latest else 0)
     rows = [r for r in rows if r["step"] <= start_step]
     tf.io.gfile.makedirs(model_dir)
-    if not latest and settings is not None:
+    if settings is not None and study_records.read(model_dir) is None:
         study_records.write(model_dir, dict(
             settings=settings, run_id=study_records.new_run_id()))
     _write_rows(model_dir, rows)
-    if latest and _missing_evaluation(params, rows, start_step):
+    if latest and _missing_evaluation(params, rows, start_step, phase):
         logging.info("study: %s seed %d: no evaluation at step %d (stopped "
                      "during it); evaluating its checkpoint.", spec.name,
                      seed, start_step)
         training.train(params, mode="eval", model_dir=model_dir,
                        latest=latest, trainer_cls=_recording_trainer_cls(
-                           spec, seed, model_dir, params, rows, floor))
+                           spec, seed, model_dir, params, rows, floor, phase))
         rows = read_rows(model_dir)
     if start_step < params.trainer.train_steps:
-        tf_keras.utils.set_random_seed(seed)
         trainer_cls = _recording_trainer_cls(spec, seed, model_dir, params,
-                                             rows, floor)
+                                             rows, floor, phase)
         training.train(params, mode="train_and_eval", model_dir=model_dir,
                        latest=latest, trainer_cls=trainer_cls)
     rows = read_rows(model_dir)
@@ -295,17 +343,18 @@ def pretrain(spec, seed, params, model_dir, latest, floor, settings=None):
             f"{spec.name} seed {seed}: training stopped at step {reached} of "
             f"{params.trainer.train_steps} in {model_dir}; rerun the same "
             "command to continue it.")
-    with tf.io.gfile.GFile(os.path.join(model_dir, DONE), "w") as f:
-        json.dump(dict(steps=params.trainer.train_steps,
-                       evaluations=len(rows)), f)
+    files.write_json(os.path.join(model_dir, DONE), dict(
+        steps=params.trainer.train_steps, evaluations=len(rows)))
     return _exact_flops(rows, params)
 
 
-def _missing_evaluation(params, rows, step):
-    """Whether `step` is one the run evaluates at and its row is missing."""
+def _missing_evaluation(params, rows, step, phase):
+    """Whether `step` is one the run evaluates at and its row is missing (a
+    branch evaluates only at its budget: its fork is not annealed)."""
     trainer = params.trainer
     evaluated = (step == trainer.train_steps
-                 or step % trainer.validation_interval == 0)
+                 or (phase.budget is None
+                     and step % trainer.validation_interval == 0))
     return evaluated and step not in {row["step"] for row in rows}
 
 

@@ -56,10 +56,14 @@ class WarmupStableDecay:
         warmup_steps: int. Linear warmup from 0 to the peak.
         decay_fraction: float in (0, 1]. Each budget's last share of steps
             that decays to 0.
+        align: int >= 1. Decay starts are rounded down to a multiple of it
+            (the stable run's loop length, so a branch starts at a loop's
+            end); the decay is then a little longer than `decay_fraction`.
     """
     learning_rate: float
     warmup_steps: int
     decay_fraction: float = DECAY_FRACTION
+    align: int = 1
 
     def __post_init__(self):
         if not (isinstance(self.learning_rate, (int, float))
@@ -75,10 +79,13 @@ class WarmupStableDecay:
         if not 0 < self.decay_fraction <= 1:
             raise UserError(f"decay_fraction={self.decay_fraction!r} must be "
                             "in (0, 1], e.g. 0.2 (the last 20% of a budget).")
+        if (isinstance(self.align, bool) or not isinstance(self.align, int)
+                or self.align < 1):
+            raise UserError(f"align={self.align!r} must be an integer >= 1.")
 
     def decay_steps(self, total_steps):
         """Steps of the linear decay that ends at `total_steps`."""
-        return max(1, round(self.decay_fraction * total_steps))
+        return total_steps - self.decay_start(total_steps)
 
     def decay_start(self, total_steps):
         """The stable run's step a branch to `total_steps` starts from.
@@ -90,7 +97,8 @@ class WarmupStableDecay:
                 or total_steps < 1):
             raise UserError(f"total_steps={total_steps!r} must be a positive "
                             "integer.")
-        start = total_steps - self.decay_steps(total_steps)
+        decay = max(1, round(self.decay_fraction * total_steps))
+        start = (total_steps - decay) // self.align * self.align
         if start < self.warmup_steps:
             raise UserError(
                 f"total_steps={total_steps}: its decay would start at step "
@@ -99,6 +107,18 @@ class WarmupStableDecay:
                 f"{math.ceil(self.warmup_steps / (1 - self.decay_fraction))}"
                 " steps or a smaller decay_fraction.")
         return start
+
+    def rate(self, step, total_steps=None):
+        """The learning rate the optimizer uses at `step`: the stable run's
+        (`total_steps` None) or the branch's annealed at `total_steps`
+        (Model Garden's schedules above, in plain arithmetic)."""
+        if step < self.warmup_steps:
+            return self.learning_rate * max(step, 1) / self.warmup_steps
+        if total_steps is None:
+            return self.learning_rate
+        decay = self.decay_steps(total_steps)
+        return self.learning_rate * max(0.0, min(
+            1.0, (total_steps - step) / decay))
 
     def _warmup(self):
         return {"type": "polynomial", "polynomial": {
@@ -114,7 +134,7 @@ class WarmupStableDecay:
         """The `trainer.optimizer_config` override (dict) of the run
         annealed at `total_steps`: the stable rates until
         `decay_start(total_steps)`, then linear to 0 at `total_steps`."""
-        decay = total_steps - self.decay_start(total_steps)
+        decay = self.decay_steps(total_steps)
         return {"learning_rate": {"type": "power_linear", "power_linear": {
                     "initial_learning_rate": self.learning_rate,
                     "total_decay_steps": total_steps,
