@@ -41,7 +41,7 @@ STUDY = os.path.join(ROOT, "tools", "study.py")
     (dict(models=("bert", "bogus")), "'bogus' is neither one of bert, "),
     (dict(learning_rate=float("nan")), "--learning_rate=nan must be a"),
     (dict(warmup_steps=1000), "--budgets: total_steps=400: its decay would "
-     "start at step 320, inside the warmup of 1000 steps"),
+     "start at step 360, inside the warmup of 1000 steps"),
     (dict(glue_task="mnli"), "--glue_task='mnli' is not one of cola, sst2"),
     (dict(probe="cola"), "--probe='cola' is not one of source, acceptability"),
     (dict(glue_dir="/nonexistent/glue"), "--glue_dir='/nonexistent/glue' is"),
@@ -157,10 +157,11 @@ def test_quick_study_writes_every_output(quick_study):
             assert row["phase"] == "stable" and row["budget"] == ""
             assert float(row["learning_rate"]) == pytest.approx(1e-3)
     # The stable runs are evaluated every --eval_every steps to their last
-    # decay start (BERT's: 16 of 20).
+    # decay start (BERT's: 18 of 20, the last 10% rounded to the 2-step
+    # loop).
     assert sorted(int(r["step"]) for r in evaluations
                   if r["model"] == "bert" and r["seed"] == "1"
-                  and r["phase"] == "stable") == [4, 8, 12, 16]
+                  and r["phase"] == "stable") == [4, 8, 12, 16, 18]
     finetunes = _read_csv(os.path.join(config.output_dir, "finetuning.csv"))
     assert tuple(finetunes[0]) == study_report.FINETUNE_COLUMNS
     assert {r["model"] for r in finetunes} == {*study.DEFAULT_MODELS,
@@ -194,8 +195,8 @@ def test_rerun_skips_what_is_done_and_resumes_an_interrupted_run(
         if name.startswith("ckpt-20"):
             os.remove(os.path.join(run, name))
     with open(os.path.join(run, "checkpoint"), "w") as f:
-        f.write('model_checkpoint_path: "ckpt-16"\n'
-                'all_model_checkpoint_paths: "ckpt-16"\n')
+        f.write('model_checkpoint_path: "ckpt-18"\n'
+                'all_model_checkpoint_paths: "ckpt-18"\n')
     other = os.path.join(config.runs_dir, "pretrain", "token_drop-seed1",
                          "evaluations.jsonl")
     untouched = open(other).read()
@@ -234,7 +235,7 @@ def _assert_same(variables, reference):
 @pytest.mark.slow  # the whole pipeline: about 2.5 minutes
 def test_a_decay_branch_equals_the_straight_run_with_its_schedule(
         quick_study, tmp_path):
-    """bert-seed1 annealed at 20 (the stable run to 16, its checkpoint
+    """bert-seed1 annealed at 20 (the stable run to 18, its checkpoint
     forked, decayed to 20 in another process state) against one run trained
     straight to 20 with the branch's schedule throughout."""
     config, _ = quick_study

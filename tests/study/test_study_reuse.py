@@ -77,7 +77,8 @@ def test_the_models_in_another_order_are_the_same_study(tiny):
     assert by_model["bert"]["label"] == "BERT (baseline)"
     assert by_model["token_drop"]["final_steps"] == first.table[1][
         "final_steps"] > 20
-    assert by_model["token_drop"]["loss"] == first.table[1]["loss"]
+    assert by_model["token_drop"]["loss"].mean == first.table[1][
+        "loss"].mean
     assert {name: _lines(os.path.join(runs, name, "evaluations.jsonl"))
             for name in os.listdir(runs)} == before
 
@@ -103,13 +104,19 @@ def _stop_at(run_dir, step, keep_checkpoint_rows_below):
 @pytest.mark.slow
 def test_an_evaluation_missed_by_a_stop_is_measured_on_resume(tiny):
     config, _ = tiny
-    # The stable run, evaluated every 4 steps to its last decay start.
+    # The stable run, evaluated every 4 steps to its last decay start;
+    # checkpointed at the first loop's end (step 2) and every 4 steps after.
     run = os.path.join(config.runs_dir, "pretrain", "token_drop-seed1")
     steps = _steps(run)
-    last, before_last = steps[-1], steps[-2]
-    assert steps[:5] == [4, 8, 12, 16, 20] and before_last % 4 == 0
-    # Stopped during the evaluation before the last, after its checkpoint.
-    kept = _stop_at(run, before_last, keep_checkpoint_rows_below=before_last)
+    last = steps[-1]
+    assert steps[:5] == [4, 8, 12, 16, 20]
+    (between,) = [int(re.search(r"ckpt-(\d+)\.index", p).group(1))
+                  for p in glob.glob(os.path.join(run, "ckpt-*.index"))
+                  if not p.endswith(f"ckpt-{last}.index")]
+    assert between % 4 == 2
+    # Stopped after the checkpoint between two evaluations: the resumed run
+    # evaluates at the next multiple of 4, as the uninterrupted one did.
+    kept = _stop_at(run, between, keep_checkpoint_rows_below=between)
     study.run_study(config)
     assert _steps(run) == steps
     assert _lines(os.path.join(run, "evaluations.jsonl"))[0] == kept[0]

@@ -58,7 +58,7 @@ def test_sigterm_stops_the_study_in_any_phase_and_the_rerun_continues(
         steps.setdefault((row["model"], row["phase"]), []).append(
             int(row["step"]))
     assert steps["bert", "decay"] == [10, 20]
-    assert steps["bert", "stable"] == [4, 8, 12, 16]
+    assert steps["bert", "stable"] == [4, 8, 12, 16, 18]
     assert len(steps["token_drop", "decay"]) == 2
     with open(tmp_path / "out" / "finetuning.csv") as f:
         finetunes = list(csv.DictReader(f))

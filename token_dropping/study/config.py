@@ -45,7 +45,7 @@ PROBES = probe_tasks.NAMES
 # REACH_STEP); loop_steps: the stable runs' loop, where decays may start.
 FULL = dict(seeds=3, budgets=(400, 700, 1200), eval_every=200,
             warmup_steps=100, finetune_seeds=2, finetune_epochs=3,
-            reach_from=0.7, loop_steps=10)
+            reach_from=0.75, loop_steps=10)
 QUICK = dict(seeds=2, budgets=(10, 20), eval_every=4, warmup_steps=2,
              finetune_seeds=1, finetune_epochs=1, reach_from=1.0,
              loop_steps=2)
@@ -97,7 +97,7 @@ class StudyConfig:
     seeds: Optional[int] = None
     budgets: Optional[tuple] = None
     reach_from: Optional[float] = None
-    decay_fraction: float = 0.2
+    decay_fraction: float = 0.1
     eval_every: Optional[int] = None
     warmup_steps: Optional[int] = None
     learning_rate: float = 1e-3

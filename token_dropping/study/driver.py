@@ -155,8 +155,9 @@ def _run(config, command, watch):
                                  schedule, forks=tuple(sorted(set(
                                      plan.starts)))), None))
             for budget, start in zip(plan.budgets, plan.starts):
+                # One evaluation, at the budget (the run starts at `start`).
                 params = params_of(spec, budget, seed, budget=budget,
-                                   eval_every=budget - start,
+                                   eval_every=budget,
                                    schedule_steps=plan.final_budget)
                 branch_dir = os.path.join(stable_dir, f"decay-{budget}")
                 _resolve(f"{spec.name} (seed {seed}, decay to {budget})",

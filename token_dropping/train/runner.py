@@ -72,8 +72,28 @@ class ExperimentRunner(train_lib.OrbitExperimentRunner):
         return super()._build_controller(trainer, evaluator, *args,
                                          train_actions=train_actions, **kwargs)
 
+    def _evaluate_on_the_interval(self):
+        """Model Garden's train_and_eval evaluates every
+        `validation_interval` steps counted from where the run starts. A
+        run resumed between two (from a SIGTERM's checkpoint, or a
+        checkpoint interval that does not fall on them) first trains to the
+        next multiple and evaluates there, so it evaluates at the steps the
+        uninterrupted run did."""
+        trainer = self.params.trainer
+        step = int(self.trainer.global_step.numpy())
+        interval = trainer.validation_interval
+        if self._mode != "train_and_eval" or not interval > 0:
+            return
+        target = (step // interval + 1) * interval
+        if step % interval == 0 or target >= trainer.train_steps:
+            return
+        with self.strategy.scope():
+            self.controller.train(steps=target)
+            self.controller.evaluate(steps=trainer.validation_steps)
+
     def run(self):
         try:
+            self._evaluate_on_the_interval()
             return super().run()
         except RuntimeError as e:
             if not str(e).startswith("The loss value is"):
