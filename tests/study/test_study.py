@@ -9,10 +9,10 @@ import re
 import subprocess
 import sys
 
-import numpy as np
 import pytest
-import tensorflow as tf
 
+from checkpoint_values import assert_same_values
+from checkpoint_values import checkpoint_values
 from token_dropping.study import driver as study
 from token_dropping.study import prepare as study_prepare
 from token_dropping.study import runs as study_runs
@@ -187,7 +187,7 @@ def test_rerun_skips_what_is_done_and_resumes_an_interrupted_run(
     # checkpoint, the row and the done mark are gone; its fork is left.
     rows = [line for line in open(os.path.join(run, "evaluations.jsonl"))]
     assert [json.loads(line)["step"] for line in rows] == [20]
-    before = _variables(os.path.join(run, "ckpt-20"))
+    before = checkpoint_values(os.path.join(run, "ckpt-20"))
     with open(os.path.join(run, "evaluations.jsonl"), "w") as f:
         f.write("")
     os.remove(os.path.join(run, "study_done.json"))
@@ -207,29 +207,12 @@ def test_rerun_skips_what_is_done_and_resumes_an_interrupted_run(
     assert [json.loads(line)["step"] for line in resumed] == [20]
     assert os.path.exists(os.path.join(run, "study_done.json"))
     # Exact resumes: the redone decay ends where the first one did.
-    _assert_same(_variables(os.path.join(run, "ckpt-20")), before)
+    assert_same_values(checkpoint_values(os.path.join(run, "ckpt-20")), before)
     assert json.loads(resumed[0])["val_mlm_loss"] == pytest.approx(
         json.loads(rows[0])["val_mlm_loss"], rel=1e-5)
     assert open(other).read() == untouched  # finished runs are not retrained
     assert [e["model"] for e in second.table] == [e["model"]
                                                   for e in first.table]
-
-
-def _variables(path):
-    """Every variable of a checkpoint but its save counter."""
-    reader = tf.train.load_checkpoint(path)
-    return {key: reader.get_tensor(key)
-            for key in reader.get_variable_to_shape_map()
-            if key.endswith("VARIABLE_VALUE")
-            and not key.startswith("save_counter")}
-
-
-def _assert_same(variables, reference):
-    assert sorted(variables) == sorted(reference)
-    assert any("OPTIMIZER_SLOT" in k for k in reference)
-    for key, value in reference.items():
-        np.testing.assert_allclose(variables[key], value, rtol=1e-5,
-                                   atol=1e-6, err_msg=key)
 
 
 @pytest.mark.slow  # the whole pipeline: about 2.5 minutes
@@ -253,8 +236,8 @@ def test_a_decay_branch_equals_the_straight_run_with_its_schedule(
                    latest=study_runs.resolve(params, straight))
     branch = os.path.join(config.runs_dir, "pretrain", "bert-seed1",
                           "decay-20", "ckpt-20")
-    _assert_same(_variables(os.path.join(straight, "ckpt-20")),
-                 _variables(branch))
+    assert_same_values(checkpoint_values(os.path.join(straight, "ckpt-20")),
+                 checkpoint_values(branch))
 
 
 @pytest.mark.slow  # the whole pipeline: about 2.5 minutes

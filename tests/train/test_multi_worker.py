@@ -30,6 +30,7 @@ import tensorflow as tf
 
 import token_dropping  # noqa: F401  (registers the experiments)
 from token_dropping.train.preemption import EXIT_CODE
+from checkpoint_values import checkpoint_values
 from helpers import ROOT, SHRINK, TRAIN, importance_in, overrides
 from helpers import train_py, write_init_checkpoint
 
@@ -209,14 +210,6 @@ def sigterm_the_other_worker_after_step(step, total):
     return send
 
 
-def variables(checkpoint):
-    reader = tf.train.load_checkpoint(checkpoint)
-    return {key: reader.get_tensor(key)
-            for key in reader.get_variable_to_shape_map()
-            if key.endswith("VARIABLE_VALUE")
-            and not key.startswith("save_counter")}
-
-
 @pytest.mark.slow  # 6 training processes, about 100 to 200 s
 def test_two_workers_stopped_and_resumed_equal_their_straight_run(records,
                                                                   tmp_path):
@@ -252,7 +245,7 @@ def test_two_workers_stopped_and_resumed_equal_their_straight_run(records,
             if name == "rerun":
                 assert f"(step {saved[0]} of {end})" in log, log[-3000:]
     resumed, straight = (
-        variables(tf.train.latest_checkpoint(str(tmp_path / d)))
+        checkpoint_values(tf.train.latest_checkpoint(str(tmp_path / d)))
         for d in ("resumed", "straight"))
     assert sorted(resumed) == sorted(straight)
     assert any("OPTIMIZER_SLOT" in k for k in straight)

@@ -22,6 +22,8 @@ from official.nlp.data import pretrain_text_dataloader
 import token_dropping  # noqa: F401  (registers the experiments)
 from token_dropping.train.preemption import EXIT_CODE
 from token_dropping.train.resume_data import train_dataset_fn
+from checkpoint_values import assert_same_values
+from checkpoint_values import checkpoint_values
 from helpers import run_and_sigterm, SHRINK, TRAIN, shrunk_tiny_config, write_vocab
 from helpers import write_init_checkpoint
 
@@ -203,25 +205,16 @@ def ok(result):
 
 
 def checkpoint_state(model_dir, step):
-    """Every variable of `model_dir`'s step-`step` checkpoint but the save
-    counter (the number of saves, which resuming changes by design); not the
-    object graph, which names no values."""
+    """`checkpoint_values` of `model_dir`'s latest checkpoint, which must be
+    its step-`step` one."""
     path = tf.train.latest_checkpoint(str(model_dir))
     assert path and path.endswith(f"ckpt-{step}"), path
-    reader = tf.train.load_checkpoint(path)
-    return {key: reader.get_tensor(key)
-            for key in reader.get_variable_to_shape_map()
-            if key.endswith("VARIABLE_VALUE")
-            and not key.startswith("save_counter")}
+    return checkpoint_values(path)
 
 
 def assert_same_state(resumed, reference):
-    assert sorted(resumed) == sorted(reference)
-    assert any("_token_importance/importance" in k for k in reference)
-    assert any("OPTIMIZER_SLOT" in k for k in reference)
-    for key, value in reference.items():
-        np.testing.assert_allclose(resumed[key], value, rtol=1e-5, atol=1e-6,
-                                   err_msg=key)
+    assert_same_values(resumed, reference, must_hold=(
+        "_token_importance/importance", "OPTIMIZER_SLOT"))
 
 
 def recorded_seed(model_dir):
