@@ -13,7 +13,10 @@ another). Fixtures built on these are in `conftest.py`.
 - `sctd_loss_and_grads`: a consistency step's loss by plain autodiff.
 """
 
+import contextlib
 import glob
+import importlib.util
+import io
 import json
 import os
 import signal
@@ -309,6 +312,59 @@ def run_tool(name, *args):
 
 def train_py(*args):
     return run_tool("train.py", *args)
+
+
+def tool_in_process(name, *args):
+    """`tools/<name>`'s `main` in this process, its absl flags parsed from
+    `args`: the tool's own flag definitions, library call and
+    `sys.exit("<tool>: error: ...")` line, without a process start (each
+    start loads TensorFlow and Model Garden, ~6 s). For the cases of a tool
+    beyond the one that `run_tool` checks through the real command line.
+
+    Returns a `subprocess.CompletedProcess` as `run_tool` does: a `sys.exit`
+    message is written to its stderr with code 1, as Python does on exit.
+    Any other exception propagates (the test fails with its traceback).
+    Only what the tool prints is captured, not absl's log records.
+
+    Model Garden's flags (`--experiment`, `--model_dir`, ...), which other
+    tests define in this process, are set aside meanwhile (other tools
+    define flags of the same names), and every flag is as before afterwards.
+    """
+    from absl import flags  # pylint: disable=import-outside-toplevel
+    from official.common import flags as tfm_flags  # pylint: disable=import-outside-toplevel
+    state = flags.FLAGS.__dict__
+    saved = {key: (dict((k, list(v) if isinstance(v, list) else v)
+                        for k, v in value.items())
+                   if isinstance(value, dict) else value)
+             for key, value in state.items()}
+    registered = state["__flags"]
+    for flag in flags.FLAGS.flags_by_module_dict().get(
+            tfm_flags.__name__, []):
+        registered.pop(flag.name, None)
+    stdout, stderr = io.StringIO(), io.StringIO()
+    try:
+        spec = importlib.util.spec_from_file_location(
+            "tool_" + name.replace(".py", ""),
+            os.path.join(ROOT, "tools", name))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        if name == "train.py":
+            tfm_flags.define_flags()  # as its `__main__` block does
+        argv = flags.FLAGS([name, *args])
+        with contextlib.redirect_stdout(stdout), (
+                contextlib.redirect_stderr(stderr)):
+            try:
+                module.main(argv)
+                code = 0
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else (
+                    0 if e.code is None else 1)
+                if not isinstance(e.code, (int, type(None))):
+                    print(e.code, file=sys.stderr)
+    finally:
+        state.update(saved)
+    return subprocess.CompletedProcess([name, *args], code,
+                                       stdout.getvalue(), stderr.getvalue())
 
 
 def run_and_sigterm(argv, when, timeout):

@@ -13,6 +13,7 @@ import pytest
 from token_dropping.study import driver as study
 from token_dropping.study import report as study_report
 from token_dropping.common.errors import UserError
+from helpers import tool_in_process
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 STUDY = os.path.join(ROOT, "tools", "study.py")
@@ -91,11 +92,12 @@ def test_cli_bad_input_is_one_clear_line(tmp_path):
                     "baseline's last step (equal steps)."), last
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists()
-    result = subprocess.run(
-        [sys.executable, STUDY, f"--output_dir={tmp_path / 'out'}",
-         f"--runs_dir={tmp_path / 'runs'}", "--probe=source",
-         f"--glue_dir={tmp_path}"],
-        capture_output=True, text=True, env=env, cwd=ROOT)
+    # A check in the tool's main: its main in this process (the case above
+    # ran the command line).
+    result = tool_in_process(
+        "study.py", f"--output_dir={tmp_path / 'out'}",
+        f"--runs_dir={tmp_path / 'runs'}", "--probe=source",
+        f"--glue_dir={tmp_path}")
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1].startswith(
         "study.py: error: --probe chooses the built probe; with --glue_dir")
