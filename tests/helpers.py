@@ -326,12 +326,17 @@ def tool_in_process(name, *args):
     Any other exception propagates (the test fails with its traceback).
     Only what the tool prints is captured, not absl's log records.
 
-    Model Garden's flags (`--experiment`, `--model_dir`, ...), which other
-    tests define in this process, are set aside meanwhile (other tools
-    define flags of the same names), and every flag is as before afterwards.
+    Flags are parsed as `absl.app.run` parses them: a bad value is its
+    "FATAL Flags parsing error" line and code 1. Model Garden's flags
+    (`--experiment`, `--model_dir`, ...), which other tests define in this
+    process, are set aside meanwhile (other tools define flags of the same
+    names); every flag, and Keras's global dtype policy (which a run sets
+    from `runtime.mixed_precision_dtype`), is as before afterwards.
     """
+    from absl import app  # pylint: disable=import-outside-toplevel
     from absl import flags  # pylint: disable=import-outside-toplevel
     from official.common import flags as tfm_flags  # pylint: disable=import-outside-toplevel
+    policy = tf_keras.mixed_precision.global_policy()
     state = flags.FLAGS.__dict__
     saved = {key: (dict((k, list(v) if isinstance(v, list) else v)
                         for k, v in value.items())
@@ -350,11 +355,10 @@ def tool_in_process(name, *args):
         spec.loader.exec_module(module)
         if name == "train.py":
             tfm_flags.define_flags()  # as its `__main__` block does
-        argv = flags.FLAGS([name, *args])
         with contextlib.redirect_stdout(stdout), (
                 contextlib.redirect_stderr(stderr)):
             try:
-                module.main(argv)
+                module.main(app.parse_flags_with_usage([name, *args]))
                 code = 0
             except SystemExit as e:
                 code = e.code if isinstance(e.code, int) else (
@@ -363,6 +367,7 @@ def tool_in_process(name, *args):
                     print(e.code, file=sys.stderr)
     finally:
         state.update(saved)
+        tf_keras.mixed_precision.set_global_policy(policy)
     return subprocess.CompletedProcess([name, *args], code,
                                        stdout.getvalue(), stderr.getvalue())
 

@@ -111,8 +111,11 @@ def test_bad_input_is_one_clear_line(args, message, cli, tmp_path):
 
 
 def test_unknown_mode_is_refused_by_the_flag_parser(tmp_path):
-    result = train_py("--experiment=token_drop_bert_tiny", "--mode=fly",
-                      f"--model_dir={tmp_path / 'run'}")
+    # absl's parser as app.run calls it, in this process (the command line's
+    # own error path: test_bad_input_is_one_clear_line).
+    result = tool_in_process("train.py", "--experiment=token_drop_bert_tiny",
+                             "--mode=fly", f"--model_dir={tmp_path / 'run'}")
+    assert result.returncode == 1
     assert "flag --mode=fly: value should be one of <train|" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "run").exists()
