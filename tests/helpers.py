@@ -321,10 +321,11 @@ def tool_in_process(name, *args):
     start loads TensorFlow and Model Garden, ~6 s). For the cases of a tool
     beyond the one that `run_tool` checks through the real command line.
 
-    Returns a `subprocess.CompletedProcess` as `run_tool` does: a `sys.exit`
-    message is written to its stderr with code 1, as Python does on exit.
-    Any other exception propagates (the test fails with its traceback).
-    Only what the tool prints is captured, not absl's log records.
+    Returns a `subprocess.CompletedProcess` as `run_tool` does: what the
+    tool prints and absl's log records at INFO and above (messages only, no
+    prefix) in order; a `sys.exit` message is written to its stderr with
+    code 1, as Python does on exit. Any other exception propagates (the test
+    fails with its traceback). TensorFlow's C++ log lines are not captured.
 
     Flags are parsed as `absl.app.run` parses them: a bad value is its
     "FATAL Flags parsing error" line and code 1. Model Garden's flags
@@ -333,8 +334,10 @@ def tool_in_process(name, *args):
     names); every flag, and Keras's global dtype policy (which a run sets
     from `runtime.mixed_precision_dtype`), is as before afterwards.
     """
+    import logging  # pylint: disable=import-outside-toplevel
     from absl import app  # pylint: disable=import-outside-toplevel
     from absl import flags  # pylint: disable=import-outside-toplevel
+    from absl import logging as absl_logging  # pylint: disable=import-outside-toplevel
     from official.common import flags as tfm_flags  # pylint: disable=import-outside-toplevel
     policy = tf_keras.mixed_precision.global_policy()
     state = flags.FLAGS.__dict__
@@ -347,6 +350,10 @@ def tool_in_process(name, *args):
             tfm_flags.__name__, []):
         registered.pop(flag.name, None)
     stdout, stderr = io.StringIO(), io.StringIO()
+    logger = absl_logging.get_absl_logger()
+    level, handler = logger.level, logging.StreamHandler(stderr)
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
     try:
         spec = importlib.util.spec_from_file_location(
             "tool_" + name.replace(".py", ""),
@@ -366,6 +373,8 @@ def tool_in_process(name, *args):
                 if not isinstance(e.code, (int, type(None))):
                     print(e.code, file=sys.stderr)
     finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
         state.update(saved)
         tf_keras.mixed_precision.set_global_policy(policy)
     return subprocess.CompletedProcess([name, *args], code,

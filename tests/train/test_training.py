@@ -46,10 +46,12 @@ def test_train_and_eval_end_to_end_then_resume(records, tmp_path):
     assert "lm_example_loss" in event_tags(os.path.join(model_dir,
                                                         "validation"))
 
-    # The same command with more steps continues from step 4.
-    second = train_py("--experiment=token_drop_bert_tiny",
-                      "--mode=train_and_eval", f"--model_dir={model_dir}",
-                      f"--params_override={overrides(records, 6)}")
+    # The same command with more steps continues from step 4 (train.py's
+    # main in this process, with absl's log lines: no second process start).
+    second = tool_in_process("train.py", "--experiment=token_drop_bert_tiny",
+                             "--mode=train_and_eval",
+                             f"--model_dir={model_dir}",
+                             f"--params_override={overrides(records, 6)}")
     assert second.returncode == 0, second.stderr[-3000:]
     assert "Resuming from" in second.stderr and "(step 4 of 6)" in second.stderr
     assert "step 6/6" in second.stderr and "step 2/6" not in second.stderr
