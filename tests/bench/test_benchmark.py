@@ -16,7 +16,7 @@ from token_dropping.bench import steps as benchmark_steps
 from token_dropping.model import flops
 from token_dropping.common.errors import UserError
 from token_dropping.train.task import TokenDropMaskedLMTask
-from helpers import tool_in_process
+from in_process import tool_in_process
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TOOL = os.path.join(ROOT, "tools", "benchmark.py")

@@ -17,7 +17,7 @@ from official.nlp.tools import tokenization
 
 from token_dropping.data import glue as glue_data
 from token_dropping.common.errors import UserError
-from helpers import tool_in_process
+from in_process import tool_in_process
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 WORDS = "a man is sleeping the dog runs nobody outside".split()

@@ -31,7 +31,8 @@ from helpers import SHRINK_HIDDEN as HIDDEN
 from helpers import SHRINK_SEQ as SEQ
 from helpers import SHRINK_VOCAB as VOCAB
 from helpers import ROOT, importance_in, padded_inputs, pretraining_model
-from helpers import run_tool, tool_in_process, write_vocab
+from helpers import run_tool, write_vocab
+from in_process import tool_in_process
 from token_dropping.train import run_data
 from token_dropping.common.errors import UserError
 from token_dropping.model.encoder import TokenDropBertEncoder

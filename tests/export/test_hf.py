@@ -34,7 +34,8 @@ from helpers import SHRINK_HIDDEN as HIDDEN
 from helpers import SHRINK_SEQ as SEQ
 from helpers import SHRINK_VOCAB as VOCAB
 from helpers import padded_inputs as inputs
-from helpers import pretraining_model, tool_in_process
+from helpers import pretraining_model
+from in_process import tool_in_process
 from token_dropping.export import hf
 from token_dropping.common.errors import UserError
 from token_dropping.export.bert import export_bert

@@ -13,7 +13,7 @@ import pytest
 from token_dropping.study import driver as study
 from token_dropping.study import report as study_report
 from token_dropping.common.errors import UserError
-from helpers import tool_in_process
+from in_process import tool_in_process
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 STUDY = os.path.join(ROOT, "tools", "study.py")

@@ -13,7 +13,8 @@ from official.modeling import performance
 import token_dropping  # noqa: F401  (registers the experiments)
 
 from helpers import importance_in, overrides, shrunk_tiny_config
-from helpers import sctd_loss_and_grads, tool_in_process
+from helpers import sctd_loss_and_grads
+from in_process import tool_in_process
 
 DTYPES = ["bfloat16", "float16"]
 

@@ -20,7 +20,8 @@ import token_dropping  # noqa: F401  (registers the experiments)
 from token_dropping.train.consistency import cls_consistency_loss
 from token_dropping.train.task import per_prediction_losses
 from helpers import event_tags, mirrored_task, overrides, sctd_loss_and_grads
-from helpers import shrunk_tiny_config, tool_in_process
+from helpers import shrunk_tiny_config
+from in_process import tool_in_process
 
 SCHEDULE = [dict(start_fraction=0.0, token_keep_k=32),  # steps 0-1: all
             dict(start_fraction=0.25, token_keep_k=8),  # steps 2-5
