@@ -21,9 +21,8 @@ from token_dropping.common.errors import UserError
 from token_dropping.train.task import per_prediction_losses
 from token_dropping.model.importance import TokenImportance
 from helpers import ROOT, event_tags, importance_in, overrides
-from helpers import mirrored_task, shrunk_tiny_config
+from helpers import mirrored_task, shrunk_tiny_config, train_py
 from in_process import tool_in_process
-from helpers import train_py
 
 def test_train_and_eval_end_to_end_then_resume(records, tmp_path):
     model_dir = str(tmp_path / "run")
