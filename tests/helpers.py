@@ -11,6 +11,8 @@ another). Fixtures built on these are in `conftest.py`.
   `write_init_checkpoint`: its initial weights, for runs that must start alike.
 - `event_tags`, `importance_in`, `write_vocab`: reading what a run wrote.
 - `sctd_loss_and_grads`: a consistency step's loss by plain autodiff.
+- `run_tool`: a tool's command line in a subprocess (`in_process.py` runs
+  further cases of a tool in the test process).
 """
 
 import glob

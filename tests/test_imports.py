@@ -55,11 +55,19 @@ def registered():
         tf_keras.utils.get_registered_object(f"TokenDropping>{c}") is not None
         for c in ("TokenDropBertEncoder", "TokenImportance"))
     return found
+# Experiment configs built while our modules import (none should be).
+calls, real = [], exp_factory.get_exp_config
+exp_factory.get_exp_config = lambda *a: calls.append(a) or real(*a)
 import token_dropping
+import_calls = list(calls)
 after_package = [sorted(sys.modules), registered()]
 import token_dropping.train.finetuning_experiments
 lazy = [token_dropping.export_bert.__module__, token_dropping.flops.__name__]
-print(json.dumps([after_package, registered(), lazy]))
+with_finetuning = registered()
+del calls[:]
+import token_dropping.bench.benchmark
+import_calls += calls
+print(json.dumps([after_package, with_finetuning, lazy, import_calls]))
 """
 
 
@@ -68,7 +76,7 @@ def test_import_registers_ours_and_loads_nothing_else():
                             text=True, cwd=ROOT,
                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     assert result.returncode == 0, result.stderr[-3000:]
-    (modules, registered), with_finetuning, lazy = json.loads(
+    (modules, registered), with_finetuning, lazy, import_calls = json.loads(
         result.stdout.strip().splitlines()[-1])
     ours = {m for m in modules if m.split(".")[0] == "token_dropping"}
     assert ours == LIGHT, sorted(ours ^ LIGHT)
@@ -83,3 +91,7 @@ def test_import_registers_ours_and_loads_nothing_else():
     assert all(with_finetuning.values()), with_finetuning
     # The public names not imported up front load on first use.
     assert lazy == ["token_dropping.export.bert", "token_dropping.model.flops"]
+    # Importing the package and the benchmark (bench.benchmark: tools/
+    # benchmark.py's body) builds no experiment config (checked here, in the
+    # same fresh interpreter, rather than in a process of its own).
+    assert import_calls == []

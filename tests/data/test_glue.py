@@ -17,6 +17,7 @@ from official.nlp.tools import tokenization
 
 from token_dropping.data import glue as glue_data
 from token_dropping.common.errors import UserError
+from in_process import tool_in_process
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 WORDS = "a man is sleeping the dog runs nobody outside".split()
@@ -120,9 +121,12 @@ def run_tool(*args):
 def test_the_command_line_writes_records_or_says_what_is_wrong(mnli,
                                                                tmp_path):
     glue_dir, vocab, _, _ = mnli
-    result = run_tool("--task=mnli", f"--glue_dir={glue_dir}",
-                      f"--vocab_file={vocab}",
-                      f"--output_dir={tmp_path / 'out'}", "--max_seq_length=16")
+    # The tool's main in this process; the bad case below runs the command
+    # line (one process start).
+    result = tool_in_process("finetuning_data.py", "--task=mnli",
+                             f"--glue_dir={glue_dir}", f"--vocab_file={vocab}",
+                             f"--output_dir={tmp_path / 'out'}",
+                             "--max_seq_length=16")
     assert result.returncode == 0, result.stderr
     assert "Wrote 3 training and 1 dev examples (3 labels)" in result.stdout
     assert sorted(os.listdir(tmp_path / "out")) == [

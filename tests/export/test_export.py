@@ -32,6 +32,7 @@ from helpers import SHRINK_SEQ as SEQ
 from helpers import SHRINK_VOCAB as VOCAB
 from helpers import ROOT, importance_in, padded_inputs, pretraining_model
 from helpers import run_tool, write_vocab
+from in_process import tool_in_process
 from token_dropping.train import run_data
 from token_dropping.common.errors import UserError
 from token_dropping.model.encoder import TokenDropBertEncoder
@@ -212,7 +213,9 @@ def test_finetuning_smoke_run_through_train_py(exported, tmp_path):
         "trainer.validation_interval=2", "trainer.validation_steps=2",
         "trainer.optimizer_config.learning_rate.polynomial.decay_steps=2",
         "trainer.optimizer_config.warmup.polynomial.warmup_steps=1"])
-    result = run_tool(
+    # train.py's main in this process, with absl's log lines (the session's
+    # `run` fixture and test_training run its command line).
+    result = tool_in_process(
         "train.py", "--experiment=bert/sentence_prediction",
         "--mode=train_and_eval", f"--model_dir={model_dir}",
         "--config_file=experiments/glue_sst2_finetune.yaml",

@@ -34,7 +34,8 @@ from helpers import SHRINK_HIDDEN as HIDDEN
 from helpers import SHRINK_SEQ as SEQ
 from helpers import SHRINK_VOCAB as VOCAB
 from helpers import padded_inputs as inputs
-from helpers import pretraining_model, run_tool
+from helpers import pretraining_model
+from in_process import tool_in_process
 from token_dropping.export import hf
 from token_dropping.common.errors import UserError
 from token_dropping.export.bert import export_bert
@@ -201,10 +202,12 @@ def test_unmapped_variable_is_one_line_and_nothing_written(run, tmp_path):
     assert message.endswith("export with --nohuggingface.")
     assert "\n" not in message
     assert not (tmp_path / "out").exists()
-    # Without the folder, the rest exports as before.
-    result = run_tool("export_bert.py", f"--model_dir={run['model_dir']}",
-                      f"--checkpoint={checkpoint}", "--nohuggingface",
-                      f"--output_dir={output_dir}")
+    # Without the folder, the rest exports as before (the tool's main in this
+    # process: the session's `exported` fixture runs its command line).
+    result = tool_in_process(
+        "export_bert.py", f"--model_dir={run['model_dir']}",
+        f"--checkpoint={checkpoint}", "--nohuggingface",
+        f"--output_dir={output_dir}")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "hf" not in os.listdir(output_dir)
 

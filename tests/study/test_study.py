@@ -22,6 +22,7 @@ from token_dropping.study import timing as study_timing
 from token_dropping.study import report as study_report
 from token_dropping.common.errors import UserError
 from token_dropping.train.warmup_stable_decay import WarmupStableDecay
+from in_process import tool_in_process
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 STUDY = os.path.join(ROOT, "tools", "study.py")
@@ -99,11 +100,12 @@ def test_cli_bad_input_is_one_clear_line(tmp_path):
                     "runs), e.g. 400,700,1200."), last
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists()
-    result = subprocess.run(
-        [sys.executable, STUDY, f"--output_dir={tmp_path / 'out'}",
-         f"--runs_dir={tmp_path / 'runs'}", "--probe=source",
-         f"--glue_dir={tmp_path}"],
-        capture_output=True, text=True, env=env, cwd=ROOT)
+    # A check in the tool's main: its main in this process (the case above
+    # ran the command line).
+    result = tool_in_process(
+        "study.py", f"--output_dir={tmp_path / 'out'}",
+        f"--runs_dir={tmp_path / 'runs'}", "--probe=source",
+        f"--glue_dir={tmp_path}")
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1].startswith(
         "study.py: error: --probe chooses the built probe; with --glue_dir")

@@ -13,7 +13,8 @@ from official.modeling import performance
 import token_dropping  # noqa: F401  (registers the experiments)
 
 from helpers import importance_in, overrides, shrunk_tiny_config
-from helpers import sctd_loss_and_grads, train_py
+from helpers import sctd_loss_and_grads
+from in_process import tool_in_process
 
 DTYPES = ["bfloat16", "float16"]
 
@@ -151,10 +152,13 @@ def test_float16_consistency_step_equals_float32s(records, policy):
     "bfloat16", pytest.param("float16", marks=pytest.mark.slow)])
 def test_train_py_with_mixed_precision(records, tmp_path, dtype):
     model_dir = tmp_path / "run"
-    result = train_py("--experiment=token_drop_bert_tiny",
-                      "--mode=train_and_eval", f"--model_dir={model_dir}",
-                      "--params_override=" + overrides(
-                          records, 4, f"runtime.mixed_precision_dtype={dtype}"))
+    # train.py's main in this process (which restores the global dtype
+    # policy the run sets); test_training runs its command line.
+    result = tool_in_process(
+        "train.py", "--experiment=token_drop_bert_tiny",
+        "--mode=train_and_eval", f"--model_dir={model_dir}",
+        "--params_override=" + overrides(
+            records, 4, f"runtime.mixed_precision_dtype={dtype}"))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "(full sequences, no dropping): MLM loss" in result.stdout
     table = importance_in(tf.train.latest_checkpoint(str(model_dir)))

@@ -20,7 +20,8 @@ import token_dropping  # noqa: F401  (registers the experiments)
 from token_dropping.train.consistency import cls_consistency_loss
 from token_dropping.train.task import per_prediction_losses
 from helpers import event_tags, mirrored_task, overrides, sctd_loss_and_grads
-from helpers import shrunk_tiny_config, train_py
+from helpers import shrunk_tiny_config
+from in_process import tool_in_process
 
 SCHEDULE = [dict(start_fraction=0.0, token_keep_k=32),  # steps 0-1: all
             dict(start_fraction=0.25, token_keep_k=8),  # steps 2-5
@@ -227,9 +228,12 @@ def test_every_variant_at_once_through_tools_train(records, tmp_path):
         "        keep_k_schedule: [{start_fraction: 0.0, token_keep_k: 8}, "
         "{start_fraction: 0.5, token_keep_k: 32}]\n")
     model_dir = str(tmp_path / "run")
-    result = train_py("--experiment=token_drop_bert_tiny_sctd", "--mode=train",
-                      f"--model_dir={model_dir}", f"--config_file={config}",
-                      f"--params_override={overrides(records, 4)}")
+    # train.py's main in this process: the same flags and run, without a
+    # process start (test_training runs its command line).
+    result = tool_in_process(
+        "train.py", "--experiment=token_drop_bert_tiny_sctd", "--mode=train",
+        f"--model_dir={model_dir}", f"--config_file={config}",
+        f"--params_override={overrides(records, 4)}")
     assert result.returncode == 0, result.stderr[-3000:]
     tags = event_tags(os.path.join(model_dir, "train"))
     assert {"consistency_kl", "full_pass_mlm_loss", "token_keep_k",

@@ -3,6 +3,8 @@
 import glob
 import os
 import re
+import shutil
+from functools import partial
 
 import numpy as np
 import pytest
@@ -20,6 +22,7 @@ from token_dropping.train.task import per_prediction_losses
 from token_dropping.model.importance import TokenImportance
 from helpers import ROOT, event_tags, importance_in, overrides
 from helpers import mirrored_task, shrunk_tiny_config, train_py
+from in_process import tool_in_process
 
 def test_train_and_eval_end_to_end_then_resume(records, tmp_path):
     model_dir = str(tmp_path / "run")
@@ -43,10 +46,12 @@ def test_train_and_eval_end_to_end_then_resume(records, tmp_path):
     assert "lm_example_loss" in event_tags(os.path.join(model_dir,
                                                         "validation"))
 
-    # The same command with more steps continues from step 4.
-    second = train_py("--experiment=token_drop_bert_tiny",
-                      "--mode=train_and_eval", f"--model_dir={model_dir}",
-                      f"--params_override={overrides(records, 6)}")
+    # The same command with more steps continues from step 4 (train.py's
+    # main in this process, with absl's log lines: no second process start).
+    second = tool_in_process("train.py", "--experiment=token_drop_bert_tiny",
+                             "--mode=train_and_eval",
+                             f"--model_dir={model_dir}",
+                             f"--params_override={overrides(records, 6)}")
     assert second.returncode == 0, second.stderr[-3000:]
     assert "Resuming from" in second.stderr and "(step 4 of 6)" in second.stderr
     assert "step 6/6" in second.stderr and "step 2/6" not in second.stderr
@@ -62,37 +67,44 @@ def test_train_and_eval_end_to_end_then_resume(records, tmp_path):
 def test_baseline_experiment_trains_plain_bert(records, tmp_path):
     shrink = overrides(records, 2).replace("encoder.any.", "encoder.bert_v2.")
     shrink = shrink.replace("task.model.encoder.bert_v2.token_keep_k=16,", "")
-    result = train_py("--experiment=bert_tiny", "--mode=train",
-                      f"--model_dir={tmp_path / 'bert'}",
-                      f"--params_override={shrink}")
+    # train.py's main in this process (test_train_and_eval_end_to_end_then_
+    # resume runs its command line).
+    result = tool_in_process("train.py", "--experiment=bert_tiny",
+                             "--mode=train", f"--model_dir={tmp_path / 'bert'}",
+                             f"--params_override={shrink}")
     assert result.returncode == 0, result.stderr[-3000:]
     reader = tf.train.load_checkpoint(str(tmp_path / "bert"))
     assert not any("importance" in k
                    for k in reader.get_variable_to_shape_map())
 
 
-@pytest.mark.parametrize("args,message", [
+@pytest.mark.parametrize("args,message,cli", [
     (["--experiment=token_drop_bert_huge"],
-     "--experiment='token_drop_bert_huge' is not a registered experiment"),
+     "--experiment='token_drop_bert_huge' is not a registered experiment",
+     True),
     (["--experiment=token_drop_bert_tiny", "--params_override=task: [oops"],
-     "not valid YAML"),
+     "not valid YAML", False),
     (["--experiment=token_drop_bert_tiny",
-      "--params_override=task.no_such_field=1"], "no_such_field"),
+      "--params_override=task.no_such_field=1"], "no_such_field", False),
     (["--experiment=token_drop_bert_tiny",
       "--params_override=task.model.encoder.any.token_keep_k=600,"
       "task.train_data.input_path=dummy,task.validation_data.input_path=dummy"],
-     "token_keep_k=600 exceeds task.train_data.seq_length=128"),
+     "token_keep_k=600 exceeds task.train_data.seq_length=128", False),
     (["--experiment=token_drop_bert_tiny",
       "--params_override=task.train_data.input_path=/nonexistent/x-*,"
       "task.validation_data.input_path=/nonexistent/y"],
-     "no file matches '/nonexistent/x-*'"),
+     "no file matches '/nonexistent/x-*'", False),
 ])
-def test_bad_input_is_one_clear_line(args, message, tmp_path):
+def test_bad_input_is_one_clear_line(args, message, cli, tmp_path):
+    """One case through the real command line (a process start each); the
+    others through train.py's main in this process: the same flags, checks
+    and error line."""
     model_dir = tmp_path / "run"
     args = [a for a in args]
     if not any(a.startswith("--mode") for a in args):
         args.append("--mode=train_and_eval")
-    result = train_py(*args, f"--model_dir={model_dir}")
+    result = (train_py if cli else partial(tool_in_process, "train.py"))(
+        *args, f"--model_dir={model_dir}")
     assert result.returncode != 0
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("train.py: error: ") and message in last, last
@@ -101,31 +113,38 @@ def test_bad_input_is_one_clear_line(args, message, tmp_path):
 
 
 def test_unknown_mode_is_refused_by_the_flag_parser(tmp_path):
-    result = train_py("--experiment=token_drop_bert_tiny", "--mode=fly",
-                      f"--model_dir={tmp_path / 'run'}")
+    # absl's parser as app.run calls it, in this process (the command line's
+    # own error path: test_bad_input_is_one_clear_line).
+    result = tool_in_process("train.py", "--experiment=token_drop_bert_tiny",
+                             "--mode=fly", f"--model_dir={tmp_path / 'run'}")
+    assert result.returncode == 1
     assert "flag --mode=fly: value should be one of <train|" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "run").exists()
 
 
-def test_bad_input_leaves_an_existing_checkpoint_alone(records, tmp_path):
+def test_bad_input_leaves_an_existing_checkpoint_alone(run, records,
+                                                      tmp_path):
+    # A copy of the session's 2-step run (conftest `run`), so a failure here
+    # cannot touch what other tests read; train.py's main in this process
+    # (test_bad_input_is_one_clear_line checks its command line).
     model_dir = tmp_path / "run"
-    ok = train_py("--experiment=token_drop_bert_tiny", "--mode=train",
-                  f"--model_dir={model_dir}",
-                  f"--params_override={overrides(records, 2)}")
-    assert ok.returncode == 0, ok.stderr[-3000:]
+    shutil.copytree(run["model_dir"], model_dir)
+    assert tf.train.latest_checkpoint(str(model_dir)).endswith("ckpt-2")
     before = {p: os.path.getmtime(p) for p in glob.glob(f"{model_dir}/*")}
-    bad = train_py("--experiment=token_drop_bert_tiny", "--mode=train",
-                   f"--model_dir={model_dir}", "--params_override=" +
-                   overrides(records, 4, "task.model.encoder.any."
-                             "token_keep_k=64"))
+    bad = tool_in_process("train.py", "--experiment=token_drop_bert_tiny",
+                          "--mode=train", f"--model_dir={model_dir}",
+                          "--params_override=" + overrides(
+                              records, 4, "task.model.encoder.any."
+                              "token_keep_k=64"))
     assert bad.returncode != 0 and "token_keep_k=64 exceeds" in bad.stderr
     # Another architecture in the same model_dir: refused before params.yaml
     # is overwritten, naming the variable and both shapes.
-    wider = train_py("--experiment=token_drop_bert_tiny", "--mode=train",
-                     f"--model_dir={model_dir}", "--params_override=" +
-                     overrides(records, 4, "task.model.encoder.any."
-                               "hidden_size=32"))
+    wider = tool_in_process("train.py", "--experiment=token_drop_bert_tiny",
+                            "--mode=train", f"--model_dir={model_dir}",
+                            "--params_override=" + overrides(
+                                records, 4, "task.model.encoder.any."
+                                "hidden_size=32"))
     last = wider.stderr.strip().splitlines()[-1]
     assert wider.returncode != 0 and "Traceback" not in wider.stderr, last
     assert re.search(r"does not fit this configuration: encoder/.*has shape "
