@@ -77,12 +77,10 @@ class TokenDropBertEncoder(bert_encoder.BertEncoderV2):
     task's routing metrics read it.
 
     Args:
-        vocab_size: int. Size of the token vocabulary.
-        hidden_size: int. Width of the transformer layers.
-        num_layers, num_attention_heads, max_sequence_length,
-        type_vocab_size, inner_dim, output_dropout, attention_dropout,
-        initializer, output_range, embedding_width, norm_first: as in
-            `BertEncoderV2`.
+        vocab_size, hidden_size, num_layers, num_attention_heads,
+        max_sequence_length, type_vocab_size, inner_dim, output_dropout,
+        attention_dropout, initializer, output_range, embedding_width,
+        norm_first: as in `BertEncoderV2`.
         inner_activation: str or callable. "gelu" is Model Garden's
             approximate gelu, `BertEncoderV2`'s default.
         token_keep_k: int. Tokens kept in the dropped layers, at most the

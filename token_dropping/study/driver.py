@@ -40,7 +40,6 @@ another run is redone. A SIGTERM stops the study after the step it came in
 """
 
 import dataclasses
-import math
 import os
 import time
 
@@ -315,14 +314,6 @@ def _start_branch(job, jobs):
     return latest, dataclasses.replace(
         job.phase, start_seconds=annealing.fork_seconds(stable.model_dir,
                                                         job.fork))
-
-
-def equal_compute_steps(train_steps, ratio):
-    """Steps at which a model costing `ratio` of a baseline step has spent the
-    baseline's `train_steps` steps (rounded up). Model Garden evaluates at
-    every `eval_every` and after the last step, so the last evaluation of a
-    longer run is at equal compute."""
-    return int(math.ceil(train_steps / ratio - 1e-9))
 
 
 def _finetune_flops(params, config):
