@@ -11,21 +11,21 @@
 2. **The floor.** The validation targets' unigram cross-entropy under the
    training records' frequencies (`unigram.py`): what a model that ignores
    context would score. Every loss is reported beside it.
-3. **Pretraining, annealed at every budget.** Every model (default: BERT,
-   token dropping, and token dropping with random selection, the paper's
-   ablation) trains with every seed (initial weights, data order, dropout)
-   through the real trainer (`study_runs.pretrain`) on one
-   warmup-stable-decay schedule: per (model, seed) a stable run, and from
-   its checkpoints a decay branch to 0 at each budget (`annealing`). BERT's
-   budgets are `budgets`; every other model's are BERT's budgets' compute
-   and a grid from `reach_from` to 1 of BERT's largest, so each model's
-   annealed frontier (loss against training FLOPs) can be read where it
-   reaches BERT's loss.
-4. **The probe.** Each model annealed at BERT's largest compute is exported with `export_bert` (the
-   plain BERT checkpoint users fine-tune) and fine-tuned through Model
-   Garden's `bert/sentence_prediction` with `finetune_seeds` seeds
-   (`probe.py`); a randomly initialised encoder and the majority class are
-   the floor rows.
+3. **Pretraining, annealed at every budget.** Every model (default: BERT and
+   token dropping; `token_drop_random`, the paper's random-selection
+   ablation, joins with `models`) trains with every seed (initial weights,
+   data order, dropout) through the real trainer (`study_runs.pretrain`) on
+   one warmup-stable-decay schedule: per (model, seed) a stable run, and
+   from its checkpoints a decay branch to 0 at each budget (`annealing`).
+   BERT's budgets are `budgets`; every other model's are BERT's budgets'
+   compute and a grid from `reach_from` to 1 of BERT's largest, so each
+   model's annealed frontier (loss against training FLOPs) can be read
+   where it reaches BERT's loss.
+4. **The probe.** Each model annealed at BERT's largest compute is exported
+   with `export_bert` (the plain BERT checkpoint users fine-tune) and
+   fine-tuned through Model Garden's `bert/sentence_prediction` with
+   `finetune_seeds` seeds (`probe.py`); a randomly initialised encoder, bag
+   of words and the majority class are the control rows.
 5. **Report** (`report.py`): `evaluations.csv`, `finetuning.csv`,
    `loss_vs_flops.png`, `probe_accuracy.png` and `summary.md` in `output_dir`.
 
@@ -129,8 +129,13 @@ def _run(config, command, watch):
     base_flops = study_runs.flops_per_step(params_of(specs[0], largest, 1))
     flop_ratios, plans, jobs = {}, {}, []
     for spec in specs:
-        ratio = study_runs.flops_per_step(
-            params_of(spec, largest, 1)) / base_flops
+        try:
+            ratio = study_runs.flops_per_step(
+                params_of(spec, largest, 1)) / base_flops
+        except UserError as e:  # e.g. a --sweep value the encoder refuses
+            if str(e).startswith(f"{spec.name}: "):
+                raise
+            raise UserError(f"{spec.name}: {e}") from None
         flop_ratios[spec.name] = ratio
         plan = plans[spec.name] = annealing.model_plan(
             config.budgets, ratio=1.0 if spec.is_baseline else ratio,

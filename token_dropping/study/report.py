@@ -353,8 +353,9 @@ excludes 0. The share of BERT's compute a model needs to reach annealed
 BERT's loss at its largest budget is read the same way.
 
 {probe_note} Fine-tuned with Model Garden's `bert/sentence_prediction`
-({config.glue_task} layout), {config.finetune_seeds} fine-tuning seeds per
-pretrained model (annealed at BERT's largest compute). Probe accuracies:
+({config.glue_task} layout), {config.finetune_seeds} fine-tuning
+seed{'s' if config.finetune_seeds > 1 else ''} per pretrained model (annealed at
+BERT's largest compute). Probe accuracies:
 the mean over a model's fine-tunings on the whole dev set, with a 95%
 interval from resampling dev documents (not sentences); gaps to BERT are
 paired on the same resampled documents (`probe_stats`).

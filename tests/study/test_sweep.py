@@ -1,0 +1,140 @@
+"""`--sweep`: parsing, the models it makes, their configs and FLOP ratios,
+and one-line refusals before anything is built."""
+
+import itertools
+import types
+
+import pytest
+
+from token_dropping.common.errors import UserError
+from token_dropping.model import flops
+from token_dropping.study import driver as study
+from token_dropping.study import prepare as study_prepare
+from token_dropping.study import runs as study_runs
+from token_dropping.study import sweep
+from token_dropping.train.warmup_stable_decay import WarmupStableDecay
+from in_process import tool_in_process
+
+
+def test_parse_reads_fields_and_typed_values():
+    axes = sweep.parse(["token_keep_k=32,64,96", "drop_layers=3-6,2-7",
+                        "selection=random,mlm_loss",
+                        "token_loss_beta=0.9"])
+    assert axes == (("token_keep_k", (32, 64, 96)),
+                    ("drop_layers", ((3, 6), (2, 7))),
+                    ("selection", ("random", "mlm_loss")),
+                    ("token_loss_beta", (0.9,)))
+
+
+def test_points_are_the_product_of_the_axes_in_flag_order():
+    axes = sweep.parse(["token_keep_k=32,64", "drop_layers=2-5,3-6,1-6"])
+    got = sweep.points(axes)
+    expected = [(k, layers) for k, layers in itertools.product(
+        (32, 64), ((2, 5), (3, 6), (1, 6)))]
+    assert [name for name, _ in got] == [
+        f"token_keep_k={k}.drop_layers={a}-{b}" for k, (a, b) in expected]
+    assert [overrides for _, overrides in got] == [
+        (("token_keep_k", k), ("drop_start_layer", a), ("drop_end_layer", b))
+        for k, (a, b) in expected]
+
+
+def test_expand_keeps_bert_and_replaces_each_token_dropping_model():
+    config = study.StudyConfig(
+        models=("token_drop_random", "bert", "token_drop"),
+        sweep=("token_keep_k=32,96",))
+    specs = study.model_specs(config)
+    assert [s.name for s in specs] == [
+        "bert", "token_drop_random.token_keep_k=32",
+        "token_drop_random.token_keep_k=96", "token_drop.token_keep_k=32",
+        "token_drop.token_keep_k=96"]
+    # The model's own overrides stay; the sweep's come after them.
+    assert specs[1].encoder == (("selection", "random"),
+                                ("token_keep_k", 32))
+    assert specs[1].label == ("token dropping, random selection, "
+                              "token_keep_k=32")
+    assert specs[0].is_baseline and not any(s.is_baseline
+                                            for s in specs[1:])
+
+
+def _params(spec):
+    data = types.SimpleNamespace(
+        train_input_path="train-*", validation_input_path="validation-*",
+        **study_prepare._DATA)
+    return study_runs.make_params(
+        spec, train_steps=100, eval_every=50, loop_steps=10,
+        optimizer_config=WarmupStableDecay(1e-3, 10).stable(), seed=1,
+        data=data)
+
+
+def test_a_sweep_point_trains_its_values_and_costs_what_flops_says():
+    specs = study.model_specs(study.StudyConfig(sweep=(
+        "token_keep_k=32,96", "drop_layers=2-6")))
+    ratios = {}
+    base = study_runs.flops_per_step(_params(specs[0]))
+    for spec in specs[1:]:
+        params = _params(spec)
+        encoder = params.task.model.encoder.any
+        keep = dict(spec.encoder)["token_keep_k"]
+        assert (encoder.token_keep_k, encoder.drop_start_layer,
+                encoder.drop_end_layer) == (keep, 2, 6)
+        ratios[keep] = study_runs.flops_per_step(params) / base
+        # The same ratio from the FLOP model given bert_mini's sizes by
+        # hand: the sweep's values reach what the study counts.
+        sizes = dict(seq_length=128, hidden_size=96, num_layers=8,
+                     inner_dim=384, vocab_size=8000,
+                     max_predictions_per_seq=20)
+        assert ratios[keep] == pytest.approx(
+            flops.train_flops(**sizes, token_keep_k=keep,
+                              drop_start_layer=2, drop_end_layer=6)
+            / flops.train_flops(**sizes))
+    assert ratios[32] < ratios[96] < 1
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("token_keep_k", "--sweep='token_keep_k' must be FIELD=VALUE,VALUE,..."),
+    ("token_keep_k=32,", "--sweep='token_keep_k=32,' must be FIELD=VALUE"),
+    ("keep=32", "--sweep='keep=32': 'keep' is not a field of the "
+     "token-dropping encoder"),
+    ("drop_layers=3to6", "--sweep=drop_layers: '3to6' is not a layer range"),
+    ("token_keep_k=32,32", "--sweep='token_keep_k=32,32' repeats a value."),
+    ("token_keep_k=[1]", "--sweep=token_keep_k: '[1]' is not a number"),
+])
+def test_a_bad_sweep_is_one_line_naming_it(flag, message):
+    with pytest.raises(UserError) as e:
+        sweep.parse([flag])
+    assert str(e.value).startswith(message) and "\n" not in str(e.value)
+
+
+def test_a_field_swept_twice_is_refused():
+    for flags in (["token_keep_k=32", "token_keep_k=64"],
+                  ["drop_layers=2-6", "drop_start_layer=1"]):
+        with pytest.raises(UserError, match="swept twice"):
+            sweep.parse(flags)
+
+
+def test_the_tool_refuses_a_bad_sweep_before_anything_is_written(tmp_path):
+    result = tool_in_process(
+        "study.py", f"--output_dir={tmp_path / 'out'}",
+        f"--runs_dir={tmp_path / 'runs'}", "--quick", "--sweep=keep=8,16")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "study.py: error: --sweep='keep=8,16': 'keep' is not a field of the "
+        "token-dropping encoder (drop_layers or one of " + ", ".join(sorted(
+            sweep._fields())) + ").")
+    assert not (tmp_path / "runs").exists()
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_value_the_encoder_refuses_stops_the_study_naming_the_model(
+        tmp_path):
+    result = tool_in_process(
+        "study.py", f"--output_dir={tmp_path / 'out'}",
+        f"--runs_dir={tmp_path / 'runs'}", "--quick",
+        "--sweep=token_keep_k=8,999")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "study.py: error: token_drop.token_keep_k=999: token_keep_k=999 "
+        "exceeds seq_length=32; choose token_keep_k <= seq_length (the "
+        "paper keeps half).")
+    assert not (tmp_path / "runs" / "pretrain").exists()
+    assert not (tmp_path / "out").exists()
