@@ -284,8 +284,9 @@ def test_another_probe_gets_its_own_finetunings_and_a_rerun_adds_no_time(
     study.run_study(other)
     acceptability_id = (set(os.listdir(finetune_dir)) - {source_id}).pop()
     for probe_id in (source_id, acceptability_id):
-        # 3 models x 2 seeds + the random encoder, 1 fine-tuning seed each.
-        assert len(os.listdir(os.path.join(finetune_dir, probe_id))) == 7
+        # Each model x 2 seeds + the random encoder, 1 fine-tuning seed each.
+        assert len(os.listdir(os.path.join(finetune_dir, probe_id))) == (
+            len(study.DEFAULT_MODELS) * 2 + 1)
     with open(os.path.join(other.runs_dir, "probe", "probe.json")) as f:
         assert json.load(f)["task"] == "acceptability"
     timings_path = os.path.join(config.runs_dir, "timings.json")

@@ -138,3 +138,35 @@ def test_a_value_the_encoder_refuses_stops_the_study_naming_the_model(
         "paper keeps half).")
     assert not (tmp_path / "runs" / "pretrain").exists()
     assert not (tmp_path / "out").exists()
+
+
+def test_a_point_named_in_models_is_the_sweeps_model():
+    # `--models=...,token_drop.token_keep_k=32.drop_layers=1-7` is the same
+    # model (name, label, encoder) as that point of a --sweep.
+    swept = study.model_specs(study.StudyConfig(sweep=(
+        "token_keep_k=32", "drop_layers=1-7")))[1]
+    named = study.model_specs(study.StudyConfig(models=(
+        "bert", "token_drop.token_keep_k=32.drop_layers=1-7",
+        "token_drop_random.token_loss_beta=0.9")))
+    assert named[1] == swept
+    assert named[2].encoder == (("selection", "random"),
+                                ("token_loss_beta", 0.9))
+    assert named[2].name == "token_drop_random.token_loss_beta=0.9"
+    assert sweep.split_name("token_drop") == ("token_drop", ())
+
+
+@pytest.mark.parametrize("name, message", [
+    ("token_drop.keep=8", "--sweep='keep=8': 'keep' is not a field"),
+    ("token_drop.token_keep_k=8,16", "--models='token_drop.token_keep_k="
+     "8,16': 'token_keep_k' has 2 values; a model takes one"),
+    ("bert.token_keep_k=8", "--models: 'bert.token_keep_k=8' sets "
+     "token-dropping fields on BERT"),
+    ("bogus.token_keep_k=8", "--models: 'bogus' is neither one of"),
+])
+def test_a_bad_point_in_models_is_one_line(tmp_path, name, message):
+    config = study.StudyConfig(output_dir=str(tmp_path / "out"),
+                               runs_dir=str(tmp_path / "runs"),
+                               models=("bert", name))
+    with pytest.raises(UserError) as e:
+        study.check_config(config)
+    assert str(e.value).startswith(message) and "\n" not in str(e.value)

@@ -153,12 +153,16 @@ def model_specs(config):
     position in `config.models`), the others in their order."""
     specs = []
     for name in config.models:
-        if name in MODELS:
-            experiment, label, encoder = MODELS[name]
+        model, settings = study_sweep.split_name(name)
+        if model in MODELS:
+            experiment, label, encoder = MODELS[model]
             experiment = experiment.format(size=config.size)
-            specs.append(ModelSpec(name, experiment, label, encoder))
         else:
-            specs.append(ModelSpec(name, name, name))
+            experiment, label, encoder = model, model, ()
+        if settings:  # one sweep point, named as --sweep names it
+            label = f"{label}, {name[len(model) + 1:].replace('.', ', ')}"
+        specs.append(ModelSpec(name, experiment, label,
+                               tuple(encoder) + settings))
     specs = sorted(specs, key=lambda spec: not spec.is_baseline)
     return study_sweep.expand(specs, study_sweep.parse(config.sweep))
 
@@ -209,7 +213,8 @@ def check_config(config):
         raise UserError(f"--models={','.join(names)!r} needs at least two "
                         "different models, one of them BERT (the baseline).")
     registered = set(training.registered_experiments())
-    for name in names:
+    for full_name in names:
+        name, settings = study_sweep.split_name(full_name)
         if name not in MODELS and name not in registered:
             raise UserError(
                 f"--models: {name!r} is neither one of {', '.join(MODELS)} "
@@ -220,6 +225,11 @@ def check_config(config):
                 f"--models: {name!r} is a registered experiment but not a "
                 "masked-LM pretraining one (e.g. bert_<size>, "
                 "token_drop_bert_<size>, token_drop_bert_<size>_<variant>).")
+        if settings and (name == "bert" or (
+                name not in MODELS and experiment_kind(name) == "bert")):
+            raise UserError(f"--models: {full_name!r} sets token-dropping "
+                            "fields on BERT, the baseline; give them to "
+                            "token_drop.")
     study_sweep.parse(config.sweep)  # one line on a bad --sweep
     specs = model_specs(config)
     baselines = [spec.name for spec in specs if spec.is_baseline]

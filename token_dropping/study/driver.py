@@ -173,6 +173,9 @@ def _run(config, command, watch):
                                  study_runs.Phase(schedule, budget=budget),
                                  start))
 
+    # Seed by seed: every model's seed 1 first, so a study stopped half way
+    # has one seed of each model rather than all seeds of the first ones.
+    jobs.sort(key=lambda job: job.seed)  # stable: a run before its branches
     finetune_flops = _finetune_flops(jobs[0].params, config)
     progress = StudyProgress(
         sum(study_runs.flops_per_step(job.params) * job.steps
@@ -247,6 +250,8 @@ def _run(config, command, watch):
     counts, _ = probe_stats.measures_pretraining(predictions[base], {
         name: predictions[name]
         for name in ("random_init", "bag_of_words", "majority")})
+    order = [spec.name for spec in specs]  # the tables' order: by model
+    rows.sort(key=lambda row: (order.index(row["model"]), row["seed"]))
     return study_report.write_study(
         config.output_dir, specs=specs, rows=rows, finetunes=finetunes,
         probe_rows=probe_rows, probe_counts=counts,

@@ -10,6 +10,10 @@ probe; BERT stays the baseline. Values are YAML scalars (`64`, `0.5`,
 `resolve`) refuse a value the encoder cannot take, in one line naming the
 model, before anything trains.
 
+The same names in `--models` (`split_name`) are single points:
+`--models=bert,token_drop,token_drop.token_keep_k=32` trains BERT, the
+paper's layout and one other, without the rest of a product.
+
 Example:
 >>> axes = parse(["token_keep_k=32,64", "drop_layers=2-5,3-6"])
 >>> [name for name, _ in points(axes)][:2]
@@ -100,6 +104,21 @@ def points(axes):
                 overrides.append((field, value))
         out.append((name, tuple(overrides)))
     return out
+
+
+def split_name(name):
+    """`(model, ((field, value), ...))` of a point's name as `expand` makes
+    it (`token_drop.token_keep_k=32.drop_layers=1-7`): one point given
+    in `--models`. A name without settings is `(name, ())`; UserError (one
+    line) on a bad setting."""
+    model, *settings = re.split(r"\.(?=[A-Za-z_]\w*=)", name)
+    axes = parse(settings)
+    for field, values in axes:
+        if len(values) != 1:
+            raise UserError(f"--models={name!r}: {field!r} has "
+                            f"{len(values)} values; a model takes one "
+                            "(several are --sweep's job).")
+    return model, points(axes)[0][1] if axes else ()
 
 
 def expand(specs, axes):
