@@ -164,6 +164,7 @@ class _Config:
     warmup_steps, learning_rate, decay_fraction = 10, 1e-3, 0.2
     reach_from = 0.9
     finetune_seeds, glue_task = 1, "cola"
+    glue_dir, probe = "", "source"
 
 
 def test_write_study_writes_every_file(tmp_path):
@@ -190,6 +191,17 @@ def test_write_study_writes_every_file(tmp_path):
     assert "python tools/study.py --quick" in result.summary
     assert "| randomly initialised encoder" in result.summary
     assert "The probe measures pretraining" in result.summary
+    assert "Fine-tuned with Model Garden's `bert/sentence_prediction`" in (
+        result.summary)
+
+
+def test_a_zero_shot_probe_is_said_to_be_read_not_fine_tuned():
+    cloze = type("_Cloze", (_Config,), dict(probe="cloze"))
+    glue = type("_Glue", (_Config,), dict(probe="cloze", glue_dir="g"))
+    assert study_report._probe_method(cloze).startswith(
+        "Read from each pretrained model")
+    # With --glue_dir the GLUE task is the probe, fine-tuned.
+    assert study_report._probe_method(glue).startswith("Fine-tuned with")
 
 
 @pytest.mark.parametrize("bert_loss,expected", [

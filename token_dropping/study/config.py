@@ -38,12 +38,14 @@ MODELS = {
 # 2 cores, past its 150-minute budget, so it belongs to the frontier sweep.
 DEFAULT_MODELS = ("bert", "token_drop")
 GLUE_TASKS = ("cola", "sst2")
-# The built probes (`probe_tasks`): source (the default), word order,
-# sentence order, acceptability. Fine-tuned from bert_mini annealed at
+# The built probes (`probe_tasks`). Fine-tuned from bert_mini annealed at
 # 1,200 steps (seed 1, one fine-tuning), dev accuracy against bag-of-words:
 # source 0.663 against 0.629 (random encoder 0.607); word order 0.493
 # (0.491 at a fine-tuning rate of 1e-3) against 0.507; sentence order 0.510
-# against 0.486. Source is the only one where pretraining shows at all.
+# against 0.486: fine-tuning a model this small does not show what its
+# pretraining taught. Read from the MLM head instead, the cloze probe (the
+# default) gives 0.663 [0.641, 0.681] against bag of words' 0.534 and a
+# random model's 0.503 (the same model, 2,000 dev sentences).
 PROBES = probe_tasks.NAMES
 
 # The steps and seeds of the committed study, and of --quick (the whole
@@ -118,7 +120,7 @@ class StudyConfig:
     loop_steps: Optional[int] = None
     finetune_seeds: Optional[int] = None
     finetune_epochs: Optional[int] = None
-    probe: str = "source"
+    probe: str = "cloze"
     glue_dir: str = ""
     glue_task: str = "cola"
     data_dir: str = ""

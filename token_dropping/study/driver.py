@@ -22,10 +22,12 @@
    model's annealed frontier (loss against training FLOPs) can be read
    where it reaches BERT's loss.
 4. **The probe.** Each model annealed at BERT's largest compute is exported
-   with `export_bert` (the plain BERT checkpoint users fine-tune) and
-   fine-tuned through Model Garden's `bert/sentence_prediction` with
-   `finetune_seeds` seeds (`probe.py`); a randomly initialised encoder, bag
-   of words and the majority class are the control rows.
+   with `export_bert` (the plain BERT checkpoint users fine-tune). The
+   default probe, `cloze`, is read from the run's MLM head as it is
+   (`cloze.score`); the others, and a GLUE task, fine-tune the export
+   through Model Garden's `bert/sentence_prediction` with `finetune_seeds`
+   seeds (`probe.py`). A randomly initialised model, bag of words and the
+   majority class are the control rows.
 5. **Report** (`report.py`): `evaluations.csv`, `finetuning.csv`,
    `loss_vs_flops.png`, `probe_accuracy.png` and `summary.md` in `output_dir`.
 
@@ -49,10 +51,12 @@ from absl import logging
 from token_dropping.data import glue as glue_data
 from token_dropping.study import annealing
 from token_dropping.study import bag_of_words
+from token_dropping.study import cloze
 from token_dropping.study import prepare as study_prepare
 from token_dropping.study.timing import StudyProgress
 from token_dropping.study import predictions as study_predictions
 from token_dropping.study import probe_stats
+from token_dropping.study import probe_tasks
 from token_dropping.study import finetune as study_finetune
 from token_dropping.study import records as study_records
 from token_dropping.study import report as study_report
@@ -176,7 +180,11 @@ def _run(config, command, watch):
     # Seed by seed: every model's seed 1 first, so a study stopped half way
     # has one seed of each model rather than all seeds of the first ones.
     jobs.sort(key=lambda job: job.seed)  # stable: a run before its branches
-    finetune_flops = _finetune_flops(jobs[0].params, config)
+    # A zero-shot probe fine-tunes nothing (its reading is an evaluation).
+    zero_shot = (not config.glue_dir
+                 and config.probe in probe_tasks.ZERO_SHOT)
+    finetune_flops = (0 if zero_shot
+                      else _finetune_flops(jobs[0].params, config))
     progress = StudyProgress(
         sum(study_runs.flops_per_step(job.params) * job.steps
             for job in jobs)
@@ -186,7 +194,7 @@ def _run(config, command, watch):
     # Building or finding the data and probe, the floor and the checks are
     # part of the study's time too (counted if this invocation trains).
     progress.preparing(time.time() - started)
-    rows, exports = [], {}
+    rows, exports, finals = [], {}, {}
     for job in jobs:
         spec, seed = job.spec, job.seed
         was_done = study_runs.is_done(job.model_dir,
@@ -210,6 +218,7 @@ def _run(config, command, watch):
             logging.info("study: exporting %s, seed %d.", spec.name, seed)
             exports[spec.name, seed] = study_finetune.export_run(
                 config.runs_dir, spec, seed, job.model_dir, info.vocab_file)
+            finals[spec.name, seed] = job.model_dir
             watch.check(f"exporting {spec.name} seed {seed}")
 
     encoder_config = os.path.join(exports[specs[0].name, 1][0],
@@ -224,6 +233,20 @@ def _run(config, command, watch):
                                                     config.glue_task)
     for name, seed, (init, init_settings) in pretrained + [
             ("random_init", 0, ("", None))]:
+        if zero_shot:  # read from the model as it is: nothing fine-tuned
+            logging.info("study: reading the %s probe from %s seed %d.",
+                         config.probe, name, seed)
+            result = study_finetune.score_run(
+                finals.get((name, seed)), jobs[0].params, glue_dir,
+                info.vocab_file, init_settings,
+                os.path.join(finetune_dir, f"{name}-seed{seed}"), probe_key,
+                dev_documents=dev_documents)
+            finetunes.append(dict(model=name, pretrain_seed=seed,
+                                  finetune_seed=0,
+                                  dev_accuracy=result.accuracy))
+            predictions.setdefault(name, []).append(result.predictions)
+            watch.check(f"reading the probe from {name} seed {seed}")
+            continue
         for ft_seed in range(1, config.finetune_seeds + 1):
             result_dir = os.path.join(finetune_dir,
                                       f"{name}-seed{seed}-ft{ft_seed}")
@@ -244,7 +267,8 @@ def _run(config, command, watch):
     # each gap paired with BERT's on the same resampled documents.
     words = bag_of_words.bag_of_words_row(glue_dir, config.glue_task, seed=0)
     base = specs[0].name
-    predictions["bag_of_words"] = [words.predictions]
+    predictions["bag_of_words"] = [cloze.pairwise(words.predictions)
+                                   if zero_shot else words.predictions]
     predictions["majority"] = [probe_stats.majority(predictions[base])]
     probe_rows = probe_stats.probe_table(predictions, base)
     counts, _ = probe_stats.measures_pretraining(predictions[base], {

@@ -32,6 +32,7 @@ import yaml
 from token_dropping.common import files
 from token_dropping.export import bert as export
 from token_dropping.data import glue as glue_data
+from token_dropping.study import cloze
 from token_dropping.study import predictions as study_predictions
 from token_dropping.study import probe
 from token_dropping.study import records as study_records
@@ -137,6 +138,31 @@ def finetune_run(config, data, encoder_config, init, init_settings, seed,
     study_predictions.write(predictions_path, result.predictions)
     files.write_json(result_path, dict(dev_accuracy=result.accuracy))
     return FinetuneResult(result.accuracy, result.predictions,
+                          predictions_path, False)
+
+
+def score_run(model_dir, params, glue_dir, vocab_file, init_settings,
+               result_dir, probe_key, *, dev_documents):
+    """A zero-shot probe's reading of one model (`cloze.score`): the run
+    `model_dir` as its last checkpoint left it, or a random model for
+    None; returns a `FinetuneResult`, reused as `finetune_run`'s are."""
+    settings = dict(init=init_settings or "random model", probe=probe_key,
+                    zero_shot="cloze.score")
+    result_path = os.path.join(result_dir, RESULT)
+    predictions_path = os.path.join(result_dir, study_predictions.FILE)
+    if (study_records.is_current(result_dir, settings)
+            and tf.io.gfile.exists(result_path)):
+        kept = study_predictions.read(predictions_path)
+        if kept.documents == tuple(str(d) for d in dev_documents):
+            return FinetuneResult(kept.accuracy, kept, predictions_path, True)
+    if tf.io.gfile.exists(result_dir):
+        tf.io.gfile.rmtree(result_dir)
+    study_records.write(result_dir, dict(settings=settings))
+    predictions = cloze.score(model_dir, params, glue_dir, vocab_file,
+                              dev_documents)
+    study_predictions.write(predictions_path, predictions)
+    files.write_json(result_path, dict(dev_accuracy=predictions.accuracy))
+    return FinetuneResult(predictions.accuracy, predictions,
                           predictions_path, False)
 
 

@@ -28,6 +28,9 @@ QUICK_PROBE = dict(num_train=160, num_dev=80)
 _DATA = dict(seq_length=128, max_predictions_per_seq=20, vocab_size=8000)
 PROBE = dict(num_train=2000, num_dev=1000)
 SENTENCE_ORDER_PROBE = dict(num_train=1000, num_dev=500)
+# Sentences (two rows each). 2,000 dev sentences in 145 documents: a
+# document-bootstrap interval of about +-0.02 on BERT's accuracy.
+CLOZE_PROBE = dict(num_train=2000, num_dev=2000)
 _WHOLE_SHUFFLE = 1_000_000  # examples: more than the default corpus makes
 
 
@@ -71,17 +74,21 @@ def prepare_data(config):
     glue_dir = config.glue_dir
     if not glue_dir:
         glue_dir = os.path.join(config.runs_dir, "probe")
-        _build_probe(config, text, glue_dir)
+        _build_probe(config, text, info.vocab_file, glue_dir)
     return info, glue_dir
 
 
-def _build_probe(config, text, glue_dir):
+def _build_probe(config, text, vocab_file, glue_dir):
     """The built probe (`config.probe`) from the held-out documents."""
     counts = QUICK_PROBE if config.quick else PROBE
     if config.probe == "sentence_order" and not config.quick:
         counts = SENTENCE_ORDER_PROBE  # the default corpus has 1,552 pairs
+    if config.probe == "cloze" and not config.quick:
+        counts = CLOZE_PROBE
     probe_tasks.build(config.probe, text.heldout_file, glue_dir,
-                      sources=text.heldout_sources(), seed=0, **counts)
+                      sources=text.heldout_sources(), seed=0,
+                      pretraining_files=text.pretrain_files,
+                      vocab_file=vocab_file, **counts)
 
 
 def probe_note(config, glue_dir):

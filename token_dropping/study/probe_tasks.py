@@ -11,7 +11,10 @@ call (`build`) and the flag's choices are `NAMES`:
 - `order` (`probe_data.build_order_task`): a sentence as it is, or with two
   adjacent words swapped; bag-of-words is at chance by construction;
 - `sentence_order` (`sentence_order.build_sentence_order_task`): two
-  adjacent sentences in order or swapped; bag-of-words at chance too.
+  adjacent sentences in order or swapped; bag-of-words at chance too;
+- `cloze` (`cloze.build_cloze_task`): the original word at one position
+  or a word as frequent in the pretraining text, read from each model's
+  MLM head without fine-tuning (`ZERO_SHOT`).
 
 Example:
 >>> build("order", "corpus/heldout.txt", "runs/probe", num_train=2000,
@@ -20,6 +23,7 @@ Example:
 """
 
 from token_dropping.common.errors import UserError
+from token_dropping.study import cloze
 from token_dropping.study import probe_data
 from token_dropping.study import sentence_order
 
@@ -43,12 +47,24 @@ NOTES = {
         "order or swapped (`sentence_order.build_sentence_order_task`); "
         "both orders hold the same words, so bag-of-words is at chance by "
         "construction."),
+    "cloze": (
+        "Probe: cloze, at one position of a held-out sentence the original "
+        "word or a word about as frequent in the pretraining text (one of "
+        "the 3 ranked on either side of it; `cloze.build_cloze_task`), "
+        "each sentence written both ways; a model's choice is the word its "
+        "MLM head gives the larger logit at the masked position, read with "
+        "no fine-tuning (`cloze.score`). Knowing how often words occur "
+        "gets a model nowhere; bag of words, fitted on the training rows, "
+        "makes the same choice between the two rows of a pair."),
 }
 NAMES = tuple(NOTES)
+# Probes read from the pretrained model as it is (no fine-tuning).
+ZERO_SHOT = frozenset({"cloze"})
 
 
 def build(name, heldout_file, output_dir, *, sources=None, seed=0,
-          num_train=2000, num_dev=1000):
+          num_train=2000, num_dev=1000, pretraining_files=None,
+          vocab_file=None):
     """Writes the probe `name` into `output_dir`; returns its manifest.
 
     Args:
@@ -58,6 +74,8 @@ def build(name, heldout_file, output_dir, *, sources=None, seed=0,
         sources: per document of `heldout_file`, its source (e.g.
             `text.heldout_sources()`); `source` needs it, the others do not
             read it.
+        pretraining_files, vocab_file: the pretraining text and its
+            vocabulary; `cloze` needs them, the others do not read them.
         seed, num_train, num_dev: as each builder takes them.
 
     Raises:
@@ -72,6 +90,14 @@ def build(name, heldout_file, output_dir, *, sources=None, seed=0,
                             "held-out documents (sources=...).")
         return probe_data.build_source_task(heldout_file, sources,
                                             output_dir, **counts)
+    if name == "cloze":
+        if not pretraining_files or not vocab_file:
+            raise UserError("probe='cloze' needs the pretraining text and "
+                            "its vocabulary (pretraining_files=..., "
+                            "vocab_file=...).")
+        return cloze.build_cloze_task(
+            heldout_file, output_dir, pretraining_files=pretraining_files,
+            vocab_file=vocab_file, **counts)
     if name == "acceptability":
         return probe_data.build_probe_task(heldout_file, output_dir, **counts)
     if name == "order":

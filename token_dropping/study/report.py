@@ -6,7 +6,8 @@
   `EVAL_COLUMNS`: `phase` is `stable` (the stable run, at its learning
   rate's peak) or `decay` (a branch annealed at `budget`: its row at
   `step == budget` has learning rate 0);
-- `finetuning.csv`: a row per fine-tuning run, `FINETUNE_COLUMNS`;
+- `finetuning.csv`: a row per fine-tuning run, `FINETUNE_COLUMNS` (a
+  zero-shot probe's reading of a model: `finetune_seed` 0);
 - `loss_vs_flops.png`: each model's annealed frontier (validation MLM loss
   against training FLOPs, mean over seeds with a 95% interval) over its
   stable run, and the unigram floor;
@@ -24,6 +25,7 @@ import os
 import numpy as np
 
 from token_dropping.common import reporting
+from token_dropping.study import probe_tasks
 from token_dropping.study import stats
 
 EVAL_COLUMNS = ("model", "experiment", "seed", "phase", "budget", "step",
@@ -352,11 +354,8 @@ paired over seeds with a 95% t interval; "real" only where the interval
 excludes 0. The share of BERT's compute a model needs to reach annealed
 BERT's loss at its largest budget is read the same way.
 
-{probe_note} Fine-tuned with Model Garden's `bert/sentence_prediction`
-({config.glue_task} layout), {config.finetune_seeds} fine-tuning
-seed{'s' if config.finetune_seeds > 1 else ''} per pretrained model (annealed at
-BERT's largest compute). Probe accuracies:
-the mean over a model's fine-tunings on the whole dev set, with a 95%
+{probe_note} {_probe_method(config)} Probe accuracies:
+the mean over a model's {'readings' if _zero_shot(config) else 'fine-tunings'} on the whole dev set, with a 95%
 interval from resampling dev documents (not sentences); gaps to BERT are
 paired on the same resampled documents (`probe_stats`).
 
@@ -366,6 +365,22 @@ paired on the same resampled documents (`probe_stats`).
 
 {_probe_sentence(probe_counts)}
 """
+
+
+def _zero_shot(config):
+    return not config.glue_dir and config.probe in probe_tasks.ZERO_SHOT
+
+
+def _probe_method(config):
+    if _zero_shot(config):
+        return ("Read from each pretrained model annealed at BERT's largest "
+                "compute, once per pretraining seed (finetune_seed 0 in "
+                "`finetuning.csv`: nothing is fine-tuned).")
+    seeds = config.finetune_seeds
+    return (f"Fine-tuned with Model Garden's `bert/sentence_prediction` "
+            f"({config.glue_task} layout), {seeds} fine-tuning "
+            f"seed{'s' if seeds > 1 else ''} per pretrained model (annealed "
+            "at BERT's largest compute).")
 
 
 def _probe_sentence(counts):
