@@ -245,7 +245,9 @@ def _run(config, command, watch):
                                   finetune_seed=0,
                                   dev_accuracy=result.accuracy))
             predictions.setdefault(name, []).append(result.predictions)
-            watch.check(f"reading the probe from {name} seed {seed}")
+            what = f"reading the probe from {name} seed {seed}"
+            progress.finished(what, 0, not result.reused)  # its minutes
+            watch.check(what)
             continue
         for ft_seed in range(1, config.finetune_seeds + 1):
             result_dir = os.path.join(finetune_dir,
