@@ -1,11 +1,11 @@
 """Does token dropping pay? Pretrain BERT and token dropping with several
-seeds, each annealed at several budgets, then fine-tune every result at
-BERT's largest compute on a downstream probe.
+seeds, each annealed at several budgets, then probe every result at
+BERT's largest compute.
 
     # The committed study (docs/study): bert_mini and token_drop_bert_mini
-    # (8 layers of 96), 3 seeds each, annealed at BERT's 400, 700 and 1,200
-    # steps and around them, on Python's and the pinned packages'
-    # documentation, probed on held-out sentences. The paper's
+    # (8 layers of 96), 3 seeds each, annealed at BERT's 400, 700, 1,200
+    # and 1,800 steps and around them, on Python's and the pinned packages'
+    # documentation, probed on held-out sentences (cloze). The paper's
     # random-selection ablation joins with
     # --models=bert,token_drop,token_drop_random.
     python tools/study.py --output_dir=docs/study --runs_dir=runs/study
