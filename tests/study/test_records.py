@@ -98,3 +98,19 @@ def test_pretraining_settings_leave_out_paths_and_execution(tmp_path):
     assert not set(settings) & records.NOT_SETTINGS
     assert {k for k in settings if k.startswith("runtime.")} == \
         records.RUNTIME_SETTINGS
+
+
+def test_the_schedule_steps_count_only_with_a_schedule():
+    # The study sets keep_k_schedule_steps to a model's largest budget; a
+    # larger budget must not make a run without a keep_k schedule "other".
+    plain = {"task.keep_k_schedule_steps": 1564,
+             "task.model.encoder.any.keep_k_schedule": [], "seed": 1}
+    assert records.first_difference(
+        plain, dict(plain, **{"task.keep_k_schedule_steps": 2346})) == (
+            None, 0)
+    stages = [{"start_fraction": 0.0, "token_keep_k": 128}]
+    scheduled = dict(plain, **{"task.model.encoder.any.keep_k_schedule":
+                               stages})
+    assert records.first_difference(
+        scheduled, dict(scheduled, **{"task.keep_k_schedule_steps": 2346})
+    ) == (("task.keep_k_schedule_steps", 1564, 2346), 1)

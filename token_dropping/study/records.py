@@ -114,10 +114,25 @@ def write(directory, record):
                      sort_keys=True)
 
 
+_SCHEDULE_STEPS = "task.keep_k_schedule_steps"
+_SCHEDULE = "task.model.encoder.any.keep_k_schedule"
+
+
+def _numbers_only(settings):
+    """`settings` without what cannot change the numbers: the steps a
+    keep_k schedule's fractions refer to, when there is no schedule (the
+    study sets them for every token-dropping run, to its largest budget)."""
+    if settings.get(_SCHEDULE):
+        return settings
+    return {k: v for k, v in settings.items() if k != _SCHEDULE_STEPS}
+
+
 def first_difference(old, new):
     """(key, old value, new value) of the first differing setting, the
-    number of differing settings; (None, 0) if equal. Absent is None."""
-    new = json.loads(json.dumps(new))
+    number of differing settings; (None, 0) if equal. Absent is None.
+    Settings that cannot change the numbers are not compared
+    (`_numbers_only`)."""
+    old, new = _numbers_only(old), _numbers_only(json.loads(json.dumps(new)))
     keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     if not keys:
         return None, 0
