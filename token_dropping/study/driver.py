@@ -61,6 +61,7 @@ from token_dropping.study import finetune as study_finetune
 from token_dropping.study import records as study_records
 from token_dropping.study import report as study_report
 from token_dropping.study import runs as study_runs
+from token_dropping.study import scaling
 from token_dropping.study import stop as study_stop
 from token_dropping.study import unigram
 from token_dropping.common.errors import UserError
@@ -131,7 +132,7 @@ def _run(config, command, watch):
         return params
 
     base_flops = study_runs.flops_per_step(params_of(specs[0], largest, 1))
-    flop_ratios, plans, jobs = {}, {}, []
+    flop_ratios, scaled_ratios, plans, jobs = {}, {}, {}, []
     for spec in specs:
         try:
             ratio = study_runs.flops_per_step(
@@ -141,6 +142,9 @@ def _run(config, command, watch):
                 raise
             raise UserError(f"{spec.name}: {e}") from None
         flop_ratios[spec.name] = ratio
+        scaled_ratios[spec.name] = {
+            size: scaling.ceiling_at(spec, params_of(spec, largest, 1), size)
+            for size in scaling.SIZES}
         plan = plans[spec.name] = annealing.model_plan(
             config.budgets, ratio=1.0 if spec.is_baseline else ratio,
             reach_from=config.reach_from, schedule=schedule)
@@ -282,6 +286,7 @@ def _run(config, command, watch):
         config.output_dir, specs=specs, rows=rows, finetunes=finetunes,
         probe_rows=probe_rows, probe_counts=counts,
         floor=floor, config=config, flop_ratios=flop_ratios,
+        scaled_ratios=scaled_ratios,
         num_validation=info.num_validation_examples,
         data_note=_data_note(info, jobs),
         probe_note=study_prepare.probe_note(config, glue_dir),

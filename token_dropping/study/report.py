@@ -76,8 +76,11 @@ def _reach(points, target, base_compute):
     return reach / base_compute, ""
 
 
-def model_table(specs, rows, probe_rows, seeds, floor, flop_ratios):
+def model_table(specs, rows, probe_rows, seeds, floor, flop_ratios,
+                scaled_ratios=None):
     """One dict per model: the summary table's cells (numbers, intervals).
+    `scaled_ratios`: per model, `{size: its ceiling there}`
+    (`scaling.ceiling_at`), shown beside its own.
 
     Every loss is an annealed run's at its budget (`annealing`). Gaps and
     shares are read along each seed's annealed frontier against BERT's at
@@ -100,7 +103,8 @@ def model_table(specs, rows, probe_rows, seeds, floor, flop_ratios):
             budgets=[r["step"] for r in _annealed(rows, spec.name,
                                                   seeds[0])],
             final_steps=finals[seeds[0]]["step"],
-            flop_ratio=flop_ratios[spec.name], loss=loss,
+            flop_ratio=flop_ratios[spec.name],
+            scaled=(scaled_ratios or {}).get(spec.name) or {}, loss=loss,
             accuracy=stats.mean_interval(finals[s]["val_mlm_accuracy"]
                                          for s in seeds),
             below_floor=floor - loss.mean,
@@ -171,10 +175,26 @@ CONTROLS = (("bag_of_words", "bag of words (logistic regression on the "
             ("majority", "majority class"))
 
 
+_SIZE_ORDER = ("tiny", "mini", "base", "large")
+
+
+def _ceiling_cell(entry, sizes):
+    cell = f"{entry['flop_ratio']:.3f}"
+    scaled = [entry["scaled"].get(size) for size in sizes]
+    if sizes and any(r is not None for r in scaled):
+        cell += "; " + ", ".join("—" if r is None else f"{r:.3f}"
+                                 for r in scaled)
+    return cell
+
+
 def markdown_table(table, probe_rows):
     base = next(e for e in table if e["baseline"])
     budgets = [f"{b:,}" for b in base["budgets"]]
-    header = (["model", "train-step FLOPs vs BERT (ceiling)",
+    sizes = sorted({size for e in table for size, r in e["scaled"].items()
+                    if r is not None}, key=_SIZE_ORDER.index)
+    ceiling = "train-step FLOPs vs BERT (ceiling)" + (
+        f"; at BERT-{', BERT-'.join(sizes)}" if sizes else "")
+    header = (["model", ceiling,
                "steps at BERT's largest compute",
                "annealed val MLM loss", "below unigram floor",
                "val MLM accuracy"]
@@ -186,7 +206,7 @@ def markdown_table(table, probe_rows):
              "|" + "---|" * len(header)]
     for e in table:
         lines.append("| " + " | ".join(
-            [e["label"], f"{e['flop_ratio']:.3f}", f"{e['final_steps']:,}",
+            [e["label"], _ceiling_cell(e, sizes), f"{e['final_steps']:,}",
              _interval(e["loss"]), f"{e['below_floor']:.3f}",
              _interval(e["accuracy"])]
             + _gap_cells(e, len(budgets))
@@ -274,7 +294,8 @@ def accuracy_plot(path, table, probe_rows):
 
 def write_study(output_dir, *, specs, rows, finetunes, probe_rows,
                 probe_counts, floor, config, flop_ratios, num_validation,
-                probe_note, command="", wall_minutes=None, data_note=""):
+                probe_note, command="", wall_minutes=None, data_note="",
+                scaled_ratios=None):
     """Writes every output file; returns a `StudyReport`.
 
     `probe_rows`: `probe_stats.probe_table` over the models and the
@@ -288,7 +309,7 @@ def write_study(output_dir, *, specs, rows, finetunes, probe_rows,
     reporting.write_csv(paths["evaluations.csv"], rows, EVAL_COLUMNS)
     reporting.write_csv(paths["finetuning.csv"], finetunes, FINETUNE_COLUMNS)
     table = model_table(specs, rows, probe_rows, seeds, floor.cross_entropy,
-                        flop_ratios)
+                        flop_ratios, scaled_ratios)
     loss_plot(paths["loss_vs_flops.png"], specs, rows, seeds,
               floor.cross_entropy)
     accuracy_plot(paths["probe_accuracy.png"], table, probe_rows)
@@ -347,7 +368,9 @@ is {floor.cross_entropy:.3f} nats.
 
 The ceiling is a model's train-step FLOPs over BERT's (MLM head included):
 the share of BERT's compute it would need to reach BERT's loss if it learned
-as much per step as BERT. Losses: mean [95% t interval over seeds] at
+as much per step as BERT. Beside it, the same way of dropping at the larger
+registered sizes (sequences of 512): the same kept share, the dropped layers
+as far from the paper's range in proportion to depth (`scaling.py`). Losses: mean [95% t interval over seeds] at
 BERT's largest compute. Gaps to BERT at BERT's budgets' compute, read along
 each seed's annealed frontier (linear in log-compute between budgets),
 paired over seeds with a 95% t interval; "real" only where the interval
