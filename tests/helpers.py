@@ -13,6 +13,7 @@ another). Fixtures built on these are in `conftest.py`.
 - `sctd_loss_and_grads`: a consistency step's loss by plain autodiff.
 - `run_tool`: a tool's command line in a subprocess (`in_process.py` runs
   further cases of a tool in the test process).
+- `study_params`: a study model's run config, without data.
 """
 
 import glob
@@ -373,3 +374,19 @@ def padded_inputs(batch_size=3, seed=0, seq=SHRINK_SEQ, vocab=SHRINK_VOCAB):
     return dict(input_word_ids=tf.constant(ids),
                 input_mask=tf.constant(mask),
                 input_type_ids=tf.constant(types))
+
+
+def study_params(spec, train_steps=100):
+    """The study's run config of `spec` (a `ModelSpec`) on the committed
+    study's data shapes, without data (paths are placeholders)."""
+    import types  # pylint: disable=import-outside-toplevel
+    from token_dropping.study import prepare  # pylint: disable=import-outside-toplevel
+    from token_dropping.study import runs  # pylint: disable=import-outside-toplevel
+    from token_dropping.train.warmup_stable_decay import WarmupStableDecay  # pylint: disable=import-outside-toplevel
+    data = types.SimpleNamespace(
+        train_input_path="train-*", validation_input_path="validation-*",
+        **prepare._DATA)  # pylint: disable=protected-access
+    return runs.make_params(
+        spec, train_steps=train_steps, eval_every=50, loop_steps=10,
+        optimizer_config=WarmupStableDecay(1e-3, 10).stable(), seed=1,
+        data=data)

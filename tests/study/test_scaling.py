@@ -1,16 +1,14 @@
 """study/scaling.py: a study model's way of dropping at BERT-base and
 -large, against the FLOP model given those sizes by hand."""
 
-import types
 
 import pytest
 
 from token_dropping.model import flops
 from token_dropping.study import driver as study
-from token_dropping.study import prepare as study_prepare
 from token_dropping.study import runs as study_runs
 from token_dropping.study import scaling
-from token_dropping.train.warmup_stable_decay import WarmupStableDecay
+from helpers import study_params
 
 BASE = dict(seq_length=512, hidden_size=768, num_layers=12, inner_dim=3072,
             vocab_size=30522, max_predictions_per_seq=76)
@@ -22,14 +20,6 @@ def _specs(*models):
         models=("bert",) + models))}
 
 
-def _params(spec):
-    data = types.SimpleNamespace(
-        train_input_path="train-*", validation_input_path="validation-*",
-        **study_prepare._DATA)
-    return study_runs.make_params(
-        spec, train_steps=100, eval_every=50, loop_steps=10,
-        optimizer_config=WarmupStableDecay(1e-3, 10).stable(), seed=1,
-        data=data)
 
 
 def _ratio(sizes, **layout):
@@ -53,7 +43,7 @@ def _ratio(sizes, **layout):
 ])
 def test_a_layout_at_base_and_large_is_the_flop_models(name, base, large):
     spec = _specs(name)[name]
-    params = _params(spec)
+    params = study_params(spec)
     assert scaling.ceiling_at(spec, params, "base") == pytest.approx(
         _ratio(BASE, **base))
     assert scaling.ceiling_at(spec, params, "large") == pytest.approx(
@@ -63,15 +53,15 @@ def test_a_layout_at_base_and_large_is_the_flop_models(name, base, large):
 def test_at_the_studys_own_size_it_is_the_studys_ceiling():
     specs = _specs("token_drop", "token_drop.token_keep_k=96.drop_layers=2-6",
                    "token_drop_bert_mini_full_ends", "token_drop_random")
-    bert = study_runs.flops_per_step(_params(specs["bert"]))
+    bert = study_runs.flops_per_step(study_params(specs["bert"]))
     for name, spec in specs.items():
         if name == "bert":
-            assert scaling.ceiling_at(spec, _params(spec), "base") is None
+            assert scaling.ceiling_at(spec, study_params(spec), "base") is None
             continue
-        assert scaling.ceiling_at(spec, _params(spec), "mini") == (
-            pytest.approx(study_runs.flops_per_step(_params(spec)) / bert))
+        assert scaling.ceiling_at(spec, study_params(spec), "mini") == (
+            pytest.approx(study_runs.flops_per_step(study_params(spec)) / bert))
 
 
 def test_a_variant_without_a_larger_experiment_has_no_ratio_there():
     spec = _specs("token_drop")["token_drop"]
-    assert scaling.ceiling_at(spec, _params(spec), "huge") is None
+    assert scaling.ceiling_at(spec, study_params(spec), "huge") is None

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
+from token_dropping.study import probe_tasks
 from token_dropping.study import report as study_report
 from token_dropping.study.stats import Interval
 from token_dropping.study.runs import ModelSpec
@@ -198,10 +199,10 @@ def test_write_study_writes_every_file(tmp_path):
 def test_a_zero_shot_probe_is_said_to_be_read_not_fine_tuned():
     cloze = type("_Cloze", (_Config,), dict(probe="cloze"))
     glue = type("_Glue", (_Config,), dict(probe="cloze", glue_dir="g"))
-    assert study_report._probe_method(cloze).startswith(
+    assert probe_tasks.method(cloze).startswith(
         "Read from each pretrained model")
     # With --glue_dir the GLUE task is the probe, fine-tuned.
-    assert study_report._probe_method(glue).startswith("Fine-tuned with")
+    assert probe_tasks.method(glue).startswith("Fine-tuned with")
 
 
 @pytest.mark.parametrize("bert_loss,expected", [

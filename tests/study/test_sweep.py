@@ -2,17 +2,15 @@
 and one-line refusals before anything is built."""
 
 import itertools
-import types
 
 import pytest
 
 from token_dropping.common.errors import UserError
 from token_dropping.model import flops
 from token_dropping.study import driver as study
-from token_dropping.study import prepare as study_prepare
 from token_dropping.study import runs as study_runs
 from token_dropping.study import sweep
-from token_dropping.train.warmup_stable_decay import WarmupStableDecay
+from helpers import study_params
 from in_process import tool_in_process
 
 
@@ -56,23 +54,15 @@ def test_expand_keeps_bert_and_replaces_each_token_dropping_model():
                                             for s in specs[1:])
 
 
-def _params(spec):
-    data = types.SimpleNamespace(
-        train_input_path="train-*", validation_input_path="validation-*",
-        **study_prepare._DATA)
-    return study_runs.make_params(
-        spec, train_steps=100, eval_every=50, loop_steps=10,
-        optimizer_config=WarmupStableDecay(1e-3, 10).stable(), seed=1,
-        data=data)
 
 
 def test_a_sweep_point_trains_its_values_and_costs_what_flops_says():
     specs = study.model_specs(study.StudyConfig(sweep=(
         "token_keep_k=32,96", "drop_layers=2-6")))
     ratios = {}
-    base = study_runs.flops_per_step(_params(specs[0]))
+    base = study_runs.flops_per_step(study_params(specs[0]))
     for spec in specs[1:]:
-        params = _params(spec)
+        params = study_params(spec)
         encoder = params.task.model.encoder.any
         keep = dict(spec.encoder)["token_keep_k"]
         assert (encoder.token_keep_k, encoder.drop_start_layer,

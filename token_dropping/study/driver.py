@@ -185,8 +185,7 @@ def _run(config, command, watch):
     # has one seed of each model rather than all seeds of the first ones.
     jobs.sort(key=lambda job: job.seed)  # stable: a run before its branches
     # A zero-shot probe fine-tunes nothing (its reading is an evaluation).
-    zero_shot = (not config.glue_dir
-                 and config.probe in probe_tasks.ZERO_SHOT)
+    zero_shot = probe_tasks.zero_shot(config)
     finetune_flops = (0 if zero_shot
                       else _finetune_flops(jobs[0].params, config))
     progress = StudyProgress(

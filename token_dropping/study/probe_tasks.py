@@ -111,3 +111,33 @@ def note(name):
     if name not in NOTES:
         raise UserError(f"probe={name!r} is not one of {', '.join(NAMES)}.")
     return NOTES[name]
+
+
+def zero_shot(config):
+    """Whether the study reads its probe from the models as they are."""
+    return not config.glue_dir and config.probe in ZERO_SHOT
+
+
+def method(config):
+    """How the summary says the probe was taken."""
+    if zero_shot(config):
+        return ("Read from each pretrained model annealed at BERT's largest "
+                "compute, once per pretraining seed (finetune_seed 0 in "
+                "`finetuning.csv`: nothing is fine-tuned).")
+    seeds = config.finetune_seeds
+    return (f"Fine-tuned with Model Garden's `bert/sentence_prediction` "
+            f"({config.glue_task} layout), {seeds} fine-tuning "
+            f"seed{'s' if seeds > 1 else ''} per pretrained model (annealed "
+            "at BERT's largest compute).")
+
+
+def verdict(counts):
+    """The summary's sentence on whether the probe measures pretraining."""
+    if counts:
+        return ("The probe measures pretraining: BERT beats the randomly "
+                "initialised encoder, bag of words and the majority class, "
+                "each beyond its paired interval.")
+    return ("The probe does NOT measure pretraining here: BERT does not beat "
+            "every control (randomly initialised encoder, bag of words, "
+            "majority class) beyond its paired interval, so its accuracies "
+            "say nothing about the models.")

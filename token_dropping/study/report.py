@@ -377,8 +377,8 @@ paired over seeds with a 95% t interval; "real" only where the interval
 excludes 0. The share of BERT's compute a model needs to reach annealed
 BERT's loss at its largest budget is read the same way.
 
-{probe_note} {_probe_method(config)} Probe accuracies:
-the mean over a model's {'readings' if _zero_shot(config) else 'fine-tunings'} on the whole dev set, with a 95%
+{probe_note} {probe_tasks.method(config)} Probe accuracies:
+the mean over a model's {'readings' if probe_tasks.zero_shot(config) else 'fine-tunings'} on the whole dev set, with a 95%
 interval from resampling dev documents (not sentences); gaps to BERT are
 paired on the same resampled documents (`probe_stats`).
 
@@ -386,32 +386,5 @@ paired on the same resampled documents (`probe_stats`).
 
 {floor_sentence(base, floor.cross_entropy)}
 
-{_probe_sentence(probe_counts)}
+{probe_tasks.verdict(probe_counts)}
 """
-
-
-def _zero_shot(config):
-    return not config.glue_dir and config.probe in probe_tasks.ZERO_SHOT
-
-
-def _probe_method(config):
-    if _zero_shot(config):
-        return ("Read from each pretrained model annealed at BERT's largest "
-                "compute, once per pretraining seed (finetune_seed 0 in "
-                "`finetuning.csv`: nothing is fine-tuned).")
-    seeds = config.finetune_seeds
-    return (f"Fine-tuned with Model Garden's `bert/sentence_prediction` "
-            f"({config.glue_task} layout), {seeds} fine-tuning "
-            f"seed{'s' if seeds > 1 else ''} per pretrained model (annealed "
-            "at BERT's largest compute).")
-
-
-def _probe_sentence(counts):
-    if counts:
-        return ("The probe measures pretraining: BERT beats the randomly "
-                "initialised encoder, bag of words and the majority class, "
-                "each beyond its paired interval.")
-    return ("The probe does NOT measure pretraining here: BERT does not beat "
-            "every control (randomly initialised encoder, bag of words, "
-            "majority class) beyond its paired interval, so its accuracies "
-            "say nothing about the models.")
