@@ -83,13 +83,15 @@ _LEARNING_RATE = flags.DEFINE_float(
     "warmup, before each decay), shared by every model.")
 _FINETUNE_SEEDS = flags.DEFINE_integer(
     "finetune_seeds", None, "Fine-tuning seeds per pretrained "
-    "model." + _default("finetune_seeds"))
+    "model (fine-tuned probes)." + _default("finetune_seeds"))
 _FINETUNE_EPOCHS = flags.DEFINE_integer("finetune_epochs", None,
                                         "Fine-tuning epochs."
                                         + _default("finetune_epochs"))
 _PROBE = flags.DEFINE_enum(
     "probe", _D.probe, list(study.PROBES), "The built probe, from documents "
-    "held out of pretraining: order (a sentence as written, or with two "
+    "held out of pretraining: cloze (the default: the original word at one "
+    "position or one as frequent, read from each model's MLM head, nothing "
+    "fine-tuned); fine-tuned: order (a sentence as written, or with two "
     "adjacent words swapped: bag-of-words is at chance), sentence_order (two "
     "adjacent sentences in order or swapped), source (is a sentence from "
     "Python's standard library or a third-party package?) or acceptability "
