@@ -130,12 +130,14 @@ def test_an_evaluation_missed_by_a_stop_is_measured_on_resume(tiny):
 
 
 @pytest.mark.slow
-def test_a_deleted_run_is_retrained_with_a_new_export_and_finetuning(tiny):
+def test_a_deleted_run_is_retrained_with_a_new_export_and_reading(tiny):
     # What the study's message says to do with a run of other settings.
+    # The default probe (cloze) is read, not fine-tuned: one result per
+    # pretraining run, named without a fine-tuning seed.
     config, _ = tiny
     run = os.path.join(config.runs_dir, "pretrain", "bert-seed1")
     (probe_dir,) = glob.glob(os.path.join(config.runs_dir, "finetune", "*"))
-    token_drop_result = os.path.join(probe_dir, "token_drop-seed1-ft1",
+    token_drop_result = os.path.join(probe_dir, "token_drop-seed1",
                                      "result.json")
     untouched = os.path.getmtime(token_drop_result)
     shutil.rmtree(run)
@@ -143,9 +145,9 @@ def test_a_deleted_run_is_retrained_with_a_new_export_and_finetuning(tiny):
     retrained = os.path.getmtime(os.path.join(run, "decay-20",
                                               "ckpt-20.index"))
     export = os.path.join(config.runs_dir, "export", "bert-seed1")
-    # The export and the fine-tuning are of the new run, made after it.
+    # The export and the reading are of the new run, made after it.
     assert os.path.getmtime(os.path.join(export, "encoder.yaml")) > retrained
-    result = os.path.join(probe_dir, "bert-seed1-ft1", "result.json")
+    result = os.path.join(probe_dir, "bert-seed1", "result.json")
     assert os.path.getmtime(result) > retrained
     # What depends on other runs is reused.
     assert os.path.getmtime(token_drop_result) == untouched

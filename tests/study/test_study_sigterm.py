@@ -38,7 +38,8 @@ def test_sigterm_stops_the_study_in_any_phase_and_the_rerun_continues(
         tmp_path):
     args = [f"--output_dir={tmp_path / 'out'}",
             f"--runs_dir={tmp_path / 'runs'}", "--quick",
-            "--models=bert,token_drop", "--seeds=1", "--finetune_seeds=1"]
+            "--models=bert,token_drop", "--seeds=1", "--finetune_seeds=1",
+            "--probe=source"]  # a fine-tuned probe: its phase is the longest
     for phase in PHASES:
         code, log, sent = run_study(args, signal_at=phase)
         assert sent, (phase, log[-3000:])
