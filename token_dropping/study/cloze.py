@@ -22,7 +22,7 @@ model that knows only how often words occur at chance.
    written (label 1) and with the distractor (label 0), in GLUE's CoLA
    layout like the other built probes (`probe_data.write_task`).
 
-`score(model_dir, glue_dir, vocab_file, dev_documents)` reads each pair of
+`score(model_dir, params, glue_dir, vocab_file, dev_documents)` reads each pair of
 dev rows, masks the position where they differ, and predicts as original
 the row whose word the run's MLM head (Model Garden's `BertPretrainerV2`
 over `BertEncoderV2`, restored from the run's checkpoint) gives the larger
@@ -38,7 +38,6 @@ Example:
 """
 
 import collections
-import json
 import os
 import random
 
@@ -285,18 +284,3 @@ def pairwise(predictions):
     scores = np.log(np.clip(pairs, 1e-12, None))
     return _rows(scores, list(np.asarray(predictions.labels)[0::2]),
                  predictions.documents)
-
-
-def dev_documents(glue_dir):
-    """Per dev row, its document (CoLA's first column)."""
-    return study_predictions.documents(glue_dir, "cola", "dev")
-
-
-def is_cloze(glue_dir):
-    """Whether `glue_dir` holds a task `build_cloze_task` wrote."""
-    path = os.path.join(glue_dir, probe_data.MANIFEST)
-    if not tf.io.gfile.exists(path):
-        return False
-    with tf.io.gfile.GFile(path) as f:
-        return json.load(f).get("task") == "cloze"
-
