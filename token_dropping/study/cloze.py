@@ -8,7 +8,8 @@ original word or a word about as frequent in the pretraining text more
 likely there? The labels come from the text; frequency matching leaves a
 model that knows only how often words occur at chance.
 
-`build_cloze_task(heldout_file, output_dir, pretraining_files=..., vocab_file=...)`:
+`build_cloze_task(heldout_file, output_dir, pretraining_files=...,
+vocab_file=...)`:
 
 1. count the lowercase words of the pretraining text; the candidates are
    those seen at least `MIN_COUNT` times that are one WordPiece of the
@@ -22,9 +23,9 @@ model that knows only how often words occur at chance.
    written (label 1) and with the distractor (label 0), in GLUE's CoLA
    layout like the other built probes (`probe_data.write_task`).
 
-`score(model_dir, params, glue_dir, vocab_file, dev_documents)` reads each pair of
-dev rows, masks the position where they differ, and predicts as original
-the row whose word the run's MLM head (Model Garden's `BertPretrainerV2`
+`score(model_dir, params, glue_dir, vocab_file, dev_documents)` reads each
+pair of dev rows, masks the position where they differ, and predicts as
+original the row whose word the run's MLM head (Model Garden's `BertPretrainerV2`
 over `BertEncoderV2`, restored from the run's checkpoint) gives the larger
 logit; `model_dir=None` scores a randomly initialised model.
 `pairwise(predictions)` turns another model's per-row predictions (bag of
