@@ -25,9 +25,10 @@ vocab_file=...)`:
 
 `score(model_dir, params, glue_dir, vocab_file, dev_documents)` reads each
 pair of dev rows, masks the position where they differ, and predicts as
-original the row whose word the run's MLM head (Model Garden's `BertPretrainerV2`
-over `BertEncoderV2`, restored from the run's checkpoint) gives the larger
-logit; `model_dir=None` scores a randomly initialised model.
+original the row whose word the run's MLM head (Model Garden's
+`BertPretrainerV2` over `BertEncoderV2`, restored from the run's
+checkpoint) gives the larger logit; `model_dir=None` scores a randomly
+initialised model.
 `pairwise(predictions)` turns another model's per-row predictions (bag of
 words, fitted on the same rows) into the same pair choice, so every row of
 the table answers the same question.
