@@ -52,6 +52,7 @@ from official.nlp.modeling import models
 
 from token_dropping.common.errors import UserError
 from token_dropping.common.paths import check_output_path
+from token_dropping.data import vocab as vocab_lib
 from token_dropping.data import wordpiece
 from token_dropping.export import run_reader
 from token_dropping.study import predictions as study_predictions
@@ -61,13 +62,6 @@ MIN_COUNT = 50  # in the pretraining text: a count that ranks reliably
 NEIGHBOURS = 3  # candidates on either side of the original's rank
 SEQ_LENGTH = 64  # word pieces, as the fine-tuned probes (plain sentences)
 _BATCH = 256
-
-
-def read_vocab(vocab_file):
-    if not os.path.isfile(vocab_file):
-        raise UserError(f"vocab_file={vocab_file!r}: no such file.")
-    with open(vocab_file, encoding="utf-8") as f:
-        return [line.rstrip("\n") for line in f]
 
 
 def candidates(pretraining_files, vocab):
@@ -120,7 +114,7 @@ def build_cloze_task(heldout_file, output_dir, *, pretraining_files,
     """
     probe_data.check_counts(num_train, num_dev)
     check_output_path(output_dir, "output_dir", directory=True)
-    ranked = candidates(pretraining_files, read_vocab(vocab_file))
+    ranked = candidates(pretraining_files, vocab_lib.read_vocab(vocab_file))
     if len(ranked) < 2 * NEIGHBOURS + 1:
         raise UserError(
             f"the pretraining text has {len(ranked)} words seen at least "
@@ -237,7 +231,7 @@ def score(model_dir, params, glue_dir, vocab_file, dev_documents, *,
     if 2 * len(pairs) != len(dev_documents):
         raise UserError(f"{glue_dir!r}: {2 * len(pairs)} dev rows but "
                         f"{len(dev_documents)} documents given.")
-    vocab = read_vocab(vocab_file)
+    vocab = vocab_lib.read_vocab(vocab_file)
     words, positions, choices = _inputs(pairs, vocab_file, vocab,
                                         seq_length(params))
     tf_keras.utils.set_random_seed(seed)

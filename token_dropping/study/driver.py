@@ -135,15 +135,15 @@ def _run(config, command, watch):
     flop_ratios, scaled_ratios, plans, jobs = {}, {}, {}, []
     for spec in specs:
         try:
-            ratio = study_runs.flops_per_step(
-                params_of(spec, largest, 1)) / base_flops
+            params = params_of(spec, largest, 1)
+            ratio = study_runs.flops_per_step(params) / base_flops
         except UserError as e:  # e.g. a --sweep value the encoder refuses
             if str(e).startswith(f"{spec.name}: "):
                 raise
             raise UserError(f"{spec.name}: {e}") from None
         flop_ratios[spec.name] = ratio
         scaled_ratios[spec.name] = {
-            size: scaling.ceiling_at(spec, params_of(spec, largest, 1), size)
+            size: scaling.ceiling_at(spec, params, size)
             for size in scaling.SIZES}
         plan = plans[spec.name] = annealing.model_plan(
             config.budgets, ratio=1.0 if spec.is_baseline else ratio,

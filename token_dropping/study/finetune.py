@@ -115,55 +115,68 @@ def finetune_run(config, data, encoder_config, init, init_settings, seed,
                     probe=probe_key, seed=seed, epochs=config.finetune_epochs,
                     learning_rate=FINETUNE_LEARNING_RATE,
                     max_seq_length=PROBE_SEQ_LENGTH)
-    result_path = os.path.join(result_dir, RESULT)
-    predictions_path = os.path.join(result_dir, study_predictions.FILE)
     if study_records.is_current(result_dir, settings):
-        if (tf.io.gfile.exists(result_path)
-                and tf.io.gfile.exists(predictions_path)):
-            kept = study_predictions.read(predictions_path)
-            if kept.documents == tuple(str(d) for d in dev_documents):
-                with tf.io.gfile.GFile(result_path) as f:
-                    accuracy = json.load(f)["dev_accuracy"]
-                return FinetuneResult(accuracy, kept, predictions_path, True)
+        kept = _kept(result_dir, dev_documents)
+        if kept is not None:
+            return kept
     else:
         # Made from another export, with other settings, or by an older
         # study (no record): not this fine-tuning, nor a start for it.
         if tf.io.gfile.exists(result_dir):
             tf.io.gfile.rmtree(result_dir)
         study_records.write(result_dir, dict(settings=settings))
+    result_path = os.path.join(result_dir, RESULT)
     if tf.io.gfile.exists(result_path):
         tf.io.gfile.remove(result_path)  # no result without its predictions
     result = _finetune(data, encoder_config, init, seed, result_dir,
                        config.finetune_epochs, dev_documents)
-    study_predictions.write(predictions_path, result.predictions)
-    files.write_json(result_path, dict(dev_accuracy=result.accuracy))
-    return FinetuneResult(result.accuracy, result.predictions,
-                          predictions_path, False)
+    return _keep(result_dir, result.predictions, result.accuracy)
 
 
 def score_run(model_dir, params, glue_dir, vocab_file, init_settings,
-               result_dir, probe_key, *, dev_documents):
+              result_dir, probe_key, *, dev_documents):
     """A zero-shot probe's reading of one model (`cloze.score`): the run
     `model_dir` as its last checkpoint left it, or a random model for
     None; returns a `FinetuneResult`, reused as `finetune_run`'s are."""
     settings = dict(init=init_settings or "random model", probe=probe_key,
                     zero_shot="cloze.score")
-    result_path = os.path.join(result_dir, RESULT)
-    predictions_path = os.path.join(result_dir, study_predictions.FILE)
-    if (study_records.is_current(result_dir, settings)
-            and tf.io.gfile.exists(result_path)):
-        kept = study_predictions.read(predictions_path)
-        if kept.documents == tuple(str(d) for d in dev_documents):
-            return FinetuneResult(kept.accuracy, kept, predictions_path, True)
+    if study_records.is_current(result_dir, settings):
+        kept = _kept(result_dir, dev_documents)
+        if kept is not None:
+            return kept
     if tf.io.gfile.exists(result_dir):
-        tf.io.gfile.rmtree(result_dir)
+        tf.io.gfile.rmtree(result_dir)  # a reading has nothing to resume
     study_records.write(result_dir, dict(settings=settings))
     predictions = cloze.score(model_dir, params, glue_dir, vocab_file,
                               dev_documents)
+    return _keep(result_dir, predictions, predictions.accuracy)
+
+
+def _kept(result_dir, dev_documents):
+    """The finished result in `result_dir` (its record already checked), as
+    a reused `FinetuneResult`; None without `result.json` and predictions
+    of these dev documents."""
+    result_path = os.path.join(result_dir, RESULT)
+    predictions_path = os.path.join(result_dir, study_predictions.FILE)
+    if not (tf.io.gfile.exists(result_path)
+            and tf.io.gfile.exists(predictions_path)):
+        return None
+    kept = study_predictions.read(predictions_path)
+    if kept.documents != tuple(str(d) for d in dev_documents):
+        return None
+    with tf.io.gfile.GFile(result_path) as f:
+        accuracy = json.load(f)["dev_accuracy"]
+    return FinetuneResult(accuracy, kept, predictions_path, True)
+
+
+def _keep(result_dir, predictions, accuracy):
+    """Writes the predictions, then `result.json` with `accuracy` (a result
+    is never without its predictions); returns a new `FinetuneResult`."""
+    predictions_path = os.path.join(result_dir, study_predictions.FILE)
     study_predictions.write(predictions_path, predictions)
-    files.write_json(result_path, dict(dev_accuracy=predictions.accuracy))
-    return FinetuneResult(predictions.accuracy, predictions,
-                          predictions_path, False)
+    files.write_json(os.path.join(result_dir, RESULT),
+                     dict(dev_accuracy=accuracy))
+    return FinetuneResult(accuracy, predictions, predictions_path, False)
 
 
 def _finetune(data, encoder_config, init, seed, result_dir, epochs,
