@@ -15,9 +15,7 @@ pieces and docs/export.md's fine-tuning recipe, with no training loop of ours:
    with Model Garden's `official.nlp.tasks.utils.predict`), also written to
    `<model_dir>/dev_predictions.tsv`; `init_checkpoint=""` fine-tunes a
    randomly initialised encoder, the control that shows the probe measures
-   pretraining;
-4. `majority_accuracy(labels)`: the accuracy of always answering the most
-   frequent label, the floor every row is read against.
+   pretraining.
 
 Example:
 >>> probe_data.build_source_task("heldout.txt", sources, "data/probe")
@@ -30,11 +28,8 @@ Example:
 ...                       "data/probe", "cola"))
 >>> result.accuracy, result.predictions.accuracy
 (0.71, 0.71)
->>> majority_accuracy(dev_labels(records))
-0.5
 """
 
-import collections
 import dataclasses
 import math
 import os
@@ -195,17 +190,3 @@ def dev_predictions(params, model_dir, dev_documents):
         predicted=[int(p.argmax()) for _, _, p in rows],
         probability=[float(p.max()) for _, _, p in rows])
 
-
-def majority_accuracy(labels):
-    """The dev accuracy of always answering the most frequent label."""
-    labels = list(labels)
-    if not labels:
-        raise UserError("majority_accuracy: no labels.")
-    return collections.Counter(labels).most_common(1)[0][1] / len(labels)
-
-
-def dev_labels(data):
-    """The dev set's labels, read back from `data.eval_path`."""
-    spec = {"label_ids": tf.io.FixedLenFeature([], tf.int64)}
-    return [int(tf.io.parse_single_example(r, spec)["label_ids"])
-            for r in tf.data.TFRecordDataset(data.eval_path)]
