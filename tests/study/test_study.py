@@ -169,6 +169,21 @@ def test_quick_study_writes_every_output(quick_study):
     assert {r["model"] for r in finetunes} == {*study.DEFAULT_MODELS,
                                                "random_init"}
     assert all(0 <= float(r["dev_accuracy"]) <= 1 for r in finetunes)
+    # The zero-shot probe is read from each annealed run at BERT's budgets'
+    # compute (for the probe plot), the random model once.
+    for model in study.DEFAULT_MODELS:
+        for seed in ("1", "2"):
+            annealed = sorted(
+                float(r["train_flops"]) for r in evaluations
+                if r["model"] == model and r["seed"] == seed
+                and r["phase"] == "decay"
+                and int(r["budget"]) in budgets[model])
+            read = sorted(float(r["train_flops"]) for r in finetunes
+                          if r["model"] == model
+                          and r["pretrain_seed"] == seed)
+            assert read == pytest.approx(annealed) and len(read) == 2
+    assert [float(r["train_flops"]) for r in finetunes
+            if r["model"] == "random_init"] == [0.0]
     assert len(result.table) == len(study.DEFAULT_MODELS)
     with open(os.path.join(config.runs_dir, "timings.json")) as f:
         timings = json.load(f)  # the summary's minutes count the data too
@@ -278,15 +293,17 @@ def test_another_probe_gets_its_own_finetunings_and_a_rerun_adds_no_time(
     # Last in the file: it leaves the acceptability probe in runs/probe.
     config, _ = quick_study
     finetune_dir = os.path.join(config.runs_dir, "finetune")
-    (source_id,) = os.listdir(finetune_dir)
+    (cloze_id,) = os.listdir(finetune_dir)
     other = dataclasses.replace(config, probe="acceptability",
                                 output_dir=config.output_dir + "_acc")
     study.run_study(other)
-    acceptability_id = (set(os.listdir(finetune_dir)) - {source_id}).pop()
-    for probe_id in (source_id, acceptability_id):
-        # Each model x 2 seeds + the random encoder, 1 fine-tuning seed each.
+    acceptability_id = (set(os.listdir(finetune_dir)) - {cloze_id}).pop()
+    # The cloze probe is read from each model x 2 seeds at BERT's 2
+    # budgets' compute, the fine-tuned one at the largest (1 fine-tuning
+    # seed each); and the random encoder once.
+    for probe_id, budgets in ((cloze_id, 2), (acceptability_id, 1)):
         assert len(os.listdir(os.path.join(finetune_dir, probe_id))) == (
-            len(study.DEFAULT_MODELS) * 2 + 1)
+            len(study.DEFAULT_MODELS) * 2 * budgets + 1)
     with open(os.path.join(other.runs_dir, "probe", "probe.json")) as f:
         assert json.load(f)["task"] == "acceptability"
     timings_path = os.path.join(config.runs_dir, "timings.json")

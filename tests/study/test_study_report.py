@@ -170,10 +170,11 @@ class _Config:
 
 def test_write_study_writes_every_file(tmp_path):
     finetunes = [dict(model=m, pretrain_seed=s, finetune_seed=1,
-                      dev_accuracy=0.6) for m in ("bert", "drop")
-                 for s in (1, 2, 3)]
+                      train_flops=4000.0, dev_accuracy=0.6)
+                 for m in ("bert", "drop") for s in (1, 2, 3)]
     finetunes.append(dict(model="random_init", pretrain_seed=0,
-                          finetune_seed=1, dev_accuracy=0.5))
+                          finetune_seed=1, train_flops=0.0,
+                          dev_accuracy=0.5))
     result = study_report.write_study(
         str(tmp_path), specs=SPECS, rows=_study_rows(), finetunes=finetunes,
         probe_rows=PROBE_ROWS, probe_counts=True,
@@ -194,6 +195,9 @@ def test_write_study_writes_every_file(tmp_path):
     assert "The probe measures pretraining" in result.summary
     assert "Fine-tuned with Model Garden's `bert/sentence_prediction`" in (
         result.summary)
+    # Each model but BERT against the bar (`verdict`), with its numbers.
+    assert result.summary.rstrip().splitlines()[-1].startswith(
+        "- **drop** ")
 
 
 def test_a_zero_shot_probe_is_said_to_be_read_not_fine_tuned():

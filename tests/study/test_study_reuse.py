@@ -140,6 +140,9 @@ def test_a_deleted_run_is_retrained_with_a_new_export_and_reading(tiny):
     token_drop_result = os.path.join(probe_dir, "token_drop-seed1",
                                      "result.json")
     untouched = os.path.getmtime(token_drop_result)
+    # The probe is also read at BERT's smaller budget's compute.
+    early = os.path.join(probe_dir, "bert-seed1-at-bert-10", "result.json")
+    assert os.path.exists(early)
     shutil.rmtree(run)
     study.run_study(config)
     retrained = os.path.getmtime(os.path.join(run, "decay-20",
@@ -149,5 +152,7 @@ def test_a_deleted_run_is_retrained_with_a_new_export_and_reading(tiny):
     assert os.path.getmtime(os.path.join(export, "encoder.yaml")) > retrained
     result = os.path.join(probe_dir, "bert-seed1", "result.json")
     assert os.path.getmtime(result) > retrained
+    assert os.path.getmtime(early) > os.path.getmtime(
+        os.path.join(run, "decay-10", "ckpt-10.index"))
     # What depends on other runs is reused.
     assert os.path.getmtime(token_drop_result) == untouched

@@ -27,7 +27,9 @@
    (`cloze.score`); the others, and a GLUE task, fine-tune the export
    through Model Garden's `bert/sentence_prediction` with `finetune_seeds`
    seeds (`probe.py`). A randomly initialised model, bag of words and the
-   majority class are the control rows.
+   majority class are the control rows. A zero-shot probe, which costs
+   seconds, is also read at BERT's smaller budgets' compute, so its
+   accuracy can be plotted against compute like the loss.
 5. **Report** (`report.py`): `evaluations.csv`, `finetuning.csv`,
    `loss_vs_flops.png`, `probe_accuracy.png` and `summary.md` in `output_dir`.
 
@@ -197,7 +199,11 @@ def _run(config, command, watch):
     # Building or finding the data and probe, the floor and the checks are
     # part of the study's time too (counted if this invocation trains).
     progress.preparing(time.time() - started)
-    rows, exports, finals = [], {}, {}
+    rows, exports = [], {}
+    # Per (model, seed): its annealed runs at BERT's budgets' compute,
+    # (BERT's budget, run directory, training FLOPs), by budget.
+    at_bert = {round(b / largest, 9): b for b in config.budgets}
+    points = {}
     for job in jobs:
         spec, seed = job.spec, job.seed
         was_done = study_runs.is_done(job.model_dir,
@@ -216,12 +222,18 @@ def _run(config, command, watch):
         progress.finished(what, study_runs.flops_per_step(job.params)
                           * job.steps, not was_done)
         watch.check(what)
+        plan = plans[spec.name]
+        share = (None if job.fork is None
+                 else plan.shares[plan.budgets.index(job.phase.budget)])
+        if share in at_bert:
+            points.setdefault((spec.name, seed), []).append((
+                at_bert[share], job.model_dir,
+                study_runs.flops_per_step(job.params) * job.phase.budget))
         if (job.fork is not None
                 and job.phase.budget == plans[spec.name].final_budget):
             logging.info("study: exporting %s, seed %d.", spec.name, seed)
             exports[spec.name, seed] = study_finetune.export_run(
                 config.runs_dir, spec, seed, job.model_dir, info.vocab_file)
-            finals[spec.name, seed] = job.model_dir
             watch.check(f"exporting {spec.name} seed {seed}")
 
     encoder_config = os.path.join(exports[specs[0].name, 1][0],
@@ -236,21 +248,32 @@ def _run(config, command, watch):
                                                     config.glue_task)
     for name, seed, (init, init_settings) in pretrained + [
             ("random_init", 0, ("", None))]:
+        final_flops = max((f for _, _, f in points.get((name, seed), [])),
+                          default=0.0)
         if zero_shot:  # read from the model as it is: nothing fine-tuned
-            logging.info("study: reading the %s probe from %s seed %d.",
-                         config.probe, name, seed)
-            result = study_finetune.score_run(
-                finals.get((name, seed)), jobs[0].params, glue_dir,
-                info.vocab_file, init_settings,
-                os.path.join(finetune_dir, f"{name}-seed{seed}"), probe_key,
-                dev_documents=dev_documents)
-            finetunes.append(dict(model=name, pretrain_seed=seed,
-                                  finetune_seed=0,
-                                  dev_accuracy=result.accuracy))
-            predictions.setdefault(name, []).append(result.predictions)
-            what = f"reading the probe from {name} seed {seed}"
-            progress.finished(what, 0, not result.reused)  # its minutes
-            watch.check(what)
+            for budget, model_dir, flops in points.get((name, seed), [(
+                    largest, None, 0.0)]):
+                final = budget == largest  # the table's reading
+                logging.info("study: reading the %s probe from %s seed %d "
+                             "at BERT's %d-step compute.", config.probe,
+                             name, seed, budget)
+                result = study_finetune.score_run(
+                    model_dir, jobs[0].params, glue_dir, info.vocab_file,
+                    model_dir and study_finetune.checkpoint_settings(
+                        model_dir, info.vocab_file),
+                    os.path.join(finetune_dir, f"{name}-seed{seed}" + (
+                        "" if final else f"-at-bert-{budget}")),
+                    probe_key, dev_documents=dev_documents)
+                finetunes.append(dict(model=name, pretrain_seed=seed,
+                                      finetune_seed=0, train_flops=flops,
+                                      dev_accuracy=result.accuracy))
+                if final:
+                    predictions.setdefault(name, []).append(
+                        result.predictions)
+                what = (f"reading the probe from {name} seed {seed} at "
+                        f"BERT's {budget}-step compute")
+                progress.finished(what, 0, not result.reused)  # its minutes
+                watch.check(what)
             continue
         for ft_seed in range(1, config.finetune_seeds + 1):
             result_dir = os.path.join(finetune_dir,
@@ -262,6 +285,7 @@ def _run(config, command, watch):
                 result_dir, probe_key, dev_documents=dev_documents)
             finetunes.append(dict(model=name, pretrain_seed=seed,
                                   finetune_seed=ft_seed,
+                                  train_flops=final_flops,
                                   dev_accuracy=result.accuracy))
             predictions.setdefault(name, []).append(result.predictions)
             what = f"fine-tuning {name} seed {seed}/{ft_seed}"

@@ -50,13 +50,7 @@ def export_run(runs_dir, spec, seed, model_dir, vocab_file):
     directory and its settings (what a fine-tuning of it records)."""
     output_dir = os.path.join(runs_dir, "export", f"{spec.name}-seed{seed}")
     latest = tf.train.latest_checkpoint(model_dir)
-    # The checkpoint's index holds a checksum of every tensor: its hash
-    # tells a checkpoint trained again under the same name from the old one.
-    settings = dict(run_id=study_records.read(model_dir)["run_id"],
-                    checkpoint=os.path.basename(latest),
-                    checkpoint_index_sha256=files.sha256(
-                        latest + ".index"),
-                    vocab_sha256=files.sha256(vocab_file))
+    settings = checkpoint_settings(model_dir, vocab_file)
     if not (tf.io.gfile.exists(os.path.join(output_dir, "encoder.yaml"))
             and study_records.is_current(output_dir, settings)):
         export.export_bert(model_dir, output_dir, checkpoint=latest,
@@ -64,6 +58,18 @@ def export_run(runs_dir, spec, seed, model_dir, vocab_file):
                            huggingface=False)
         study_records.write(output_dir, dict(settings=settings))
     return output_dir, settings
+
+
+def checkpoint_settings(model_dir, vocab_file):
+    """What names a run's latest checkpoint: its run's `run_id`, the
+    checkpoint's name and the hash of its index (which holds a checksum of
+    every tensor, so a checkpoint trained again under the same name is told
+    from the old one), and the vocabulary's hash."""
+    latest = tf.train.latest_checkpoint(model_dir)
+    return dict(run_id=study_records.read(model_dir)["run_id"],
+                checkpoint=os.path.basename(latest),
+                checkpoint_index_sha256=files.sha256(latest + ".index"),
+                vocab_sha256=files.sha256(vocab_file))
 
 
 def probe_id(config, glue_dir, vocab_file):

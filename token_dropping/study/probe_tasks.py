@@ -123,7 +123,9 @@ def method(config):
     if zero_shot(config):
         return ("Read from each pretrained model annealed at BERT's largest "
                 "compute, once per pretraining seed (finetune_seed 0 in "
-                "`finetuning.csv`: nothing is fine-tuned).")
+                "`finetuning.csv`: nothing is fine-tuned); for "
+                "`probe_accuracy.png` also at BERT's other budgets' "
+                "compute.")
     seeds = config.finetune_seeds
     return (f"Fine-tuned with Model Garden's `bert/sentence_prediction` "
             f"({config.glue_task} layout), {seeds} fine-tuning "

@@ -7,13 +7,15 @@
   rate's peak) or `decay` (a branch annealed at `budget`: its row at
   `step == budget` has learning rate 0);
 - `finetuning.csv`: a row per fine-tuning run, `FINETUNE_COLUMNS` (a
-  zero-shot probe's reading of a model: `finetune_seed` 0);
+  zero-shot probe's reading of a model: `finetune_seed` 0), with the
+  training FLOPs of the model it started from;
 - `loss_vs_flops.png`: each model's annealed frontier (validation MLM loss
   against training FLOPs, mean over seeds with a 95% interval) over its
   stable run, and the unigram floor;
-- `probe_accuracy.png`: probe dev accuracy per model, mean and standard
-  deviation, with the random-init and majority rows;
-- `summary.md`: the machine, the command, and the table.
+- `probe_accuracy.png`: probe dev accuracy against training FLOPs per
+  model, with the controls (`probe_plot`);
+- `summary.md`: the machine, the command, the table, and each model
+  against the bar (`verdict`).
 
 Gaps between models are paired over seeds with a Student t interval
 (`stats`), called real only where the interval excludes 0.
@@ -25,14 +27,16 @@ import os
 import numpy as np
 
 from token_dropping.common import reporting
+from token_dropping.study import probe_plot
 from token_dropping.study import probe_tasks
 from token_dropping.study import stats
+from token_dropping.study import verdict
 
 EVAL_COLUMNS = ("model", "experiment", "seed", "phase", "budget", "step",
                 "learning_rate", "train_flops", "wall_seconds",
                 "val_mlm_loss", "val_mlm_accuracy", "train_mlm_loss")
 FINETUNE_COLUMNS = ("model", "pretrain_seed", "finetune_seed",
-                    "dev_accuracy")
+                    "train_flops", "dev_accuracy")
 FILES = ("evaluations.csv", "finetuning.csv", "loss_vs_flops.png",
          "probe_accuracy.png", "summary.md")
 
@@ -262,36 +266,6 @@ def loss_plot(path, specs, rows, seeds, floor):
     pyplot.close(figure)
 
 
-def accuracy_plot(path, table, probe_rows):
-    """Probe dev accuracy per model and control, with its
-    document-bootstrap interval."""
-    import matplotlib  # pylint: disable=import-outside-toplevel
-    matplotlib.use("Agg")
-    from matplotlib import pyplot  # pylint: disable=import-outside-toplevel
-
-    rows = [(e["label"], e["probe"]) for e in table if e["probe"]] + [
-        (label.split(" (")[0], row) for name, label in CONTROLS
-        for row in probe_rows if row["model"] == name]
-    means = [r["accuracy"].mean for _, r in rows]
-    spread = np.array([[r["accuracy"].mean - r["accuracy"].low,
-                        r["accuracy"].high - r["accuracy"].mean]
-                       if np.isfinite(r["accuracy"].low) else [0, 0]
-                       for _, r in rows]).T
-    figure, axis = pyplot.subplots(figsize=(7, 3.6), dpi=90)
-    axis.bar(range(len(rows)), means, yerr=spread, capsize=4,
-             color="tab:blue", alpha=0.7)
-    axis.set_xticks(range(len(rows)), [label for label, _ in rows],
-                    fontsize=7, rotation=15)
-    low = min(m - s for m, s in zip(means, spread[0]))
-    axis.set_ylim(max(0.0, low - 0.05), 1.0)
-    axis.set_ylabel("probe dev accuracy")
-    axis.set_title("95% document-bootstrap intervals", fontsize=9)
-    axis.grid(alpha=0.3, axis="y")
-    figure.tight_layout()
-    figure.savefig(path)
-    pyplot.close(figure)
-
-
 def write_study(output_dir, *, specs, rows, finetunes, probe_rows,
                 probe_counts, floor, config, flop_ratios, num_validation,
                 probe_note, command="", wall_minutes=None, data_note="",
@@ -312,7 +286,8 @@ def write_study(output_dir, *, specs, rows, finetunes, probe_rows,
                         flop_ratios, scaled_ratios)
     loss_plot(paths["loss_vs_flops.png"], specs, rows, seeds,
               floor.cross_entropy)
-    accuracy_plot(paths["probe_accuracy.png"], table, probe_rows)
+    probe_plot.probe_plot(paths["probe_accuracy.png"], specs, finetunes,
+                          probe_rows)
     summary = summary_text(table, probe_rows, probe_counts, floor, config,
                            num_validation, probe_note, command, wall_minutes,
                            data_note)
@@ -387,4 +362,6 @@ paired on the same resampled documents (`probe_stats`).
 {floor_sentence(base, floor.cross_entropy)}
 
 {probe_tasks.verdict(probe_counts)}
+
+{verdict.sentences(table)}
 """

@@ -1,0 +1,91 @@
+"""Does a way of dropping pay? Each model of a study against the bar.
+
+The bar (the frontier's, `docs/frontier.md`): a model reaches annealed
+BERT's validation loss with at most `BAR` of BERT's training compute at the
+upper end of its interval over seeds, and its probe accuracy is not below
+BERT's beyond their paired interval. `MOONSHOT` is the same with 0.67.
+
+`judge(entry)` reads one row of `report.model_table`; `sentences(table)`
+says it for every model but BERT, with the numbers.
+
+Example:
+>>> from token_dropping.study.stats import Interval
+>>> judge(dict(reach=Interval(0.9, 0.78, 1.03, 3), reach_per_seed=[
+...     (0.93, ""), (0.93, ""), (0.85, "")], probe=None)).meets_bar
+False
+"""
+
+import dataclasses
+
+import numpy as np
+
+BAR = 0.80
+MOONSHOT = 0.67
+
+
+@dataclasses.dataclass(frozen=True)
+class Judgement:
+    """`upper`: the most of BERT's compute the model may need (its
+    interval's upper end; with a seed read only as a bound, the largest
+    bound; None if a seed never reached BERT's loss). `probe_ok`: its probe
+    accuracy is not below BERT's beyond their interval (True without a
+    probe row to compare)."""
+    upper: object
+    probe_ok: bool
+
+    @property
+    def meets_bar(self):
+        return self.upper is not None and self.upper <= BAR and self.probe_ok
+
+    @property
+    def meets_moonshot(self):
+        return (self.upper is not None and self.upper <= MOONSHOT
+                and self.probe_ok)
+
+
+def judge(entry):
+    """A `Judgement` of one non-baseline row of `report.model_table`."""
+    per_seed = entry["reach_per_seed"]
+    if any(note == "not reached" for _, note in per_seed):
+        upper = None
+    elif any(note for _, note in per_seed):
+        # Reached at the frontier's first point on some seed: that point's
+        # share bounds it ("≤ 0.80"); no interval exists.
+        upper = max(float(note[2:]) if note else value
+                    for value, note in per_seed)
+    else:
+        upper = entry["reach"].high
+        upper = None if not np.isfinite(upper) else float(upper)
+    gap = (entry.get("probe") or {}).get("gap")
+    return Judgement(upper, gap is None or not gap.high < 0)
+
+
+def sentences(table):
+    """One markdown bullet per model but BERT: whether it meets the bar and
+    the moonshot, with its share's upper end and its probe verdict."""
+    lines = []
+    for entry in table:
+        if entry.get("baseline") or "reach_per_seed" not in entry:
+            continue
+        result = judge(entry)
+        if result.upper is None:
+            need = "does not reach BERT's loss on every seed"
+        else:
+            need = (f"needs at most {result.upper:.2f} of BERT's compute to "
+                    "reach its loss")
+        probe = ("its probe accuracy is not below BERT's" if result.probe_ok
+                 else "its probe accuracy is below BERT's")
+        if result.meets_moonshot:
+            verdict = f"meets the moonshot ({MOONSHOT:.2f})"
+        elif result.meets_bar:
+            verdict = f"meets the bar ({BAR:.2f}), not the moonshot"
+        else:
+            verdict = f"does not meet the bar ({BAR:.2f})"
+        lines.append(f"- **{entry['label']}** {verdict}: it {need} (the "
+                     f"upper end of its interval), and {probe}.")
+    if not lines:
+        return ""
+    return ("The bar: BERT's annealed loss with at most "
+            f"{BAR:.2f} of its compute at the upper end of the interval over "
+            "seeds, and a probe accuracy not below BERT's beyond the paired "
+            f"interval (the moonshot: {MOONSHOT:.2f}).\n\n" + "\n".join(lines))
