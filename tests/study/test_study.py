@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from checkpoint_values import assert_same_values
@@ -184,6 +185,13 @@ def test_quick_study_writes_every_output(quick_study):
             assert read == pytest.approx(annealed) and len(read) == 2
     assert [float(r["train_flops"]) for r in finetunes
             if r["model"] == "random_init"] == [0.0]
+    # The table's probe accuracy is the readings at BERT's largest compute.
+    for entry in result.table:
+        finals = [r for r in finetunes if r["model"] == entry["model"]]
+        largest = max(float(r["train_flops"]) for r in finals)
+        assert entry["probe"]["accuracy"].mean == pytest.approx(np.mean([
+            float(r["dev_accuracy"]) for r in finals
+            if float(r["train_flops"]) == largest]), abs=1e-4)
     assert len(result.table) == len(study.DEFAULT_MODELS)
     with open(os.path.join(config.runs_dir, "timings.json")) as f:
         timings = json.load(f)  # the summary's minutes count the data too

@@ -37,6 +37,8 @@ SEEDS = [(0.75, ""), (0.78, ""), (0.76, "")]
     # Seeds reached at the frontier's first point: the largest bound.
     (_entry((NAN, NAN, NAN), [(None, "≤ 0.75"), (0.79, "")]), 0.79, True,
      False),
+    # One seed: a share but no interval, so no verdict either way.
+    (_entry((0.60, NAN, NAN), [(0.60, "")]), None, False, False),
 ])
 def test_judge(entry, upper, bar, moonshot):
     result = verdict.judge(entry)
@@ -56,9 +58,28 @@ def test_sentences_name_each_model_but_bert_with_its_numbers():
                                "0.80 of its compute")
     assert lines[2:] == [
         "- **token dropping** does not meet the bar (0.80): it needs at most "
-        "1.03 of BERT's compute to reach its loss (the upper end of its "
-        "interval), and its probe accuracy is not below BERT's.",
+        "1.030 of BERT's compute to reach its loss (the upper end of its "
+        "interval over seeds); its probe accuracy is not below BERT's.",
         "- **a quarter kept** meets the moonshot (0.67): it needs at most "
-        "0.66 of BERT's compute to reach its loss (the upper end of its "
-        "interval), and its probe accuracy is not below BERT's."]
+        "0.660 of BERT's compute to reach its loss (the upper end of its "
+        "interval over seeds); its probe accuracy is not below BERT's."]
     assert verdict.sentences(table[:1]) == ""
+
+
+def test_sentences_say_why_a_model_cannot_be_judged():
+    table = [_entry((NAN, NAN, NAN), [(0.7, ""), (None, "not reached")],
+                    gap=(-0.05, -0.08, -0.02), label="a"),
+             _entry((0.6, NAN, NAN), [(0.6, "")], label="b"),
+             _entry((NAN, NAN, NAN), [(None, "≤ 0.75"), (0.79, "")],
+                    label="c")]
+    assert verdict.sentences(table).splitlines()[2:] == [
+        "- **a** does not meet the bar (0.80): a seed does not reach BERT's "
+        "loss within BERT's compute; its probe accuracy is below BERT's "
+        "beyond the interval.",
+        "- **b** does not meet the bar (0.80): with one seed there is no "
+        "interval to judge; its probe accuracy is not below BERT's.",
+        "- **c** meets the bar (0.80), not the moonshot: some seed reached "
+        "BERT's loss at its frontier's first point, so it needs at most "
+        "0.790 of BERT's compute on every seed (a bound, not an interval; a "
+        "lower --reach_from measures it); its probe accuracy is not below "
+        "BERT's."]

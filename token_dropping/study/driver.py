@@ -226,9 +226,10 @@ def _run(config, command, watch):
         share = (None if job.fork is None
                  else plan.shares[plan.budgets.index(job.phase.budget)])
         if share in at_bert:
+            # Exact, stage by stage, as evaluations.csv counts them.
             points.setdefault((spec.name, seed), []).append((
                 at_bert[share], job.model_dir,
-                study_runs.flops_per_step(job.params) * job.phase.budget))
+                study_runs.train_flops_at(job.params, job.phase.budget)))
         if (job.fork is not None
                 and job.phase.budget == plans[spec.name].final_budget):
             logging.info("study: exporting %s, seed %d.", spec.name, seed)
@@ -254,9 +255,9 @@ def _run(config, command, watch):
             for budget, model_dir, flops in points.get((name, seed), [(
                     largest, None, 0.0)]):
                 final = budget == largest  # the table's reading
-                logging.info("study: reading the %s probe from %s seed %d "
-                             "at BERT's %d-step compute.", config.probe,
-                             name, seed, budget)
+                logging.info("study: reading the %s probe from %s seed %d%s.",
+                             config.probe, name, seed, "" if not model_dir
+                             else f" at BERT's {budget}-step compute")
                 result = study_finetune.score_run(
                     model_dir, jobs[0].params, glue_dir, info.vocab_file,
                     model_dir and study_finetune.checkpoint_settings(
@@ -270,8 +271,8 @@ def _run(config, command, watch):
                 if final:
                     predictions.setdefault(name, []).append(
                         result.predictions)
-                what = (f"reading the probe from {name} seed {seed} at "
-                        f"BERT's {budget}-step compute")
+                what = f"reading the probe from {name} seed {seed}" + (
+                    f" at BERT's {budget}-step compute" if model_dir else "")
                 progress.finished(what, 0, not result.reused)  # its minutes
                 watch.check(what)
             continue

@@ -122,10 +122,10 @@ def method(config):
     """How the summary says the probe was taken."""
     if zero_shot(config):
         return ("Read from each pretrained model annealed at BERT's largest "
-                "compute, once per pretraining seed (finetune_seed 0 in "
-                "`finetuning.csv`: nothing is fine-tuned); for "
-                "`probe_accuracy.png` also at BERT's other budgets' "
-                "compute.")
+                "compute, once per pretraining seed, for the table; for "
+                "`probe_accuracy.png` also at BERT's other budgets' compute "
+                "(`finetuning.csv`: a row per reading with its model's "
+                "training FLOPs, finetune_seed 0: nothing is fine-tuned).")
     seeds = config.finetune_seeds
     return (f"Fine-tuned with Model Garden's `bert/sentence_prediction` "
             f"({config.glue_task} layout), {seeds} fine-tuning "

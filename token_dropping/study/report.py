@@ -6,9 +6,11 @@
   `EVAL_COLUMNS`: `phase` is `stable` (the stable run, at its learning
   rate's peak) or `decay` (a branch annealed at `budget`: its row at
   `step == budget` has learning rate 0);
-- `finetuning.csv`: a row per fine-tuning run, `FINETUNE_COLUMNS` (a
-  zero-shot probe's reading of a model: `finetune_seed` 0), with the
-  training FLOPs of the model it started from;
+- `finetuning.csv`: a row per fine-tuning run or zero-shot reading
+  (`finetune_seed` 0), `FINETUNE_COLUMNS`, with the training FLOPs of the
+  model it started from: a zero-shot probe is read at each of BERT's
+  budgets' compute, and the table takes each model's rows at BERT's
+  largest (the largest `train_flops`);
 - `loss_vs_flops.png`: each model's annealed frontier (validation MLM loss
   against training FLOPs, mean over seeds with a 95% interval) over its
   stable run, and the unigram floor;

@@ -25,12 +25,15 @@ MOONSHOT = 0.67
 
 @dataclasses.dataclass(frozen=True)
 class Judgement:
-    """`upper`: the most of BERT's compute the model may need (its
-    interval's upper end; with a seed read only as a bound, the largest
-    bound; None if a seed never reached BERT's loss). `probe_ok`: its probe
-    accuracy is not below BERT's beyond their interval (True without a
-    probe row to compare)."""
+    """`upper`: the most of BERT's compute the model may need, None if it
+    cannot be judged; `how`: what `upper` is ("interval": its interval's
+    upper end over seeds; "bound": some seed reached BERT's loss at its
+    frontier's first point, so the largest of the seeds' values and bounds,
+    with no interval; "not reached": a seed never reached BERT's loss; "one
+    seed": no interval). `probe_ok`: its probe accuracy is not below BERT's
+    beyond their interval (True without a probe row to compare)."""
     upper: object
+    how: str
     probe_ok: bool
 
     @property
@@ -46,43 +49,51 @@ class Judgement:
 def judge(entry):
     """A `Judgement` of one non-baseline row of `report.model_table`."""
     per_seed = entry["reach_per_seed"]
-    if any(note == "not reached" for _, note in per_seed):
-        upper = None
-    elif any(note for _, note in per_seed):
-        # Reached at the frontier's first point on some seed: that point's
-        # share bounds it ("≤ 0.80"); no interval exists.
-        upper = max(float(note[2:]) if note else value
-                    for value, note in per_seed)
-    else:
-        upper = entry["reach"].high
-        upper = None if not np.isfinite(upper) else float(upper)
     gap = (entry.get("probe") or {}).get("gap")
-    return Judgement(upper, gap is None or not gap.high < 0)
+    probe_ok = gap is None or not gap.high < 0
+    if any(note == "not reached" for _, note in per_seed):
+        return Judgement(None, "not reached", probe_ok)
+    if any(note for _, note in per_seed):
+        # Reached at the frontier's first point on some seed: that point's
+        # share (the note, "≤ 0.80") bounds it.
+        return Judgement(max(float(note[2:]) if note else value
+                             for value, note in per_seed), "bound", probe_ok)
+    if not np.isfinite(entry["reach"].high):  # fewer than two seeds
+        return Judgement(None, "one seed", probe_ok)
+    return Judgement(float(entry["reach"].high), "interval", probe_ok)
+
+
+_NEED = {
+    "interval": "it needs at most {upper:.3f} of BERT's compute to reach its "
+                "loss (the upper end of its interval over seeds)",
+    "bound": "some seed reached BERT's loss at its frontier's first point, "
+             "so it needs at most {upper:.3f} of BERT's compute on every "
+             "seed (a bound, not an interval; a lower --reach_from measures "
+             "it)",
+    "not reached": "a seed does not reach BERT's loss within BERT's compute",
+    "one seed": "with one seed there is no interval to judge",
+}
 
 
 def sentences(table):
     """One markdown bullet per model but BERT: whether it meets the bar and
-    the moonshot, with its share's upper end and its probe verdict."""
+    the moonshot, with the numbers it was judged on."""
     lines = []
     for entry in table:
         if entry.get("baseline") or "reach_per_seed" not in entry:
             continue
         result = judge(entry)
-        if result.upper is None:
-            need = "does not reach BERT's loss on every seed"
-        else:
-            need = (f"needs at most {result.upper:.2f} of BERT's compute to "
-                    "reach its loss")
+        need = _NEED[result.how].format(upper=result.upper or 0.0)
         probe = ("its probe accuracy is not below BERT's" if result.probe_ok
-                 else "its probe accuracy is below BERT's")
+                 else "its probe accuracy is below BERT's beyond the "
+                 "interval")
         if result.meets_moonshot:
             verdict = f"meets the moonshot ({MOONSHOT:.2f})"
         elif result.meets_bar:
             verdict = f"meets the bar ({BAR:.2f}), not the moonshot"
         else:
             verdict = f"does not meet the bar ({BAR:.2f})"
-        lines.append(f"- **{entry['label']}** {verdict}: it {need} (the "
-                     f"upper end of its interval), and {probe}.")
+        lines.append(f"- **{entry['label']}** {verdict}: {need}; {probe}.")
     if not lines:
         return ""
     return ("The bar: BERT's annealed loss with at most "
