@@ -201,8 +201,10 @@ def _run(config, command, watch):
     progress.preparing(time.time() - started)
     rows, exports = [], {}
     # Per (model, seed): its annealed runs at BERT's budgets' compute,
-    # (BERT's budget, run directory, training FLOPs), by budget.
-    at_bert = {round(b / largest, 9): b for b in config.budgets}
+    # (BERT's budget, run directory, training FLOPs), by budget. BERT's plan
+    # holds those compute points (shares of its largest) and budgets.
+    at_bert = dict(zip(plans[specs[0].name].shares,
+                       plans[specs[0].name].budgets))
     points = {}
     for job in jobs:
         spec, seed = job.spec, job.seed
@@ -249,8 +251,6 @@ def _run(config, command, watch):
                                                     config.glue_task)
     for name, seed, (init, init_settings) in pretrained + [
             ("random_init", 0, ("", None))]:
-        final_flops = max((f for _, _, f in points.get((name, seed), [])),
-                          default=0.0)
         if zero_shot:  # read from the model as it is: nothing fine-tuned
             for budget, model_dir, flops in points.get((name, seed), [(
                     largest, None, 0.0)]):
@@ -276,6 +276,8 @@ def _run(config, command, watch):
                 progress.finished(what, 0, not result.reused)  # its minutes
                 watch.check(what)
             continue
+        final_flops = max((f for _, _, f in points.get((name, seed), [])),
+                          default=0.0)
         for ft_seed in range(1, config.finetune_seeds + 1):
             result_dir = os.path.join(finetune_dir,
                                       f"{name}-seed{seed}-ft{ft_seed}")

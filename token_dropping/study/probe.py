@@ -189,4 +189,3 @@ def dev_predictions(params, model_dir, dev_documents):
         labels=[int(label) for _, label, _ in rows],
         predicted=[int(p.argmax()) for _, _, p in rows],
         probability=[float(p.max()) for _, _, p in rows])
-

@@ -63,11 +63,19 @@ def probe_plot(path, specs, finetunes, probe_rows):
         if row is not None:
             axis.axhline(row["accuracy"].mean, color="gray", linewidth=0.8,
                          linestyle=style, label=label)
+    save_against_flops(figure, axis, path, ylabel="probe dev accuracy",
+                       title="mean over pretraining seeds, band: 95% "
+                       "interval over seeds")
+
+
+def save_against_flops(figure, axis, path, *, ylabel, title):
+    """Labels a plot against training FLOPs (log scale), as the study's
+    plots all are, writes it to `path` and closes it."""
+    from matplotlib import pyplot  # pylint: disable=import-outside-toplevel
     axis.set_xscale("log")
     axis.set_xlabel("training FLOPs (3 x forward, analytic; log scale)")
-    axis.set_ylabel("probe dev accuracy")
-    axis.set_title("mean over pretraining seeds, band: 95% interval over "
-                   "seeds", fontsize=9)
+    axis.set_ylabel(ylabel)
+    axis.set_title(title, fontsize=9)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
     figure.tight_layout()

@@ -256,16 +256,10 @@ def loss_plot(path, specs, rows, seeds, floor):
                       label=f"{spec.label}, annealed")
     axis.axhline(floor, color="black", linewidth=0.8, linestyle="--",
                  label="unigram floor")
-    axis.set_xscale("log")
-    axis.set_xlabel("training FLOPs (3 x forward, analytic; log scale)")
-    axis.set_ylabel("validation MLM loss (full sequences)")
-    axis.set_title(f"annealed runs: mean of {len(seeds)} seeds, 95% "
-                   "interval; thin: the stable runs", fontsize=9)
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path)
-    pyplot.close(figure)
+    probe_plot.save_against_flops(
+        figure, axis, path, ylabel="validation MLM loss (full sequences)",
+        title=f"annealed runs: mean of {len(seeds)} seeds, 95% interval; "
+        "thin: the stable runs")
 
 
 def write_study(output_dir, *, specs, rows, finetunes, probe_rows,
