@@ -27,6 +27,22 @@ import tensorflow as tf  # noqa: E402,F811
 from helpers import overrides, run_tool, write_records, write_vocab  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def keep_tf_keras_random_mode():
+    """A training run switches tf_keras to its generator-backed random ops
+    for the whole process (`train.random_state.seed_run`), which changes
+    the initial weights every later seeded model draws. Each test ends in
+    the mode it started in, so no test depends on which ran before it."""
+    import tf_keras  # pylint: disable=import-outside-toplevel
+    mode = tf_keras.backend.experimental
+    enabled = mode.is_tf_random_generator_enabled()
+    yield
+    if enabled:
+        mode.enable_tf_random_generator()
+    else:
+        mode.disable_tf_random_generator()
+
+
 @pytest.fixture(scope="module")
 def records(tmp_path_factory):
     """Tiny train and validation records (16 and 10 examples, seq 32)."""
