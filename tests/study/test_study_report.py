@@ -10,6 +10,7 @@ from scipy import stats as scipy_stats
 
 from token_dropping.study import probe_tasks
 from token_dropping.study import report as study_report
+from token_dropping.study import verdict
 from token_dropping.study.stats import Interval
 from token_dropping.study.runs import ModelSpec
 from token_dropping.study.unigram import Unigram
@@ -143,6 +144,24 @@ def test_a_bound_instead_of_an_interpolated_share():
     text = study_report.markdown_table(table, PROBE_ROWS)
     assert "per seed: ≤ 0.25, not reached" in text.splitlines()[3]
     assert math.isnan(table[1]["reach"].mean)
+
+
+def test_a_bound_is_judged_unrounded():
+    # Both seeds beat BERT at their first point, 0.804 of BERT's largest
+    # compute (402 steps of 8 FLOPs against 400 of 10): shown as "≤ 0.80",
+    # but a bound of 0.804 does not meet a bar of 0.80.
+    rows = []
+    for seed in (1, 2):
+        rows += _annealed("bert", seed, [100, 200, 400], BERT[seed], 10)
+        rows += _annealed("drop", seed, [402, 450, 500], [3.0, 2.9, 2.8], 8)
+    table = study_report.model_table(SPECS, rows, PROBE_ROWS, [1, 2],
+                                     floor=6.5,
+                                     flop_ratios={"bert": 1.0, "drop": 0.8})
+    text = study_report.markdown_table(table, PROBE_ROWS)
+    assert "per seed: ≤ 0.80, ≤ 0.80" in text.splitlines()[3]
+    judged = verdict.judge(table[1])
+    assert (judged.how, judged.meets_bar) == ("bound", False)
+    assert judged.upper == pytest.approx(402 * 8 / 4000)
 
 
 def test_a_gap_outside_a_frontier_is_not_measured():

@@ -35,7 +35,7 @@ SEEDS = [(0.75, ""), (0.78, ""), (0.76, "")]
     (_entry((NAN, NAN, NAN), [(0.7, ""), (None, "not reached")]), None,
      False, False),
     # Seeds reached at the frontier's first point: the largest bound.
-    (_entry((NAN, NAN, NAN), [(None, "≤ 0.75"), (0.79, "")]), 0.79, True,
+    (_entry((NAN, NAN, NAN), [(0.75, "bound"), (0.79, "")]), 0.79, True,
      False),
     # One seed: a share but no interval, so no verdict either way.
     (_entry((0.60, NAN, NAN), [(0.60, "")]), None, False, False),
@@ -70,7 +70,7 @@ def test_sentences_say_why_a_model_cannot_be_judged():
     table = [_entry((NAN, NAN, NAN), [(0.7, ""), (None, "not reached")],
                     gap=(-0.05, -0.08, -0.02), label="a"),
              _entry((0.6, NAN, NAN), [(0.6, "")], label="b"),
-             _entry((NAN, NAN, NAN), [(None, "≤ 0.75"), (0.79, "")],
+             _entry((NAN, NAN, NAN), [(0.75, "bound"), (0.79, "")],
                     label="c")]
     assert verdict.sentences(table).splitlines()[2:] == [
         "- **a** does not meet the bar (0.80): a seed does not reach BERT's "

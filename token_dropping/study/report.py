@@ -71,11 +71,13 @@ def _points(rows, name, seed):
 
 
 def _reach(points, target, base_compute):
-    """(share of `base_compute` to reach `target`, or None; a note when it
-    is only bounded: reached at the frontier's first point, or never)."""
+    """(share of `base_compute` to reach `target`, note): note "" for a
+    share read along the frontier; "bound" when it reached `target` at the
+    frontier's first point, whose share then bounds it; "not reached" (and
+    no share) when it never did."""
     first_compute, first_loss = min(points)
     if first_loss <= target:
-        return None, f"≤ {first_compute / base_compute:.2f}"
+        return first_compute / base_compute, "bound"
     reach = stats.compute_to_reach(points, target)
     if reach is None:
         return None, "not reached"
@@ -124,7 +126,7 @@ def model_table(specs, rows, probe_rows, seeds, floor, flop_ratios,
                 points[s], base_final[s]["val_mlm_loss"],
                 base_final[s]["train_flops"]) for s in seeds]
             entry["reach"] = stats.mean_interval(
-                r for r, _ in entry["reach_per_seed"])
+                None if note else r for r, note in entry["reach_per_seed"])
             entry["spacing"] = max(stats.max_spacing(
                 points[s], base_final[s]["train_flops"]) for s in seeds)
         table.append(entry)
@@ -159,7 +161,8 @@ def _reach_cell(entry):
         return "—"
     if any(note for _, note in entry["reach_per_seed"]):
         return "per seed: " + ", ".join(
-            note or f"{value:.2f}" for value, note in entry["reach_per_seed"])
+            f"≤ {value:.2f}" if note == "bound" else note or f"{value:.2f}"
+            for value, note in entry["reach_per_seed"])
     return _interval(entry["reach"], digits=2)
 
 

@@ -53,11 +53,11 @@ def judge(entry):
     probe_ok = gap is None or not gap.high < 0
     if any(note == "not reached" for _, note in per_seed):
         return Judgement(None, "not reached", probe_ok)
-    if any(note for _, note in per_seed):
+    if any(note == "bound" for _, note in per_seed):
         # Reached at the frontier's first point on some seed: that point's
-        # share (the note, "≤ 0.80") bounds it.
-        return Judgement(max(float(note[2:]) if note else value
-                             for value, note in per_seed), "bound", probe_ok)
+        # share bounds it (unrounded: 0.804 must not pass as 0.80).
+        return Judgement(max(value for value, _ in per_seed), "bound",
+                         probe_ok)
     if not np.isfinite(entry["reach"].high):  # fewer than two seeds
         return Judgement(None, "one seed", probe_ok)
     return Judgement(float(entry["reach"].high), "interval", probe_ok)
