@@ -1,6 +1,7 @@
 """study/annealing.py: which annealed runs a model gets, and the forks."""
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -59,7 +60,8 @@ def test_a_fork_becomes_a_branch_s_latest_checkpoint(tmp_path):
     assert annealing.has_fork(stable, 30)
     assert annealing.fork_seconds(stable, 30) == 12.5
     weights.assign([5.0, 6.0])  # the stable run trains on
-    latest = annealing.start_branch(stable, 30, branch)
+    latest, fork = annealing.start_branch(stable, 30, branch)
+    assert fork == 30
     assert tf.train.latest_checkpoint(branch) == latest
     restored = tf.Variable([0.0, 0.0])
     # `write` keeps no save counter: only the model's values.
@@ -67,8 +69,28 @@ def test_a_fork_becomes_a_branch_s_latest_checkpoint(tmp_path):
     assert restored.numpy().tolist() == [1.0, 2.0]
 
 
+def test_a_branch_without_its_fork_starts_from_the_last_one_before(
+        tmp_path):
+    checkpoint = tf.train.Checkpoint(w=tf.Variable([1.0]))
+    stable, branch = str(tmp_path / "stable"), str(tmp_path / "branch")
+    for step, value in ((30, 1.0), (120, 2.0), (60, 3.0)):
+        checkpoint.w.assign([value])
+        annealing.save_fork(checkpoint, stable, step, wall_seconds=step)
+    assert annealing.latest_fork(stable, 100) == 60
+    assert annealing.latest_fork(stable, 120) == 120
+    latest, fork = annealing.start_branch(stable, 100, branch)
+    assert (fork, os.path.basename(latest)) == (60, "ckpt-60")
+    assert tf.train.latest_checkpoint(branch) == latest
+    restored = tf.train.Checkpoint(w=tf.Variable([0.0]))
+    restored.read(latest).assert_consumed()
+    assert restored.w.numpy().tolist() == [3.0]
+
+
 def test_a_missing_fork_is_one_line(tmp_path):
     stable = str(tmp_path / "stable")
-    with pytest.raises(UserError, match=r"has no checkpoint at step 40, "
-                       r"where a decay starts .*use another --runs_dir"):
+    checkpoint = tf.train.Checkpoint(w=tf.Variable([1.0]))
+    annealing.save_fork(checkpoint, stable, 50, wall_seconds=1.0)
+    with pytest.raises(UserError, match=r"has no checkpoint at or before "
+                       r"step 40, where a decay starts; use another "
+                       r"--runs_dir"):
         annealing.start_branch(stable, 40, str(tmp_path / "branch"))

@@ -265,6 +265,47 @@ def test_a_decay_branch_equals_the_straight_run_with_its_schedule(
                  checkpoint_values(branch))
 
 
+@pytest.mark.slow  # the whole pipeline, one seed, twice: about 3 minutes
+def test_a_lower_reach_from_adds_branches_without_retraining(tmp_path):
+    """A quick study with one seed, then again with --reach_from=0.9:
+    token dropping gets budgets whose decay starts its stable run passed
+    without keeping a checkpoint. The stable run is not retrained; each new
+    branch starts from an earlier fork, and equals a run trained straight
+    to its budget with its schedule."""
+    runs = str(tmp_path / "runs")
+    config = study.StudyConfig(output_dir=str(tmp_path / "out"),
+                               runs_dir=runs, quick=True, seeds=1)
+    study.run_study(config)
+    stable = os.path.join(runs, "pretrain", "token_drop-seed1")
+    before = sorted(os.listdir(stable))
+    rows = open(os.path.join(stable, "evaluations.jsonl")).read()
+    lower = dataclasses.replace(config, reach_from=0.9)
+    study.run_study(lower)
+
+    assert open(os.path.join(stable, "evaluations.jsonl")).read() == rows
+    new = sorted(set(os.listdir(stable)) - set(before))
+    assert new and all(n.startswith("decay-") for n in new), new
+    lower = study.resolve_config(lower)
+    schedule = study.wsd_schedule(lower)
+    info = dataset_info.DatasetInfo.from_manifest(os.path.join(
+        runs, "data", dataset_info.MANIFEST_FILENAME))
+    spec = study.model_specs(lower)[1]
+    assert spec.name == "token_drop"
+    budget = int(new[0][len("decay-"):])
+    assert not os.path.exists(os.path.join(
+        stable, "forks", f"ckpt-{schedule.decay_start(budget)}.json"))
+    params = study_runs.make_params(
+        spec, train_steps=budget, eval_every=budget,
+        loop_steps=lower.loop_steps, optimizer_config=schedule.branch(budget),
+        seed=1, data=info, encoder_overrides=study_prepare.QUICK_ENCODER)
+    straight = str(tmp_path / "straight")
+    training.train(params, mode="train", model_dir=straight,
+                   latest=study_runs.resolve(params, straight))
+    assert_same_values(
+        checkpoint_values(os.path.join(straight, f"ckpt-{budget}")),
+        checkpoint_values(os.path.join(stable, new[0], f"ckpt-{budget}")))
+
+
 @pytest.mark.slow  # the whole pipeline: about 2.5 minutes
 def test_probe_sentences_are_held_out_of_pretraining(quick_study):
     config, _ = quick_study

@@ -122,23 +122,37 @@ def fork_seconds(stable_dir, step):
         return json.load(f)["wall_seconds"]
 
 
+def latest_fork(stable_dir, step):
+    """The step of the stable run's last kept checkpoint at or before
+    `step`, or None."""
+    steps = [int(os.path.basename(marker)[len("ckpt-"):-len(".json")])
+             for marker in tf.io.gfile.glob(fork_path(stable_dir, "*.json"))]
+    return max((s for s in steps if s <= step), default=None)
+
+
 def start_branch(stable_dir, step, branch_dir):
-    """Copies the fork at `step` into the empty `branch_dir` as its latest
-    checkpoint (what Model Garden's checkpoint manager resumes from);
-    returns its path."""
-    source = fork_path(stable_dir, step)
-    if not has_fork(stable_dir, step):
+    """Copies the stable run's fork at `step` into the empty `branch_dir` as
+    its latest checkpoint (what Model Garden's checkpoint manager resumes
+    from); returns `(its path, the fork's step)`.
+
+    A budget asked for after the stable run passed its decay start (a lower
+    --reach_from) has no fork there: the branch starts from the last one
+    before it and trains to `step` at the stable learning rate first (its
+    schedule is the stable run's until then, and resumes are exact), so it
+    is the same run without retraining the stable one."""
+    fork = latest_fork(stable_dir, step)
+    if fork is None:
         raise UserError(
-            f"{stable_dir} has no checkpoint at step {step}, where a decay "
-            "starts (the stable run passed it before this budget was asked "
-            f"for); use another --runs_dir, or delete {stable_dir} to "
-            "retrain it.")
+            f"{stable_dir} has no checkpoint at or before step {step}, where "
+            "a decay starts; use another --runs_dir, or delete "
+            f"{stable_dir} to retrain it.")
+    source = fork_path(stable_dir, fork)
     tf.io.gfile.makedirs(branch_dir)
-    target = os.path.join(branch_dir, f"ckpt-{step}")
+    target = os.path.join(branch_dir, f"ckpt-{fork}")
     for path in tf.io.gfile.glob(source + ".*"):
         if path.endswith(".json"):
             continue
         tf.io.gfile.copy(path, target + path[len(source):], overwrite=True)
     # The checkpoint index file last: without it the copy is not a checkpoint.
     tf.compat.v1.train.update_checkpoint_state(branch_dir, target)
-    return target
+    return target, fork

@@ -375,12 +375,18 @@ def _start_branch(job, jobs):
         tf.io.gfile.rmtree(job.model_dir)  # a copy interrupted before its record
     latest = (tf.train.latest_checkpoint(job.model_dir)
               if tf.io.gfile.isdir(job.model_dir) else None)
+    fork = annealing.latest_fork(stable.model_dir, job.fork)
     if latest is None:
-        latest = annealing.start_branch(stable.model_dir, job.fork,
-                                        job.model_dir)
+        latest, fork = annealing.start_branch(stable.model_dir, job.fork,
+                                              job.model_dir)
+        if fork != job.fork:
+            logging.info("study: the stable run kept no checkpoint at step "
+                         "%d; %s starts from its step %d and trains at the "
+                         "stable rate to %d first.", job.fork,
+                         job.model_dir, fork, job.fork)
     return latest, dataclasses.replace(
         job.phase, start_seconds=annealing.fork_seconds(stable.model_dir,
-                                                        job.fork))
+                                                        fork))
 
 
 def _finetune_flops(params, config):
