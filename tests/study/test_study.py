@@ -14,6 +14,7 @@ import pytest
 
 from checkpoint_values import assert_same_values
 from checkpoint_values import checkpoint_values
+from token_dropping.study import annealing
 from token_dropping.study import driver as study
 from token_dropping.study import prepare as study_prepare
 from token_dropping.study import runs as study_runs
@@ -266,7 +267,8 @@ def test_a_decay_branch_equals_the_straight_run_with_its_schedule(
 
 
 @pytest.mark.slow  # the whole pipeline, one seed, twice: about 3 minutes
-def test_a_lower_reach_from_adds_branches_without_retraining(tmp_path):
+def test_a_lower_reach_from_adds_branches_without_retraining(tmp_path,
+                                                             caplog):
     """A quick study with one seed, then again with --reach_from=0.9:
     token dropping gets budgets whose decay starts its stable run passed
     without keeping a checkpoint. The stable run is not retrained; each new
@@ -280,7 +282,8 @@ def test_a_lower_reach_from_adds_branches_without_retraining(tmp_path):
     before = sorted(os.listdir(stable))
     rows = open(os.path.join(stable, "evaluations.jsonl")).read()
     lower = dataclasses.replace(config, reach_from=0.9)
-    study.run_study(lower)
+    with caplog.at_level("INFO", logger="absl"):
+        study.run_study(lower)
 
     assert open(os.path.join(stable, "evaluations.jsonl")).read() == rows
     new = sorted(set(os.listdir(stable)) - set(before))
@@ -292,8 +295,12 @@ def test_a_lower_reach_from_adds_branches_without_retraining(tmp_path):
     spec = study.model_specs(lower)[1]
     assert spec.name == "token_drop"
     budget = int(new[0][len("decay-"):])
-    assert not os.path.exists(os.path.join(
-        stable, "forks", f"ckpt-{schedule.decay_start(budget)}.json"))
+    start = schedule.decay_start(budget)
+    assert not annealing.has_fork(stable, start)
+    fork = annealing.latest_fork(stable, start)
+    # The progress line counts the steps the branch trains from its fork.
+    assert (f"decaying token_drop seed 1 to {budget} ({budget - fork} "
+            "steps).") in caplog.text
     params = study_runs.make_params(
         spec, train_steps=budget, eval_every=budget,
         loop_steps=lower.loop_steps, optimizer_config=schedule.branch(budget),

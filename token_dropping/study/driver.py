@@ -210,19 +210,21 @@ def _run(config, command, watch):
         spec, seed = job.spec, job.seed
         was_done = study_runs.is_done(job.model_dir,
                                       job.params.trainer.train_steps)
+        flops = study_runs.flops_per_step(job.params)
         what = (f"pretraining {spec.name} seed {seed}" if job.fork is None
                 else f"decaying {spec.name} seed {seed} to "
                 f"{job.phase.budget}")
-        logging.info("study: %s (%d steps)%s.", what, job.steps,
-                     ", already done" if was_done else "")
         latest, phase = job.latest, job.phase
         if job.fork is not None and not was_done:
+            planned = job.steps  # _start_branch may fork earlier
             latest, phase = _start_branch(job, jobs)
+            progress.total += flops * (job.steps - planned)
+        logging.info("study: %s (%d steps)%s.", what, job.steps,
+                     ", already done" if was_done else "")
         rows += study_runs.pretrain(spec, seed, job.params, job.model_dir,
                                     latest, floor.cross_entropy,
                                     job.settings, phase)
-        progress.finished(what, study_runs.flops_per_step(job.params)
-                          * job.steps, not was_done)
+        progress.finished(what, flops * job.steps, not was_done)
         watch.check(what)
         plan = plans[spec.name]
         share = (None if job.fork is None
@@ -358,9 +360,10 @@ def _resolve(what, params, model_dir):
 
 def _start_branch(job, jobs):
     """`(latest, phase)` of a decay branch about to train: its checkpoint
-    (the stable run's fork, copied in when the branch is new) and its
-    training seconds before the fork. A branch made from another stable run
-    (a retrained one: its run id differs) is redone."""
+    (the stable run's fork, copied in when the branch is new; `job.fork`
+    becomes that fork's step, maybe before its decay start) and its training
+    seconds before the fork. A branch made from another stable run (a
+    retrained one: its run id differs) is redone."""
     stable = next(j for j in jobs if j.fork is None and j.spec == job.spec
                   and j.seed == job.seed)
     stable_id = study_records.read(stable.model_dir)["run_id"]
@@ -379,11 +382,12 @@ def _start_branch(job, jobs):
     if latest is None:
         latest, fork = annealing.start_branch(stable.model_dir, job.fork,
                                               job.model_dir)
-        if fork != job.fork:
-            logging.info("study: the stable run kept no checkpoint at step "
-                         "%d; %s starts from its step %d and trains at the "
-                         "stable rate to %d first.", job.fork,
-                         job.model_dir, fork, job.fork)
+    if fork != job.fork:
+        logging.info("study: the stable run kept no checkpoint at step %d; "
+                     "%s starts from its step %d and trains at the stable "
+                     "rate to %d first.", job.fork, job.model_dir, fork,
+                     job.fork)
+        job.fork = fork
     return latest, dataclasses.replace(
         job.phase, start_seconds=annealing.fork_seconds(stable.model_dir,
                                                         fork))
