@@ -23,24 +23,34 @@ tf.config.set_logical_device_configuration(
 
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402,F811
+import tf_keras  # noqa: E402
 
 from helpers import overrides, run_tool, write_records, write_vocab  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def keep_tf_keras_random_mode():
-    """A training run switches tf_keras to its generator-backed random ops
-    for the whole process (`train.random_state.seed_run`), which changes
-    the initial weights every later seeded model draws. Each test ends in
-    the mode it started in, so no test depends on which ran before it."""
-    import tf_keras  # pylint: disable=import-outside-toplevel
+_DEFAULT_RANDOM_MODE = (
+    tf_keras.backend.experimental.is_tf_random_generator_enabled())
+
+
+def _set_random_mode(enabled):
     mode = tf_keras.backend.experimental
-    enabled = mode.is_tf_random_generator_enabled()
-    yield
     if enabled:
         mode.enable_tf_random_generator()
     else:
         mode.disable_tf_random_generator()
+
+
+@pytest.fixture(autouse=True)
+def default_tf_keras_random_mode():
+    """A training run switches tf_keras to its generator-backed random ops
+    for the whole process (`train.random_state.seed_run`), which changes
+    the initial weights every later seeded model draws. Every test starts
+    and ends in tf_keras's default mode, whatever trained before it (a
+    module fixture's in-process study included), so no test depends on
+    which ran before it."""
+    _set_random_mode(_DEFAULT_RANDOM_MODE)
+    yield
+    _set_random_mode(_DEFAULT_RANDOM_MODE)
 
 
 @pytest.fixture(scope="module")
