@@ -78,6 +78,8 @@ def test_a_branch_without_its_fork_starts_from_the_last_one_before(
         annealing.save_fork(checkpoint, stable, step, wall_seconds=step)
     assert annealing.latest_fork(stable, 100) == 60
     assert annealing.latest_fork(stable, 120) == 120
+    with pytest.raises(UserError, match="no checkpoint at or before step 29"):
+        annealing.latest_fork(stable, 29)
     latest, fork = annealing.start_branch(stable, 100, branch)
     assert (fork, os.path.basename(latest)) == (60, "ckpt-60")
     assert tf.train.latest_checkpoint(branch) == latest

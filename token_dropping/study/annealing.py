@@ -124,10 +124,20 @@ def fork_seconds(stable_dir, step):
 
 def latest_fork(stable_dir, step):
     """The step of the stable run's last kept checkpoint at or before
-    `step`, or None."""
+    `step`.
+
+    Raises:
+        UserError: there is none.
+    """
     steps = [int(os.path.basename(marker)[len("ckpt-"):-len(".json")])
              for marker in tf.io.gfile.glob(fork_path(stable_dir, "*.json"))]
-    return max((s for s in steps if s <= step), default=None)
+    fork = max((s for s in steps if s <= step), default=None)
+    if fork is None:
+        raise UserError(
+            f"{stable_dir} has no checkpoint at or before step {step}, where "
+            "a decay starts; use another --runs_dir, or delete "
+            f"{stable_dir} to retrain it.")
+    return fork
 
 
 def start_branch(stable_dir, step, branch_dir):
@@ -141,11 +151,6 @@ def start_branch(stable_dir, step, branch_dir):
     schedule is the stable run's until then, and resumes are exact), so it
     is the same run without retraining the stable one."""
     fork = latest_fork(stable_dir, step)
-    if fork is None:
-        raise UserError(
-            f"{stable_dir} has no checkpoint at or before step {step}, where "
-            "a decay starts; use another --runs_dir, or delete "
-            f"{stable_dir} to retrain it.")
     source = fork_path(stable_dir, fork)
     tf.io.gfile.makedirs(branch_dir)
     target = os.path.join(branch_dir, f"ckpt-{fork}")

@@ -383,10 +383,10 @@ def _start_branch(job, jobs):
         latest, fork = annealing.start_branch(stable.model_dir, job.fork,
                                               job.model_dir)
     if fork != job.fork:
-        logging.info("study: the stable run kept no checkpoint at step %d; "
-                     "%s starts from its step %d and trains at the stable "
-                     "rate to %d first.", job.fork, job.model_dir, fork,
-                     job.fork)
+        logging.warning("study: the stable run kept no checkpoint at step "
+                        "%d; %s starts from its step %d and trains at the "
+                        "stable rate to %d first.", job.fork, job.model_dir,
+                        fork, job.fork)
         job.fork = fork
     return latest, dataclasses.replace(
         job.phase, start_seconds=annealing.fork_seconds(stable.model_dir,

@@ -24,6 +24,7 @@ Gaps between models are paired over seeds with a Student t interval
 """
 
 import dataclasses
+import math
 import os
 
 import numpy as np
@@ -161,7 +162,9 @@ def _reach_cell(entry):
         return "—"
     if any(note for _, note in entry["reach_per_seed"]):
         return "per seed: " + ", ".join(
-            f"≤ {value:.2f}" if note == "bound" else note or f"{value:.2f}"
+            # A bound rounded up: 0.804 is "≤ 0.81", never "≤ 0.80".
+            f"≤ {math.ceil(value * 100 - 1e-9) / 100:.2f}" if note == "bound"
+            else note or f"{value:.2f}"
             for value, note in entry["reach_per_seed"])
     return _interval(entry["reach"], digits=2)
 
