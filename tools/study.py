@@ -114,6 +114,11 @@ _SWEEP = flags.DEFINE_multi_string(
     "one model per value (per combination, with several --sweep), e.g. "
     "--sweep=token_keep_k=32,64,96 --sweep=drop_layers=3-7,1-7 (a field of "
     "the token-dropping encoder, or drop_layers=START-END).")
+_CARRY_DIR = flags.DEFINE_string(
+    "carry_dir", "", "Keep every finished model and seed's results, without "
+    "checkpoints, in this small directory (commit or copy it); the same "
+    "command on a fresh --runs_dir restores them and trains only what is "
+    "missing. Zero-shot probes only.")
 
 
 def _budgets():
@@ -140,7 +145,8 @@ def main(argv):
         glue_dir=_GLUE_DIR.value,
         glue_task=_GLUE_TASK.value, data_dir=_DATA_DIR.value,
         quick=_QUICK.value,
-        params_override=_PARAMS_OVERRIDE.value, sweep=tuple(_SWEEP.value))
+        params_override=_PARAMS_OVERRIDE.value, sweep=tuple(_SWEEP.value),
+        carry_dir=_CARRY_DIR.value)
     if _PROBE.present and _GLUE_DIR.value:
         sys.exit("study.py: error: --probe chooses the built probe; with "
                  "--glue_dir the GLUE task is the probe. Give one of them.")

@@ -102,6 +102,9 @@ class StudyConfig:
         params_override: Model Garden overrides for every pretraining run.
         sweep: `--sweep` values, `FIELD=VALUE,...` (`sweep.py`): every
             token-dropping model becomes one model per combination.
+        carry_dir: where every finished (model, seed)'s results are kept
+            without checkpoints, and restored from on a fresh `runs_dir`
+            (`carry.py`); "" for none. Zero-shot probes only.
 
     The step and seed fields left None take the committed study's values
     (`FULL`), or `QUICK`'s with `quick`; `resolve_config` fills them.
@@ -130,6 +133,7 @@ class StudyConfig:
     quick: bool = False
     params_override: str = ""
     sweep: tuple = ()
+    carry_dir: str = ""
 
 
 def resolve_config(config):
@@ -263,6 +267,15 @@ def check_config(config):
                 f"--data_dir={config.data_dir!r} has no {os.path.basename(manifest)}"
                 ": give a dataset directory of tools/prepare_data.py "
                 "(--output_format=static).")
+    if config.carry_dir:
+        check_output_path(config.carry_dir, "--carry_dir", directory=True)
+        if not probe_tasks.zero_shot(config):
+            raise UserError(
+                f"--carry_dir={config.carry_dir!r} keeps readings of a "
+                f"zero-shot probe ({', '.join(sorted(probe_tasks.ZERO_SHOT))}); "
+                "fine-tuning a probe needs each model's checkpoint, which "
+                "it does not keep. Drop --carry_dir or use --probe="
+                f"{min(probe_tasks.ZERO_SHOT)} without --glue_dir.")
     if config.data_dir and not config.glue_dir:
         raise UserError(
             "Your own records need a probe from your own text: give "

@@ -29,7 +29,9 @@
    seeds (`probe.py`). A randomly initialised model, bag of words and the
    majority class are the control rows. A zero-shot probe, which costs
    seconds, is also read at BERT's smaller budgets' compute, so its
-   accuracy can be plotted against compute like the loss.
+   accuracy can be plotted against compute like the loss; it is read as
+   each (model, seed) finishes, and with `carry_dir` that pair's results
+   are kept there without checkpoints (`carry.py`).
 5. **Report** (`report.py`): `evaluations.csv`, `finetuning.csv`,
    `loss_vs_flops.png`, `probe_accuracy.png` and `summary.md` in `output_dir`.
 
@@ -38,12 +40,12 @@ that made it (`records.py`); rerunning the same command skips finished
 steps and resumes an interrupted pretraining from its checkpoint, and a
 rerun with other settings retrains nothing silently: a pretraining run made
 with other settings stops it in one line, an export or fine-tuning made from
-another run is redone. A SIGTERM stops the study after the step it came in
+another run is redone. The runs are planned and checked first
+(`jobs.py`). A SIGTERM stops the study after the step it came in
 (a training run at its next loop boundary), everything resumable
 (`stop.py`).
 """
 
-import dataclasses
 import os
 import time
 
@@ -51,7 +53,7 @@ import tensorflow as tf
 from absl import logging
 
 from token_dropping.data import glue as glue_data
-from token_dropping.study import annealing
+from token_dropping.study import carry
 from token_dropping.study import bag_of_words
 from token_dropping.study import cloze
 from token_dropping.study import prepare as study_prepare
@@ -60,13 +62,11 @@ from token_dropping.study import predictions as study_predictions
 from token_dropping.study import probe_stats
 from token_dropping.study import probe_tasks
 from token_dropping.study import finetune as study_finetune
-from token_dropping.study import records as study_records
 from token_dropping.study import report as study_report
+from token_dropping.study import jobs as study_jobs
 from token_dropping.study import runs as study_runs
-from token_dropping.study import scaling
 from token_dropping.study import stop as study_stop
 from token_dropping.study import unigram
-from token_dropping.common.errors import UserError
 # The settings live in study_config; tools/study.py and users reach them here.
 from token_dropping.study.config import DEFAULT_MODELS  # noqa: F401
 from token_dropping.study.config import FULL  # noqa: F401
@@ -133,59 +133,15 @@ def _run(config, command, watch):
             params.task.keep_k_schedule_steps = schedule_steps
         return params
 
-    base_flops = study_runs.flops_per_step(params_of(specs[0], largest, 1))
-    flop_ratios, scaled_ratios, plans, jobs = {}, {}, {}, []
-    for spec in specs:
-        try:
-            params = params_of(spec, largest, 1)
-            ratio = study_runs.flops_per_step(params) / base_flops
-        except UserError as e:  # e.g. a --sweep value the encoder refuses
-            if str(e).startswith(f"{spec.name}: "):
-                raise
-            raise UserError(f"{spec.name}: {e}") from None
-        flop_ratios[spec.name] = ratio
-        scaled_ratios[spec.name] = {
-            size: scaling.ceiling_at(spec, params, size)
-            for size in scaling.SIZES}
-        plan = plans[spec.name] = annealing.model_plan(
-            config.budgets, ratio=1.0 if spec.is_baseline else ratio,
-            reach_from=config.reach_from, schedule=schedule)
-        for seed in range(1, config.seeds + 1):
-            stable_dir = os.path.join(config.runs_dir, "pretrain",
-                                      f"{spec.name}-seed{seed}")
-            stable = params_of(spec, plan.stable_steps, seed,
-                               schedule_steps=plan.final_budget)
-            latest = _resolve(f"{spec.name} (seed {seed})", stable,
-                              stable_dir)
-            # The stable run may grow (a larger budget): not a setting.
-            settings = study_records.pretraining_settings(
-                spec, seed, stable, info.manifest_path)
-            settings.pop("trainer.train_steps")
-            study_records.check_pretraining(
-                f"{spec.name} (seed {seed})", stable_dir, settings,
-                reused=bool(latest) or study_runs.is_done(stable_dir, 0))
-            jobs.append(_Job(spec, seed, stable, stable_dir, latest,
-                             settings, study_runs.Phase(
-                                 schedule, forks=tuple(sorted(set(
-                                     plan.starts)))), None))
-            for budget, start in zip(plan.budgets, plan.starts):
-                # One evaluation, at the budget (the run starts at `start`).
-                params = params_of(spec, budget, seed, budget=budget,
-                                   eval_every=budget,
-                                   schedule_steps=plan.final_budget)
-                branch_dir = os.path.join(stable_dir, f"decay-{budget}")
-                _resolve(f"{spec.name} (seed {seed}, decay to {budget})",
-                         params, branch_dir)
-                jobs.append(_Job(spec, seed, params, branch_dir, None,
-                                 study_records.pretraining_settings(
-                                     spec, seed, params,
-                                     info.manifest_path),
-                                 study_runs.Phase(schedule, budget=budget),
-                                 start))
-
-    # Seed by seed: every model's seed 1 first, so a study stopped half way
-    # has one seed of each model rather than all seeds of the first ones.
-    jobs.sort(key=lambda job: job.seed)  # stable: a run before its branches
+    if config.carry_dir:  # before the plan checks every run's record
+        restored = carry.restore(config.carry_dir, config.runs_dir, [
+            (spec.name, seed) for spec in specs
+            for seed in range(1, config.seeds + 1)])
+        logging.info("study: %d finished (model, seed) pairs restored from "
+                     "--carry_dir=%s.", len(restored), config.carry_dir)
+    planned = study_jobs.plan_jobs(config, specs, params_of,
+                                   info.manifest_path, schedule)
+    jobs, plans = planned.jobs, planned.plans
     # A zero-shot probe fine-tunes nothing (its reading is an evaluation).
     zero_shot = probe_tasks.zero_shot(config)
     finetune_flops = (0 if zero_shot
@@ -206,7 +162,42 @@ def _run(config, command, watch):
     at_bert = dict(zip(plans[specs[0].name].shares,
                        plans[specs[0].name].budgets))
     points = {}
-    for job in jobs:
+    probe_key = study_finetune.probe_id(config, glue_dir, info.vocab_file)
+    finetune_dir = os.path.join(config.runs_dir, "finetune", probe_key)
+    finetunes, predictions = [], {}
+    dev_documents = study_predictions.dev_documents(glue_dir,
+                                                    config.glue_task)
+
+    def read_zero_shot(name, seed):
+        """Reads the probe from (name, seed) at each of its points (a
+        random model: once); returns the readings' directories."""
+        result_dirs = []
+        for budget, model_dir, flops in points.get((name, seed), [(
+                largest, None, 0.0)]):
+            final = budget == largest  # the table's reading
+            logging.info("study: reading the %s probe from %s seed %d%s.",
+                         config.probe, name, seed, "" if not model_dir
+                         else f" at BERT's {budget}-step compute")
+            result_dirs.append(os.path.join(
+                finetune_dir, f"{name}-seed{seed}" + (
+                    "" if final else f"-at-bert-{budget}")))
+            result = study_finetune.score_run(
+                model_dir, jobs[0].params, glue_dir, info.vocab_file,
+                model_dir and study_finetune.checkpoint_settings(
+                    model_dir, info.vocab_file),
+                result_dirs[-1], probe_key, dev_documents=dev_documents)
+            finetunes.append(dict(model=name, pretrain_seed=seed,
+                                  finetune_seed=0, train_flops=flops,
+                                  dev_accuracy=result.accuracy))
+            if final:
+                predictions.setdefault(name, []).append(result.predictions)
+            what = f"reading the probe from {name} seed {seed}" + (
+                f" at BERT's {budget}-step compute" if model_dir else "")
+            progress.finished(what, 0, not result.reused)  # its minutes
+            watch.check(what)
+        return result_dirs
+
+    for index, job in enumerate(jobs):
         spec, seed = job.spec, job.seed
         was_done = study_runs.is_done(job.model_dir,
                                       job.params.trainer.train_steps)
@@ -216,9 +207,9 @@ def _run(config, command, watch):
                 f"{job.phase.budget}")
         latest, phase = job.latest, job.phase
         if job.fork is not None and not was_done:
-            planned = job.steps  # _start_branch may fork earlier
-            latest, phase = _start_branch(job, jobs)
-            progress.total += flops * (job.steps - planned)
+            planned_steps = job.steps  # start_branch may fork earlier
+            latest, phase = study_jobs.start_branch(job, jobs)
+            progress.total += flops * (job.steps - planned_steps)
         logging.info("study: %s (%d steps)%s.", what, job.steps,
                      ", already done" if was_done else "")
         rows += study_runs.pretrain(spec, seed, job.params, job.model_dir,
@@ -234,68 +225,45 @@ def _run(config, command, watch):
             points.setdefault((spec.name, seed), []).append((
                 at_bert[share], job.model_dir,
                 study_runs.train_flops_at(job.params, job.phase.budget)))
-        if (job.fork is not None
-                and job.phase.budget == plans[spec.name].final_budget):
-            logging.info("study: exporting %s, seed %d.", spec.name, seed)
-            exports[spec.name, seed] = study_finetune.export_run(
-                config.runs_dir, spec, seed, job.model_dir, info.vocab_file)
-            watch.check(f"exporting {spec.name} seed {seed}")
+        if job.fork is not None and job.phase.budget == plan.final_budget:
+            exports[spec.name, seed] = _export(config, spec, seed, job,
+                                               info.vocab_file, watch)
+        unit = [j for j in jobs if (j.spec, j.seed) == (spec, seed)]
+        if zero_shot and job is unit[-1]:  # (spec, seed) is finished
+            result_dirs = read_zero_shot(spec.name, seed)
+            if config.carry_dir:
+                carry.keep(config.carry_dir, config.runs_dir, spec.name,
+                           seed, [j.model_dir for j in unit], result_dirs)
 
-    encoder_config = os.path.join(exports[specs[0].name, 1][0],
-                                  "encoder.yaml")
-    probe_key = study_finetune.probe_id(config, glue_dir, info.vocab_file)
-    finetune_dir = os.path.join(config.runs_dir, "finetune", probe_key)
-    finetunes, predictions = [], {}
-    pretrained = [(name, seed, exports[name, seed])
-                  for name, seed in sorted(exports, key=lambda k: (
-                      [s.name for s in specs].index(k[0]), k[1]))]
-    dev_documents = study_predictions.dev_documents(glue_dir,
-                                                    config.glue_task)
-    for name, seed, (init, init_settings) in pretrained + [
-            ("random_init", 0, ("", None))]:
-        if zero_shot:  # read from the model as it is: nothing fine-tuned
-            for budget, model_dir, flops in points.get((name, seed), [(
-                    largest, None, 0.0)]):
-                final = budget == largest  # the table's reading
-                logging.info("study: reading the %s probe from %s seed %d%s.",
-                             config.probe, name, seed, "" if not model_dir
-                             else f" at BERT's {budget}-step compute")
-                result = study_finetune.score_run(
-                    model_dir, jobs[0].params, glue_dir, info.vocab_file,
-                    model_dir and study_finetune.checkpoint_settings(
-                        model_dir, info.vocab_file),
-                    os.path.join(finetune_dir, f"{name}-seed{seed}" + (
-                        "" if final else f"-at-bert-{budget}")),
-                    probe_key, dev_documents=dev_documents)
+    if zero_shot:
+        read_zero_shot("random_init", 0)
+    else:
+        encoder_config = os.path.join(exports[specs[0].name, 1][0],
+                                      "encoder.yaml")
+        pretrained = [(name, seed, exports[name, seed])
+                      for name, seed in sorted(exports, key=lambda k: (
+                          [s.name for s in specs].index(k[0]), k[1]))]
+        for name, seed, (init, init_settings) in pretrained + [
+                ("random_init", 0, ("", None))]:
+            final_flops = max((f for _, _, f in points.get((name, seed),
+                                                           [])), default=0.0)
+            for ft_seed in range(1, config.finetune_seeds + 1):
+                result_dir = os.path.join(finetune_dir,
+                                          f"{name}-seed{seed}-ft{ft_seed}")
+                logging.info("study: fine-tuning %s seed %d/%d.", name, seed,
+                             ft_seed)
+                result = study_finetune.finetune_run(
+                    config, data, encoder_config, init, init_settings,
+                    ft_seed, result_dir, probe_key,
+                    dev_documents=dev_documents)
                 finetunes.append(dict(model=name, pretrain_seed=seed,
-                                      finetune_seed=0, train_flops=flops,
+                                      finetune_seed=ft_seed,
+                                      train_flops=final_flops,
                                       dev_accuracy=result.accuracy))
-                if final:
-                    predictions.setdefault(name, []).append(
-                        result.predictions)
-                what = f"reading the probe from {name} seed {seed}" + (
-                    f" at BERT's {budget}-step compute" if model_dir else "")
-                progress.finished(what, 0, not result.reused)  # its minutes
+                predictions.setdefault(name, []).append(result.predictions)
+                what = f"fine-tuning {name} seed {seed}/{ft_seed}"
+                progress.finished(what, finetune_flops, not result.reused)
                 watch.check(what)
-            continue
-        final_flops = max((f for _, _, f in points.get((name, seed), [])),
-                          default=0.0)
-        for ft_seed in range(1, config.finetune_seeds + 1):
-            result_dir = os.path.join(finetune_dir,
-                                      f"{name}-seed{seed}-ft{ft_seed}")
-            logging.info("study: fine-tuning %s seed %d/%d.", name, seed,
-                         ft_seed)
-            result = study_finetune.finetune_run(
-                config, data, encoder_config, init, init_settings, ft_seed,
-                result_dir, probe_key, dev_documents=dev_documents)
-            finetunes.append(dict(model=name, pretrain_seed=seed,
-                                  finetune_seed=ft_seed,
-                                  train_flops=final_flops,
-                                  dev_accuracy=result.accuracy))
-            predictions.setdefault(name, []).append(result.predictions)
-            what = f"fine-tuning {name} seed {seed}/{ft_seed}"
-            progress.finished(what, finetune_flops, not result.reused)
-            watch.check(what)
 
     # The probe's rows: dev accuracies with document-bootstrap intervals,
     # each gap paired with BERT's on the same resampled documents.
@@ -310,11 +278,16 @@ def _run(config, command, watch):
         for name in ("random_init", "bag_of_words", "majority")})
     order = [spec.name for spec in specs]  # the tables' order: by model
     rows.sort(key=lambda row: (order.index(row["model"]), row["seed"]))
+    # Read as each (model, seed) finished; reported by model, the controls
+    # last (a stable sort keeps each reading's budgets in order).
+    finetunes.sort(key=lambda row: (
+        order.index(row["model"]) if row["model"] in order else len(order),
+        row["pretrain_seed"]))
     return study_report.write_study(
         config.output_dir, specs=specs, rows=rows, finetunes=finetunes,
         probe_rows=probe_rows, probe_counts=counts,
-        floor=floor, config=config, flop_ratios=flop_ratios,
-        scaled_ratios=scaled_ratios,
+        floor=floor, config=config, flop_ratios=planned.flop_ratios,
+        scaled_ratios=planned.scaled_ratios,
         num_validation=info.num_validation_examples,
         data_note=_data_note(info, jobs),
         probe_note=study_prepare.probe_note(config, glue_dir),
@@ -332,65 +305,20 @@ def _data_note(info, jobs):
             f"({read / info.num_train_examples:.2f} passes).")
 
 
-@dataclasses.dataclass
-class _Job:
-    """One run of the study: a stable run (`fork` None) or a decay branch
-    starting from the stable run's checkpoint at step `fork`."""
-    spec: object
-    seed: int
-    params: object
-    model_dir: str
-    latest: object
-    settings: dict
-    phase: object
-    fork: object
-
-    @property
-    def steps(self):
-        """The steps this run trains itself."""
-        return self.params.trainer.train_steps - (self.fork or 0)
-
-
-def _resolve(what, params, model_dir):
-    try:
-        return study_runs.resolve(params, model_dir)
-    except UserError as e:
-        raise UserError(f"{what}: {e}") from None
-
-
-def _start_branch(job, jobs):
-    """`(latest, phase)` of a decay branch about to train: its checkpoint
-    (the stable run's fork, copied in when the branch is new; `job.fork`
-    becomes that fork's step, maybe before its decay start) and its training
-    seconds before the fork. A branch made from another stable run (a
-    retrained one: its run id differs) is redone."""
-    stable = next(j for j in jobs if j.fork is None and j.spec == job.spec
-                  and j.seed == job.seed)
-    stable_id = study_records.read(stable.model_dir)["run_id"]
-    job.settings = dict(job.settings, stable_run_id=stable_id)
-    record = study_records.read(job.model_dir)
-    if record is not None and not study_records.is_current(job.model_dir,
-                                                           job.settings):
-        logging.info("study: %s was made from another stable run or with "
-                     "other settings; redoing it.", job.model_dir)
-        tf.io.gfile.rmtree(job.model_dir)
-    elif record is None and tf.io.gfile.exists(job.model_dir):
-        tf.io.gfile.rmtree(job.model_dir)  # a copy interrupted before its record
-    latest = (tf.train.latest_checkpoint(job.model_dir)
-              if tf.io.gfile.isdir(job.model_dir) else None)
-    fork = annealing.latest_fork(stable.model_dir, job.fork)
-    if latest is None:
-        latest, fork = annealing.start_branch(stable.model_dir, job.fork,
-                                              job.model_dir)
-    if fork != job.fork:
-        logging.warning("study: the stable run kept no checkpoint at step "
-                        "%d; %s starts from its step %d and trains at the "
-                        "stable rate to %d first.", job.fork, job.model_dir,
-                        fork, job.fork)
-        job.fork = fork
-    return latest, dataclasses.replace(
-        job.phase, start_seconds=annealing.fork_seconds(stable.model_dir,
-                                                        fork))
+def _export(config, spec, seed, job, vocab_file, watch):
+    """The plain BERT export of a model annealed at BERT's largest compute
+    (`export_run`): its directory and settings; None for a run carried
+    without its checkpoints (`carry.py`), read but never exported here."""
+    if tf.train.latest_checkpoint(job.model_dir) is None:
+        logging.info("study: %s seed %d was carried in without its "
+                     "checkpoints (--carry_dir); not exported.",
+                     spec.name, seed)
+        return None
+    logging.info("study: exporting %s, seed %d.", spec.name, seed)
+    export = study_finetune.export_run(config.runs_dir, spec, seed,
+                                       job.model_dir, vocab_file)
+    watch.check(f"exporting {spec.name} seed {seed}")
+    return export
 
 
 def _finetune_flops(params, config):

@@ -36,6 +36,7 @@ from token_dropping.study import cloze
 from token_dropping.study import predictions as study_predictions
 from token_dropping.study import probe
 from token_dropping.study import records as study_records
+from token_dropping.study import runs as study_runs
 
 # 1e-4 left a pretrained 4 x 128 encoder at chance on the probe (its loss
 # stayed at log 2); 3e-4 learns. Small BERTs take higher rates (Turc et
@@ -65,10 +66,8 @@ def checkpoint_settings(model_dir, vocab_file):
     checkpoint's name and the hash of its index (which holds a checksum of
     every tensor, so a checkpoint trained again under the same name is told
     from the old one), and the vocabulary's hash."""
-    latest = tf.train.latest_checkpoint(model_dir)
     return dict(run_id=study_records.read(model_dir)["run_id"],
-                checkpoint=os.path.basename(latest),
-                checkpoint_index_sha256=files.sha256(latest + ".index"),
+                **study_runs.final_checkpoint(model_dir),
                 vocab_sha256=files.sha256(vocab_file))
 
 

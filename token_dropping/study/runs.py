@@ -8,9 +8,9 @@ any point keeps what it measured; rerunning resumes from the latest checkpoint
 (Model Garden's own restore) and adds rows from there. A run stopped during an
 evaluation (after that step's checkpoint) gets that evaluation on resume, from
 its checkpoint (Model Garden's `eval` mode), before training on. A finished
-run is marked by `study_done.json` and is not trained again. A fresh run
-writes its settings record first (`records.py`), so every checkpoint in
-the directory was made with them.
+run is marked by `study_done.json`, which names its last checkpoint, and is
+not trained again. A fresh run writes its settings record first
+(`records.py`), so every checkpoint in the directory was made with them.
 
 Per evaluation the row holds the training FLOPs so far (`train_flops_at`:
 a keep_k schedule's stages counted step by step),
@@ -344,8 +344,38 @@ def pretrain(spec, seed, params, model_dir, latest, floor, settings=None,
             f"{params.trainer.train_steps} in {model_dir}; rerun the same "
             "command to continue it.")
     files.write_json(os.path.join(model_dir, DONE), dict(
-        steps=params.trainer.train_steps, evaluations=len(rows)))
+        steps=params.trainer.train_steps, evaluations=len(rows),
+        **_checkpoint_fields(model_dir)))
     return _exact_flops(rows, params)
+
+
+def _checkpoint_fields(model_dir):
+    """The name of the run's latest checkpoint and the hash of its index
+    (which holds a checksum of every tensor): what tells a checkpoint from
+    one trained again under the same name."""
+    latest = tf.train.latest_checkpoint(model_dir)
+    return dict(checkpoint=os.path.basename(latest),
+                checkpoint_index_sha256=files.sha256(latest + ".index"))
+
+
+def final_checkpoint(model_dir):
+    """`{checkpoint, checkpoint_index_sha256}` of a finished run's last
+    checkpoint, from its `study_done.json`, so a run whose checkpoints are
+    gone (a carried result, `carry.py`) is still named. A run finished
+    before the marker named it gets the names from its checkpoint, added to
+    the marker; one unfinished, from its latest checkpoint."""
+    path = os.path.join(model_dir, DONE)
+    done = None
+    if tf.io.gfile.exists(path):
+        with tf.io.gfile.GFile(path) as f:
+            done = json.load(f)
+    if done and "checkpoint" in done:
+        return dict(checkpoint=done["checkpoint"],
+                    checkpoint_index_sha256=done["checkpoint_index_sha256"])
+    fields = _checkpoint_fields(model_dir)
+    if done:
+        files.write_json(path, dict(done, **fields))
+    return fields
 
 
 def _missing_evaluation(params, rows, step, phase):
