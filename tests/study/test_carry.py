@@ -12,6 +12,7 @@ import glob
 import json
 import os
 import re
+import shutil
 
 import pytest
 
@@ -32,7 +33,8 @@ def _fake_unit(runs, model, seed):
     branch = os.path.join(stable, "decay-20")
     reading = os.path.join(runs, "finetune", "abc", f"{model}-seed{seed}")
     for run in (stable, branch):
-        _write(os.path.join(run, "study_settings.json"), f'{{"run": "{run}"}}')
+        _write(os.path.join(run, "study_settings.json"),
+               json.dumps(dict(settings=dict(run=run), run_id="carried")))
         _write(os.path.join(run, "evaluations.jsonl"), '{"step": 20}\n')
         _write(os.path.join(run, "study_done.json"), '{"steps": 20}')
         _write(os.path.join(run, "ckpt-20.index"), "weights")
@@ -61,8 +63,10 @@ def test_keep_then_restore_copies_results_and_no_checkpoint(tmp_path):
     assert restored == sorted(
         f for f in _files(runs) if "ckpt-" not in f), restored
     for name in restored:
-        assert open(os.path.join(fresh, name)).read() == open(
-            os.path.join(runs, name)).read()
+        read = json.load if name == "timings.json" else lambda f: f.read()
+        with open(os.path.join(fresh, name)) as new, open(
+                os.path.join(runs, name)) as old:
+            assert read(new) == read(old), name
     with open(os.path.join(carried, "units", "bert-seed1.json")) as f:
         listed = json.load(f)["files"]
     # Each run's done marker and each reading's result come after the rest
@@ -75,7 +79,8 @@ def test_keep_then_restore_copies_results_and_no_checkpoint(tmp_path):
                            for n in listed[i + 1:]), listed
 
 
-def test_restore_skips_a_unit_without_its_list_or_already_there(tmp_path):
+def test_restore_skips_a_unit_without_its_list_or_already_there(tmp_path,
+                                                                caplog):
     runs, carried, fresh = (str(tmp_path / d) for d in ("runs", "carry",
                                                         "fresh"))
     for seed in (1, 2, 3):
@@ -83,14 +88,83 @@ def test_restore_skips_a_unit_without_its_list_or_already_there(tmp_path):
                                                             seed))
     os.remove(os.path.join(carried, "units", "bert-seed2.json"))
     own = os.path.join(fresh, "pretrain", "bert-seed3", "study_settings.json")
-    _write(own, "made here")
+    _write(own, '{"settings": {}, "run_id": "made here"}')
 
-    assert carry.restore(carried, fresh, [("bert", 1), ("bert", 2),
-                                          ("bert", 3)]) == [("bert", 1)]
+    with caplog.at_level("WARNING", logger="absl"):
+        assert carry.restore(carried, fresh, [("bert", 1), ("bert", 2),
+                                              ("bert", 3)]) == [("bert", 1)]
     assert not os.path.exists(os.path.join(fresh, "pretrain", "bert-seed2"))
-    assert open(own).read() == "made here"
+    assert open(own).read() == '{"settings": {}, "run_id": "made here"}'
+    # Its own run replaces the carried one when it finishes: said once.
+    assert caplog.text.count("has its own run of bert-seed3") == 1
     assert not os.path.exists(os.path.join(
         fresh, "pretrain", "bert-seed3", "study_done.json"))
+
+
+def test_a_listed_file_missing_from_the_carry_is_one_line(tmp_path):
+    """A carry dir copied in part (a file git ignored, say) restores none of
+    the unit, and says which file."""
+    runs, carried, fresh = (str(tmp_path / d) for d in ("runs", "carry",
+                                                        "fresh"))
+    carry.keep(carried, runs, "bert", 1, *_fake_unit(runs, "bert", 1))
+    lost = os.path.join(carried, "results", "pretrain", "bert-seed1",
+                        "decay-20", "evaluations.jsonl")
+    os.remove(lost)
+    with pytest.raises(UserError, match=re.escape(
+            "bert-seed1 lists results/pretrain/bert-seed1/decay-20/"
+            "evaluations.jsonl, which is missing (1 of its 9 files are)")) as e:
+        carry.restore(carried, fresh, [("bert", 1)])
+    assert "\n" not in str(e.value)
+    assert not os.path.exists(fresh)
+
+
+def test_an_interrupted_restore_is_finished_by_the_next(tmp_path):
+    runs, carried, fresh = (str(tmp_path / d) for d in ("runs", "carry",
+                                                        "fresh"))
+    carry.keep(carried, runs, "bert", 1, *_fake_unit(runs, "bert", 1))
+    carry.restore(carried, fresh, [("bert", 1)])
+    # As if stopped after its first files: the marker is still there.
+    done = os.path.join(fresh, "pretrain", "bert-seed1", "study_done.json")
+    os.remove(done)
+    shutil.rmtree(os.path.join(fresh, "finetune"))
+    _write(os.path.join(fresh, ".restoring-bert-seed1"), "")
+
+    assert carry.restore(carried, fresh, [("bert", 1)]) == [("bert", 1)]
+    assert os.path.exists(done)
+    assert _files(fresh) == sorted(f for f in _files(runs) if "ckpt-" not in f)
+
+
+def test_carried_timings_join_the_runs_dirs_own(tmp_path):
+    runs, carried, fresh = (str(tmp_path / d) for d in ("runs", "carry",
+                                                        "fresh"))
+    _write(os.path.join(runs, "timings.json"),
+           '{"pretraining bert seed 1": 60.0, "shared": 1.0}')
+    carry.keep(carried, runs, "bert", 1, *_fake_unit(runs, "bert", 1))
+    _write(os.path.join(fresh, "timings.json"),
+           '{"pretraining other seed 1": 30.0, "shared": 2.0}')
+    carry.restore(carried, fresh, [("bert", 1)])
+    with open(os.path.join(fresh, "timings.json")) as f:
+        assert json.load(f) == {"pretraining bert seed 1": 60.0,
+                                "pretraining other seed 1": 30.0,
+                                "shared": 2.0}
+
+
+def test_the_committed_carry_dirs_restore_whole(tmp_path):
+    """What the repository carries (docs/*/carried) restores every unit it
+    lists: no listed file left out of the commit."""
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                        "..", "docs")
+    carried = sorted(glob.glob(os.path.join(root, "*", "carried")))
+    assert carried  # the frontier's remedies
+    for number, carry_dir in enumerate(carried):
+        units = [re.fullmatch(r"(.+)-seed(\d+)\.json", name).groups()
+                 for name in os.listdir(os.path.join(carry_dir, "units"))]
+        units = [(model, int(seed)) for model, seed in units]
+        fresh = str(tmp_path / str(number))
+        assert sorted(carry.restore(carry_dir, fresh, units)) == sorted(units)
+        for model, seed in units:
+            assert os.path.exists(os.path.join(
+                fresh, "pretrain", f"{model}-seed{seed}", "study_done.json"))
 
 
 def test_carry_dir_needs_a_zero_shot_probe(tmp_path):
@@ -160,10 +234,25 @@ def test_a_carried_study_continues_on_a_fresh_runs_dir(tmp_path, caplog,
                                 output_dir=str(tmp_path / "out_lr"))
     monkeypatch.chdir(_machine(tmp_path, 3))
     with pytest.raises(UserError, match=r"bert \(seed 1\): .* was trained "
-                       "with trainer.optimizer_config") as e:
+                       r"with trainer.optimizer_config.* it came from "
+                       r"--carry_dir=.*: use another --carry_dir") as e:
         study.run_study(other)
     assert "\n" not in str(e.value)
     assert not os.path.exists(other.output_dir)
+
+    # A larger budget needs the stable runs' checkpoints: one line, before
+    # anything trains.
+    larger = dataclasses.replace(second, budgets=(10, 20, 30),
+                                 output_dir=str(tmp_path / "out_larger"))
+    monkeypatch.chdir(_machine(tmp_path, 5))
+    with pytest.raises(UserError, match=r"bert \(seed 1\): runs/pretrain/"
+                       r"bert-seed1 has no checkpoint to train on from to "
+                       r"step \d+ \(a larger --budgets or lower --reach_from"
+                       r"\); it came from --carry_dir") as e:
+        study.run_study(larger)
+    assert "\n" not in str(e.value)
+    assert not glob.glob(os.path.join("runs", "pretrain", "**", "ckpt-*"),
+                         recursive=True)
 
     # A unit whose list is missing (its copy interrupted) trains again, the
     # same run: exact resumes and seeds.

@@ -59,6 +59,29 @@ def test_another_learning_rate_is_refused_in_one_line(tiny):
 
 
 @pytest.mark.slow
+def test_finished_branches_of_another_decay_are_refused_in_one_line(tiny):
+    """A decay branch's schedule is not its stable run's: another
+    --decay_fraction leaves the stable run's settings as they were, and its
+    finished branches must not be reused under the new label."""
+    config, _ = tiny
+    other = dataclasses.replace(config, decay_fraction=0.2,
+                                output_dir=config.output_dir + "_decay")
+    # Decay to 10 (1 step at 0.1, aligned to the 2-step loop) is 2 steps at
+    # either fraction; decay to 20 is 2 steps, then 4.
+    branch = os.path.join(config.runs_dir, "pretrain", "bert-seed1",
+                          "decay-20")
+    key = "trainer.optimizer_config.learning_rate.power_linear."
+    with pytest.raises(UserError, match=re.escape(
+            f"bert (seed 1, decay to 20): {branch} was trained with "
+            f"{key}linear_decay_fraction=0.1, this study asks for "
+            f"{key}linear_decay_fraction=0.2; use another --runs_dir, or "
+            f"delete {branch} to retrain it")) as e:
+        study.run_study(other)
+    assert "\n" not in str(e.value)
+    assert not os.path.exists(other.output_dir)
+
+
+@pytest.mark.slow
 def test_the_models_in_another_order_are_the_same_study(tiny):
     config, first = tiny
     runs = os.path.join(config.runs_dir, "pretrain")

@@ -72,3 +72,25 @@ def test_sigterm_stops_the_study_in_any_phase_and_the_rerun_continues(
         for budget in steps[name, "decay"]:
             with open(run / f"decay-{budget}" / "study_done.json") as f:
                 assert json.load(f)["steps"] == budget
+
+
+@pytest.mark.slow  # a tiny study, stopped, then finished
+def test_a_sigterm_in_a_pairs_last_run_keeps_the_pair_first(tmp_path):
+    """--carry_dir: a SIGTERM during a (model, seed)'s last run is acted on
+    once that pair's probe is read and its results are kept, so a machine
+    that goes away right after loses none of it."""
+    carry = tmp_path / "carry"
+    args = [f"--output_dir={tmp_path / 'out'}",
+            f"--runs_dir={tmp_path / 'runs'}", "--quick",
+            "--models=bert,token_drop", "--seeds=1", f"--carry_dir={carry}"]
+    code, log, sent = run_study(
+        args, signal_at=r"study: bert seed 1 decay to 20 step 20: validation")
+    assert sent and code == EXIT_CODE, (code, log[-3000:])
+    assert "Traceback" not in log
+    assert sorted(os.listdir(carry / "units")) == ["bert-seed1.json"]
+    assert "pretraining token_drop seed 1" not in log
+
+    code, log, _ = run_study(args)
+    assert code == 0, log[-3000:]
+    assert sorted(os.listdir(carry / "units")) == [
+        "bert-seed1.json", "token_drop-seed1.json"]

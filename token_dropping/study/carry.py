@@ -11,11 +11,15 @@ reset between sittings), `--carry_dir` keeps those files for every finished
 copy. The same command on a fresh machine copies them into the new
 `runs_dir` before anything is planned, and trains only what is missing.
 
-Layout: `runs/` mirrors `runs_dir`; `units/<model>-seed<k>.json` lists a
-(model, seed)'s files and is written after them, so a unit without its list
-(a copy interrupted) is not restored. A unit is restored only where the new
-`runs_dir` has no run of it (never mixed with runs made there), and a
-restored file never replaces one already there.
+Layout: `results/` mirrors `runs_dir` (not `runs/`, which projects
+ignore); `units/<model>-seed<k>.json` lists a (model, seed)'s files and is
+written after them, so a unit without its list (a copy interrupted) is not
+restored. A unit is restored only where the new `runs_dir` has no run of it
+(never mixed with runs made there), all its files or none: a listed file
+missing from the carry stops the study in one line before anything is
+copied, and a restore interrupted half way is finished by the next one.
+A restored file never replaces one already there; the carried timings add
+the steps the new `runs_dir` has no time for.
 
 A carried (model, seed) has no checkpoints: the study reads it and never
 trains from it. A larger `--budgets` or lower `--reach_from` needs its
@@ -26,15 +30,19 @@ import json
 import os
 
 import tensorflow as tf
+from absl import logging
 
 from token_dropping.common import files
+from token_dropping.common.errors import UserError
 from token_dropping.study import finetune as study_finetune
 from token_dropping.study import predictions as study_predictions
 from token_dropping.study import records as study_records
 from token_dropping.study import runs as study_runs
 
 UNITS = "units"
-RUNS = "runs"
+RESULTS = "results"
+# In runs_dir while a unit is being restored (removed when it is whole).
+RESTORING = ".restoring-{unit}"
 TIMINGS = "timings.json"
 # A run's files in the order they are restored: its marker of being done
 # (or finished, for a reading) last.
@@ -45,6 +53,11 @@ READING_FILES = (study_records.SETTINGS, study_predictions.FILE,
 
 def unit_name(model, seed):
     return f"{model}-seed{seed}"
+
+
+def unit_path(carry_dir, model, seed):
+    """The file listing a carried (model, seed)'s files."""
+    return os.path.join(carry_dir, UNITS, unit_name(model, seed) + ".json")
 
 
 def keep(carry_dir, runs_dir, model, seed, run_dirs, reading_dirs):
@@ -59,45 +72,95 @@ def keep(carry_dir, runs_dir, model, seed, run_dirs, reading_dirs):
             if not tf.io.gfile.exists(source):
                 continue  # e.g. a run's evaluations, if it made none
             name = os.path.relpath(source, runs_dir)
-            _copy(source, os.path.join(carry_dir, RUNS, name))
+            _copy(source, os.path.join(carry_dir, RESULTS, name))
             names.append(name)
     timings = os.path.join(runs_dir, TIMINGS)
     if tf.io.gfile.exists(timings):
-        _copy(timings, os.path.join(carry_dir, RUNS, TIMINGS))
+        _copy(timings, os.path.join(carry_dir, RESULTS, TIMINGS))
     tf.io.gfile.makedirs(os.path.join(carry_dir, UNITS))
-    files.write_json(
-        os.path.join(carry_dir, UNITS, unit_name(model, seed) + ".json"),
-        dict(files=names), indent=1)
+    files.write_json(unit_path(carry_dir, model, seed), dict(files=names),
+                     indent=1)
 
 
 def restore(carry_dir, runs_dir, units):
     """Copies into `runs_dir` each carried unit of `units` ((model, seed)
-    pairs) that has no stable run there; returns the pairs restored."""
+    pairs) that has no stable run there (or whose restore was interrupted);
+    returns the pairs restored.
+
+    Raises:
+        UserError: a listed file is missing from `carry_dir` (nothing of
+            that unit is copied).
+    """
     restored = []
     for model, seed in units:
-        path = os.path.join(carry_dir, UNITS, unit_name(model, seed) + ".json")
-        stable_dir = os.path.join(runs_dir, "pretrain", unit_name(model, seed))
-        if not tf.io.gfile.exists(path) or tf.io.gfile.exists(stable_dir):
+        unit = unit_name(model, seed)
+        path = unit_path(carry_dir, model, seed)
+        marker = os.path.join(runs_dir, RESTORING.format(unit=unit))
+        if not tf.io.gfile.exists(path):
+            continue
+        stable_dir = os.path.join(runs_dir, "pretrain", unit)
+        if (tf.io.gfile.exists(stable_dir)
+                and not tf.io.gfile.exists(marker)):
+            _warn_if_another_run(carry_dir, stable_dir, unit)
             continue
         with tf.io.gfile.GFile(path) as f:
             names = json.load(f)["files"]
+        missing = [name for name in names if not tf.io.gfile.exists(
+            os.path.join(carry_dir, RESULTS, name))]
+        if missing:
+            raise UserError(
+                f"--carry_dir={carry_dir!r}: {unit} lists "
+                f"{os.path.join(RESULTS, missing[0])}, which is missing "
+                f"({len(missing)} of its {len(names)} files are); restore "
+                f"the carry dir whole, or delete {path} to train {unit} "
+                "again.")
+        tf.io.gfile.makedirs(runs_dir)
+        files.write_text(marker, "")
         for name in names:  # in `keep`'s order: each run's marker last
             target = os.path.join(runs_dir, name)
             if not tf.io.gfile.exists(target):
-                _copy(os.path.join(carry_dir, RUNS, name), target)
+                _copy(os.path.join(carry_dir, RESULTS, name), target)
+        tf.io.gfile.remove(marker)
         restored.append((model, seed))
-    timings = os.path.join(runs_dir, TIMINGS)
-    carried = os.path.join(carry_dir, RUNS, TIMINGS)
-    if (restored and tf.io.gfile.exists(carried)
-            and not tf.io.gfile.exists(timings)):
-        _copy(carried, timings)
+    if restored:
+        _merge_timings(os.path.join(carry_dir, RESULTS, TIMINGS),
+                       os.path.join(runs_dir, TIMINGS))
     return restored
+
+
+def _warn_if_another_run(carry_dir, stable_dir, unit):
+    """Logs when `runs_dir` has its own run of a carried unit: the carried
+    one is replaced by it when it finishes (`keep`)."""
+    carried = os.path.join(carry_dir, RESULTS, "pretrain", unit,
+                           study_records.SETTINGS)
+    own = study_records.read(stable_dir)
+    if not tf.io.gfile.exists(carried) or own is None:
+        return
+    with tf.io.gfile.GFile(carried) as f:
+        carried_id = json.load(f).get("run_id")
+    if carried_id != own.get("run_id"):
+        logging.warning(
+            "study: %s has its own run of %s, not the one in --carry_dir=%s; "
+            "the carried one is replaced by it when it finishes.",
+            stable_dir, unit, carry_dir)
+
+
+def _merge_timings(carried, timings):
+    """Adds the carried steps' seconds `timings` has none for."""
+    if not tf.io.gfile.exists(carried):
+        return
+    with tf.io.gfile.GFile(carried) as f:
+        merged = json.load(f)
+    if tf.io.gfile.exists(timings):
+        with tf.io.gfile.GFile(timings) as f:
+            merged.update(json.load(f))
+    files.write_json(timings, merged, indent=1)
 
 
 def _copy(source, target):
     """Copies a small file so that `target` is the whole of it or absent."""
-    tf.io.gfile.makedirs(os.path.dirname(target))
     with tf.io.gfile.GFile(source, "rb") as f:
         data = f.read()
+    tf.io.gfile.makedirs(os.path.dirname(target))
     with files.open_atomically(target, "wb") as f:
         f.write(data)

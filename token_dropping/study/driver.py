@@ -75,6 +75,7 @@ from token_dropping.study.config import MODELS  # noqa: F401
 from token_dropping.study.config import PROBES  # noqa: F401
 from token_dropping.study.config import QUICK  # noqa: F401
 from token_dropping.study.config import StudyConfig  # noqa: F401
+from token_dropping.common.errors import UserError
 from token_dropping.study.config import check_config
 from token_dropping.study.config import model_specs
 from token_dropping.study.config import resolve_config
@@ -168,9 +169,10 @@ def _run(config, command, watch):
     dev_documents = study_predictions.dev_documents(glue_dir,
                                                     config.glue_task)
 
-    def read_zero_shot(name, seed):
+    def read_zero_shot(name, seed, check=True):
         """Reads the probe from (name, seed) at each of its points (a
-        random model: once); returns the readings' directories."""
+        random model: once); returns the readings' directories. A SIGTERM
+        is acted on after each reading, or (`check` False) by the caller."""
         result_dirs = []
         for budget, model_dir, flops in points.get((name, seed), [(
                 largest, None, 0.0)]):
@@ -194,10 +196,11 @@ def _run(config, command, watch):
             what = f"reading the probe from {name} seed {seed}" + (
                 f" at BERT's {budget}-step compute" if model_dir else "")
             progress.finished(what, 0, not result.reused)  # its minutes
-            watch.check(what)
+            if check:
+                watch.check(what)
         return result_dirs
 
-    for index, job in enumerate(jobs):
+    for job in jobs:
         spec, seed = job.spec, job.seed
         was_done = study_runs.is_done(job.model_dir,
                                       job.params.trainer.train_steps)
@@ -216,7 +219,12 @@ def _run(config, command, watch):
                                     latest, floor.cross_entropy,
                                     job.settings, phase)
         progress.finished(what, flops * job.steps, not was_done)
-        watch.check(what)
+        unit = [j for j in jobs if (j.spec, j.seed) == (spec, seed)]
+        # The pair's last run: a SIGTERM is acted on once its results are
+        # read and kept (seconds), so a machine stopped then loses nothing.
+        last = zero_shot and job is unit[-1]
+        if not last:
+            watch.check(what)
         plan = plans[spec.name]
         share = (None if job.fork is None
                  else plan.shares[plan.budgets.index(job.phase.budget)])
@@ -227,13 +235,15 @@ def _run(config, command, watch):
                 study_runs.train_flops_at(job.params, job.phase.budget)))
         if job.fork is not None and job.phase.budget == plan.final_budget:
             exports[spec.name, seed] = _export(config, spec, seed, job,
-                                               info.vocab_file, watch)
-        unit = [j for j in jobs if (j.spec, j.seed) == (spec, seed)]
-        if zero_shot and job is unit[-1]:  # (spec, seed) is finished
-            result_dirs = read_zero_shot(spec.name, seed)
+                                               info.vocab_file)
+            if not last:
+                watch.check(f"exporting {spec.name} seed {seed}")
+        if last:
+            result_dirs = read_zero_shot(spec.name, seed, check=False)
             if config.carry_dir:
                 carry.keep(config.carry_dir, config.runs_dir, spec.name,
                            seed, [j.model_dir for j in unit], result_dirs)
+            watch.check(f"{what}, reading the probe from it")
 
     if zero_shot:
         read_zero_shot("random_init", 0)
@@ -243,8 +253,14 @@ def _run(config, command, watch):
         pretrained = [(name, seed, exports[name, seed])
                       for name, seed in sorted(exports, key=lambda k: (
                           [s.name for s in specs].index(k[0]), k[1]))]
-        for name, seed, (init, init_settings) in pretrained + [
+        for name, seed, export in pretrained + [
                 ("random_init", 0, ("", None))]:
+            if export is None:
+                raise UserError(
+                    f"{name} seed {seed} has no checkpoint (its results "
+                    "came from a --carry_dir), and fine-tuning the probe "
+                    "starts from one; use another --runs_dir.")
+            init, init_settings = export
             final_flops = max((f for _, _, f in points.get((name, seed),
                                                            [])), default=0.0)
             for ft_seed in range(1, config.finetune_seeds + 1):
@@ -305,20 +321,17 @@ def _data_note(info, jobs):
             f"({read / info.num_train_examples:.2f} passes).")
 
 
-def _export(config, spec, seed, job, vocab_file, watch):
+def _export(config, spec, seed, job, vocab_file):
     """The plain BERT export of a model annealed at BERT's largest compute
     (`export_run`): its directory and settings; None for a run carried
     without its checkpoints (`carry.py`), read but never exported here."""
     if tf.train.latest_checkpoint(job.model_dir) is None:
-        logging.info("study: %s seed %d was carried in without its "
-                     "checkpoints (--carry_dir); not exported.",
-                     spec.name, seed)
+        logging.info("study: %s seed %d has no checkpoint (its results came "
+                     "from a --carry_dir); not exported.", spec.name, seed)
         return None
     logging.info("study: exporting %s, seed %d.", spec.name, seed)
-    export = study_finetune.export_run(config.runs_dir, spec, seed,
-                                       job.model_dir, vocab_file)
-    watch.check(f"exporting {spec.name} seed {seed}")
-    return export
+    return study_finetune.export_run(config.runs_dir, spec, seed,
+                                     job.model_dir, vocab_file)
 
 
 def _finetune_flops(params, config):

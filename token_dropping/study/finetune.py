@@ -50,11 +50,11 @@ def export_run(runs_dir, spec, seed, model_dir, vocab_file):
     """Exports a finished run (or reuses its export); returns the export's
     directory and its settings (what a fine-tuning of it records)."""
     output_dir = os.path.join(runs_dir, "export", f"{spec.name}-seed{seed}")
-    latest = tf.train.latest_checkpoint(model_dir)
     settings = checkpoint_settings(model_dir, vocab_file)
     if not (tf.io.gfile.exists(os.path.join(output_dir, "encoder.yaml"))
             and study_records.is_current(output_dir, settings)):
-        export.export_bert(model_dir, output_dir, checkpoint=latest,
+        export.export_bert(model_dir, output_dir, checkpoint=os.path.join(
+            model_dir, settings["checkpoint"]),
                            vocab_file=vocab_file, overwrite=True,
                            huggingface=False)
         study_records.write(output_dir, dict(settings=settings))

@@ -14,6 +14,7 @@ from absl import logging
 
 from token_dropping.common.errors import UserError
 from token_dropping.study import annealing
+from token_dropping.study import carry
 from token_dropping.study import records as study_records
 from token_dropping.study import runs as study_runs
 from token_dropping.study import scaling
@@ -90,14 +91,33 @@ def _seed_jobs(config, spec, seed, plan, params_of, manifest_path,
                               f"{spec.name}-seed{seed}")
     stable = params_of(spec, plan.stable_steps, seed,
                        schedule_steps=plan.final_budget)
-    latest = _resolve(f"{spec.name} (seed {seed})", stable, stable_dir)
+    what = f"{spec.name} (seed {seed})"
+    latest = _resolve(what, stable, stable_dir)
+    # Finished with no checkpoint: restored from --carry_dir (`carry.py`).
+    carried = latest is None and study_runs.is_done(stable_dir, 0)
+    remedy = None
+    if carried and config.carry_dir:
+        remedy = (f"it came from --carry_dir={config.carry_dir!r}: use "
+                  "another --carry_dir and --runs_dir, or delete "
+                  f"{carry.unit_path(config.carry_dir, spec.name, seed)} "
+                  f"and {stable_dir} to retrain it")
+    elif carried:
+        remedy = (f"its checkpoints are gone (it came from a --carry_dir): "
+                  f"use another --runs_dir, or delete {stable_dir} to "
+                  "retrain it")
     # The stable run may grow (a larger budget): not a setting.
     settings = study_records.pretraining_settings(spec, seed, stable,
                                                   manifest_path)
     settings.pop("trainer.train_steps")
-    study_records.check_pretraining(
-        f"{spec.name} (seed {seed})", stable_dir, settings,
-        reused=bool(latest) or study_runs.is_done(stable_dir, 0))
+    record = study_records.check_pretraining(
+        what, stable_dir, settings,
+        reused=bool(latest) or study_runs.is_done(stable_dir, 0),
+        remedy=remedy)
+    if carried and not study_runs.is_done(stable_dir, plan.stable_steps):
+        raise UserError(
+            f"{what}: {stable_dir} has no checkpoint to train on from to step "
+            f"{plan.stable_steps} (a larger --budgets or lower --reach_from); "
+            f"{remedy}.")
     jobs = [Job(spec, seed, stable, stable_dir, latest, settings,
                 study_runs.Phase(schedule,
                                  forks=tuple(sorted(set(plan.starts)))),
@@ -108,12 +128,26 @@ def _seed_jobs(config, spec, seed, plan, params_of, manifest_path,
                            eval_every=budget,
                            schedule_steps=plan.final_budget)
         branch_dir = os.path.join(stable_dir, f"decay-{budget}")
-        _resolve(f"{spec.name} (seed {seed}, decay to {budget})", params,
-                 branch_dir)
-        jobs.append(Job(spec, seed, params, branch_dir, None,
-                        study_records.pretraining_settings(
-                            spec, seed, params, manifest_path),
-                        study_runs.Phase(schedule, budget=budget), start))
+        branch = f"{spec.name} (seed {seed}, decay to {budget})"
+        _resolve(branch, params, branch_dir)
+        job = Job(spec, seed, params, branch_dir, None,
+                  study_records.pretraining_settings(spec, seed, params,
+                                                     manifest_path),
+                  study_runs.Phase(schedule, budget=budget), start)
+        if study_runs.is_done(branch_dir, budget):
+            # Made from this stable run with these settings, or refused:
+            # a branch's schedule (e.g. --decay_fraction) is not the
+            # stable run's.
+            study_records.check_pretraining(
+                branch, branch_dir,
+                dict(job.settings, stable_run_id=(record or {}).get(
+                    "run_id")),
+                reused=True, remedy=remedy)
+        elif carried:
+            raise UserError(
+                f"{branch}: {stable_dir} has no checkpoint to start this "
+                f"decay from; {remedy}.")
+        jobs.append(job)
     return jobs
 
 

@@ -139,7 +139,7 @@ def first_difference(old, new):
     return (keys[0], old.get(keys[0]), new.get(keys[0])), len(keys)
 
 
-def check_pretraining(what, model_dir, settings, reused):
+def check_pretraining(what, model_dir, settings, reused, remedy=None):
     """Refuses, in one line, to reuse a run made with other settings.
 
     Args:
@@ -148,6 +148,8 @@ def check_pretraining(what, model_dir, settings, reused):
         settings: `pretraining_settings` of what the study asks for now.
         reused: whether anything of the run would be reused (a checkpoint
             or a finished run); a run with nothing to reuse starts afresh.
+        remedy: what the error tells the user to do, if not to use another
+            --runs_dir or delete the run.
 
     Returns:
         The run's record when it may be reused, else None.
@@ -158,8 +160,9 @@ def check_pretraining(what, model_dir, settings, reused):
     if not reused:
         return None
     record = read(model_dir)
-    delete = (f"use another --runs_dir, or delete {model_dir} to retrain it "
-              "(its export and fine-tunings are then redone)")
+    delete = remedy or (
+        f"use another --runs_dir, or delete {model_dir} to retrain it "
+        "(its export and fine-tunings are then redone)")
     if record is None:
         raise UserError(
             f"{what}: {model_dir} has a checkpoint but no {SETTINGS} (made by"

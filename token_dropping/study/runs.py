@@ -354,6 +354,9 @@ def _checkpoint_fields(model_dir):
     (which holds a checksum of every tensor): what tells a checkpoint from
     one trained again under the same name."""
     latest = tf.train.latest_checkpoint(model_dir)
+    if latest is None:
+        raise UserError(f"{model_dir} has no checkpoint, and its "
+                        f"{DONE} names none.")
     return dict(checkpoint=os.path.basename(latest),
                 checkpoint_index_sha256=files.sha256(latest + ".index"))
 
