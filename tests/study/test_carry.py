@@ -54,11 +54,13 @@ def test_keep_then_restore_copies_results_and_no_checkpoint(tmp_path):
     runs, carried, fresh = (str(tmp_path / d) for d in ("runs", "carry",
                                                         "fresh"))
     run_dirs, reading_dirs = _fake_unit(runs, "bert", 1)
-    _write(os.path.join(runs, "timings.json"), '{"a": 1}')
+    _write(os.path.join(runs, "timings.json"),
+           '{"pretraining bert seed 1": 1.0}')
     carry.keep(carried, runs, "bert", 1, run_dirs, reading_dirs)
 
     assert carry.restore(carried, fresh, [("bert", 1), ("bert", 2)]) == [
         ("bert", 1)]
+    assert not [n for n in os.listdir(fresh) if n.startswith(".restoring")]
     restored = _files(fresh)
     assert restored == sorted(
         f for f in _files(runs) if "ckpt-" not in f), restored
@@ -112,7 +114,8 @@ def test_a_listed_file_missing_from_the_carry_is_one_line(tmp_path):
     os.remove(lost)
     with pytest.raises(UserError, match=re.escape(
             "bert-seed1 lists results/pretrain/bert-seed1/decay-20/"
-            "evaluations.jsonl, which is missing (1 of its 9 files are)")) as e:
+            "evaluations.jsonl, which is missing (so are 0 more of the 9 files "
+            "it lists)")) as e:
         carry.restore(carried, fresh, [("bert", 1)])
     assert "\n" not in str(e.value)
     assert not os.path.exists(fresh)
@@ -131,22 +134,44 @@ def test_an_interrupted_restore_is_finished_by_the_next(tmp_path):
 
     assert carry.restore(carried, fresh, [("bert", 1)]) == [("bert", 1)]
     assert os.path.exists(done)
+    assert not os.path.exists(os.path.join(fresh, ".restoring-bert-seed1"))
     assert _files(fresh) == sorted(f for f in _files(runs) if "ckpt-" not in f)
 
 
 def test_carried_timings_join_the_runs_dirs_own(tmp_path):
     runs, carried, fresh = (str(tmp_path / d) for d in ("runs", "carry",
                                                         "fresh"))
-    _write(os.path.join(runs, "timings.json"),
-           '{"pretraining bert seed 1": 60.0, "shared": 1.0}')
+    """Only the restored units' steps join: another unit's time (a run of
+    this runs_dir, still training) would count twice."""
+    _write(os.path.join(runs, "timings.json"), json.dumps({
+        "pretraining bert seed 1": 60.0, "decaying bert seed 1 to 20": 6.0,
+        "reading the probe from bert seed 1 at BERT's 10-step compute": 1.0,
+        "pretraining bert seed 10": 7.0, "pretraining bert seed 2": 5.0,
+        "preparing: data, probe, floor, checks": 9.0}))
     carry.keep(carried, runs, "bert", 1, *_fake_unit(runs, "bert", 1))
-    _write(os.path.join(fresh, "timings.json"),
-           '{"pretraining other seed 1": 30.0, "shared": 2.0}')
-    carry.restore(carried, fresh, [("bert", 1)])
+    _write(os.path.join(fresh, "timings.json"), json.dumps({
+        "pretraining bert seed 2": 30.0, "decaying bert seed 1 to 20": 3.0}))
+    carry.restore(carried, fresh, [("bert", 1), ("bert", 2)])
     with open(os.path.join(fresh, "timings.json")) as f:
-        assert json.load(f) == {"pretraining bert seed 1": 60.0,
-                                "pretraining other seed 1": 30.0,
-                                "shared": 2.0}
+        assert json.load(f) == {
+            "pretraining bert seed 1": 60.0,
+            "decaying bert seed 1 to 20": 3.0,  # its own, kept
+            "reading the probe from bert seed 1 at BERT's 10-step compute":
+                1.0,
+            "pretraining bert seed 2": 30.0}
+
+
+def test_a_marker_without_its_list_is_removed(tmp_path, caplog):
+    runs, carried, fresh = (str(tmp_path / d) for d in ("runs", "carry",
+                                                        "fresh"))
+    carry.keep(carried, runs, "bert", 1, *_fake_unit(runs, "bert", 1))
+    _write(os.path.join(fresh, ".restoring-bert-seed1"), "")
+    os.remove(os.path.join(carried, "units", "bert-seed1.json"))
+    with caplog.at_level("WARNING", logger="absl"):
+        assert carry.restore(carried, fresh, [("bert", 1)]) == []
+    assert not os.path.exists(os.path.join(fresh, ".restoring-bert-seed1"))
+    assert "restored in part from a carry dir that no longer lists it" in (
+        caplog.text)
 
 
 def test_the_committed_carry_dirs_restore_whole(tmp_path):
@@ -246,10 +271,27 @@ def test_a_carried_study_continues_on_a_fresh_runs_dir(tmp_path, caplog,
                                  output_dir=str(tmp_path / "out_larger"))
     monkeypatch.chdir(_machine(tmp_path, 5))
     with pytest.raises(UserError, match=r"bert \(seed 1\): runs/pretrain/"
-                       r"bert-seed1 has no checkpoint to train on from to "
-                       r"step \d+ \(a larger --budgets or lower --reach_from"
-                       r"\); it came from --carry_dir") as e:
+                       r"bert-seed1 has no checkpoint, and this study trains "
+                       r"it on to step \d+ \(a larger --budgets\); it came "
+                       r"from --carry_dir") as e:
         study.run_study(larger)
+    assert "\n" not in str(e.value)
+    # A new branch (a lower --reach_from) needs a fork the carry has not.
+    lower = dataclasses.replace(larger, budgets=None, reach_from=0.9)
+    with pytest.raises(UserError, match=r"token_drop \(seed 1, decay to "
+                       r"\d+\): runs/pretrain/token_drop-seed1 has no "
+                       r"checkpoint to start this decay from; it came from "
+                       r"--carry_dir") as e:
+        study.run_study(lower)
+    assert "\n" not in str(e.value)
+    # A fine-tuned probe starts from a checkpoint: refused before training,
+    # also without --carry_dir on a runs_dir it filled before.
+    finetuned = dataclasses.replace(larger, budgets=None, carry_dir="",
+                                    probe="source")
+    with pytest.raises(UserError, match=r"bert \(seed 1\): runs/pretrain/"
+                       r"bert-seed1 has no checkpoint, and fine-tuning the "
+                       r"probe starts from one; use --probe=cloze") as e:
+        study.run_study(finetuned)
     assert "\n" not in str(e.value)
     assert not glob.glob(os.path.join("runs", "pretrain", "**", "ckpt-*"),
                          recursive=True)

@@ -122,6 +122,13 @@ def fork_seconds(stable_dir, step):
         return json.load(f)["wall_seconds"]
 
 
+def kept_forks(stable_dir):
+    """The steps at which the stable run kept its checkpoint for branches."""
+    return sorted(int(os.path.basename(marker)[len("ckpt-"):-len(".json")])
+                  for marker in tf.io.gfile.glob(fork_path(stable_dir,
+                                                           "*.json")))
+
+
 def latest_fork(stable_dir, step):
     """The step of the stable run's last kept checkpoint at or before
     `step`.
@@ -129,9 +136,8 @@ def latest_fork(stable_dir, step):
     Raises:
         UserError: there is none.
     """
-    steps = [int(os.path.basename(marker)[len("ckpt-"):-len(".json")])
-             for marker in tf.io.gfile.glob(fork_path(stable_dir, "*.json"))]
-    fork = max((s for s in steps if s <= step), default=None)
+    fork = max((s for s in kept_forks(stable_dir) if s <= step),
+               default=None)
     if fork is None:
         raise UserError(
             f"{stable_dir} has no checkpoint at or before step {step}, where "

@@ -18,8 +18,8 @@ restored. A unit is restored only where the new `runs_dir` has no run of it
 (never mixed with runs made there), all its files or none: a listed file
 missing from the carry stops the study in one line before anything is
 copied, and a restore interrupted half way is finished by the next one.
-A restored file never replaces one already there; the carried timings add
-the steps the new `runs_dir` has no time for.
+A restored file never replaces one already there; the carried timings of
+the restored units' steps are added where the new `runs_dir` has none.
 
 A carried (model, seed) has no checkpoints: the study reads it and never
 trains from it. A larger `--budgets` or lower `--reach_from` needs its
@@ -28,6 +28,7 @@ stable run's checkpoints, and stops in one line (`annealing.latest_fork`).
 
 import json
 import os
+import re
 
 import tensorflow as tf
 from absl import logging
@@ -64,6 +65,11 @@ def keep(carry_dir, runs_dir, model, seed, run_dirs, reading_dirs):
     """Copies a finished (model, seed)'s results into `carry_dir`: the
     files of `run_dirs` (its stable run and branches) and `reading_dirs`
     (its probe readings), then the study's timings, then its list."""
+    # A unit being replaced (a run of it made again here) is not listed
+    # until all its new files are in.
+    listed = unit_path(carry_dir, model, seed)
+    if tf.io.gfile.exists(listed):
+        tf.io.gfile.remove(listed)
     names = []
     for directory, kinds in ([(d, RUN_FILES) for d in run_dirs]
                              + [(d, READING_FILES) for d in reading_dirs]):
@@ -97,6 +103,10 @@ def restore(carry_dir, runs_dir, units):
         path = unit_path(carry_dir, model, seed)
         marker = os.path.join(runs_dir, RESTORING.format(unit=unit))
         if not tf.io.gfile.exists(path):
+            if tf.io.gfile.exists(marker):  # its list was deleted since
+                logging.warning("study: %s was restored in part from a "
+                                "carry dir that no longer lists it.", unit)
+                tf.io.gfile.remove(marker)
             continue
         stable_dir = os.path.join(runs_dir, "pretrain", unit)
         if (tf.io.gfile.exists(stable_dir)
@@ -111,9 +121,9 @@ def restore(carry_dir, runs_dir, units):
             raise UserError(
                 f"--carry_dir={carry_dir!r}: {unit} lists "
                 f"{os.path.join(RESULTS, missing[0])}, which is missing "
-                f"({len(missing)} of its {len(names)} files are); restore "
-                f"the carry dir whole, or delete {path} to train {unit} "
-                "again.")
+                f"(so are {len(missing) - 1} more of the {len(names)} files "
+                f"it lists); restore the carry dir whole, or delete {path} "
+                f"to train {unit} again.")
         tf.io.gfile.makedirs(runs_dir)
         files.write_text(marker, "")
         for name in names:  # in `keep`'s order: each run's marker last
@@ -124,7 +134,7 @@ def restore(carry_dir, runs_dir, units):
         restored.append((model, seed))
     if restored:
         _merge_timings(os.path.join(carry_dir, RESULTS, TIMINGS),
-                       os.path.join(runs_dir, TIMINGS))
+                       os.path.join(runs_dir, TIMINGS), restored)
     return restored
 
 
@@ -145,15 +155,22 @@ def _warn_if_another_run(carry_dir, stable_dir, unit):
             stable_dir, unit, carry_dir)
 
 
-def _merge_timings(carried, timings):
-    """Adds the carried steps' seconds `timings` has none for."""
+def _merge_timings(carried, timings, units):
+    """Adds the carried seconds of `units`' steps (`timing.StudyProgress`
+    names each "... MODEL seed SEED ...") that `timings` has none for."""
     if not tf.io.gfile.exists(carried):
         return
     with tf.io.gfile.GFile(carried) as f:
-        merged = json.load(f)
+        seconds = json.load(f)
+    merged = {}
     if tf.io.gfile.exists(timings):
         with tf.io.gfile.GFile(timings) as f:
-            merged.update(json.load(f))
+            merged = json.load(f)
+    ours = [re.compile(rf"(^| ){re.escape(model)},? seed {seed}( |$)")
+            for model, seed in units]
+    for what, value in seconds.items():
+        if what not in merged and any(p.search(what) for p in ours):
+            merged[what] = value
     files.write_json(timings, merged, indent=1)
 
 

@@ -52,6 +52,7 @@ import time
 import tensorflow as tf
 from absl import logging
 
+from token_dropping.common.errors import UserError
 from token_dropping.data import glue as glue_data
 from token_dropping.study import carry
 from token_dropping.study import bag_of_words
@@ -75,7 +76,6 @@ from token_dropping.study.config import MODELS  # noqa: F401
 from token_dropping.study.config import PROBES  # noqa: F401
 from token_dropping.study.config import QUICK  # noqa: F401
 from token_dropping.study.config import StudyConfig  # noqa: F401
-from token_dropping.common.errors import UserError
 from token_dropping.study.config import check_config
 from token_dropping.study.config import model_specs
 from token_dropping.study.config import resolve_config
@@ -220,8 +220,9 @@ def _run(config, command, watch):
                                     job.settings, phase)
         progress.finished(what, flops * job.steps, not was_done)
         unit = [j for j in jobs if (j.spec, j.seed) == (spec, seed)]
-        # The pair's last run: a SIGTERM is acted on once its results are
-        # read and kept (seconds), so a machine stopped then loses nothing.
+        # The pair's last run: a SIGTERM is acted on once its probe is read
+        # and its results kept (a minute or two at the frontier's size), so
+        # a machine stopped then loses nothing of the pair.
         last = zero_shot and job is unit[-1]
         if not last:
             watch.check(what)
@@ -233,17 +234,16 @@ def _run(config, command, watch):
             points.setdefault((spec.name, seed), []).append((
                 at_bert[share], job.model_dir,
                 study_runs.train_flops_at(job.params, job.phase.budget)))
-        if job.fork is not None and job.phase.budget == plan.final_budget:
-            exports[spec.name, seed] = _export(config, spec, seed, job,
-                                               info.vocab_file)
-            if not last:
-                watch.check(f"exporting {spec.name} seed {seed}")
-        if last:
+        if last:  # the export (a minute) comes after the pair is kept
             result_dirs = read_zero_shot(spec.name, seed, check=False)
             if config.carry_dir:
                 carry.keep(config.carry_dir, config.runs_dir, spec.name,
                            seed, [j.model_dir for j in unit], result_dirs)
             watch.check(f"{what}, reading the probe from it")
+        if job.fork is not None and job.phase.budget == plan.final_budget:
+            exports[spec.name, seed] = _export(config, spec, seed, job,
+                                               info.vocab_file)
+            watch.check(f"exporting {spec.name} seed {seed}")
 
     if zero_shot:
         read_zero_shot("random_init", 0)

@@ -15,6 +15,7 @@ from absl import logging
 from token_dropping.common.errors import UserError
 from token_dropping.study import annealing
 from token_dropping.study import carry
+from token_dropping.study import probe_tasks
 from token_dropping.study import records as study_records
 from token_dropping.study import runs as study_runs
 from token_dropping.study import scaling
@@ -93,8 +94,10 @@ def _seed_jobs(config, spec, seed, plan, params_of, manifest_path,
                        schedule_steps=plan.final_budget)
     what = f"{spec.name} (seed {seed})"
     latest = _resolve(what, stable, stable_dir)
-    # Finished with no checkpoint: restored from --carry_dir (`carry.py`).
-    carried = latest is None and study_runs.is_done(stable_dir, 0)
+    # Finished with no checkpoint and no fork: restored from --carry_dir
+    # (`carry.py`), which never carries checkpoints.
+    carried = (latest is None and study_runs.is_done(stable_dir, 0)
+               and not annealing.kept_forks(stable_dir))
     remedy = None
     if carried and config.carry_dir:
         remedy = (f"it came from --carry_dir={config.carry_dir!r}: use "
@@ -115,9 +118,14 @@ def _seed_jobs(config, spec, seed, plan, params_of, manifest_path,
         remedy=remedy)
     if carried and not study_runs.is_done(stable_dir, plan.stable_steps):
         raise UserError(
-            f"{what}: {stable_dir} has no checkpoint to train on from to step "
-            f"{plan.stable_steps} (a larger --budgets or lower --reach_from); "
+            f"{what}: {stable_dir} has no checkpoint, and this study trains "
+            f"it on to step {plan.stable_steps} (a larger --budgets); "
             f"{remedy}.")
+    if carried and not probe_tasks.zero_shot(config):
+        raise UserError(
+            f"{what}: {stable_dir} has no checkpoint, and fine-tuning the "
+            f"probe starts from one; use --probe=cloze (read from the "
+            f"model as it is), or {remedy}.")
     jobs = [Job(spec, seed, stable, stable_dir, latest, settings,
                 study_runs.Phase(schedule,
                                  forks=tuple(sorted(set(plan.starts)))),
