@@ -209,6 +209,12 @@ def _csv(config, name):
         return f.read()
 
 
+def _refused_in_one_line(config, pattern):
+    with pytest.raises(UserError, match=pattern) as e:
+        study.run_study(config)
+    assert "\n" not in str(e.value)
+
+
 def _machine(tmp_path, number):
     path = tmp_path / f"machine{number}"
     path.mkdir()
@@ -258,11 +264,9 @@ def test_a_carried_study_continues_on_a_fresh_runs_dir(tmp_path, caplog,
     other = dataclasses.replace(second, learning_rate=0.01,
                                 output_dir=str(tmp_path / "out_lr"))
     monkeypatch.chdir(_machine(tmp_path, 3))
-    with pytest.raises(UserError, match=r"bert \(seed 1\): .* was trained "
-                       r"with trainer.optimizer_config.* it came from "
-                       r"--carry_dir=.*: use another --carry_dir") as e:
-        study.run_study(other)
-    assert "\n" not in str(e.value)
+    _refused_in_one_line(other, r"bert \(seed 1\): .* was trained with "
+                         r"trainer.optimizer_config.* it came from "
+                         r"--carry_dir=.*: use another --carry_dir")
     assert not os.path.exists(other.output_dir)
 
     # A larger budget needs the stable runs' checkpoints: one line, before
@@ -270,29 +274,23 @@ def test_a_carried_study_continues_on_a_fresh_runs_dir(tmp_path, caplog,
     larger = dataclasses.replace(second, budgets=(10, 20, 30),
                                  output_dir=str(tmp_path / "out_larger"))
     monkeypatch.chdir(_machine(tmp_path, 5))
-    with pytest.raises(UserError, match=r"bert \(seed 1\): runs/pretrain/"
-                       r"bert-seed1 has no checkpoint, and this study trains "
-                       r"it on to step \d+ \(a larger --budgets\); it came "
-                       r"from --carry_dir") as e:
-        study.run_study(larger)
-    assert "\n" not in str(e.value)
+    _refused_in_one_line(larger, r"bert \(seed 1\): runs/pretrain/bert-seed1 "
+                         r"has no checkpoint, and this study trains it on to "
+                         r"step \d+ \(a larger --budgets\); it came from "
+                         r"--carry_dir")
     # A new branch (a lower --reach_from) needs a fork the carry has not.
-    lower = dataclasses.replace(larger, budgets=None, reach_from=0.9)
-    with pytest.raises(UserError, match=r"token_drop \(seed 1, decay to "
-                       r"\d+\): runs/pretrain/token_drop-seed1 has no "
-                       r"checkpoint to start this decay from; it came from "
-                       r"--carry_dir") as e:
-        study.run_study(lower)
-    assert "\n" not in str(e.value)
+    _refused_in_one_line(
+        dataclasses.replace(larger, budgets=None, reach_from=0.9),
+        r"token_drop \(seed 1, decay to \d+\): runs/pretrain/"
+        r"token_drop-seed1 has no checkpoint to start this decay from; it "
+        r"came from --carry_dir")
     # A fine-tuned probe starts from a checkpoint: refused before training,
     # also without --carry_dir on a runs_dir it filled before.
-    finetuned = dataclasses.replace(larger, budgets=None, carry_dir="",
-                                    probe="source")
-    with pytest.raises(UserError, match=r"bert \(seed 1\): runs/pretrain/"
-                       r"bert-seed1 has no checkpoint, and fine-tuning the "
-                       r"probe starts from one; use --probe=cloze") as e:
-        study.run_study(finetuned)
-    assert "\n" not in str(e.value)
+    _refused_in_one_line(
+        dataclasses.replace(larger, budgets=None, carry_dir="",
+                            probe="source"),
+        r"bert \(seed 1\): runs/pretrain/bert-seed1 has no checkpoint, and "
+        r"fine-tuning the probe starts from one; use --probe=cloze")
     assert not glob.glob(os.path.join("runs", "pretrain", "**", "ckpt-*"),
                          recursive=True)
 

@@ -22,8 +22,9 @@ A restored file never replaces one already there; the carried timings of
 the restored units' steps are added where the new `runs_dir` has none.
 
 A carried (model, seed) has no checkpoints: the study reads it and never
-trains from it. A larger `--budgets` or lower `--reach_from` needs its
-stable run's checkpoints, and stops in one line (`annealing.latest_fork`).
+trains from it. A larger `--budgets`, a new decay branch (a lower
+`--reach_from`) or a fine-tuned probe needs them, and the plan refuses it
+in one line before anything trains (`jobs.py`).
 """
 
 import json
@@ -141,14 +142,12 @@ def restore(carry_dir, runs_dir, units):
 def _warn_if_another_run(carry_dir, stable_dir, unit):
     """Logs when `runs_dir` has its own run of a carried unit: the carried
     one is replaced by it when it finishes (`keep`)."""
-    carried = os.path.join(carry_dir, RESULTS, "pretrain", unit,
-                           study_records.SETTINGS)
+    carried = study_records.read(os.path.join(carry_dir, RESULTS,
+                                              "pretrain", unit))
     own = study_records.read(stable_dir)
-    if not tf.io.gfile.exists(carried) or own is None:
+    if carried is None or own is None:
         return
-    with tf.io.gfile.GFile(carried) as f:
-        carried_id = json.load(f).get("run_id")
-    if carried_id != own.get("run_id"):
+    if carried.get("run_id") != own.get("run_id"):
         logging.warning(
             "study: %s has its own run of %s, not the one in --carry_dir=%s; "
             "the carried one is replaced by it when it finishes.",

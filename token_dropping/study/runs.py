@@ -203,11 +203,16 @@ def _write_rows(model_dir, rows):
 def is_done(model_dir, steps):
     """Whether the run finished `steps` or more (a stable run asked to go
     further, for a larger budget, trains on)."""
+    done = _read_done(model_dir)
+    return done is not None and done["steps"] >= steps
+
+
+def _read_done(model_dir):
+    """The run's `study_done.json`, or None before it finished."""
     path = os.path.join(model_dir, DONE)
-    if not tf.io.gfile.exists(path):
-        return False
-    with tf.io.gfile.GFile(path) as f:
-        return json.load(f)["steps"] >= steps
+    if tf.io.gfile.exists(path):
+        with tf.io.gfile.GFile(path) as f:
+            return json.load(f)
 
 
 def train_flops_at(params, step):
@@ -367,17 +372,13 @@ def final_checkpoint(model_dir):
     gone (a carried result, `carry.py`) is still named. A run finished
     before the marker named it gets the names from its checkpoint, added to
     the marker; one unfinished, from its latest checkpoint."""
-    path = os.path.join(model_dir, DONE)
-    done = None
-    if tf.io.gfile.exists(path):
-        with tf.io.gfile.GFile(path) as f:
-            done = json.load(f)
+    done = _read_done(model_dir)
     if done and "checkpoint" in done:
         return dict(checkpoint=done["checkpoint"],
                     checkpoint_index_sha256=done["checkpoint_index_sha256"])
     fields = _checkpoint_fields(model_dir)
     if done:
-        files.write_json(path, dict(done, **fields))
+        files.write_json(os.path.join(model_dir, DONE), dict(done, **fields))
     return fields
 
 
