@@ -71,7 +71,7 @@ def main(argv):
     print(f"Exported {result.source_checkpoint} (step {result.global_step}) "
           f"to {result.output_dir}")
     print(f"Fine-tune: python tools/train.py "
-          "--experiment=bert/sentence_prediction "
+          "--experiment=bert/sentence_prediction --mode=train_and_eval "
           "--config_file=experiments/glue_sst2_finetune.yaml "
           f"--config_file={result.encoder_yaml} "
           f"--params_override=task.init_checkpoint={result.output_dir},"

@@ -12,12 +12,15 @@ import glob
 import inspect
 import json
 import os
+import shlex
 import shutil
 
 import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras
+from absl import flags
+from official.common import flags as tfm_flags
 from official.core import exp_factory
 from official.core import task_factory
 from official.core import train_utils
@@ -33,6 +36,7 @@ from helpers import SHRINK_VOCAB as VOCAB
 from helpers import ROOT, importance_in, padded_inputs, pretraining_model
 from helpers import run_tool, write_vocab
 from in_process import tool_in_process
+from token_dropping.train import driver as training
 from token_dropping.train import run_data
 from token_dropping.common.errors import UserError
 from token_dropping.model.encoder import TokenDropBertEncoder
@@ -450,6 +454,35 @@ def test_cli_bad_input_is_one_line_without_traceback(run, tmp_path):
     assert "Traceback" not in result.stderr
     assert os.listdir(output_dir) == ["keep.txt"]
     shutil.rmtree(output_dir)
+
+
+def test_the_printed_finetune_command_parses_with_its_mode(run, tmp_path,
+                                                          monkeypatch):
+    """The `Fine-tune:` line parses with train.py's flags into a config (a
+    mode included: train.py has no default one), its `...` data paths
+    filled in as a user would. (The shrunken run's 32 positions are too few
+    for the YAML's sequences: check_params would refuse them, rightly.)"""
+    output_dir = str(tmp_path / "bert")
+    result = tool_in_process(
+        "export_bert.py", f"--model_dir={run['model_dir']}",
+        f"--output_dir={output_dir}", "--nohuggingface")
+    assert result.returncode == 0, result.stderr[-3000:]
+    [line] = [line for line in result.stdout.splitlines()
+              if line.startswith("Fine-tune: ")]
+    tool, *argv = shlex.split(line[len("Fine-tune: python "):])
+    assert tool == "tools/train.py", line
+    argv = [a.replace("=...", "=/data/records") for a in argv]
+    monkeypatch.chdir(ROOT)  # the command's experiments/ path
+    if "experiment" not in flags.FLAGS:
+        tfm_flags.define_flags()
+    try:
+        flags.FLAGS.unparse_flags()
+        flags.FLAGS(["train.py", *argv])
+        params = training.params_from_flags(flags.FLAGS)
+        assert flags.FLAGS.mode == "train_and_eval"
+        assert params.task.init_checkpoint == output_dir
+    finally:
+        flags.FLAGS.unparse_flags()
 
 
 def test_the_runs_own_records_decide_lower_case_and_a_smaller_vocab_exports(
