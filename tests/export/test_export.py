@@ -264,7 +264,7 @@ def test_finetuning_needs_data_the_default_corpus_is_for_pretraining():
     params = exp_factory.get_exp_config("bert/sentence_prediction")
     with pytest.raises(UserError, match=(
             "task.train_data.input_path is empty; fine-tuning needs its data"
-            ".*create_finetuning_data.py")):
+            ": make records with tools/finetuning_data.py for GLUE")):
         run_data.resolve_data(params, "train")
 
 

@@ -101,13 +101,16 @@ def test_model_garden_fake_data_is_left_alone():
 
 def test_fine_tuning_needs_its_data():
     params = exp_factory.get_exp_config("bert/sentence_prediction")
+    # GLUE's TSV files go through our tool: Model Garden's script reads GLUE
+    # only from TFDS.
+    advice = (r"records with tools/finetuning_data.py for GLUE, or Model "
+              r"Garden's official/nlp/data/create_finetuning_data.py for "
+              r"SQuAD \(docs/export.md, \"Fine-tuning on GLUE and SQuAD\"\)")
     with pytest.raises(UserError, match=(
             r"^task.train_data.input_path is empty; fine-tuning needs its "
-            r"data: make records with Model Garden's .*"
-            r"create_finetuning_data.py")):
+            rf"data: make {advice} and pass --params_override=")):
         resolve_data(params, "train")
     params.task.train_data.input_path = "/no/such/dir/train-*"
     with pytest.raises(UserError, match=(
-            r"no file matches '/no/such/dir/train-\*'. Make records with "
-            r"official/nlp/data/create_finetuning_data.py")):
+            rf"no file matches '/no/such/dir/train-\*'. Make {advice}\.$")):
         resolve_data(params, "train")

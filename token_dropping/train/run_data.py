@@ -38,6 +38,12 @@ from token_dropping.train.params import is_pretraining
 from token_dropping.train.params import uses
 
 _SPECIAL_LISTS = ("token_allow_list", "token_deny_list")
+# Where fine-tuning records come from (Model Garden's script reads GLUE only
+# from TFDS, so GLUE's TSV files go through our tool).
+_FINETUNING_RECORDS = (
+    "records with tools/finetuning_data.py for GLUE, or Model Garden's "
+    "official/nlp/data/create_finetuning_data.py for SQuAD (docs/export.md, "
+    "\"Fine-tuning on GLUE and SQuAD\")")
 
 
 def resolve_data(params, mode, cache_dir=None):
@@ -71,10 +77,8 @@ def _use_default_corpus(params, mode, cache_dir):
     if not is_pretraining(params):
         raise UserError(
             f"task.{empty[0]}.input_path is empty; fine-tuning needs its "
-            "data: make records with Model Garden's "
-            "official/nlp/data/create_finetuning_data.py (docs/export.md, "
-            "\"Fine-tuning on GLUE and SQuAD\")"
-            f" and pass --params_override=task.{empty[0]}.input_path=...")
+            f"data: make {_FINETUNING_RECORDS} and pass "
+            f"--params_override=task.{empty[0]}.input_path=...")
     shape = getattr(params.task, empty[0])
     encoder = encoder_config(params)
     logging.info(
@@ -110,9 +114,7 @@ def _glob(params, name, data):
                 + ("Build records with tools/prepare_data.py, or leave "
                    "input_path empty for the embedded default corpus."
                    if is_pretraining(params) else
-                   "Make records with official/nlp/data/"
-                   "create_finetuning_data.py (docs/export.md, \"Fine-tuning "
-                   "on GLUE and SQuAD\")."))
+                   f"Make {_FINETUNING_RECORDS}."))
         files += sorted(matches)
     return files
 
