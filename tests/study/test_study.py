@@ -41,7 +41,9 @@ STUDY = os.path.join(ROOT, "tools", "study.py")
     (dict(seeds=True), "--seeds=True must be a positive integer"),
     (dict(size="huge"), "--size='huge' is not one of tiny, mini, base, large"),
     (dict(models=("bert",)), "needs at least two different models"),
-    (dict(models=("bert", "bogus")), "'bogus' is neither one of bert, "),
+    (dict(models=("bert", "bogus")), "'bogus' is neither one of bert, "
+     "token_drop, token_drop_random nor a registered experiment (bert_base, "
+     "bert_large, bert_mini, bert_tiny, token_drop_bert/pretraining, "),
     (dict(learning_rate=float("nan")), "--learning_rate=nan must be a"),
     (dict(warmup_steps=1000), "--budgets: total_steps=400: its decay would "
      "start at step 360, inside the warmup of 1000 steps"),

@@ -221,14 +221,13 @@ def check_config(config):
     if len(names) < 2 or len(set(names)) != len(names):
         raise UserError(f"--models={','.join(names)!r} needs at least two "
                         "different models, one of them BERT (the baseline).")
-    registered = set(training.registered_experiments())
+    registered = training.registered_experiments()
     for full_name in names:
         name, settings = study_sweep.split_name(full_name)
         if name not in MODELS and name not in registered:
             raise UserError(
                 f"--models: {name!r} is neither one of {', '.join(MODELS)} "
-                "nor a registered experiment (tools/train.py --helpfull "
-                "lists them).")
+                f"nor a registered experiment ({', '.join(registered)}).")
         if name not in MODELS and not experiment_kind(name):
             raise UserError(
                 f"--models: {name!r} is a registered experiment but not a "
