@@ -198,7 +198,10 @@ def test_unmapped_variable_is_one_line_and_nothing_written(run, tmp_path):
     message = str(error.value)
     assert message.startswith("Hugging Face folder: the checkpoint's "
                               "variable next_sentence"), message
-    assert "has no Hugging Face BERT name" in message
+    assert ("is not one of BERT's encoder or MLM-head variables (a "
+            "next-sentence head's, say), so Hugging Face's BERT has no name "
+            "for it") in message
+    assert "TABLE" not in message and "hf.py" not in message
     assert message.endswith("export with --nohuggingface.")
     assert "\n" not in message
     assert not (tmp_path / "out").exists()
@@ -214,7 +217,8 @@ def test_unmapped_variable_is_one_line_and_nothing_written(run, tmp_path):
 
 def test_table_refuses_unknown_and_missing_variables():
     with pytest.raises(UserError, match=(
-            r"variable encoder/_extra/kernel \[2, 2\] has no Hugging Face")):
+            r"variable encoder/_extra/kernel \[2, 2\] is not one of BERT's "
+            r"encoder or MLM-head variables")):
         hf.to_hf_tensors({"encoder/_extra/kernel": np.zeros((2, 2))}, 1)
     with pytest.raises(UserError, match=(
             "lacks 1 variables Hugging Face's BERT needs, e.g. "

@@ -219,8 +219,10 @@ def to_hf_tensors(variables, num_layers):
         if found is None:
             raise UserError(
                 f"the checkpoint's variable {path} "
-                f"{list(variables[path].shape)} has no Hugging Face BERT name "
-                "(token_dropping/export/hf.py TABLE); export with --nohuggingface.")
+                f"{list(variables[path].shape)} is not one of BERT's encoder "
+                "or MLM-head variables (a next-sentence head's, say), so "
+                "Hugging Face's BERT has no name for it; export with "
+                "--nohuggingface.")
         name, layout = found
         if name == TIED:
             if words is None or not np.array_equal(variables[path], words):
