@@ -195,11 +195,14 @@ SHRINK = (
     "runtime.enable_xla=false")
 
 
-def overrides(records, train_steps, extra=""):
+def overrides(records, train_steps, extra="", decay_steps=None):
+    """SHRINK for `records` (train, validation); the learning rate decays over
+    `decay_steps` (default: `train_steps`). A run extended by a rerun keeps
+    the decay it started with: a rerun may not change it (`recorded_run`)."""
     train, valid = records
     text = (f"{SHRINK},trainer.train_steps={train_steps},"
             f"trainer.optimizer_config.learning_rate.polynomial.decay_steps="
-            f"{train_steps},task.train_data.input_path={train},"
+            f"{decay_steps or train_steps},task.train_data.input_path={train},"
             f"task.validation_data.input_path={valid}")
     return text + ("," + extra if extra else "")
 

@@ -101,7 +101,8 @@ def test_two_workers_match_one_process_and_resume(records, tmp_path):
             "--experiment=token_drop_bert_tiny", "--mode=train",
             f"--model_dir={model_dir}", "--params_override=" + overrides(
                 records, steps,
-                f"{same},runtime.distribution_strategy=multi_worker_mirrored")])
+                f"{same},runtime.distribution_strategy=multi_worker_mirrored",
+                decay_steps=6)])
         for code, log, _, _ in results:
             assert code == 0, log[-3000:]
         return results
@@ -112,7 +113,8 @@ def test_two_workers_match_one_process_and_resume(records, tmp_path):
             f"--model_dir={tmp_path / 'one_process'}",
             "--params_override=" + overrides(
                 records, steps,
-                f"{same},runtime.distribution_strategy=one_device"))
+                f"{same},runtime.distribution_strategy=one_device",
+                decay_steps=6))
         assert result.returncode == 0, result.stderr[-3000:]
         return importance_in(tf.train.latest_checkpoint(
             str(tmp_path / "one_process")))

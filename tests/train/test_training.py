@@ -48,10 +48,11 @@ def test_train_and_eval_end_to_end_then_resume(records, tmp_path):
 
     # The same command with more steps continues from step 4 (train.py's
     # main in this process, with absl's log lines: no second process start).
+    more_steps = overrides(records, 6, decay_steps=4)
     second = tool_in_process("train.py", "--experiment=token_drop_bert_tiny",
                              "--mode=train_and_eval",
                              f"--model_dir={model_dir}",
-                             f"--params_override={overrides(records, 6)}")
+                             f"--params_override={more_steps}")
     assert second.returncode == 0, second.stderr[-3000:]
     assert "Resuming from" in second.stderr and "(step 4 of 6)" in second.stderr
     assert "step 6/6" in second.stderr and "step 2/6" not in second.stderr
@@ -139,18 +140,32 @@ def test_bad_input_leaves_an_existing_checkpoint_alone(run, records,
                               "token_keep_k=64"))
     assert bad.returncode != 0 and "token_keep_k=64 exceeds" in bad.stderr
     # Another architecture in the same model_dir: refused before params.yaml
-    # is overwritten, naming the variable and both shapes.
+    # is overwritten, naming the setting its params.yaml records.
+    wider_override = "--params_override=" + overrides(
+        records, 2, "task.model.encoder.any.hidden_size=32")
     wider = tool_in_process("train.py", "--experiment=token_drop_bert_tiny",
                             "--mode=train", f"--model_dir={model_dir}",
-                            "--params_override=" + overrides(
-                                records, 4, "task.model.encoder.any."
-                                "hidden_size=32"))
+                            wider_override)
+    last = wider.stderr.strip().splitlines()[-1]
+    assert wider.returncode != 0 and "Traceback" not in wider.stderr, last
+    assert ("holds a run trained with task.model.encoder.any.hidden_size=16"
+            in last and "asks for task.model.encoder.any.hidden_size=32"
+            in last), last
+    assert {p: os.path.getmtime(p)
+            for p in glob.glob(f"{model_dir}/*")} == before
+    # A checkpoint with no params.yaml (copied in): the variable and both
+    # shapes are named, before params.yaml is written.
+    copied = tmp_path / "copied"
+    shutil.copytree(run["model_dir"], copied)
+    os.remove(copied / "params.yaml")
+    wider = tool_in_process("train.py", "--experiment=token_drop_bert_tiny",
+                            "--mode=train", f"--model_dir={copied}",
+                            wider_override)
     last = wider.stderr.strip().splitlines()[-1]
     assert wider.returncode != 0 and "Traceback" not in wider.stderr, last
     assert re.search(r"does not fit this configuration: encoder/.*has shape "
                      r"\[.*16.*\] there but \[.*32.*\] here", last), last
-    assert {p: os.path.getmtime(p)
-            for p in glob.glob(f"{model_dir}/*")} == before
+    assert not (copied / "params.yaml").exists()
 
 
 @pytest.mark.parametrize("name", [

@@ -36,6 +36,7 @@ import tensorflow as tf
 from token_dropping.common import files
 from token_dropping.data import dataset_info
 from token_dropping.common.errors import UserError
+from token_dropping.train.recorded_run import flatten
 
 SETTINGS = "study_settings.json"
 # Config keys that do not change a run's numbers: data paths (the records'
@@ -57,18 +58,6 @@ NOT_SETTINGS = frozenset({
 # Of `runtime`, only what changes the arithmetic.
 RUNTIME_SETTINGS = frozenset({"runtime.mixed_precision_dtype",
                               "runtime.loss_scale"})
-
-
-def flatten(tree, prefix=""):
-    """A nested dict as one dict of dotted keys; values as JSON reads them."""
-    flat = {}
-    for key, value in tree.items():
-        name = f"{prefix}.{key}" if prefix else str(key)
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, name))
-        else:
-            flat[name] = json.loads(json.dumps(value))
-    return flat
 
 
 def data_fingerprint(manifest_path):

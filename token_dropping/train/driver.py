@@ -55,6 +55,7 @@ from token_dropping.train.resume_data import fix_data_seed
 from token_dropping.train.resume_data import train_dataset_fn
 from token_dropping.train.params import encoder_config
 from token_dropping.train import random_state
+from token_dropping.train import recorded_run
 from token_dropping.train.run_data import resolve_data
 from token_dropping.train.runner import ExperimentRunner
 from token_dropping.train.summaries import TokenDropSummaries
@@ -107,6 +108,9 @@ def params_from_flags(flags_obj):
     for path in flags_obj.config_file or []:
         if not tf.io.gfile.exists(path):
             raise UserError(f"--config_file={path!r}: no such file.")
+        if tf.io.gfile.isdir(path):
+            raise UserError(f"--config_file={path!r} is a directory; give a "
+                            "YAML file, e.g. its params.yaml.")
     try:
         params = train_utils.parse_configuration(flags_obj, lock_return=False,
                                                  print_return=False)
@@ -130,14 +134,18 @@ def params_from_flags(flags_obj):
     return params
 
 
-def fill_schedule_steps(params):
-    """A keep_k schedule's fractions refer to this run's train steps, unless
-    `task.keep_k_schedule_steps` names others; written to params.yaml."""
+def fill_schedule_steps(params, recorded=None):
+    """A keep_k schedule's fractions refer to the run's train steps, unless
+    `task.keep_k_schedule_steps` names others; written to params.yaml. A
+    resumed run keeps the steps it started with (`recorded`: the resumed
+    run's `recorded_run.read`), so a rerun with more `trainer.train_steps`
+    continues at the stage the uninterrupted run would be at."""
     task = params.task
     encoder = encoder_config(params)
     if (getattr(encoder, "keep_k_schedule", None)
             and not getattr(task, "keep_k_schedule_steps", 1)):
-        task.keep_k_schedule_steps = params.trainer.train_steps
+        task.keep_k_schedule_steps = ((recorded or {}).get(
+            "task.keep_k_schedule_steps") or params.trainer.train_steps)
 
 
 def resolve(params, mode, model_dir, cache_dir=None):
@@ -146,11 +154,16 @@ def resolve(params, mode, model_dir, cache_dir=None):
     if mode not in MODES:
         raise UserError(f"mode={mode!r} is not one of {', '.join(MODES)}.")
     run_checks.check_model_dir(model_dir)
+    latest = (tf.train.latest_checkpoint(model_dir)
+              if tf.io.gfile.isdir(model_dir) else None)
+    # The run a training rerun resumes, as params.yaml records it.
+    recorded = (recorded_run.read(model_dir) if latest and "train" in mode
+                else None)
     # `--tpu=NAME` alone means TPUStrategy, as in Model Garden.
     params.runtime.distribution_strategy = run_checks.strategy_name(
         params.runtime)
     run_checks.check_params(params, mode)
-    fill_schedule_steps(params)
+    fill_schedule_steps(params, recorded)
     resolve_data(params, mode, cache_dir=cache_dir)
     run_checks.check_encoder(params)
     try:
@@ -158,8 +171,7 @@ def resolve(params, mode, model_dir, cache_dir=None):
     except (KeyError, ValueError) as e:
         raise UserError(f"The configuration is not valid: "
                         f"{first_line(e)}") from None
-    latest = (tf.train.latest_checkpoint(model_dir)
-              if tf.io.gfile.isdir(model_dir) else None)
+    recorded_run.check_same_run(params, recorded, model_dir)
     run_checks.check_resumable(latest, model_dir)
     if mode == "eval" and not latest:
         raise UserError(

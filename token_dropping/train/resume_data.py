@@ -41,7 +41,6 @@ Example:
 >>> dataset = orbit.utils.make_distributed_dataset(strategy, fn)
 """
 
-import os
 import zlib
 
 import tensorflow as tf
@@ -49,9 +48,9 @@ import tensorflow_text as tf_text
 from absl import logging
 from official.common import dataset_fn as dataset_fns
 from official.core import input_reader
-from official.modeling.hyperparams import params_dict
 from official.nlp.data import pretrain_text_dataloader
 
+from token_dropping.train import recorded_run
 from token_dropping.train.params import DUMMY
 
 
@@ -79,12 +78,7 @@ def fix_data_seed(data, model_dir):
 
 
 def _recorded_seed(model_dir):
-    path = os.path.join(model_dir, "params.yaml")
-    if not tf.io.gfile.exists(path):
-        return None
-    # Model Garden's own reader of the params.yaml it wrote.
-    params = params_dict.read_yaml_to_params_dict(path).as_dict()
-    seed = params.get("task", {}).get("train_data", {}).get("seed")
+    seed = (recorded_run.read(model_dir) or {}).get("task.train_data.seed")
     return None if seed is None else int(seed)
 
 
