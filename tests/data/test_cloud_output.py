@@ -99,3 +99,20 @@ def test_someone_elses_files_are_still_refused(tmp_path, in_place):
     with pytest.raises(ValueError, match="no manifest.json"):
         build_pretraining_data(_config(_corpus(tmp_path)), str(output_dir))
     assert os.listdir(output_dir) == ["notes.txt"]
+
+
+def test_a_run_left_beside_a_complete_dataset_is_removed_when_reused(
+        tmp_path, in_place):
+    """A build killed after its manifest was written, before it removed the
+    earlier run's files: DIR/train-* would read both runs' shards."""
+    config = _config(_corpus(tmp_path))
+    output_dir = tmp_path / "out"
+    info = build_pretraining_data(config, str(output_dir))
+    pattern = str(output_dir / "train-*")
+    shards = sorted(tf.io.gfile.glob(pattern))
+    stale = output_dir / "train-00000-of-00002.run-0123456789ab.tfrecord"
+    stale.write_bytes(b"")
+    again = build_pretraining_data(config, str(output_dir))
+    assert again == info
+    assert not stale.exists()
+    assert sorted(tf.io.gfile.glob(pattern)) == shards

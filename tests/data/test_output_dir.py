@@ -2,6 +2,7 @@
 nothing left by a failed or killed build, and the next build cleaning up."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -130,6 +131,48 @@ def test_stale_partials_are_removed_by_the_next_build(inputs, reference,
     (out / ".partial-4567").mkdir()
     build_pretraining_data(_config(inputs), str(out))
     assert _hidden(out) == [] and _files(out) == reference
+
+
+def test_a_publish_killed_before_its_manifest_is_cleaned_by_the_next_build(
+        inputs, reference, tmp_path, monkeypatch):
+    """A rebuild (an input rewritten at the same path) removes the old
+    manifest, then moves the new files in: stopped half way (SIGKILL, or a
+    SIGTERM's SystemExit there), the directory has dataset files and no
+    manifest. The next build knows they are ours and prepares it whole."""
+    files, vocab_file = inputs
+    docs = tmp_path / "docs.txt"
+    write_text(docs, bert_format(tiny_documents(30, seed=9)))
+    out = tmp_path / "out"
+    build_pretraining_data(_config((str(docs), vocab_file)), str(out))
+    docs.write_bytes(open(files, "rb").read())  # the reference's text
+    rename, moved = tf.io.gfile.rename, []
+
+    def killed_after_two(source, target, overwrite=False):
+        if len(moved) == 2:
+            raise SystemExit(143)
+        moved.append(target)
+        rename(source, target, overwrite=overwrite)
+    monkeypatch.setattr(tf.io.gfile, "rename", killed_after_two)
+    with pytest.raises(SystemExit):
+        build_pretraining_data(_config((str(docs), vocab_file)), str(out))
+    monkeypatch.undo()
+    assert not (out / "manifest.json").exists() and len(moved) == 2
+    build_pretraining_data(_config((str(docs), vocab_file)), str(out))
+    assert _hidden(out) == [] and _files(out) == reference
+
+
+def test_another_number_of_workers_is_another_dataset(inputs, tmp_path):
+    """Workers build each input file alone, one process builds one stream:
+    other records, so the directory is refused, not prepared again."""
+    out = tmp_path / "out"
+    build_pretraining_data(_config(inputs), str(out))
+    before = _files(out)
+    with pytest.raises(ValueError, match=re.escape(
+            "it was built as one stream (--num_workers=1, no --runner), this "
+            "command builds per input file (--num_workers above 1 or "
+            "--runner)); choose another output directory")):
+        build_pretraining_data(_config(inputs, num_workers=2), str(out))
+    assert _files(out) == before
 
 
 def _start_paused_build(inputs, out, marker):

@@ -103,10 +103,15 @@ def build_pretraining_data(
     with profile.stage("scan"):  # Reads every input file once.
         source = corpus.describe()
     fingerprint = dataset_fingerprint(config, source, given_vocab)
-    config_fields = _fingerprinted_config(config)
+    # The shard layout decides the records too (workers and Beam build each
+    # input file alone), so another one is another dataset, not a rebuild.
+    config_fields = dict(_fingerprinted_config(config),
+                         input_shards=config.input_shards)
     existing = dataset_dir.existing_dataset(output_dir, fingerprint,
                                             config_fields)
     if existing is not None and not dataset_dir.has_build_entries(output_dir):
+        if dataset_dir.writes_in_place(output_dir):
+            dataset_dir.remove_other_runs(output_dir)
         return existing
     with dataset_dir.locked(output_dir):
         dataset_dir.remove_stale_partials(output_dir)
@@ -114,6 +119,8 @@ def build_pretraining_data(
         existing = dataset_dir.existing_dataset(output_dir, fingerprint,
                                                 config_fields)
         if existing is not None:
+            if dataset_dir.writes_in_place(output_dir):
+                dataset_dir.remove_other_runs(output_dir)
             return existing
         start = time.monotonic()
         build = _Build(config, corpus, given_vocab, fingerprint, profile)

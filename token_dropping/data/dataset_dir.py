@@ -21,6 +21,7 @@ id are ours, so a killed build's are cleaned up by the next.
 """
 
 import contextlib
+import json
 import os
 import re
 import uuid
@@ -28,11 +29,17 @@ import uuid
 from absl import logging
 import tensorflow as tf
 
+from token_dropping.common import files
 from token_dropping.data import dataset_info
+from token_dropping.data import prepare_data_config
 from token_dropping.common.errors import UserError
 
 LOCK_FILENAME = ".lock"
 PARTIAL_PREFIX = ".partial-"
+# Written before a publish removes the old manifest, removed after the new
+# one is in: it names the files a publish moves, so those a killed publish
+# left (no manifest) are known to be ours and removed by the next build.
+PUBLISHING_FILENAME = ".publishing.json"
 _RUN_MARK = re.compile(r"\.run-([0-9a-f]{12})(\.|$)")
 
 
@@ -40,9 +47,19 @@ def _is_remote(path: str) -> bool:
     return "://" in path
 
 
-def _is_ours(name: str) -> bool:
-    return (name == LOCK_FILENAME or name.startswith(PARTIAL_PREFIX) or
+def _is_ours(name: str, published=()) -> bool:
+    return (name in (LOCK_FILENAME, PUBLISHING_FILENAME) or
+            name.startswith(PARTIAL_PREFIX) or name in published or
             _RUN_MARK.search(name) is not None)
+
+
+def _publishing(output_dir: str) -> list:
+    """The names a killed publish was moving into `output_dir` ([]: none)."""
+    path = os.path.join(output_dir, PUBLISHING_FILENAME)
+    if not tf.io.gfile.exists(path):
+        return []
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
 
 
 def writes_in_place(output_dir: str) -> bool:
@@ -133,8 +150,9 @@ def existing_dataset(output_dir: str, fingerprint: str, config: dict):
         return None
     manifest_path = os.path.join(output_dir, dataset_info.MANIFEST_FILENAME)
     if not tf.io.gfile.exists(manifest_path):
+        published = _publishing(output_dir)
         foreign = sorted(name for name in tf.io.gfile.listdir(output_dir)
-                         if not _is_ours(name.rstrip("/")))
+                         if not _is_ours(name.rstrip("/"), published))
         if foreign:
             raise UserError(
                 f"output_dir={output_dir!r} holds {len(foreign)} "
@@ -147,19 +165,37 @@ def existing_dataset(output_dir: str, fingerprint: str, config: dict):
     if manifest.get("fingerprint") == fingerprint:
         logging.info("Reusing the complete dataset in %s.", output_dir)
         return dataset_info.DatasetInfo.from_manifest(manifest_path)
-    previous = {k: v for k, v in manifest.get("config", {}).items()
-                if k in config}
+    recorded = manifest.get("config", {})
+    previous = {k: v for k, v in recorded.items() if k in config}
+    if "input_shards" in config:  # derived, not a field of the manifest
+        previous["input_shards"] = prepare_data_config.input_shards(
+            recorded.get("num_workers", 1), recorded.get("runner", ""))
     if previous != config:
+        differing = sorted(k for k in config if previous.get(k) != config[k])
         raise UserError(
             f"output_dir={output_dir!r} already holds a different dataset "
             f"(source {manifest.get('source', {}).get('name')!r}, seq_length="
             f"{manifest.get('seq_length')}, format "
-            f"{manifest.get('format')!r}); choose another output directory or "
-            "delete that one.")
+            f"{manifest.get('format')!r}: "
+            f"{_what_differs(differing[0], previous, config)}); choose "
+            "another output directory or delete that one.")
     logging.warning("%s was prepared with this config from other inputs (an "
                     "input or vocab file changed, or the builder); preparing "
                     "it again.", output_dir)
     return None
+
+
+_LAYOUTS = {"one": "as one stream (--num_workers=1, no --runner)",
+            "per_file": "per input file (--num_workers above 1 or --runner)"}
+
+
+def _what_differs(key, previous, config) -> str:
+    """The first setting of `config` the directory's dataset was not made
+    with, in words."""
+    if key == "input_shards":  # the records of the two layouts differ
+        return (f"it was built {_LAYOUTS[previous[key]]}, this command "
+                f"builds {_LAYOUTS[config[key]]}")
+    return f"it has {key}={previous.get(key)!r}, this command {config[key]!r}"
 
 
 @contextlib.contextmanager
@@ -222,17 +258,43 @@ def locked(output_dir: str):
 
 def has_build_entries(output_dir: str) -> bool:
     """Whether a build runs in `output_dir` or a killed one left files."""
-    return any(name.rstrip("/") == LOCK_FILENAME or
+    return any(name.rstrip("/") in (LOCK_FILENAME, PUBLISHING_FILENAME) or
                name.startswith(PARTIAL_PREFIX)
                for name in tf.io.gfile.listdir(output_dir))
 
 
 def remove_stale_partials(output_dir: str) -> None:
-    """Deletes `.partial-*` builds; call it holding the lock (see `locked`)."""
+    """Deletes `.partial-*` builds, and the files a killed publish moved in
+    before its manifest; call it holding the lock (see `locked`)."""
     for name in tf.io.gfile.listdir(output_dir):
         if name.rstrip("/").startswith(PARTIAL_PREFIX):
             logging.info("Removing %s, left by an interrupted build.", name)
             tf.io.gfile.rmtree(os.path.join(output_dir, name.rstrip("/")))
+    published = _publishing(output_dir)
+    manifest = os.path.join(output_dir, dataset_info.MANIFEST_FILENAME)
+    if published and not tf.io.gfile.exists(manifest):
+        logging.info("Removing the %d files an interrupted build had moved "
+                     "into %s before its manifest.", len(published),
+                     output_dir)
+        for name in published:
+            path = os.path.join(output_dir, name)
+            if tf.io.gfile.exists(path):
+                tf.io.gfile.remove(path)
+    marker = os.path.join(output_dir, PUBLISHING_FILENAME)
+    if tf.io.gfile.exists(marker):
+        tf.io.gfile.remove(marker)
+
+
+def remove_other_runs(output_dir: str) -> None:
+    """Deletes in-place builds' files that the manifest in `output_dir` does
+    not name: those of an earlier run, left when a build was killed after
+    its manifest was written (they would match `DIR/train-*`)."""
+    with tf.io.gfile.GFile(os.path.join(
+            output_dir, dataset_info.MANIFEST_FILENAME)) as f:
+        marks = set(m.group(0).rstrip(".") for m in _RUN_MARK.finditer(
+            f.read()))
+    if len(marks) == 1:  # a manifest of an in-place build names one run
+        remove_runs(output_dir, keep=marks.pop())
 
 
 def publish(partial_dir: str, output_dir: str) -> None:
@@ -240,13 +302,21 @@ def publish(partial_dir: str, output_dir: str) -> None:
 
     A manifest already there (a dataset being prepared again) is removed
     first, so the directory reads as incomplete until the new one is in.
+    The names moved are written down first (`PUBLISHING_FILENAME`): a
+    publish killed before its manifest is in leaves files the next build
+    knows are ours and removes (`remove_stale_partials`). A dataset is
+    prepared again only with the same config, so the old files have the
+    names of the new ones.
     """
     manifest = dataset_info.MANIFEST_FILENAME
+    names = sorted(tf.io.gfile.listdir(partial_dir))
+    names.remove(manifest)
+    marker = os.path.join(output_dir, PUBLISHING_FILENAME)
+    files.write_json(marker, names)
     old_manifest = os.path.join(output_dir, manifest)
     if tf.io.gfile.exists(old_manifest):
         tf.io.gfile.remove(old_manifest)
-    names = sorted(tf.io.gfile.listdir(partial_dir))
-    names.remove(manifest)
     for name in names + [manifest]:
         tf.io.gfile.rename(os.path.join(partial_dir, name),
                            os.path.join(output_dir, name), overwrite=True)
+    tf.io.gfile.remove(marker)

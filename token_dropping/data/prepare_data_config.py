@@ -25,6 +25,12 @@ NOT_IN_FINGERPRINT = ("allow_undecodable", "num_workers", "runner",
                       "beam_pipeline_options")
 
 
+def input_shards(num_workers, runner) -> str:
+    """The shard layout `num_workers` and `runner` build with: `per_file`
+    (workers or Beam: each input file is built alone) or `one` stream."""
+    return "per_file" if num_workers > 1 or runner else "one"
+
+
 @dataclasses.dataclass(frozen=True)
 class PrepareDataConfig:
     """How to turn a corpus into pretraining records.
@@ -109,7 +115,7 @@ class PrepareDataConfig:
     @property
     def input_shards(self) -> str:
         """How the input is cut for building: `one` stream or `per_file`."""
-        return "per_file" if self.num_workers > 1 or self.runner else "one"
+        return input_shards(self.num_workers, self.runner)
 
     @property
     def budget(self) -> int:
