@@ -156,6 +156,8 @@ def check_arguments(preset="base", steps=10, warmup_steps=2, output=None,
         try:
             experiment_config("token_drop", PRESET_EXPERIMENTS[preset], sizes,
                               params_override).validate()
+        except UserError:  # already names the flag
+            raise
         except (KeyError, ValueError, TypeError) as error:
             message = str(error).strip().splitlines()[0] if str(error) else (
                 type(error).__name__)

@@ -23,11 +23,11 @@ import tensorflow as tf
 from official.core import exp_factory
 from official.core import task_factory
 from official.core import train_utils
-from official.modeling.hyperparams import params_dict
 
 from token_dropping.train import experiment_configs  # noqa: F401  (registers the sizes)
 from token_dropping.model.selection import row_index
 from token_dropping.train.driver import fill_schedule_steps
+from token_dropping.train import overrides
 
 # BERT's special ids (as in the uncased vocab) for the synthetic batches.
 _CLS, _SEP, _MASK = 101, 102, 103
@@ -91,8 +91,7 @@ def experiment_config(model, experiment_size, sizes, params_override=None):
         max_predictions_per_seq=sizes["max_predictions_per_seq"],
         global_batch_size=sizes["batch_size"]))
     if model == "token_drop" and params_override:
-        params = params_dict.override_params_dict(
-            params, params_override, is_strict=True)
+        params = overrides.apply(params, params_override)
     fill_schedule_steps(params)
     return params
 

@@ -44,6 +44,7 @@ def check_params(params, mode):
     for name in ("task", "trainer", "runtime"):
         check_types(getattr(params, name), name)
     strategy_name(params.runtime)
+    _check_positive(params, mode)
     encoder = encoder_config(params)
     _check_encoder_fits_task(params, encoder)
     check_variants(params.task)
@@ -70,6 +71,30 @@ def check_params(params, mode):
                 f"task.{name}.max_predictions_per_seq="
                 f"{data.max_predictions_per_seq} exceeds seq_length="
                 f"{data.seq_length}.")
+
+
+def _check_positive(params, mode):
+    """Counts that must be at least 1, and learning rates that must not be
+    negative (Model Garden trains to step -1 or with a negative rate)."""
+    counts = [(f"task.{name}.{field}", getattr(getattr(params.task, name),
+                                               field, 1))
+              for name in uses(mode)
+              for field in ("global_batch_size", "seq_length")]
+    if "train" in mode:
+        counts += [("trainer.train_steps", params.trainer.train_steps),
+                   ("trainer.steps_per_loop", params.trainer.steps_per_loop)]
+    for key, value in counts:
+        if value < 1:
+            raise UserError(f"{key}={value!r} must be at least 1.")
+    rate = params.trainer.optimizer_config.learning_rate
+    schedule = getattr(rate, str(rate.type), None) if rate.type else None
+    for field in dataclasses.fields(schedule) if schedule else ():
+        value = getattr(schedule, field.name)
+        if ("learning_rate" in field.name and isinstance(value, (int, float))
+                and value < 0):
+            raise UserError(
+                f"trainer.optimizer_config.learning_rate.{rate.type}."
+                f"{field.name}={value!r} must be 0 or more.")
 
 
 def check_variants(task):

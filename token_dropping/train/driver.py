@@ -37,10 +37,10 @@ from urllib import parse
 import gin
 import orbit
 import tensorflow as tf
-import yaml
 from absl import logging
 from official.common import distribute_utils
 from official.core import base_trainer
+from official.core import exp_factory
 from official.core import task_factory
 from official.core import train_utils
 from official.modeling import performance
@@ -54,6 +54,7 @@ from token_dropping.common.errors import first_line
 from token_dropping.train.resume_data import fix_data_seed
 from token_dropping.train.resume_data import train_dataset_fn
 from token_dropping.train.params import encoder_config
+from token_dropping.train import overrides
 from token_dropping.train import random_state
 from token_dropping.train import recorded_run
 from token_dropping.train.run_data import resolve_data
@@ -105,25 +106,37 @@ def params_from_flags(flags_obj):
             f"experiment; ours: {', '.join(registered_experiments())}, and "
             "Model Garden's fine-tuning ones (bert/sentence_prediction, "
             "bert/squad, ...).")
+    sources = [(f"--config_file={path!r}", path)
+               for path in flags_obj.config_file or []]
     for path in flags_obj.config_file or []:
-        if not tf.io.gfile.exists(path):
-            raise UserError(f"--config_file={path!r}: no such file.")
-        if tf.io.gfile.isdir(path):
-            raise UserError(f"--config_file={path!r} is a directory; give a "
-                            "YAML file, e.g. its params.yaml.")
-    try:
-        params = train_utils.parse_configuration(flags_obj, lock_return=False,
-                                                 print_return=False)
-    except yaml.YAMLError as e:
-        raise UserError(
-            f"--params_override={flags_obj.params_override!r} or a "
-            f"--config_file is not valid YAML: {first_line(e)}") from None
+        overrides.check_config_file(path)
+    overrides.read(flags_obj.params_override)
+    sources.append(("--params_override", flags_obj.params_override))
+    try:  # Model Garden's parse_configuration, checked before validate()
+        params = train_utils.ExperimentParser(flags_obj).parse()
     except (KeyError, ValueError, TypeError, AttributeError) as e:
+        fresh = exp_factory.get_exp_config(flags_obj.experiment)
+        for what, text in sources:
+            unknown = overrides.first_unknown(fresh, overrides.read(text,
+                                                                    what))
+            if unknown:
+                key, there = unknown
+                raise UserError(f"{what}: {key} is not a setting of the "
+                                f"experiment {flags_obj.experiment!r}; there "
+                                f"are {', '.join(there)}.") from None
         raise UserError(
             "The configuration does not fit the experiment "
             f"{flags_obj.experiment!r} (--config_file {flags_obj.config_file},"
             f" --params_override={flags_obj.params_override!r}): "
-            f"{first_line(e)}") from None
+            f"{overrides.explain(e, fresh, {})}") from None
+    for name in ("task", "trainer", "runtime"):
+        overrides.check_one_ofs(getattr(params, name), name)
+    try:
+        params.validate()
+    except (KeyError, ValueError, TypeError, AttributeError) as e:
+        raise UserError(
+            "The configuration does not fit the experiment "
+            f"{flags_obj.experiment!r}: {first_line(e)}") from None
     try:
         if flags_obj.gin_file or flags_obj.gin_params:
             with gin.unlock_config():  # parsing again in one process is fine
