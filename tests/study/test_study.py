@@ -52,6 +52,14 @@ STUDY = os.path.join(ROOT, "tools", "study.py")
     (dict(glue_dir="/nonexistent/glue"), "--glue_dir='/nonexistent/glue' is"),
     (dict(data_dir="/nonexistent/data", glue_dir="/"),
      "--data_dir='/nonexistent/data' has no manifest.json"),
+    # Checked at each experiment's own shape, before the corpus is built.
+    (dict(sweep=("token_keep_k=32,abc",)), "token_drop.token_keep_k=abc: "
+     "task.model.encoder.any.token_keep_k='abc' must be an integer."),
+    (dict(params_override="runtime.num_gpu=1"), "--params_override="
+     "'runtime.num_gpu=1': runtime.num_gpu is not a setting of this "
+     "experiment; there are all_reduce_alg,"),
+    (dict(params_override="runtime.num_gpus 1"), "--params_override="
+     "'runtime.num_gpus 1' is neither comma-separated KEY=VALUE pairs"),
 ])
 def test_bad_arguments_are_refused_before_anything_runs(kwargs, message,
                                                          tmp_path):

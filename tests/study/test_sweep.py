@@ -124,9 +124,10 @@ def test_a_value_the_encoder_refuses_stops_the_study_naming_the_model(
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
         "study.py: error: token_drop.token_keep_k=999: token_keep_k=999 "
-        "exceeds seq_length=32; choose token_keep_k <= seq_length (the "
-        "paper keeps half).")
-    assert not (tmp_path / "runs" / "pretrain").exists()
+        "exceeds task.train_data.seq_length=32; choose token_keep_k <= "
+        "task.train_data.seq_length (the paper keeps half).")
+    # Checked at the shape the data will have, before it is built.
+    assert not (tmp_path / "runs").exists()
     assert not (tmp_path / "out").exists()
 
 

@@ -102,6 +102,14 @@ def run_study(config, command=""):
 def _run(config, command, watch):
     specs = model_specs(config)  # the baseline (BERT) first
     started = time.time()
+    encoder_overrides = study_prepare.QUICK_ENCODER if config.quick else None
+    schedule = wsd_schedule(config)
+    study_jobs.check_models(specs, lambda spec, data: study_runs.make_params(
+        spec, train_steps=config.budgets[-1], eval_every=config.eval_every,
+        loop_steps=config.loop_steps, optimizer_config=schedule.stable(),
+        seed=1, data=data, encoder_overrides=encoder_overrides,
+        params_override=config.params_override),
+        study_prepare.data_shape(config))
     info, glue_dir = study_prepare.prepare_data(config)
     # Converted before any training, so a bad --glue_dir stops here.
     data = glue_data.convert(glue_dir, config.glue_task, info.vocab_file,
@@ -112,10 +120,7 @@ def _run(config, command, watch):
     logging.info("study: the unigram floor is %.3f nats per masked target.",
                  floor.cross_entropy)
     watch.check("preparing the data, the probe and the floor")
-    encoder_overrides = study_prepare.QUICK_ENCODER if config.quick else None
-
     # Every run's config is built and checked before the first one trains.
-    schedule = wsd_schedule(config)
     largest = config.budgets[-1]
 
     def params_of(spec, train_steps, seed, budget=None, eval_every=None,

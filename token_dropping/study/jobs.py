@@ -8,9 +8,11 @@ when it is about to train. The driver (`driver.py`) runs them in order.
 
 import dataclasses
 import os
+import types
 
 import tensorflow as tf
 from absl import logging
+from official.core import exp_factory
 
 from token_dropping.common.errors import UserError
 from token_dropping.study import annealing
@@ -19,6 +21,29 @@ from token_dropping.study import probe_tasks
 from token_dropping.study import records as study_records
 from token_dropping.study import runs as study_runs
 from token_dropping.study import scaling
+from token_dropping.train import checks as run_checks
+
+
+def check_models(specs, params_of, shape=None):
+    """Every model's config (its fields, a sweep's values, --params_override)
+    checked before any data is built, at the data's `shape`
+    (`prepare.data_shape`; None: the experiment's own), so a bad value
+    stops the study in one line, not after the corpus. `params_of(spec,
+    data)` is the driver's config of a stable run."""
+    for spec in specs:
+        experiment = exp_factory.get_exp_config(spec.experiment)
+        own = experiment.task.train_data
+        stand_in = types.SimpleNamespace(  # the data, before it is built
+            train_input_path="-", validation_input_path="-", **(shape or dict(
+                seq_length=own.seq_length,
+                max_predictions_per_seq=own.max_predictions_per_seq,
+                vocab_size=experiment.task.model.encoder.get().vocab_size)))
+        params = params_of(spec, stand_in)
+        try:
+            run_checks.check_params(params, "train_and_eval")
+            run_checks.check_encoder(params)
+        except UserError as e:
+            raise UserError(f"{spec.name}: {e}") from None
 
 
 @dataclasses.dataclass

@@ -34,6 +34,15 @@ CLOZE_PROBE = dict(num_train=2000, num_dev=2000)
 _WHOLE_SHUFFLE = 1_000_000  # examples: more than the default corpus makes
 
 
+def data_shape(config):
+    """The shape the study's records will have (`seq_length`,
+    `max_predictions_per_seq`, `vocab_size`: the vocabulary's target size),
+    known before they are built; None for --data_dir's own records."""
+    if config.data_dir:
+        return None
+    return dict(_QUICK_DATA if config.quick else _DATA)
+
+
 def prepare_data(config):
     """Builds (or finds) the pretraining records and the probe's GLUE dir."""
     if config.data_dir:

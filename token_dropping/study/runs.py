@@ -33,7 +33,6 @@ import tensorflow as tf
 from absl import logging
 from official.core import base_trainer
 from official.core import exp_factory
-from official.modeling import hyperparams
 from official.nlp.configs import encoders
 from official.nlp.tasks import masked_lm
 
@@ -42,6 +41,7 @@ from token_dropping.common import files
 from token_dropping.study import annealing
 from token_dropping.study import records as study_records
 from token_dropping.train import driver as training
+from token_dropping.train import overrides
 from token_dropping.train.actions import scalars
 from token_dropping.model.encoder_config import TokenDropBertEncoderConfig
 from token_dropping.common.errors import UserError
@@ -146,14 +146,7 @@ def make_params(spec, *, train_steps, eval_every, loop_steps,
     except (KeyError, ValueError, TypeError, AttributeError) as e:
         raise UserError(f"{spec.name}: encoder fields {sorted(values)}: "
                         f"{first_line(e)}") from None
-    if params_override:
-        try:
-            params = hyperparams.override_params_dict(
-                params, params_override, is_strict=True)
-        except (KeyError, ValueError, TypeError, AttributeError) as e:
-            raise UserError(f"--params_override={params_override!r}: "
-                            f"{first_line(e)}") from None
-    return params
+    return overrides.apply(params, params_override)
 
 
 def _scaled_schedule(encoder, seq_length, new_seq_length, new_keep_k):
