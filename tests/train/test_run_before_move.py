@@ -32,6 +32,15 @@ def test_a_run_saved_before_the_move_resumes_and_trains(tmp_path):
                write_records(str(tmp_path / "valid.tfrecord"),
                              num_examples=10, seed=1))
     old = os.path.join(model_dir, "ckpt-2")
+    # Its learning rate decayed to 0 at step 2: to train on, the run's
+    # params.yaml is edited on purpose (what the refusal of another
+    # decay_steps on the command line tells a user to do).
+    params_yaml = os.path.join(model_dir, "params.yaml")
+    with open(params_yaml, encoding="utf-8") as f:
+        text = f.read()
+    assert text.count("decay_steps: 2\n") == 1
+    with open(params_yaml, "w", encoding="utf-8") as f:
+        f.write(text.replace("decay_steps: 2\n", "decay_steps: 3\n"))
     result = train_py("--experiment=token_drop_bert_tiny", "--mode=train",
                       f"--model_dir={model_dir}",
                       f"--config_file={os.path.join(model_dir, 'params.yaml')}",
