@@ -78,6 +78,15 @@ def test_read_vocab_of_a_missing_file_names_it(tmp_path):
         files.read_vocab(missing, "--vocab_file")
 
 
+def test_read_vocab_of_a_directory_says_so(tmp_path):
+    """Read as a file, a local directory has no lines: it was taken for an
+    empty vocab ("has no [PAD] ... token", "has 0 pieces")."""
+    with pytest.raises(UserError, match=(
+            rf"^--vocab_file={str(tmp_path)!r} is a directory; give the "
+            r"vocab file in it")):
+        files.read_vocab(str(tmp_path), "--vocab_file")
+
+
 def test_write_text_and_json_create_and_replace(tmp_path):
     path = tmp_path / "out.json"
     files.write_text(str(path), "old\r\nline\n")

@@ -14,6 +14,7 @@ from data_testdata import bert_format, read_manifest, shard_records
 from data_testdata import tiny_documents, write_text
 from token_dropping.data import BuildProfile, PrepareDataConfig
 from token_dropping.data import build_pretraining_data
+from token_dropping.data import sharded_build
 
 
 def _config(input_files, **kwargs):
@@ -143,6 +144,30 @@ def test_a_killed_worker_fails_the_build_and_leaves_nothing(tmp_path):
                                str(output_dir))
     assert killed
     assert not output_dir.exists()
+    assert not multiprocessing.active_children()
+
+
+def _pid_after(seconds):
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def test_a_sigterm_to_the_workers_is_left_to_the_parent():
+    """A SIGTERM to the whole process group (a preemption, `timeout`) reaches
+    the workers too: they leave it to the parent (prepare_data stops the
+    build, a study finishes its data step and stops) instead of dying, which
+    read as "a worker process died (killed, e.g. out of memory)"."""
+    with sharded_build.ProcessWorkers(2, 2) as workers:
+        ready = set()  # workers that ran a task, so their start is done
+        while len(ready) < 2:  # no time limit: the pool starts them
+            ready |= set(workers.map(_pid_after, [0.2, 0.2], [1, 1], "start"))
+        processes = list(workers.pool._processes.values())
+        assert {process.pid for process in processes} == ready
+        for process in processes:
+            os.kill(process.pid, signal.SIGTERM)
+        time.sleep(0.5)  # a worker that dies of it is gone by then
+        assert list(workers.map(abs, [-3, -4], [1, 1], "after")) == [3, 4]
+        assert all(process.is_alive() for process in processes)
     assert not multiprocessing.active_children()
 
 

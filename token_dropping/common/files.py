@@ -79,10 +79,13 @@ def read_vocab(path: str, flag: str = "vocab_file") -> list[str]:
     lines dropped).
 
     Raises:
-        UserError: if the file does not exist.
+        UserError: if the file does not exist or is a directory.
     """
     if not tf.io.gfile.exists(path):
         raise UserError(f"{flag}={path!r} does not exist.")
+    if tf.io.gfile.isdir(path):
+        raise UserError(f"{flag}={path!r} is a directory; give the vocab "
+                        "file in it (one word piece a line, e.g. vocab.txt).")
     with tf.io.gfile.GFile(path) as f:
         tokens = [line.rstrip("\r\n") for line in f]
     while tokens and not tokens[-1]:

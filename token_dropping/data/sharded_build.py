@@ -25,6 +25,7 @@ a file's size counts when a worker has finished it, whatever the order.
 from concurrent import futures
 import multiprocessing
 import os
+import signal
 import threading
 import time
 
@@ -118,7 +119,8 @@ class ProcessWorkers:
         # A process pool (not multiprocessing.Pool) so that a worker killed by
         # the system (out of memory) fails the build instead of hanging it.
         self.pool = futures.ProcessPoolExecutor(
-            processes, mp_context=multiprocessing.get_context("spawn"))
+            processes, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_leave_sigterm_to_the_parent)
 
     def map(self, function, tasks, sizes, what):
         """Yields `function(task)` of each task, in order (`pool.map`)."""
@@ -167,13 +169,23 @@ def _map_with_progress(pool, function, tasks, sizes, what):
     progress.done()
 
 
+def _leave_sigterm_to_the_parent() -> None:
+    """A worker's start: it ignores SIGTERM. A SIGTERM to the whole process
+    group (a preemption, `timeout`) is the parent's to act on: prepare_data
+    stops the build and removes it, a study finishes the data step and then
+    stops; a worker dying of it would instead read as one killed by the
+    system ("a worker process died")."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def _stop(pool) -> None:
     """Ends the workers now, also those still busy (on an error, SIGTERM)."""
     # ProcessPoolExecutor has no public way to stop a running task before
     # Python 3.14 (terminate_workers); its processes are its `_processes`.
+    # SIGKILL: the workers ignore SIGTERM (`_leave_sigterm_to_the_parent`).
     processes = list((pool._processes or {}).values())
     for process in processes:
-        process.terminate()
+        process.kill()
     pool.shutdown(wait=True, cancel_futures=True)
     for process in processes:
         process.join()
