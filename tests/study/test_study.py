@@ -505,3 +505,33 @@ def test_schedule_variants_fit_quick_shapes(variant):
         keeps = [k for _, k in stages]
         assert keeps == sorted(keeps)
     assert study_runs.flops_per_step(params) > 0
+
+
+def test_the_models_are_checked_at_the_shape_of_data_dir_records(tmp_path):
+    """Records longer than the experiment's (here 256 against mini's 128):
+    keeping 192 fits them, so the check before the data step (at the
+    shape the study will train at) must not refuse it."""
+    from data_testdata import bert_format, small_config, tiny_documents
+    from data_testdata import write_text
+    from token_dropping.data import build_pretraining_data
+    from token_dropping.study import jobs as study_jobs
+    corpus = write_text(tmp_path / "docs.txt",
+                        bert_format(tiny_documents(40, seed=3)))
+    info = build_pretraining_data(small_config(corpus, seq_length=256),
+                                  str(tmp_path / "data"))
+    config = study.StudyConfig(data_dir=str(tmp_path / "data"),
+                               sweep=("token_keep_k=192",))
+    shape = study_prepare.data_shape(config)
+    assert shape == dict(seq_length=256, max_predictions_per_seq=5,
+                         vocab_size=info.vocab_size)
+    specs = study.model_specs(config)
+    schedule = WarmupStableDecay(learning_rate=1e-3, warmup_steps=10,
+                                 decay_fraction=0.2)
+    study_jobs.check_models(specs, lambda spec, data: study_runs.make_params(
+        spec, train_steps=100, eval_every=50, loop_steps=10,
+        optimizer_config=schedule.stable(), seed=1, data=data), shape)
+    with pytest.raises(UserError, match="token_keep_k=192 exceeds task."
+                       "train_data.seq_length=128"):
+        study_jobs.check_models(specs, lambda spec, data: study_runs.make_params(
+            spec, train_steps=100, eval_every=50, loop_steps=10,
+            optimizer_config=schedule.stable(), seed=1, data=data))

@@ -110,6 +110,17 @@ def test_a_rerun_may_train_longer_elsewhere_and_report_less_often(
     assert recorded_run.differences(params, recorded) == []
 
 
+def test_schedule_steps_without_a_schedule_may_change(run):
+    """The study sets task.keep_k_schedule_steps to its largest budget for
+    every token-dropping run: more --budgets must resume a run that has no
+    keep_k schedule, whose numbers those steps do not change."""
+    model_dir = run["model_dir"]
+    assert not recorded_run.read(model_dir)[
+        "task.model.encoder.any.keep_k_schedule"]
+    params = rerun(model_dir, "task.keep_k_schedule_steps=99")
+    assert params.task.keep_k_schedule_steps == 99
+
+
 def test_nothing_recorded_or_nothing_to_resume_is_not_compared(run, tmp_path):
     """A checkpoint with no params.yaml (e.g. copied in) resumes as before;
     a params.yaml with no checkpoint is a fresh run that writes over it."""

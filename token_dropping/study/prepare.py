@@ -37,9 +37,13 @@ _WHOLE_SHUFFLE = 1_000_000  # examples: more than the default corpus makes
 def data_shape(config):
     """The shape the study's records will have (`seq_length`,
     `max_predictions_per_seq`, `vocab_size`: the vocabulary's target size),
-    known before they are built; None for --data_dir's own records."""
+    known before they are built; --data_dir's from its manifest."""
     if config.data_dir:
-        return None
+        info = dataset_info.DatasetInfo.from_manifest(os.path.join(
+            config.data_dir, dataset_info.MANIFEST_FILENAME))
+        return dict(seq_length=info.seq_length,
+                    max_predictions_per_seq=info.max_predictions_per_seq,
+                    vocab_size=info.vocab_size)
     return dict(_QUICK_DATA if config.quick else _DATA)
 
 

@@ -64,6 +64,12 @@ MAY_CHANGE = (
 )
 
 
+# The steps a keep_k schedule's fractions refer to change nothing without
+# a schedule (the study sets them for every token-dropping run).
+_SCHEDULE_STEPS = "task.keep_k_schedule_steps"
+_SCHEDULE = "task.model.encoder.any.keep_k_schedule"
+
+
 def flatten(tree, prefix=""):
     """A nested dict as one dict of dotted keys; values as JSON reads them."""
     flat = {}
@@ -102,8 +108,9 @@ def may_change(key):
 def differences(params, recorded):
     """Keys (sorted) whose value `params` (an experiment config) asks for
     differs from `recorded`'s (`read`), leaving out `MAY_CHANGE`, keys only
-    one side has (a field another version added), and a training data seed
-    left unset (the recorded one is used: `resume_data.fix_data_seed`)."""
+    one side has (a field another version added), a training data seed
+    left unset (the recorded one is used: `resume_data.fix_data_seed`), and
+    the keep_k schedule steps of a run without a schedule."""
     current = flatten(params.as_dict())
     keys = []
     for key in sorted(set(current) & set(recorded)):
@@ -111,6 +118,9 @@ def differences(params, recorded):
             continue
         if key == "task.train_data.seed" and current[key] is None:
             continue
+        if key == _SCHEDULE_STEPS and not (current.get(_SCHEDULE)
+                                           or recorded.get(_SCHEDULE)):
+            continue  # no keep_k schedule: steps it would refer to
         keys.append(key)
     return keys
 
