@@ -56,10 +56,11 @@ def _is_ours(name: str, published=()) -> bool:
 def _publishing(output_dir: str) -> list:
     """The names a killed publish was moving into `output_dir` ([]: none)."""
     path = os.path.join(output_dir, PUBLISHING_FILENAME)
-    if not tf.io.gfile.exists(path):
+    try:
+        with tf.io.gfile.GFile(path) as f:
+            return json.load(f)
+    except tf.errors.NotFoundError:  # none, or a publish just finished
         return []
-    with tf.io.gfile.GFile(path) as f:
-        return json.load(f)
 
 
 def writes_in_place(output_dir: str) -> bool:
@@ -289,10 +290,12 @@ def remove_other_runs(output_dir: str) -> None:
     """Deletes in-place builds' files that the manifest in `output_dir` does
     not name: those of an earlier run, left when a build was killed after
     its manifest was written (they would match `DIR/train-*`)."""
-    with tf.io.gfile.GFile(os.path.join(
-            output_dir, dataset_info.MANIFEST_FILENAME)) as f:
-        marks = set(m.group(0).rstrip(".") for m in _RUN_MARK.finditer(
-            f.read()))
+    manifest = dataset_info.read_manifest(os.path.join(
+        output_dir, dataset_info.MANIFEST_FILENAME))
+    # The shards' names carry the run (a --vocab_file may name another's).
+    marks = set(m.group(0).rstrip(".") for split in manifest.get(
+        "splits", {}).values() for m in _RUN_MARK.finditer(
+            split.get("input_path", "")))
     if len(marks) == 1:  # a manifest of an in-place build names one run
         remove_runs(output_dir, keep=marks.pop())
 
