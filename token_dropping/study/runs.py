@@ -292,8 +292,10 @@ def _recording_trainer_cls(spec, seed, model_dir, params, start_rows,
 def resolve(params, model_dir, cache_dir=None):
     """Checks a run's config before anything trains; returns the checkpoint
     to resume from (None for a fresh run)."""
+    # The study compares its runs' records (`records`), with its remedies:
+    # a decay branch of other settings is redone, a stable run refused.
     return training.resolve(params, "train_and_eval", model_dir,
-                            cache_dir=cache_dir)
+                            cache_dir=cache_dir, own_records=True)
 
 
 def pretrain(spec, seed, params, model_dir, latest, floor, settings=None,

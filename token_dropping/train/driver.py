@@ -161,9 +161,11 @@ def fill_schedule_steps(params, recorded=None):
             "task.keep_k_schedule_steps") or params.trainer.train_steps)
 
 
-def resolve(params, mode, model_dir, cache_dir=None):
+def resolve(params, mode, model_dir, cache_dir=None, own_records=False):
     """The data step and every check; raises UserError, writes nothing
-    (but the cached default corpus)."""
+    (but the cached default corpus). `own_records`: the caller checks what
+    a resumed run was trained with itself (the study's records), so
+    params.yaml is not compared (`recorded_run`)."""
     if mode not in MODES:
         raise UserError(f"mode={mode!r} is not one of {', '.join(MODES)}.")
     run_checks.check_model_dir(model_dir)
@@ -184,7 +186,8 @@ def resolve(params, mode, model_dir, cache_dir=None):
     except (KeyError, ValueError) as e:
         raise UserError(f"The configuration is not valid: "
                         f"{first_line(e)}") from None
-    recorded_run.check_same_run(params, recorded, model_dir)
+    if not own_records:
+        recorded_run.check_same_run(params, recorded, model_dir)
     run_checks.check_resumable(latest, model_dir)
     if mode == "eval" and not latest:
         raise UserError(
