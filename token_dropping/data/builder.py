@@ -110,18 +110,14 @@ def build_pretraining_data(
     existing = dataset_dir.existing_dataset(output_dir, fingerprint,
                                             config_fields)
     if existing is not None and not dataset_dir.has_build_entries(output_dir):
-        if dataset_dir.writes_in_place(output_dir):
-            dataset_dir.remove_other_runs(output_dir)
-        return existing
+        return _reused(existing, output_dir)
     with dataset_dir.locked(output_dir):
         dataset_dir.remove_stale_partials(output_dir)
         # Another process may have built it while this one waited.
         existing = dataset_dir.existing_dataset(output_dir, fingerprint,
                                                 config_fields)
         if existing is not None:
-            if dataset_dir.writes_in_place(output_dir):
-                dataset_dir.remove_other_runs(output_dir)
-            return existing
+            return _reused(existing, output_dir)
         start = time.monotonic()
         build = _Build(config, corpus, given_vocab, fingerprint, profile)
         if dataset_dir.writes_in_place(output_dir):
@@ -135,6 +131,14 @@ def build_pretraining_data(
                  output_dir, time.monotonic() - start, info.num_train_examples,
                  info.num_validation_examples)
     return info
+
+
+def _reused(existing, output_dir):
+    """`existing` (a complete dataset), without an earlier in-place run's
+    files its manifest does not name (`remove_other_runs`)."""
+    if dataset_dir.writes_in_place(output_dir):
+        dataset_dir.remove_other_runs(output_dir)
+    return existing
 
 
 def _build_and_publish(build, output_dir) -> None:

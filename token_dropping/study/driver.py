@@ -205,6 +205,9 @@ def _run(config, command, watch):
                 watch.check(what)
         return result_dirs
 
+    units = {}  # each (model, seed)'s runs, in order
+    for job in jobs:
+        units.setdefault((job.spec.name, job.seed), []).append(job)
     for job in jobs:
         spec, seed = job.spec, job.seed
         was_done = study_runs.is_done(job.model_dir,
@@ -224,7 +227,7 @@ def _run(config, command, watch):
                                     latest, floor.cross_entropy,
                                     job.settings, phase)
         progress.finished(what, flops * job.steps, not was_done)
-        unit = [j for j in jobs if (j.spec, j.seed) == (spec, seed)]
+        unit = units[spec.name, seed]
         # The pair's last run: a SIGTERM is acted on once its probe is read
         # and its results kept (a minute or two at the frontier's size), so
         # a machine stopped then loses nothing of the pair.

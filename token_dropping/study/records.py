@@ -36,6 +36,8 @@ import tensorflow as tf
 from token_dropping.common import files
 from token_dropping.data import dataset_info
 from token_dropping.common.errors import UserError
+from token_dropping.train.recorded_run import SCHEDULE
+from token_dropping.train.recorded_run import SCHEDULE_STEPS
 from token_dropping.train.recorded_run import flatten
 
 SETTINGS = "study_settings.json"
@@ -103,17 +105,13 @@ def write(directory, record):
                      sort_keys=True)
 
 
-_SCHEDULE_STEPS = "task.keep_k_schedule_steps"
-_SCHEDULE = "task.model.encoder.any.keep_k_schedule"
-
-
 def _numbers_only(settings):
     """`settings` without what cannot change the numbers: the steps a
     keep_k schedule's fractions refer to, when there is no schedule (the
     study sets them for every token-dropping run, to its largest budget)."""
-    if settings.get(_SCHEDULE):
+    if settings.get(SCHEDULE):
         return settings
-    return {k: v for k, v in settings.items() if k != _SCHEDULE_STEPS}
+    return {k: v for k, v in settings.items() if k != SCHEDULE_STEPS}
 
 
 def first_difference(old, new):

@@ -117,13 +117,10 @@ def params_from_flags(flags_obj):
     except (KeyError, ValueError, TypeError, AttributeError) as e:
         fresh = exp_factory.get_exp_config(flags_obj.experiment)
         for what, text in sources:
-            unknown = overrides.first_unknown(fresh, overrides.read(text,
-                                                                    what))
+            unknown = overrides.unknown_setting(
+                fresh, overrides.read(text, what), flags_obj.experiment)
             if unknown:
-                key, there = unknown
-                raise UserError(f"{what}: {key} is not a setting of the "
-                                f"experiment {flags_obj.experiment!r}; there "
-                                f"are {', '.join(there)}.") from None
+                raise UserError(f"{what}: {unknown}") from None
         raise UserError(
             "The configuration does not fit the experiment "
             f"{flags_obj.experiment!r} (--config_file {flags_obj.config_file},"
@@ -158,7 +155,7 @@ def fill_schedule_steps(params, recorded=None):
     if (getattr(encoder, "keep_k_schedule", None)
             and not getattr(task, "keep_k_schedule_steps", 1)):
         task.keep_k_schedule_steps = ((recorded or {}).get(
-            "task.keep_k_schedule_steps") or params.trainer.train_steps)
+            recorded_run.SCHEDULE_STEPS) or params.trainer.train_steps)
 
 
 def resolve(params, mode, model_dir, cache_dir=None, own_records=False):

@@ -95,12 +95,21 @@ def apply(params, text, what="--params_override"):
 def explain(error, params, values):
     """What is wrong with overriding `params` by `values`, in one line: the
     first unknown dotted key and the keys there, else `error`'s message."""
-    unknown = first_unknown(params, values)
-    if unknown:
-        key, there = unknown
-        return (f"{key} is not a setting of this experiment; there are "
-                f"{', '.join(there)}.")
-    return first_line(error).replace(_API_HINT, "")
+    return (unknown_setting(params, values)
+            or first_line(error).replace(_API_HINT, ""))
+
+
+def unknown_setting(config, values, experiment=None):
+    """"KEY is not a setting of the experiment ...; there are ..." for the
+    first key of `values` `config` has no field for (`first_unknown`); None
+    if every key exists. `experiment`: its name, else "this experiment"."""
+    unknown = first_unknown(config, values)
+    if not unknown:
+        return None
+    key, there = unknown
+    which = (f"the experiment {experiment!r}" if experiment
+             else "this experiment")
+    return f"{key} is not a setting of {which}; there are {', '.join(there)}."
 
 
 def first_unknown(config, values, prefix=""):

@@ -65,9 +65,10 @@ MAY_CHANGE = (
 
 
 # The steps a keep_k schedule's fractions refer to change nothing without
-# a schedule (the study sets them for every token-dropping run).
-_SCHEDULE_STEPS = "task.keep_k_schedule_steps"
-_SCHEDULE = "task.model.encoder.any.keep_k_schedule"
+# a schedule (the study sets them for every token-dropping run; its records
+# leave them out too).
+SCHEDULE_STEPS = "task.keep_k_schedule_steps"
+SCHEDULE = "task.model.encoder.any.keep_k_schedule"
 
 
 def flatten(tree, prefix=""):
@@ -111,15 +112,19 @@ def differences(params, recorded):
     one side has (a field another version added), a training data seed
     left unset (the recorded one is used: `resume_data.fix_data_seed`), and
     the keep_k schedule steps of a run without a schedule."""
-    current = flatten(params.as_dict())
+    return _differing(flatten(params.as_dict()), recorded)
+
+
+def _differing(current, recorded):
+    """`differences` of the flattened config `current`."""
     keys = []
     for key in sorted(set(current) & set(recorded)):
         if may_change(key) or current[key] == recorded[key]:
             continue
         if key == "task.train_data.seed" and current[key] is None:
             continue
-        if key == _SCHEDULE_STEPS and not (current.get(_SCHEDULE)
-                                           or recorded.get(_SCHEDULE)):
+        if key == SCHEDULE_STEPS and not (current.get(SCHEDULE)
+                                          or recorded.get(SCHEDULE)):
             continue  # no keep_k schedule: steps it would refer to
         keys.append(key)
     return keys
@@ -131,11 +136,12 @@ def check_same_run(params, recorded, model_dir):
     nothing recorded, nothing to compare)."""
     if recorded is None:
         return
-    keys = differences(params, recorded)
+    current = flatten(params.as_dict())
+    keys = _differing(current, recorded)
     if not keys:
         return
     key = keys[0]
-    value = flatten(params.as_dict())[key]
+    value = current[key]
     more = f" (and {len(keys) - 1} more settings)" if len(keys) > 1 else ""
     path = os.path.join(model_dir, PARAMS_FILE)
     raise UserError(
