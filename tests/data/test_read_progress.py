@@ -148,8 +148,9 @@ def test_workers_report_each_files_size_when_done_in_any_order(caplog):
              lambda: released.set() or "c"]
     sizes = [100, 20, 3]
     with futures.ThreadPoolExecutor(3) as pool, caplog.at_level("INFO", logger="absl"):
-        mapped = sharded_build._map_with_progress  # pylint: disable=W0212
-        results = list(mapped(pool, lambda task: task(), tasks, sizes, "pass"))
+        jobs = [pool.submit(task) for task in tasks]
+        with_progress = sharded_build._results_with_progress  # pylint: disable=W0212
+        results = list(with_progress(jobs, sizes, "pass"))
     assert results == ["a", "b", "c"]
     (line,) = _done_lines(caplog, "pass ")
     assert _DONE_BYTES.search(line).groups() == ("123", "123")

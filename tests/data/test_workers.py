@@ -171,6 +171,20 @@ def test_a_sigterm_to_the_workers_is_left_to_the_parent():
     assert not multiprocessing.active_children()
 
 
+def test_a_sigterm_to_a_worker_still_starting_is_left_to_the_parent():
+    """The same SIGTERM in the first moments of a worker, while it imports
+    and before its start ignores SIGTERM, does not kill it either."""
+    with sharded_build.ProcessWorkers(2, 2) as workers:
+        results = workers.map(abs, [-3, -4], [1, 1], "start")
+        processes = list(workers.pool._processes.values())
+        assert len(processes) == 2
+        for process in processes:  # spawned just now: still starting
+            os.kill(process.pid, signal.SIGTERM)
+        assert list(results) == [3, 4]
+        assert all(process.is_alive() for process in processes)
+    assert not multiprocessing.active_children()
+
+
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 # Runs tools/prepare_data.py, pausing after the first input file is merged
 # (workers are up) once it has touched the file $MARKER.

@@ -124,7 +124,17 @@ class ProcessWorkers:
 
     def map(self, function, tasks, sizes, what):
         """Yields `function(task)` of each task, in order (`pool.map`)."""
-        return _map_with_progress(self.pool, function, tasks, sizes, what)
+        # The pool spawns its processes as tasks are submitted. They start
+        # with SIGTERM blocked (the mask is inherited) until their initializer
+        # ignores it: a SIGTERM to the process group while a worker is still
+        # importing would otherwise kill it. The pool's resource tracker, which
+        # unblocks SIGTERM when it starts, was started with the pool.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+        try:
+            jobs = [self.pool.submit(function, task) for task in tasks]
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        return _results_with_progress(jobs, sizes, what)
 
     def __enter__(self):
         return self
@@ -142,9 +152,9 @@ class ProcessWorkers:
             ) from error
 
 
-def _map_with_progress(pool, function, tasks, sizes, what):
-    """Yields `function(task)` of each task in order, as `pool.map` does,
-    and logs the `sizes` (bytes) of the tasks done so far, in any order."""
+def _results_with_progress(jobs, sizes, what):
+    """Yields each job's result in order, as `pool.map` does, and logs the
+    `sizes` (bytes) of the jobs done so far, in any order."""
     progress = read_progress.ReadProgress(sum(sizes), what)
     lock = threading.Lock()  # Callbacks run in the pool's thread or this one.
     counted = set()
@@ -159,7 +169,6 @@ def _map_with_progress(pool, function, tasks, sizes, what):
         if not job.cancelled() and job.exception() is None:
             count(index)
 
-    jobs = [pool.submit(function, task) for task in tasks]
     for index, job in enumerate(jobs):
         job.add_done_callback(lambda job, index=index: on_done(job, index))
     for index, job in enumerate(jobs):
@@ -174,8 +183,10 @@ def _leave_sigterm_to_the_parent() -> None:
     group (a preemption, `timeout`) is the parent's to act on: prepare_data
     stops the build and removes it, a study finishes the data step and then
     stops; a worker dying of it would instead read as one killed by the
-    system ("a worker process died")."""
+    system ("a worker process died"). The worker started with SIGTERM
+    blocked (`ProcessWorkers.map`); one sent meanwhile is dropped here."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
 
 def _stop(pool) -> None:
