@@ -99,6 +99,10 @@ def test_an_unknown_one_of_type_lists_the_types(tmp_path):
     ("trainer.optimizer_config.learning_rate.polynomial."
      "initial_learning_rate=-0.1", "trainer.optimizer_config.learning_rate."
      "polynomial.initial_learning_rate=-0.1 must be 0 or more."),
+    ("trainer.optimizer_config.warmup.type=linear,"
+     "trainer.optimizer_config.warmup.linear.warmup_learning_rate=-1e-5",
+     "trainer.optimizer_config.warmup.linear.warmup_learning_rate=-1e-05 "
+     "must be 0 or more."),
 ])
 def test_counts_and_rates_model_garden_would_run_with(override, message,
                                                        tmp_path):
@@ -106,6 +110,17 @@ def test_counts_and_rates_model_garden_would_run_with(override, message,
     rate, or fails deep in tf.data on a batch of 0."""
     assert refused(f"--params_override={override},{DUMMY}",
                    tmp_path=tmp_path) == message
+
+
+def test_a_negative_rate_in_a_stepwise_schedule_is_refused(tmp_path):
+    path = tmp_path / "stepwise.yaml"
+    path.write_text("trainer:\n  optimizer_config:\n    learning_rate:\n"
+                    "      type: stepwise\n      stepwise:\n"
+                    "        boundaries: [10]\n        values: [0.1, -0.01]\n")
+    assert refused(f"--config_file={path}", f"--params_override={DUMMY}",
+                   tmp_path=tmp_path) == (
+        "trainer.optimizer_config.learning_rate.stepwise.values=[0.1, -0.01] "
+        "must be 0 or more in each entry.")
 
 
 def test_a_good_config_file_and_override_still_compose(tmp_path):

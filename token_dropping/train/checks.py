@@ -86,15 +86,22 @@ def _check_positive(params, mode):
     for key, value in counts:
         if value < 1:
             raise UserError(f"{key}={value!r} must be at least 1.")
-    rate = params.trainer.optimizer_config.learning_rate
-    schedule = getattr(rate, str(rate.type), None) if rate.type else None
-    for field in dataclasses.fields(schedule) if schedule else ():
-        value = getattr(schedule, field.name)
-        if ("learning_rate" in field.name and isinstance(value, (int, float))
-                and value < 0):
-            raise UserError(
-                f"trainer.optimizer_config.learning_rate.{rate.type}."
-                f"{field.name}={value!r} must be 0 or more.")
+    optimizer = params.trainer.optimizer_config
+    for part in ("learning_rate", "warmup"):
+        choice = getattr(optimizer, part)
+        schedule = (getattr(choice, str(choice.type), None) if choice.type
+                    else None)
+        for field in dataclasses.fields(schedule) if schedule else ():
+            # Rates: fields named so, and the stepwise schedule's `values`.
+            if "learning_rate" not in field.name and field.name != "values":
+                continue
+            value = getattr(schedule, field.name)
+            for rate in value if isinstance(value, (list, tuple)) else [value]:
+                if isinstance(rate, (int, float)) and rate < 0:
+                    raise UserError(
+                        f"trainer.optimizer_config.{part}.{choice.type}."
+                        f"{field.name}={value!r} must be 0 or more"
+                        + (" in each entry." if value is not rate else "."))
 
 
 def check_variants(task):
