@@ -138,13 +138,25 @@ def prepare_data_command(input_files: str, output_dir: str, num_workers: int,
     return command
 
 
+def _counts(text: str) -> list[int]:
+    """A comma-separated list of worker counts, each at least 1."""
+    counts = []
+    for item in filter(None, text.split(",")):
+        if not item.strip().isdigit() or int(item) < 1:
+            raise argparse.ArgumentTypeError(
+                f"{item!r} in {text!r} is not a worker count (a whole number "
+                "of at least 1, e.g. 1,2)")
+        counts.append(int(item))
+    return counts
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--megabytes", type=float, default=110.0)
     parser.add_argument("--shard_megabytes", type=float, default=16.0)
-    parser.add_argument("--num_workers", default="1,2",
+    parser.add_argument("--num_workers", type=_counts, default="1,2",
                         help="Comma-separated: one build per value.")
-    parser.add_argument("--beam_workers", default="",
+    parser.add_argument("--beam_workers", type=_counts, default="",
                         help="Comma-separated: one DirectRunner build per "
                         "value (needs the beam extra); empty: none.")
     parser.add_argument("--vocab_file", default="",
@@ -156,8 +168,8 @@ def main(argv=None):
     parser.add_argument("--doc_root", default=DOC_ROOT)
     parser.add_argument("--packages_root", default=None)
     args = parser.parse_args(argv)
-    builds = [(int(n), False) for n in args.num_workers.split(",") if n]
-    builds += [(int(n), True) for n in args.beam_workers.split(",") if n]
+    builds = [(n, False) for n in args.num_workers]
+    builds += [(n, True) for n in args.beam_workers]
     with tempfile.TemporaryDirectory(prefix="bench-real-text-") as work:
         text_dir = os.path.join(work, "text")
         os.makedirs(text_dir)

@@ -90,16 +90,35 @@ def _run_child(tree_root: str, output_dir: str, args) -> dict:
     return json.loads(lines[-1][len("RESULT "):])
 
 
-def main():
+def _commit(name: str) -> str:
+    """`name` if it names a commit of this repository (argparse's type)."""
+    known = subprocess.run(
+        ["git", "-C", ROOT, "rev-parse", "--verify", "--quiet",
+         f"{name}^{{commit}}"], capture_output=True, check=False)
+    if known.returncode:
+        raise argparse.ArgumentTypeError(
+            f"{name!r} is not a commit of this repository ({ROOT}); give a "
+            "commit id, tag or branch that `git log` shows")
+    return name
+
+
+def _rounds(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of rounds (a whole number, at least 1)")
+    return int(text)
+
+
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--baseline", default="14dbb8a")
+    parser.add_argument("--baseline", type=_commit, default="14dbb8a")
     parser.add_argument("--input_files", required=True)
     parser.add_argument("--vocab_file", required=True)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=_rounds, default=3)
     parser.add_argument("--whole_word_masking", action="store_true")
     parser.add_argument("--child", action="store_true")
     parser.add_argument("--output_dir")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.child:
         child(args)
         return

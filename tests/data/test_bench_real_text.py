@@ -57,3 +57,15 @@ def test_runs_prepare_data_for_each_number_of_workers(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert printed.count("profile: ") == 2
     assert "--num_workers=2" in printed and "workers " in printed
+
+
+@pytest.mark.parametrize("flag", ["--num_workers=abc", "--num_workers=1,0",
+                                  "--beam_workers=-2"])
+def test_a_bad_worker_count_is_refused_before_any_work(flag, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        bench_real_text.main([flag])
+    assert stopped.value.code == 2
+    value = flag.split("=")[1]
+    assert capsys.readouterr().err.splitlines()[-1].endswith(
+        f"in {value!r} is not a worker count (a whole number of at least 1, "
+        "e.g. 1,2)")
