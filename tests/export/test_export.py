@@ -40,6 +40,7 @@ from token_dropping.train import driver as training
 from token_dropping.train import run_data
 from token_dropping.common.errors import UserError
 from token_dropping.model.encoder import TokenDropBertEncoder
+from token_dropping.export import run_reader
 from token_dropping.export.bert import export_bert
 
 # Keys in the trainer's checkpoint (root: BertPretrainerV2.checkpoint_items).
@@ -418,6 +419,62 @@ def test_an_output_on_what_the_export_reads_is_refused_untouched(
     assert "\n" not in str(e.value)
     assert {d: sorted(os.listdir(d)) for d in before} == before
     assert not [n for n in os.listdir(output_dir.parent) if "partial" in n]
+
+
+@pytest.mark.parametrize("edit,key,recorded", [
+    ("        hidden_activation: gelu", "the encoder's hidden_activation",
+     "relu"),
+    ("    mlm_activation: gelu", "task.model.mlm_activation", "relu"),
+    ("vocab", "task.vocab_file", None),
+])
+def test_a_checkpoint_of_another_run_that_describes_it_otherwise_is_refused(
+        edit, key, recorded, run, tmp_path):
+    """Another run's checkpoint of the same shapes, exported with this run's
+    params.yaml, would be written out with the wrong activation or vocab."""
+    if edit == "vocab":
+        vocab = write_vocab(str(tmp_path / "other_vocab.txt"),
+                            edit=lambda pieces: pieces.__setitem__(
+                                VOCAB - 1, "other"))
+        model_dir = copy_run_without_checkpoint(run, tmp_path / "mine",
+                                                vocab_file=vocab)
+        recorded, theirs = vocab, run["vocab"]
+    else:
+        model_dir = copy_run_without_checkpoint(run, tmp_path / "mine")
+        path = os.path.join(model_dir, "params.yaml")
+        with open(path) as f:
+            text = f.read()
+        assert text.count(edit + "\n") == 1
+        with open(path, "w") as f:
+            f.write(text.replace(edit + "\n",
+                                 edit.replace("gelu", recorded) + "\n"))
+        theirs = "gelu"
+    output_dir = tmp_path / "out"
+    with pytest.raises(UserError) as e:
+        export_bert(model_dir, str(output_dir), checkpoint=run["checkpoint"])
+    assert str(e.value) == (
+        f"--checkpoint={run['checkpoint']} is from the run in "
+        f"{run['model_dir']}, trained with {key}={theirs!r}, but "
+        f"--model_dir={model_dir} records {key}={recorded!r}; export it with "
+        f"--model_dir={run['model_dir']}.")
+    assert not output_dir.exists()
+
+
+def test_a_checkpoint_of_a_run_that_describes_it_alike_is_taken(run,
+                                                                tmp_path):
+    """A copy of the run's settings, or another vocab file of the same
+    pieces, or a vocab given with --vocab_file: the same BERT."""
+    same_vocab = tmp_path / "same_vocab.txt"
+    shutil.copy(run["vocab"], same_vocab)
+    other_vocab = write_vocab(str(tmp_path / "other_vocab.txt"),
+                              edit=lambda pieces: pieces.__setitem__(VOCAB - 1, "x"))
+    for folder, vocab, given in [("copy", None, None),
+                                 ("moved_vocab", str(same_vocab), None),
+                                 ("given_vocab", other_vocab, run["vocab"])]:
+        model_dir = copy_run_without_checkpoint(run, tmp_path / folder,
+                                                vocab_file=vocab)
+        params, _ = run_reader.read_run_params(model_dir)
+        run_reader.check_checkpoint_run(model_dir, run["checkpoint"], params,
+                                        given)
 
 
 def test_a_checkpoint_cut_short_is_one_line_and_writes_nothing(run,

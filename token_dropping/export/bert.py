@@ -10,7 +10,9 @@ and TF-Hub-style users expect, all of it checked before anything is written:
    `encoders.build_encoder` with `type: bert_v2`);
 2. find the checkpoint (the latest, or the one asked for) and compare its
    encoder, variable by variable through the checkpoint's object graph, with
-   that `BertEncoderV2`; a different encoder size is named with both shapes;
+   that `BertEncoderV2`; a different encoder size is named with both shapes,
+   and a checkpoint of another run that params.yaml would describe wrongly
+   (`run_reader.check_checkpoint_run`) is refused;
 3. restore the encoder exactly as Model Garden's `SentencePredictionTask.
    initialize` does, `tf.train.Checkpoint(encoder=...)` with every encoder
    variable matched; the importance table is not part of it;
@@ -130,6 +132,7 @@ def export_bert(model_dir, output_dir, checkpoint=None, vocab_file=None,
     params, experiment = run_reader.read_run_params(model_dir)
     encoder_config = run_reader.bert_encoder_config(params)
     source = run_reader.find_checkpoint(model_dir, checkpoint)
+    run_reader.check_checkpoint_run(model_dir, source, params, vocab_file)
     vocab_file, pieces = run_reader.find_vocab(vocab_file, params,
                                      encoder_config.get().vocab_size)
     lower_case, lower_case_source = _lower_case(do_lower_case, vocab_file,

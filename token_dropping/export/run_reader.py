@@ -109,6 +109,64 @@ def _find_checkpoint(model_dir, checkpoint):
     return found
 
 
+def check_checkpoint_run(model_dir, source, params, vocab_file):
+    """Refuses `source` when it is a checkpoint of another tools/train.py
+    run (its folder has a params.yaml) whose BERT the export would describe
+    wrongly with `model_dir`'s params.yaml: another encoder setting of the
+    same shapes (an activation, a norm epsilon, the MLM head's activation),
+    or, without `vocab_file`, another vocabulary. An export's own
+    `bert_model.ckpt` and checkpoints outside any run folder are taken as
+    the user says."""
+    run_dir = os.path.dirname(source)
+    if (_same_folder(run_dir, model_dir)
+            or not tf.io.gfile.exists(os.path.join(run_dir, "params.yaml"))):
+        return
+    other, _ = read_run_params(run_dir)
+    mine, theirs = _described(params), _described(other)
+    differing = [key for key in mine if mine[key] != theirs.get(key)]
+    mine_vocab, their_vocab = params.task.vocab_file, other.task.vocab_file
+    if not differing and not vocab_file and mine_vocab != their_vocab:
+        # Unknown when either cannot be read (`find_vocab` says why).
+        contents = [_contents(mine_vocab), _contents(their_vocab)]
+        if None not in contents and contents[0] != contents[1]:
+            differing, mine, theirs = ["task.vocab_file"], {
+                "task.vocab_file": mine_vocab}, {
+                    "task.vocab_file": their_vocab}
+    if differing:
+        key = differing[0]
+        raise UserError(
+            f"--checkpoint={source} is from the run in {run_dir}, trained "
+            f"with {key}={theirs.get(key)!r}, but --model_dir={model_dir} "
+            f"records {key}={mine[key]!r}; export it with --model_dir="
+            f"{run_dir}.")
+
+
+def _described(params):
+    """What the export writes about the weights, as dotted keys."""
+    bert = bert_encoder_config(params).bert_v2.as_dict()
+    described = {f"the encoder's {name}": value
+                 for name, value in sorted(bert.items())}
+    described["task.model.mlm_activation"] = params.task.model.mlm_activation
+    return described
+
+
+def _same_folder(a, b):
+    if "://" in a or "://" in b:
+        return a.rstrip("/") == b.rstrip("/")
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _contents(path):
+    """A file's bytes, or None when it cannot be read."""
+    if not path:
+        return None
+    try:
+        with tf.io.gfile.GFile(path, "rb") as f:
+            return f.read()
+    except tf.errors.OpError:
+        return None
+
+
 def find_vocab(vocab_file, params, vocab_size):
     """The vocab file to export and its pieces, checked against the encoder."""
     run_vocab = getattr(params.task, "vocab_file", "")
