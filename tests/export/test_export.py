@@ -422,8 +422,8 @@ def test_an_output_on_what_the_export_reads_is_refused_untouched(
 
 
 @pytest.mark.parametrize("edit,key,recorded", [
-    ("        hidden_activation: gelu", "the encoder's hidden_activation",
-     "relu"),
+    ("        hidden_activation: gelu",
+     "task.model.encoder.any.hidden_activation", "relu"),
     ("    mlm_activation: gelu", "task.model.mlm_activation", "relu"),
     ("vocab", "task.vocab_file", None),
 ])
@@ -455,26 +455,55 @@ def test_a_checkpoint_of_another_run_that_describes_it_otherwise_is_refused(
         f"--checkpoint={run['checkpoint']} is from the run in "
         f"{run['model_dir']}, trained with {key}={theirs!r}, but "
         f"--model_dir={model_dir} records {key}={recorded!r}; export it with "
-        f"--model_dir={run['model_dir']}.")
+        f"--model_dir={run['model_dir']}"
+        + (" or give the vocab with --vocab_file." if edit == "vocab" else "."))
     assert not output_dir.exists()
+
+
+def _edited_copy(run, folder, old, new, vocab_file=None):
+    model_dir = copy_run_without_checkpoint(run, folder, vocab_file)
+    path = os.path.join(model_dir, "params.yaml")
+    with open(path) as f:
+        text = f.read()
+    assert old in text
+    with open(path, "w") as f:
+        f.write(text.replace(old, new, 1))
+    return model_dir
 
 
 def test_a_checkpoint_of_a_run_that_describes_it_alike_is_taken(run,
                                                                 tmp_path):
-    """A copy of the run's settings, or another vocab file of the same
-    pieces, or a vocab given with --vocab_file: the same BERT."""
+    """A copy of the run's settings; another dropout rate (not in the
+    weights); another vocab file of the same pieces, or a vocab given with
+    --vocab_file; a params.yaml the check cannot read (a fine-tuning run's,
+    another version's): the checkpoint is taken as the user says."""
     same_vocab = tmp_path / "same_vocab.txt"
     shutil.copy(run["vocab"], same_vocab)
     other_vocab = write_vocab(str(tmp_path / "other_vocab.txt"),
                               edit=lambda pieces: pieces.__setitem__(VOCAB - 1, "x"))
-    for folder, vocab, given in [("copy", None, None),
-                                 ("moved_vocab", str(same_vocab), None),
-                                 ("given_vocab", other_vocab, run["vocab"])]:
-        model_dir = copy_run_without_checkpoint(run, tmp_path / folder,
-                                                vocab_file=vocab)
-        params, _ = run_reader.read_run_params(model_dir)
-        run_reader.check_checkpoint_run(model_dir, run["checkpoint"], params,
-                                        given)
+    cases = [
+        (copy_run_without_checkpoint(run, tmp_path / "copy"), None),
+        (_edited_copy(run, tmp_path / "dropout", "  dropout_rate: 0.0\n",
+                      "  dropout_rate: 0.3\n"), None),
+        (copy_run_without_checkpoint(run, tmp_path / "moved_vocab",
+                                     str(same_vocab)), None),
+        (copy_run_without_checkpoint(run, tmp_path / "given_vocab",
+                                     other_vocab), run["vocab"]),
+        (_edited_copy(run, tmp_path / "newer", "task:\n",
+                      "task:\n  a_newer_field: 1\n"), None),
+        (_edited_copy(run, tmp_path / "bad_yaml", "task:\n", "task: [\n"),
+         None),
+    ]
+    for model_dir, given in cases:
+        run_reader.check_checkpoint_run(model_dir, run["checkpoint"], given)
+    # The other way round: the run's own folder holds the checkpoint, the
+    # unreadable params.yaml is --model_dir's (export_bert reports that).
+    run_reader.check_checkpoint_run(cases[-1][0], run["checkpoint"], None)
+    # And the check does compare: relu in place of gelu is refused.
+    relu = _edited_copy(run, tmp_path / "relu", "hidden_activation: gelu",
+                        "hidden_activation: relu")
+    with pytest.raises(UserError, match="hidden_activation='gelu'"):
+        run_reader.check_checkpoint_run(relu, run["checkpoint"], None)
 
 
 def test_a_checkpoint_cut_short_is_one_line_and_writes_nothing(run,

@@ -47,6 +47,11 @@ def _resolved(path):
     return os.path.realpath(os.path.expanduser(path))
 
 
+def same_path(a, b):
+    """Whether `a` and `b` name the same file or folder (`_resolved`)."""
+    return _resolved(a) == _resolved(b)
+
+
 def check_apart(output, flag, inputs):
     """Raises UserError if `output` is, contains or is inside an input.
 

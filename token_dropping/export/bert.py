@@ -132,7 +132,7 @@ def export_bert(model_dir, output_dir, checkpoint=None, vocab_file=None,
     params, experiment = run_reader.read_run_params(model_dir)
     encoder_config = run_reader.bert_encoder_config(params)
     source = run_reader.find_checkpoint(model_dir, checkpoint)
-    run_reader.check_checkpoint_run(model_dir, source, params, vocab_file)
+    run_reader.check_checkpoint_run(model_dir, source, vocab_file)
     vocab_file, pieces = run_reader.find_vocab(vocab_file, params,
                                      encoder_config.get().vocab_size)
     lower_case, lower_case_source = _lower_case(do_lower_case, vocab_file,

@@ -20,8 +20,10 @@ from token_dropping.common import checkpoint_graph
 from token_dropping.data import dataset_info
 from token_dropping.data import vocab as vocab_lib
 from token_dropping.common import files
+from token_dropping.common import paths
 from token_dropping.common.errors import UserError
 from token_dropping.common.errors import first_line
+from token_dropping.train import recorded_run
 
 # The registered experiment each pretraining encoder type was trained with;
 # params.yaml overrides every field, so the size variant does not matter.
@@ -109,51 +111,64 @@ def _find_checkpoint(model_dir, checkpoint):
     return found
 
 
-def check_checkpoint_run(model_dir, source, params, vocab_file):
+# What params.yaml says about the weights that the shapes do not: the
+# encoder fields `BertEncoderV2` computes differently with, and the MLM
+# head's activation (sizes are the shape check's: it names both shapes).
+_DESCRIBING = ("hidden_activation", "norm_first", "embedding_size",
+               "output_range")
+
+
+def check_checkpoint_run(model_dir, source, vocab_file):
     """Refuses `source` when it is a checkpoint of another tools/train.py
-    run (its folder has a params.yaml) whose BERT the export would describe
-    wrongly with `model_dir`'s params.yaml: another encoder setting of the
-    same shapes (an activation, a norm epsilon, the MLM head's activation),
-    or, without `vocab_file`, another vocabulary. An export's own
-    `bert_model.ckpt` and checkpoints outside any run folder are taken as
-    the user says."""
+    run (its folder has a params.yaml) that `model_dir`'s params.yaml would
+    describe wrongly: another activation or layer-norm placement for the
+    same shapes, another MLM head activation, or, without `vocab_file`,
+    another vocabulary (file contents). An export's own `bert_model.ckpt`,
+    checkpoints outside any run folder, and a run folder whose params.yaml
+    cannot be read (another version's, say) are taken as the user says."""
     run_dir = os.path.dirname(source)
-    if (_same_folder(run_dir, model_dir)
-            or not tf.io.gfile.exists(os.path.join(run_dir, "params.yaml"))):
+    if paths.same_path(run_dir, model_dir):
         return
-    other, _ = read_run_params(run_dir)
-    mine, theirs = _described(params), _described(other)
-    differing = [key for key in mine if mine[key] != theirs.get(key)]
-    mine_vocab, their_vocab = params.task.vocab_file, other.task.vocab_file
-    if not differing and not vocab_file and mine_vocab != their_vocab:
+    theirs, mine = _described(run_dir), _described(model_dir)
+    if theirs is None or mine is None:
+        return
+    vocab = "task.vocab_file"  # compared by contents, below
+    differing = [key for key in mine if key != vocab and key in theirs
+                 and mine[key] != theirs[key]]
+    if (not differing and not vocab_file and mine.get(vocab)
+            and theirs.get(vocab) and mine[vocab] != theirs[vocab]):
         # Unknown when either cannot be read (`find_vocab` says why).
-        contents = [_contents(mine_vocab), _contents(their_vocab)]
+        contents = [_contents(mine[vocab]), _contents(theirs[vocab])]
         if None not in contents and contents[0] != contents[1]:
-            differing, mine, theirs = ["task.vocab_file"], {
-                "task.vocab_file": mine_vocab}, {
-                    "task.vocab_file": their_vocab}
+            differing = [vocab]
     if differing:
         key = differing[0]
+        way_out = (" or give the vocab with --vocab_file" if key == vocab
+                   else "")
         raise UserError(
             f"--checkpoint={source} is from the run in {run_dir}, trained "
-            f"with {key}={theirs.get(key)!r}, but --model_dir={model_dir} "
+            f"with {key}={theirs[key]!r}, but --model_dir={model_dir} "
             f"records {key}={mine[key]!r}; export it with --model_dir="
-            f"{run_dir}.")
+            f"{run_dir}{way_out}.")
 
 
-def _described(params):
-    """What the export writes about the weights, as dotted keys."""
-    bert = bert_encoder_config(params).bert_v2.as_dict()
-    described = {f"the encoder's {name}": value
-                 for name, value in sorted(bert.items())}
-    described["task.model.mlm_activation"] = params.task.model.mlm_activation
-    return described
-
-
-def _same_folder(a, b):
-    if "://" in a or "://" in b:
-        return a.rstrip("/") == b.rstrip("/")
-    return os.path.realpath(a) == os.path.realpath(b)
+def _described(run_dir):
+    """The `_DESCRIBING` fields of the encoder, the MLM head's activation
+    and the vocab file that `run_dir/params.yaml` records, by dotted key
+    (those it has); None without a readable params.yaml."""
+    path = os.path.join(run_dir, "params.yaml")
+    try:
+        if not tf.io.gfile.exists(path):
+            return None
+        values = recorded_run.flatten(
+            hyperparams.read_yaml_to_params_dict(path).as_dict())
+    except (yaml.YAMLError, tf.errors.OpError, ValueError, KeyError,
+            TypeError, AttributeError):
+        return None
+    encoder = f"task.model.encoder.{values.get('task.model.encoder.type')}"
+    keys = [f"{encoder}.{name}" for name in _DESCRIBING] + [
+        "task.model.mlm_activation", "task.vocab_file"]
+    return {key: values[key] for key in keys if key in values}
 
 
 def _contents(path):
