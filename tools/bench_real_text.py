@@ -142,7 +142,7 @@ def _counts(text: str) -> list[int]:
     """A comma-separated list of worker counts, each at least 1."""
     counts = []
     for item in filter(None, text.split(",")):
-        if not item.strip().isdigit() or int(item) < 1:
+        if not item.strip().isdecimal() or int(item) < 1:
             raise argparse.ArgumentTypeError(
                 f"{item!r} in {text!r} is not a worker count (a whole number "
                 "of at least 1, e.g. 1,2)")
@@ -170,6 +170,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     builds = [(n, False) for n in args.num_workers]
     builds += [(n, True) for n in args.beam_workers]
+    if not builds:
+        parser.error("nothing to measure: give --num_workers and/or "
+                     "--beam_workers (e.g. --num_workers=1,2)")
     with tempfile.TemporaryDirectory(prefix="bench-real-text-") as work:
         text_dir = os.path.join(work, "text")
         os.makedirs(text_dir)

@@ -103,7 +103,8 @@ def _commit(name: str) -> str:
 
 
 def _rounds(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
+    """`text` as a number of rounds, at least 1 (argparse's type)."""
+    if not text.isdecimal() or int(text) < 1:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a number of rounds (a whole number, at least 1)")
     return int(text)

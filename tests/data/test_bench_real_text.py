@@ -69,3 +69,18 @@ def test_a_bad_worker_count_is_refused_before_any_work(flag, capsys):
     assert capsys.readouterr().err.splitlines()[-1].endswith(
         f"in {value!r} is not a worker count (a whole number of at least 1, "
         "e.g. 1,2)")
+
+
+def test_no_build_to_measure_is_refused_before_gathering(capsys,
+                                                         monkeypatch):
+    monkeypatch.setattr(bench_real_text, "gather", _never)
+    with pytest.raises(SystemExit) as stopped:
+        bench_real_text.main(["--num_workers=", "--beam_workers="])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(
+        "nothing to measure: give --num_workers and/or --beam_workers (e.g. "
+        "--num_workers=1,2)")
+
+
+def _never(*unused):
+    raise AssertionError("gathered text with nothing to measure")

@@ -103,6 +103,14 @@ def test_an_unknown_one_of_type_lists_the_types(tmp_path):
      "trainer.optimizer_config.warmup.linear.warmup_learning_rate=-1e-5",
      "trainer.optimizer_config.warmup.linear.warmup_learning_rate=-1e-05 "
      "must be 0 or more."),
+    ("trainer.optimizer_config.learning_rate.type=cosine,"
+     "trainer.optimizer_config.learning_rate.cosine.alpha=-0.5",
+     "trainer.optimizer_config.learning_rate.cosine.alpha=-0.5 must be 0 or "
+     "more."),
+    ("trainer.optimizer_config.learning_rate.type=exponential,"
+     "trainer.optimizer_config.learning_rate.exponential.decay_rate=-0.5",
+     "trainer.optimizer_config.learning_rate.exponential.decay_rate=-0.5 "
+     "must be 0 or more."),
 ])
 def test_counts_and_rates_model_garden_would_run_with(override, message,
                                                        tmp_path):

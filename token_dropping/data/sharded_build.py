@@ -24,6 +24,7 @@ a file's size counts when a worker has finished it, whatever the order.
 
 from concurrent import futures
 import multiprocessing
+from multiprocessing import resource_tracker
 import os
 import signal
 import threading
@@ -127,8 +128,9 @@ class ProcessWorkers:
         # The pool spawns its processes as tasks are submitted. They start
         # with SIGTERM blocked (the mask is inherited) until their initializer
         # ignores it: a SIGTERM to the process group while a worker is still
-        # importing would otherwise kill it. The pool's resource tracker, which
-        # unblocks SIGTERM when it starts, was started with the pool.
+        # importing would otherwise kill it. The resource tracker unblocks
+        # SIGTERM when it (re)starts, so it is made sure of first.
+        resource_tracker.ensure_running()
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
         try:
             jobs = [self.pool.submit(function, task) for task in tasks]

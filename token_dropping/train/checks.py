@@ -92,8 +92,11 @@ def _check_positive(params, mode):
         schedule = (getattr(choice, str(choice.type), None) if choice.type
                     else None)
         for field in dataclasses.fields(schedule) if schedule else ():
-            # Rates: fields named so, and the stepwise schedule's `values`.
-            if "learning_rate" not in field.name and field.name != "values":
+            # Rates: fields named so and the stepwise schedule's `values`;
+            # and the factors that turn a rate negative (cosine's `alpha`,
+            # the exponential and inverse-time decays' `decay_rate`).
+            if ("learning_rate" not in field.name
+                    and field.name not in ("values", "alpha", "decay_rate")):
                 continue
             value = getattr(schedule, field.name)
             for rate in value if isinstance(value, (list, tuple)) else [value]:
