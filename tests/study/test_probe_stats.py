@@ -54,6 +54,18 @@ def test_accuracy_interval_against_numpy():
     assert interval.n == 4
 
 
+def test_resamples_past_the_first_thousand_continue_the_draws():
+    """Drawn in chunks of 1,000 (bounded memory): 2,500 resamples are the
+    written-out bootstrap's 2,500, not one thousand repeated."""
+    share = np.array(MODEL, dtype=float).mean(0)
+    from token_dropping.study import stats
+    drawn = stats.bootstrap_accuracies(share, DOCS, samples=2500, seed=7)
+    assert not np.allclose(drawn[:1000], drawn[1000:2000])
+    interval = stats.document_bootstrap(share, DOCS, samples=2500, seed=7)
+    assert (interval.low, interval.high) == pytest.approx(
+        tuple(numpy_bootstrap(share, DOCS, 2500, 7)), abs=1e-12)
+
+
 def test_paired_difference_against_numpy_and_same_resamples():
     model, baseline = runs_of(MODEL), runs_of(BASELINE)
     gap = probe_stats.paired_difference(model, baseline, samples=800, seed=5)

@@ -87,6 +87,7 @@ def test_loss_at_is_linear_in_log_compute():
     assert stats.loss_at(points, 1.9e12) is None
     assert stats.loss_at(points, 6.1e12) is None
     assert stats.loss_at(points, 6.0e12 * (1 + 5e-4)) == pytest.approx(4.42)
+    assert stats.loss_at(points, 2.0e12 * (1 - 5e-4)) == pytest.approx(5.10)
     with pytest.raises(UserError, match="two points at compute"):
         stats.loss_at([(1.0, 2.0), (1.0, 3.0)], 1.0)
 
@@ -103,6 +104,7 @@ def test_compute_to_reach_inverts_the_frontier():
     # Below the frontier's end: not reached; above its start: before it.
     assert stats.compute_to_reach(points, 4.3) is None
     assert stats.compute_to_reach(points, 5.2) is None
+    assert stats.compute_to_reach(points, 5.10) is None  # equal: before it
     # The first crossing counts.
     assert stats.compute_to_reach([(1.0, 5.0), (2.0, 3.0), (4.0, 4.5)],
                                   4.0) == pytest.approx(math.sqrt(2))

@@ -24,9 +24,14 @@ def _annealed(name, seed, budgets, losses, flops_per_step):
     return [dict(model=name, experiment=name, seed=seed, phase="decay",
                  budget=b, step=b, learning_rate=0.0,
                  train_flops=b * flops_per_step, wall_seconds=float(b),
-                 val_mlm_loss=loss, val_mlm_accuracy=0.3,
+                 val_mlm_loss=loss, val_mlm_accuracy=_accuracy(seed, b),
                  train_mlm_loss=loss - 0.1)
             for b, loss in zip(budgets, losses)]
+
+
+def _accuracy(seed, budget):
+    """Validation accuracy differing by seed and budget."""
+    return 0.3 + 0.01 * seed ** 2 + budget / 10000
 
 
 def _stable(name, seed, steps, losses, flops_per_step):
@@ -95,9 +100,15 @@ def test_model_table_against_hand_arithmetic():
     # 500-step one.
     assert drop["final_steps"] == 500
     assert drop["loss"].mean == pytest.approx(np.mean([3.9, 4.0, 3.95]))
+    # Accuracy: the annealed runs' at that compute too, not the stable ones.
+    for entry, steps in ((bert, 400), (drop, 500)):
+        accuracy = entry["accuracy"]
+        assert (accuracy.mean, accuracy.low, accuracy.high) == pytest.approx(
+            _t_interval([_accuracy(s, steps) for s in (1, 2, 3)]))
     # Gaps at BERT's budgets' compute, along each seed's frontier (linear
     # in log-compute; here every BERT compute is a token-dropping point).
     computes = [b * 8 for b in DROP_BUDGETS]
+    gap_cells = []
     for j, budget in enumerate([100, 200, 400]):
         gaps = [_log_interp(computes, DROP[s], budget * 10) - BERT[s][j]
                 for s in (1, 2, 3)]
@@ -105,6 +116,13 @@ def test_model_table_against_hand_arithmetic():
         expected = _t_interval(gaps)
         assert (interval.mean, interval.low, interval.high) == pytest.approx(
             expected)
+        mean, low, high = expected
+        label = "real" if low > 0 or high < 0 else "not significant"
+        gap_cells.append(f"| {mean:+.3f} [{low:+.3f}, {high:+.3f}] "
+                         f"({label}) ")
+    # Both labels occur: the last gap's interval is below 0, the others
+    # straddle it.
+    assert [c.endswith("(real) ") for c in gap_cells] == [False, False, True]
     # Reaching BERT's annealed loss at 400 steps (4000 FLOPs): seed 1
     # reaches 4.0 between 3600 (4.05) and 4000 (3.9) FLOPs; seed 3 already
     # at 3600 (4.0 <= 4.1) ... which is inside the frontier, between 2000
@@ -121,6 +139,7 @@ def test_model_table_against_hand_arithmetic():
             drop["reach"].high) == pytest.approx(_t_interval(shares))
     text = study_report.markdown_table(table, PROBE_ROWS)
     line = text.splitlines()[3]
+    assert "".join(gap_cells) + "| " in line
     assert f"{np.mean(shares):.2f} [" in line
     # The probe: the bootstrap interval and the paired gap to BERT.
     assert line.endswith("| 0.740 [0.690, 0.790]; vs BERT -0.010 [-0.030, "
@@ -144,6 +163,27 @@ def test_a_bound_instead_of_an_interpolated_share():
     text = study_report.markdown_table(table, PROBE_ROWS)
     assert "per seed: ≤ 0.25, not reached" in text.splitlines()[3]
     assert math.isnan(table[1]["reach"].mean)
+
+
+def test_the_spacing_is_the_widest_over_seeds():
+    # Seed 2 annealed at 300 in place of 250 steps: its widest gap is
+    # 2400 -> 3600 FLOPs (0.30); seed 1's is 2000 -> 3600 (0.40).
+    rows = []
+    for seed, budgets in ((1, DROP_BUDGETS), (2, [125, 300, 450, 500])):
+        rows += _annealed("bert", seed, [100, 200, 400], BERT[seed], 10)
+        rows += _annealed("drop", seed, budgets, DROP[seed], 8)
+    table = study_report.model_table(SPECS, rows, PROBE_ROWS, [1, 2],
+                                     floor=6.5,
+                                     flop_ratios={"bert": 1.0, "drop": 0.8})
+    assert table[1]["spacing"] == pytest.approx(1600 / 4000)
+
+
+def test_a_first_point_equal_to_berts_loss_is_a_bound():
+    # Equal counts as reached: at the frontier's first point, a bound.
+    assert study_report._reach([(1000, 4.0), (2000, 3.9)], 4.0, 4000) == (
+        0.25, "bound")
+    assert study_report._reach([(1000, 4.1), (2000, 3.9)], 4.0, 4000) == (
+        pytest.approx(1000 * 2 ** 0.5 / 4000), "")
 
 
 def test_a_bound_is_judged_unrounded():
@@ -210,6 +250,12 @@ def test_write_study_writes_every_file(tmp_path):
         assert tuple(next(csv.reader(f))) == study_report.FINETUNE_COLUMNS
     assert (tmp_path / "loss_vs_flops.png").read_bytes()[:4] == b"\x89PNG"
     assert "python tools/study.py --quick" in result.summary
+    # The widest gap between neighbouring points of token dropping's
+    # frontier (1000, 2000, 3600, 4000 FLOPs) over BERT's largest 4000:
+    # 1600 / 4000 = 0.40 (the narrowest would be 0.10).
+    assert " ".join(result.summary.split()).count(
+        "neighbouring points at most 0.40 of BERT's largest compute "
+        "apart") == 1
     assert "| randomly initialised encoder" in result.summary
     assert "The probe measures pretraining" in result.summary
     assert "Fine-tuned with Model Garden's `bert/sentence_prediction`" in (

@@ -25,6 +25,9 @@ SEEDS = [(0.75, ""), (0.78, ""), (0.76, "")]
     (_entry((0.76, 0.72, 0.80), SEEDS), 0.80, True, False),
     (_entry((0.76, 0.71, 0.81), SEEDS), 0.81, False, False),
     (_entry((0.60, 0.55, 0.66), SEEDS), 0.66, True, True),
+    # At the bar and the moonshot exactly: met.
+    (_entry((0.62, 0.57, 0.67), SEEDS), 0.67, True, True),
+    (_entry((0.62, 0.57, 0.6701), SEEDS), 0.6701, True, False),
     # A probe below BERT's beyond its interval fails the bar whatever the
     # loss; one whose interval includes 0 does not.
     (_entry((0.60, 0.55, 0.66), SEEDS, gap=(-0.02, -0.03, -0.01)), 0.66,
