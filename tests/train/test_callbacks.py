@@ -22,7 +22,7 @@ def pretraining_data():
     return features
 
 
-def build(features):
+def build(features, learning_rate=0.0):
     encoder = token_dropping.TokenDropBertEncoder(**BERT_KWARGS,
                                                   token_keep_k=6)
     pretrainer = models.BertPretrainerV2(encoder_network=encoder)
@@ -30,7 +30,7 @@ def build(features):
               for k, v in features.items()}
     model = tf_keras.Model(inputs, pretrainer(inputs)["mlm_logits"])
     model.compile(
-        optimizer=tf_keras.optimizers.SGD(learning_rate=0.0),
+        optimizer=tf_keras.optimizers.SGD(learning_rate=learning_rate),
         loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     dataset = tf.data.Dataset.from_tensors(
         (features, features["masked_lm_ids"], features["masked_lm_weights"]))
@@ -64,6 +64,27 @@ def test_fit_updates_the_table_as_the_task_would():
     table = encoder.importance.numpy()
     np.testing.assert_allclose(table, expected, rtol=1e-5)
     assert sorted(np.flatnonzero(table != 10.0)) == [5, 6, 7, 8, 9, 10]
+
+
+def test_fit_with_the_callback_trains_as_keras_own_step():
+    """The callback's step still trains: one step of fit with it moves the
+    weights exactly as Keras' own step does on a twin of the model (the
+    same weights; its table is not updated, which only changes later
+    steps' selections)."""
+    features = pretraining_data()
+    encoder, model, dataset = build(features, learning_rate=0.5)
+    _, twin, _ = build(features, learning_rate=0.5)
+    twin.set_weights(model.get_weights())
+    before = [w.numpy().copy() for w in model.trainable_weights]
+    model.fit(dataset, verbose=0, callbacks=[MLMLossTracking(encoder)])
+    twin.fit(dataset, verbose=0)
+    moved = 0
+    for start, trained, reference in zip(before, model.trainable_weights,
+                                         twin.trainable_weights):
+        np.testing.assert_allclose(trained.numpy(), reference.numpy(),
+                                   rtol=1e-5, atol=1e-6)
+        moved += not np.allclose(trained.numpy(), start)
+    assert moved > len(before) // 2
 
 
 def test_evaluate_and_later_fits_without_the_callback_leave_it_alone():
