@@ -130,7 +130,9 @@ def test_routing_metrics_of_a_consistency_step_describe_the_dropped_pass(
     the forward pass's selection (the encoder's `kept_share` output)."""
     task, model, _, metrics, batch = make(records, consistency_interval=1)
     optimizer = tf_keras.optimizers.SGD(learning_rate=0.0)
-    kept = model.encoder_network.kept_positions(batch).numpy()  # [batch, 8]
+    encoder = model.encoder_network
+    kept = encoder.kept_positions(batch).numpy()  # [batch, 8]
+    table = encoder.importance.numpy().copy()  # before the step's update
     task.train_step(batch, model, optimizer, metrics)
     real = batch["input_mask"].numpy()
     is_kept = np.zeros_like(real)
@@ -140,6 +142,18 @@ def test_routing_metrics_of_a_consistency_step_describe_the_dropped_pass(
     assert results["dropped_token_fraction"] == pytest.approx(
         1.0 - (is_kept * real).sum() / real.sum())
     assert results["dropped_token_fraction"] >= 0.5  # 8 kept of >= 16 real
+    # The table's mean over the real ordinary (not allowed, not denied)
+    # tokens the pass kept, and over those it dropped.
+    ids = batch["input_word_ids"].numpy()
+    special = np.isin(ids, list(encoder.token_allow_list)
+                      + list(encoder.token_deny_list))
+    ordinary = (real > 0) & ~special
+    for name, where in (("kept_token_importance", ordinary & (is_kept > 0)),
+                        ("dropped_token_importance",
+                         ordinary & (is_kept == 0))):
+        assert where.any()
+        assert results[name] == pytest.approx(table[ids[where]].mean(),
+                                              rel=1e-5), name
 
 
 @pytest.mark.parametrize("stop_gradient", [False, True])
