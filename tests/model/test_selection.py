@@ -77,3 +77,30 @@ def test_compiles_with_xla():
         lambda w, m: select_kept_positions(importance_of(w), w, m, 8, ALLOW,
                                            DENY, "mixed"))
     check_rules(fn(word_ids, mask).numpy(), 8)
+
+
+def test_padding_is_dropped_first_whatever_its_id():
+    """Padding goes by `input_mask`, not by the deny list: with no deny list
+    and padded positions holding large ordinary ids (which mlm_loss would
+    rank first), a row with at least keep_k real tokens keeps only real
+    ones, and a short row keeps all of its real ones first."""
+    word_ids, mask = sequences()
+    word_ids = tf.where(mask > 0, word_ids, 90)  # padding: id 90, not [PAD]
+    for strategy in ("mlm_loss", "random", "mixed"):
+        kept = select_kept_positions(importance_of(word_ids), word_ids, mask,
+                                     8, ALLOW, (), strategy).numpy()
+        mask_np = mask.numpy()
+        assert (mask_np[0, kept[0]] == 1).all(), strategy  # 16 real >= 8
+        assert set(np.flatnonzero(mask_np[1])) <= set(kept[1]), strategy
+
+
+def test_allowed_tokens_outrank_any_importance():
+    """The table's values are clipped below the always-kept tier: an
+    importance of 1e6 on ordinary ids (a huge MLM loss, or
+    token_loss_init_value) still leaves [CLS], [MASK] and [SEP] kept."""
+    word_ids, mask = sequences()
+    importance = tf.where(tf.math.logical_or(word_ids < 100, word_ids > 103),
+                          1e6, 0.0)
+    kept = select_kept_positions(importance, word_ids, mask, 4, ALLOW, DENY,
+                                 "mlm_loss").numpy()
+    check_rules(kept, 4)
