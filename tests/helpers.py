@@ -265,9 +265,11 @@ def mirrored_task(config):
 SHRINK_SEQ, SHRINK_VOCAB, SHRINK_HIDDEN = 32, 200, 16  # as in SHRINK
 
 
-def sctd_loss_and_grads(model, batch, weight=0.05, stop_gradient=False):
-    """ScTD's consistency-step loss 0.5 MLM(dropped) + 0.5 MLM(full) +
-    `weight` KL(full || dropped), by plain autodiff outside the task, with
+def sctd_loss_and_grads(model, batch, weight=0.05, stop_gradient=False,
+                        share=0.5):
+    """ScTD's consistency-step loss (1 - share) MLM(dropped) + share
+    MLM(full) + `weight` KL(full || dropped) (the paper: share 0.5), by
+    plain autodiff outside the task, with
     the gradients to `model.trainable_variables` (None where none reaches).
     Dropout must be off: the full training pass is the `training=False`
     output. Returns `(loss, grads, (dropped_mlm, full_mlm, kl))`."""
@@ -282,7 +284,7 @@ def sctd_loss_and_grads(model, batch, weight=0.05, stop_gradient=False):
         parts = (mean(dropped), mean(full), cls_consistency_loss(
             full["encoder_outputs"], dropped["encoder_outputs"],
             stop_gradient))
-        loss = 0.5 * parts[0] + 0.5 * parts[1] + weight * parts[2]
+        loss = (1 - share) * parts[0] + share * parts[1] + weight * parts[2]
     grads = tape.gradient(loss, model.trainable_variables)
     return float(loss), grads, tuple(float(p) for p in parts)
 

@@ -156,17 +156,21 @@ def test_routing_metrics_of_a_consistency_step_describe_the_dropped_pass(
                                               rel=1e-5), name
 
 
-@pytest.mark.parametrize("stop_gradient", [False, True])
+@pytest.mark.parametrize("stop_gradient,share", [(False, 0.5),
+                                                 (True, 0.5), (False, 0.3)])
 def test_consistency_step_gradients_are_those_of_the_mixed_loss(
-        records, stop_gradient):
+        records, stop_gradient, share):
     """What the optimizer applies (SGD, rate 1: the weights move by minus
-    the gradients) against plain autodiff of 0.5 MLM(dropped) + 0.5
-    MLM(full) + 0.05 KL(full || dropped)."""
+    the gradients) against plain autodiff of (1 - share) MLM(dropped) +
+    share MLM(full) + 0.05 KL(full || dropped); 0.3 tells the share from
+    its complement."""
     task, model, _, metrics, batch = make(
         records, consistency_interval=1,
-        consistency_stop_gradient=stop_gradient)
+        consistency_stop_gradient=stop_gradient,
+        consistency_full_mlm_share=share)
     tvars = model.trainable_variables
-    loss, expected, _ = sctd_loss_and_grads(model, batch, 0.05, stop_gradient)
+    loss, expected, _ = sctd_loss_and_grads(model, batch, 0.05, stop_gradient,
+                                            share)
     before = [v.numpy() for v in tvars]
     optimizer = tf_keras.optimizers.SGD(learning_rate=1.0)
     logs = tf.function(task.train_step)(batch, model, optimizer, metrics)
