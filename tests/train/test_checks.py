@@ -96,10 +96,41 @@ def test_unreachable_tpu_is_one_error_and_writes_nothing(tmp_path):
     ("task.model.encoder.any.selection=per_layer",
      "selection='per_layer' is not one of 'mlm_loss', 'random', 'mixed', "
      "'random_per_layer'"),
+    ("task.train_data.seq_length=256", "task.train_data.seq_length=256 "
+     "exceeds the encoder's max_position_embeddings=128."),
+    ("task.validation_data.max_predictions_per_seq=200",
+     "task.validation_data.max_predictions_per_seq=200 exceeds "
+     "seq_length=128."),
+    # Validation runs the full model unless it drops at inference too.
+    ("task.model.encoder.any.drop_at_inference=true,"
+     "task.validation_data.seq_length=32",
+     "token_keep_k=64 exceeds task.validation_data.seq_length=32"),
 ])
 def test_bad_values_are_one_line(override, message, tmp_path):
     with pytest.raises(UserError, match=re.escape(message)):
         resolve(f"--params_override={override},{DUMMY}", tmp_path=tmp_path)
+
+
+def test_a_short_validation_length_is_fine_without_dropping_at_inference(
+        tmp_path):
+    resolve("--params_override=task.validation_data.seq_length=32,"
+            f"{DUMMY}", tmp_path=tmp_path)
+
+
+def test_the_token_dropping_encoder_with_plain_bert_task_is_refused(
+        tmp_path):
+    """Model Garden's masked LM task would fail mid-run building `any`
+    (a TypeError from its encoder factory)."""
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS(["train.py", "--experiment=bert_tiny", "--mode=train",
+                 "--params_override=task.model.encoder.type=any,"
+                 f"{DUMMY}"])
+    params = training.params_from_flags(flags.FLAGS)
+    with pytest.raises(UserError) as error:
+        training.resolve(params, "train", str(tmp_path / "run"))
+    assert str(error.value).startswith(
+        "task.model.encoder.type='any' is the token-dropping encoder, which "
+        "this experiment's task (MaskedLMConfig) does not build")
 
 
 @pytest.mark.parametrize("stages,message", [

@@ -226,10 +226,13 @@ def _check_encoder_fits_task(params, encoder):
             "this experiment's task drops tokens and needs the token-dropping "
             "encoder (task.model.encoder.type=any); for plain BERT use "
             "--experiment=bert_tiny, bert_base or bert_large.")
-    if ours_encoder and not ours_task and hasattr(params.task, "train_data") \
-            and "MaskedLM" in type(params.task).__name__:
+    if type_name == "any" and not ours_task:
+        # Model Garden's own tasks hold `any` as an empty config, which
+        # their encoder factory cannot build (a TypeError mid-run).
         raise UserError(
-            "The token-dropping encoder needs the token-dropping task (its "
+            "task.model.encoder.type='any' is the token-dropping encoder, "
+            f"which this experiment's task ({type(params.task).__name__}) "
+            "does not build: it needs the token-dropping task (its "
             "importance table learns from each step's MLM loss); use "
             "--experiment=token_drop_bert_tiny, token_drop_bert_base or "
             "token_drop_bert_large.")
