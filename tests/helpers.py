@@ -70,13 +70,13 @@ def batch(batch_size=3, seq_length=SEQ, seed=0, pad_from=(None, 9, 5)):
                 input_type_ids=tf.constant(type_ids * mask, tf.int32))
 
 
-def bert_with_same_weights(enc, inputs, tmp_path):
+def bert_with_same_weights(enc, inputs, tmp_path, **options):
     """A Model Garden BertEncoderV2 restored from a checkpoint of `enc` (a
-    TokenDropBertEncoder with BERT_KWARGS' sizes)."""
+    TokenDropBertEncoder with BERT_KWARGS' sizes and `options`)."""
     from official.nlp.modeling.networks import bert_encoder  # pylint: disable=import-outside-toplevel
     enc(inputs)  # build
     path = tf.train.Checkpoint(encoder=enc).save(str(tmp_path / "ckpt"))
-    bert = bert_encoder.BertEncoderV2(**BERT_KWARGS)
+    bert = bert_encoder.BertEncoderV2(**BERT_KWARGS, **options)
     bert(inputs)  # build, so the restore is checked object by object
     status = tf.train.Checkpoint(encoder=bert).restore(path)
     status.assert_existing_objects_matched()

@@ -7,6 +7,7 @@ TensorFlow's own `summary_iterator`, not the action's internals.
 import collections
 import glob
 import os
+import random
 import re
 
 import numpy as np
@@ -268,7 +269,7 @@ def test_schedule_stages_in_the_description_and_tables(tmp_path):
 def test_random_ltd_tables_count_every_layers_draw(tmp_path):
     """random_per_layer, 4 layers: layers 1 and 2 each draw their own
     subset, so the tables count each token once per layer."""
-    tf.random.set_seed(0)  # the draws
+    random.seed(0)  # the draws: the encoder seeds its generator from it
     enc = token_dropping.TokenDropBertEncoder(
         **BERT_KWARGS, token_keep_k=6, selection="random_per_layer")
     inputs = batch()
