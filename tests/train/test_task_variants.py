@@ -282,9 +282,51 @@ def test_every_variant_at_once_compiles_with_xla(records):
     assert results["consistency_kl"] > 0
 
 
+def test_consistency_step_on_two_replicas_applies_their_mean_gradient(
+        records):
+    """scale_loss: each replica divides its objective by the 2 replicas and
+    the gradients add up across them, so SGD at rate 1 moves the weights by
+    minus the mean of the replicas' mixed-loss gradients, each by plain
+    autodiff on its own half of the batch (`sctd_loss_and_grads` on a
+    single-device copy of the model). A large KL weight, so that the KL's
+    gradient through the dropped pass shows beside the tolerance."""
+    config = shrunk_tiny_config(records[0])
+    config.override({"task": {"consistency_interval": 1, "scale_loss": True,
+                              "consistency_full_mlm_share": 0.3,
+                              "consistency_weight": 2.0}})
+    strategy, task, model, _, metrics, batch = mirrored_task(config)
+    halves = strategy.experimental_local_results(batch)
+    assert len(halves) == 2
+    with strategy.scope():
+        model(halves[0])  # build
+        rng = np.random.RandomState(1)
+        for v in model.trainable_variables:  # far from init: KL matters
+            v.assign_add(rng.normal(0, 0.3, v.shape).astype(np.float32))
+        optimizer = tf_keras.optimizers.SGD(learning_rate=1.0)
+        optimizer.build(model.trainable_variables)
+    reference = task_factory.get_task(config.task).build_model()
+    reference(halves[0])
+    reference.set_weights(model.get_weights())
+    per_replica = [sctd_loss_and_grads(reference, half, 2.0, share=0.3)[1]
+                   for half in halves]
+    before = [v.numpy() for v in model.trainable_variables]
+    tf.function(lambda batch: strategy.run(
+        task.train_step, args=(batch, model, optimizer, metrics)))(batch)
+    moved = 0
+    for v, b, *grads in zip(model.trainable_variables, before, *per_replica):
+        if grads[0] is None:  # the pooler: no next-sentence head
+            continue
+        mean = np.mean([tf.convert_to_tensor(g).numpy() for g in grads], 0)
+        np.testing.assert_allclose(b - v.numpy(), mean, atol=2e-5,
+                                   err_msg=v.name)
+        moved += 1
+    assert moved == len(before) - 2
+
+
 def test_every_variant_at_once_under_mirrored_strategy(records):
     """Two replicas: the consistency tf.cond and the keep_k switch run per
-    replica; the replicas' weights stay identical."""
+    replica, both stages and both kinds of step (the gradient arithmetic
+    across replicas is checked above)."""
     config = shrunk_tiny_config(records[0])
     config.override({"task": {
         "keep_k_schedule_steps": 2, "consistency_interval": 2,
@@ -301,11 +343,6 @@ def test_every_variant_at_once_under_mirrored_strategy(records):
 
     for _ in range(2):  # keep 8 on an ordinary step, 16 on a consistency one
         step(batch)
-    for variable in model.trainable_variables:
-        copies = [v.numpy() for v in
-                  strategy.experimental_local_results(variable)]
-        np.testing.assert_array_equal(copies[0], copies[1],
-                                      err_msg=variable.name)
     results = {m.name: float(m.result()) for m in metrics}
     assert results["token_keep_k"] == 12.0
     assert results["consistency_kl"] > 0
