@@ -15,6 +15,12 @@ BASE = dict(seq_length=512, hidden_size=768, num_layers=12, inner_dim=3072,
 LARGE = dict(BASE, hidden_size=1024, num_layers=24, inner_dim=4096)
 
 
+# Full sequences for the first and last tenth, half kept between.
+FULL_ENDS = [(0.0, 512), (0.1, 256), (0.9, 512)]
+RAMP = [(i / 8, k) for i, k in enumerate(
+    [256, 293, 329, 366, 402, 439, 475, 512])]
+
+
 def _specs(*models):
     return {s.name: s for s in study.model_specs(study.StudyConfig(
         models=("bert",) + models))}
@@ -40,6 +46,25 @@ def _ratio(sizes, **layout):
     ("token_drop.drop_layers=1-7", dict(token_keep_k=256, drop_start_layer=2,
                                         drop_end_layer=11),
      dict(token_keep_k=256, drop_start_layer=5, drop_end_layer=23)),
+    # The remedies at the layer-1 layout: each size's registered remedy
+    # (its own schedule or consistency interval), with the layout scaled.
+    ("token_drop_bert_mini_full_ends.drop_layers=1-7",
+     dict(token_keep_k=256, drop_start_layer=2, drop_end_layer=11,
+          keep_k_schedule=FULL_ENDS),
+     dict(token_keep_k=256, drop_start_layer=5, drop_end_layer=23,
+          keep_k_schedule=FULL_ENDS)),
+    ("token_drop_bert_mini_sctd.drop_layers=1-7",
+     dict(token_keep_k=256, drop_start_layer=2, drop_end_layer=11,
+          consistency_interval=10),
+     dict(token_keep_k=256, drop_start_layer=5, drop_end_layer=23,
+          consistency_interval=10)),
+    # random-LTD: every layer but the first and last, kept length ramped
+    # from half to all of 512 in eight stages.
+    ("token_drop_bert_mini_random_ltd",
+     dict(token_keep_k=256, drop_start_layer=1, drop_end_layer=11,
+          selection="random_per_layer", keep_k_schedule=RAMP),
+     dict(token_keep_k=256, drop_start_layer=1, drop_end_layer=23,
+          selection="random_per_layer", keep_k_schedule=RAMP)),
 ])
 def test_a_layout_at_base_and_large_is_the_flop_models(name, base, large):
     spec = _specs(name)[name]
