@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import statistics
 import subprocess
 import sys
 
@@ -53,6 +54,28 @@ def check_outputs(output, done, steps):
     for times in (*results["step_times_s"].values(),
                   *results["cpu_times_s"].values()):
         assert len(times) == steps
+    # Every derived figure, recomputed from the recorded times (medians).
+    times, cpu = results["step_times_s"], results["cpu_times_s"]
+    median = statistics.median
+    base, drop = median(times["baseline"]), median(times["token_drop"])
+    assert (results["baseline_step_s"], results["token_drop_step_s"]) == (
+        pytest.approx(base), pytest.approx(drop))
+    assert results["step_time_ratio_paired"] == pytest.approx(median(
+        [d / b for d, b in zip(times["token_drop"], times["baseline"])]))
+    assert results["cpu_time_ratio"] == pytest.approx(
+        median(cpu["token_drop"]) / median(cpu["baseline"]))
+    assert results["added_ops_share"] == pytest.approx(
+        median(times["added_ops"]) / drop)
+    assert (results["baseline_tokens_per_s"],
+            results["token_drop_tokens_per_s"]) == (
+                pytest.approx(2 * 16 / base), pytest.approx(2 * 16 / drop))
+    sizes = dict(seq_length=16, hidden_size=16, num_layers=3, inner_dim=32,
+                 vocab_size=1100, max_predictions_per_seq=3)
+    layout = dict(token_keep_k=8, drop_start_layer=0, drop_end_layer=2)
+    assert results["baseline_train_tflops_per_s"] == pytest.approx(
+        3 * 2 * flops.pretraining_flops(**sizes) / base / 1e12)
+    assert results["token_drop_train_tflops_per_s"] == pytest.approx(
+        3 * 2 * flops.pretraining_flops(**sizes, **layout) / drop / 1e12)
     # 3 layers -> default drop layers (0, 2); the head counts in the ratio.
     assert results["sizes"]["drop_start_layer"] == 0
     assert results["sizes"]["drop_end_layer"] == 2
