@@ -66,6 +66,25 @@ def test_fit_updates_the_table_as_the_task_would():
     assert sorted(np.flatnonzero(table != 10.0)) == [5, 6, 7, 8, 9, 10]
 
 
+def test_a_model_with_dict_outputs_is_read_by_logits_key():
+    """Outputs as a dict (several heads): the callback reads `logits_key`."""
+    features = pretraining_data()
+    encoder, single, _ = build(features)
+    model = tf_keras.Model(single.inputs, {"mlm_logits": single.outputs[0]})
+    model.compile(
+        optimizer=tf_keras.optimizers.SGD(learning_rate=0.0),
+        loss={"mlm_logits": tf_keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True)})
+    dataset = tf.data.Dataset.from_tensors((
+        features, {"mlm_logits": features["masked_lm_ids"]},
+        {"mlm_logits": features["masked_lm_weights"]}))
+    expected = expected_table(single, features, steps=2)
+    model.fit(dataset.repeat(2), verbose=0,
+              callbacks=[MLMLossTracking(encoder)])
+    np.testing.assert_allclose(encoder.importance.numpy(), expected,
+                               rtol=1e-5)
+
+
 def test_fit_with_the_callback_trains_as_keras_own_step():
     """The callback's step still trains: one step of fit with it moves the
     weights exactly as Keras' own step does on a twin of the model (the
