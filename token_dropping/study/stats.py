@@ -183,16 +183,13 @@ class BudgetComparison:
         gap: {seed: the other's frontier loss at the baseline's compute
             minus the baseline's loss; None outside the other's frontier}.
         gap_interval: `mean_interval` of `gap` (a paired gap).
-        share: {seed: the compute the other's frontier needs to reach the
-            baseline's loss, over the baseline's compute; None where
-            `compute_to_reach` is None}.
-        share_interval: `mean_interval` of `share`.
+
+    The share of the baseline's compute needed to reach its loss is read
+    at its largest budget only, with the seeds' bounds (`report._reach`).
     """
     budget: float
     gap: dict
     gap_interval: Interval
-    share: dict
-    share_interval: Interval
 
 
 def compare_frontiers(base, other, confidence=CONFIDENCE):
@@ -214,18 +211,14 @@ def compare_frontiers(base, other, confidence=CONFIDENCE):
                         f"{sorted(counts)} budgets; give each seed the same.")
     comparisons = []
     for j in range(counts.pop()):
-        gap, share = {}, {}
+        gap = {}
         for s in seeds:
             compute, loss = base[s][j]
             at = loss_at(other[s], compute)
             gap[s] = None if at is None else at - loss
-            reach = compute_to_reach(other[s], loss)
-            share[s] = None if reach is None else reach / compute
         comparisons.append(BudgetComparison(
             budget=float(np.mean([base[s][j][0] for s in seeds])),
-            gap=gap, gap_interval=mean_interval(gap.values(), confidence),
-            share=share,
-            share_interval=mean_interval(share.values(), confidence)))
+            gap=gap, gap_interval=mean_interval(gap.values(), confidence)))
     return comparisons
 
 
