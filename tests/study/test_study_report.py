@@ -299,3 +299,33 @@ def test_the_floor_sentence_is_true_for_either_sign(bert_loss, expected,
         probe_note="Probe: `probe`.")
     assert expected in " ".join(result.summary.split())
     assert "The probe does NOT measure pretraining here" in result.summary
+
+
+def test_the_loss_plot_draws_each_models_annealed_means_and_intervals(
+        tmp_path, monkeypatch):
+    drawn = {}
+    monkeypatch.setattr(study_report.probe_plot, "save_against_flops",
+                        lambda figure, axis, *a, **k: drawn.update(axis=axis))
+    study_report.loss_plot(str(tmp_path / "loss.png"), SPECS, _study_rows(),
+                           [1, 2, 3], floor=6.5)
+    bars = drawn["axis"].containers  # one errorbar per model, in order
+    assert len(bars) == 2
+    for bar, losses, steps, per_step in (
+            (bars[0], BERT, [100, 200, 400], 10),
+            (bars[1], DROP, DROP_BUDGETS, 8)):
+        line, _, (ranges,) = bar.lines
+        np.testing.assert_allclose(np.asarray(line.get_xdata(), float),
+                                   [b * per_step for b in steps])
+        expected = [_t_interval([losses[s][j] for s in (1, 2, 3)])
+                    for j in range(len(steps))]
+        np.testing.assert_allclose(np.asarray(line.get_ydata(), float),
+                                   [m for m, _, _ in expected])
+        np.testing.assert_allclose(
+            [(segment[0][1], segment[1][1])
+             for segment in ranges.get_segments()],
+            [(low, high) for _, low, high in expected])
+    # The thin lines: each stable run's mean loss at every step.
+    stable = [l for l in drawn["axis"].lines if l.get_linewidth() == 0.8
+              and l.get_linestyle() == "-"]
+    np.testing.assert_allclose(np.asarray(stable[0].get_ydata(), float),
+                               [6.5, 5.5, 4.8])
