@@ -30,6 +30,7 @@ from absl import flags
 
 from token_dropping.bench import benchmark
 from token_dropping.bench import report
+from token_dropping.common import paths
 from token_dropping.common.errors import UserError
 
 _PRESET = flags.DEFINE_string(
@@ -60,6 +61,9 @@ _SIZES = {
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    home = paths.unexpanded_home(flags.FLAGS)
+    if home:
+        sys.exit(f"benchmark.py: error: {home}")
     arguments = dict(preset=_PRESET.value, steps=_STEPS.value,
                      warmup_steps=_WARMUP_STEPS.value,
                      params_override=_PARAMS_OVERRIDE.value,

@@ -38,6 +38,7 @@ from absl import app
 from absl import flags
 
 from token_dropping.export import bert as export
+from token_dropping.common import paths
 from token_dropping.common.errors import UserError
 
 flags.DEFINE_string("model_dir", None, "Run directory of tools/train.py.")
@@ -60,6 +61,9 @@ flags.DEFINE_bool("do_lower_case", None,
 def main(argv):
     if len(argv) > 1:
         sys.exit(f"export_bert.py: error: unexpected arguments {argv[1:]}")
+    home = paths.unexpanded_home(flags.FLAGS)
+    if home:
+        sys.exit(f"export_bert.py: error: {home}")
     FLAGS = flags.FLAGS
     try:
         result = export.export_bert(

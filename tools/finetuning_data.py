@@ -21,6 +21,7 @@ from absl import app
 from absl import flags
 
 from token_dropping.data import glue as glue_data
+from token_dropping.common import paths
 from token_dropping.common.errors import UserError
 
 _TASK = flags.DEFINE_enum("task", None, sorted(glue_data.PROCESSORS),
@@ -41,6 +42,9 @@ _DO_LOWER_CASE = flags.DEFINE_bool("do_lower_case", True,
 def main(argv):
     if len(argv) > 1:
         sys.exit(f"finetuning_data.py: error: unexpected arguments {argv[1:]}")
+    home = paths.unexpanded_home(flags.FLAGS)
+    if home:
+        sys.exit(f"finetuning_data.py: error: {home}")
     for flag in (_TASK, _GLUE_DIR, _VOCAB_FILE, _OUTPUT_DIR):
         if not flag.value:
             sys.exit(f"finetuning_data.py: error: --{flag.name} is required.")

@@ -22,7 +22,7 @@ r"""Prepare BERT pretraining records for Model Garden's data loaders.
     # A TFDS dataset you have prepared (nothing is downloaded here):
     python tools/prepare_data.py --output_dir=/data/wiki_tfds \
         --tfds_name=wikipedia/20230601.en --tfds_split=train \
-        --tfds_data_dir=~/tensorflow_datasets --vocab_file=vocab.txt
+        --tfds_data_dir=$HOME/tensorflow_datasets --vocab_file=vocab.txt
 
     # Raw text for BertPretrainTextDataLoader (dynamic masking at train time):
     python tools/prepare_data.py --output_dir=/tmp/python_docs_text \
@@ -67,6 +67,7 @@ from absl import app
 from absl import flags
 
 from token_dropping import data
+from token_dropping.common import paths
 
 _CONFIG = data.PrepareDataConfig()
 _HELP = {  # One line per PrepareDataConfig field; its docstring has more.
@@ -137,6 +138,9 @@ def _stop(signum, unused_frame):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    home = paths.unexpanded_home(flags.FLAGS)
+    if home:
+        sys.exit(f"prepare_data.py: error: {home}")
     signal.signal(signal.SIGTERM, _stop)
     config = data.PrepareDataConfig(
         **{name: flags.FLAGS[name].value for name in _HELP})

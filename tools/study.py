@@ -36,6 +36,7 @@ from absl import flags
 
 from token_dropping.train import preemption
 from token_dropping.study import driver as study
+from token_dropping.common import paths
 from token_dropping.common.errors import UserError
 
 _D = study.StudyConfig()
@@ -134,6 +135,9 @@ def _budgets():
 def main(argv):
     if len(argv) > 1:
         sys.exit(f"study.py: error: unexpected arguments {argv[1:]}")
+    home = paths.unexpanded_home(flags.FLAGS)
+    if home:
+        sys.exit(f"study.py: error: {home}")
     config = study.StudyConfig(
         output_dir=_OUTPUT_DIR.value, runs_dir=_RUNS_DIR.value,
         size=_SIZE.value, models=tuple(_MODELS.value), seeds=_SEEDS.value,

@@ -32,6 +32,7 @@ from official.common import flags as tfm_flags
 from token_dropping.train import actions
 from token_dropping.train import preemption
 from token_dropping.train import driver as training
+from token_dropping.common import paths
 from token_dropping.common.errors import UserError
 # Model Garden's fine-tuning experiments (bert/sentence_prediction, bert/squad).
 from token_dropping.train import finetuning_experiments  # noqa: F401
@@ -40,6 +41,9 @@ from token_dropping.train import finetuning_experiments  # noqa: F401
 def main(argv):
     if len(argv) > 1:
         sys.exit(f"train.py: error: unexpected arguments {argv[1:]}")
+    home = paths.unexpanded_home(flags.FLAGS)
+    if home:
+        sys.exit(f"train.py: error: {home}")
     try:
         params = training.params_from_flags(flags.FLAGS)
         result = training.run(

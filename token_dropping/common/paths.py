@@ -9,8 +9,39 @@ vocab, input files) is refused by `check_apart`, through symlinks too.
 
 import os
 import posixpath
+import re
 
 from token_dropping.common.errors import UserError
+
+
+# A '~' starting a path inside a flag's value: after "--flag=", a comma or
+# an override's "key=", where the shell does not expand it.
+_HOME = re.compile(r"(?:^|[=,])~")
+
+
+def unexpanded_home(flag_values):
+    """A one-line message for the first flag given on the command line
+    whose value starts a path with '~', or None.
+
+    The shell expands '~' only at the start of a word, so `--output_dir=~/x`
+    reaches a tool as the text '~/x', and TensorFlow's file system would
+    write a folder named '~' in the working directory (while the overlap
+    checks, which expand it, looked at the home folder).
+    """
+    seen = set()
+    for name in sorted(flag_values):
+        flag = flag_values[name]
+        if flag.name in seen or not flag.present:
+            continue
+        seen.add(flag.name)
+        values = flag.value if isinstance(flag.value, list) else [flag.value]
+        for value in values:
+            if isinstance(value, str) and _HOME.search(value):
+                return (f"--{flag.name}={value!r}: '~' is not expanded after "
+                        "'=' (the shell expands it only at the start of a "
+                        f"word); write the full path, e.g. "
+                        f"{os.path.expanduser('~')}/...")
+    return None
 
 
 def check_output_path(path, flag, directory):
