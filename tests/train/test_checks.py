@@ -96,6 +96,8 @@ def test_unreachable_tpu_is_one_error_and_writes_nothing(tmp_path):
     ("task.model.encoder.any.selection=per_layer",
      "selection='per_layer' is not one of 'mlm_loss', 'random', 'mixed', "
      "'random_per_layer'"),
+    ("trainer.validation_steps=0", "trainer.validation_steps=0 must be -1 "
+     "(the whole validation set) or at least 1."),
     ("task.train_data.seq_length=256", "task.train_data.seq_length=256 "
      "exceeds the encoder's max_position_embeddings=128."),
     ("task.validation_data.max_predictions_per_seq=200",

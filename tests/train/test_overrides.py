@@ -96,6 +96,11 @@ def test_an_unknown_one_of_type_lists_the_types(tmp_path):
      "trainer.steps_per_loop=0 must be at least 1."),
     ("task.train_data.global_batch_size=0",
      "task.train_data.global_batch_size=0 must be at least 1."),
+    ("trainer.checkpoint_interval=0",
+     "trainer.checkpoint_interval=0 must be at least 1."),
+    ("trainer.steps_per_loop=2,trainer.summary_interval=3",
+     "trainer.summary_interval=3 must be a multiple of "
+     "trainer.steps_per_loop=2."),
     ("trainer.optimizer_config.learning_rate.polynomial."
      "initial_learning_rate=-0.1", "trainer.optimizer_config.learning_rate."
      "polynomial.initial_learning_rate=-0.1 must be 0 or more."),
@@ -135,6 +140,7 @@ def test_a_good_config_file_and_override_still_compose(tmp_path):
     path = tmp_path / "good.yaml"
     path.write_text("trainer:\n  train_steps: 7\n")
     params = resolve(f"--config_file={path}", "--params_override="
-                     f"trainer.steps_per_loop=7,{DUMMY}", tmp_path=tmp_path)
+                     "trainer.steps_per_loop=7,trainer.summary_interval=14,"
+                     f"{DUMMY}", tmp_path=tmp_path)
     assert (params.trainer.train_steps, params.trainer.steps_per_loop) == (
         7, 7)

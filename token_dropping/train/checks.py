@@ -80,12 +80,27 @@ def _check_positive(params, mode):
                                                field, 1))
               for name in uses(mode)
               for field in ("global_batch_size", "seq_length")]
+    trainer = params.trainer
     if "train" in mode:
-        counts += [("trainer.train_steps", params.trainer.train_steps),
-                   ("trainer.steps_per_loop", params.trainer.steps_per_loop)]
+        # A checkpoint_interval of 0 trains without ever saving (nothing to
+        # resume or export).
+        counts += [("trainer.train_steps", trainer.train_steps),
+                   ("trainer.steps_per_loop", trainer.steps_per_loop),
+                   ("trainer.checkpoint_interval",
+                    trainer.checkpoint_interval),
+                   ("trainer.summary_interval", trainer.summary_interval)]
     for key, value in counts:
         if value < 1:
             raise UserError(f"{key}={value!r} must be at least 1.")
+    if "train" in mode and trainer.summary_interval % trainer.steps_per_loop:
+        raise UserError(  # orbit's Controller refuses it mid-start
+            f"trainer.summary_interval={trainer.summary_interval} must be a "
+            f"multiple of trainer.steps_per_loop={trainer.steps_per_loop}.")
+    if "eval" in mode and not (trainer.validation_steps == -1
+                               or trainer.validation_steps >= 1):
+        raise UserError(  # orbit refuses it after training
+            f"trainer.validation_steps={trainer.validation_steps!r} must be "
+            "-1 (the whole validation set) or at least 1.")
     optimizer = params.trainer.optimizer_config
     for part in ("learning_rate", "warmup"):
         choice = getattr(optimizer, part)
