@@ -113,6 +113,48 @@ def test_bad_values_are_one_line(override, message, tmp_path):
         resolve(f"--params_override={override},{DUMMY}", tmp_path=tmp_path)
 
 
+def _encoder_only_checkpoint(folder):
+    """An export's layout: `bert_model.ckpt` (root `encoder`, no
+    global_step), named in the folder's `checkpoint` file."""
+    path = tf.train.Checkpoint(encoder=tf.Variable(1.0)).write(
+        str(folder / "bert_model.ckpt"))
+    tf.compat.v1.train.update_checkpoint_state(str(folder), path)
+    return path
+
+
+def test_a_model_dir_holding_an_export_is_refused(tmp_path):
+    """Model Garden's trainer read its global_step: a ValueError traceback."""
+    folder = tmp_path / "export"
+    folder.mkdir()
+    _encoder_only_checkpoint(folder)
+    with pytest.raises(UserError) as error:
+        resolve(f"--params_override={DUMMY}", model_dir=str(folder))
+    assert str(error.value) == (
+        f"--model_dir={folder} holds bert_model.ckpt, which is not a "
+        "training checkpoint of tools/train.py (no global_step; an export of "
+        "export_bert.py, say); use a new --model_dir, and "
+        f"task.init_checkpoint={folder} to start from it.")
+
+
+def test_init_checkpoint_must_name_a_checkpoint(tmp_path):
+    """A fresh run reads it after params.yaml is written (a NotFoundError
+    traceback); a folder holding one, or a prefix, is taken."""
+    folder = tmp_path / "export"
+    folder.mkdir()
+    prefix = _encoder_only_checkpoint(folder)
+    for good in (str(folder), prefix):
+        resolve(f"--params_override=task.init_checkpoint={good},{DUMMY}",
+                tmp_path=tmp_path)
+    for bad in (str(tmp_path / "missing"), str(tmp_path), prefix + ".index"):
+        with pytest.raises(UserError) as error:
+            resolve(f"--params_override=task.init_checkpoint={bad},{DUMMY}",
+                    tmp_path=tmp_path)
+        assert str(error.value).startswith(
+            f"task.init_checkpoint={bad!r}: no checkpoint there; give a "
+            "folder holding one")
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_short_validation_length_is_fine_without_dropping_at_inference(
         tmp_path):
     resolve("--params_override=task.validation_data.seq_length=32,"

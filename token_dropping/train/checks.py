@@ -272,6 +272,43 @@ def check_resumable(latest, model_dir):
     checkpoint_graph.check_readable(latest, remedy)
 
 
+_GLOBAL_STEP = "global_step/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+def check_trainer_checkpoint(latest, model_dir):
+    """Raises UserError if `model_dir`'s latest checkpoint is not a trainer's
+    (Model Garden's trainer reads its `global_step`; an export's
+    `bert_model.ckpt` holds the encoder alone)."""
+    try:
+        found = tf.train.load_checkpoint(latest).has_tensor(_GLOBAL_STEP)
+    except (tf.errors.OpError, ValueError):
+        found = False
+    if not found:
+        raise UserError(
+            f"--model_dir={model_dir} holds {os.path.basename(latest)}, which "
+            "is not a training checkpoint of tools/train.py (no global_step; "
+            "an export of export_bert.py, say); use a new --model_dir, and "
+            f"task.init_checkpoint={model_dir} to start from it.")
+
+
+def check_init_checkpoint(task):
+    """Raises UserError if `task.init_checkpoint` is set but names no
+    checkpoint: Model Garden's task reads it (a folder's latest, or a
+    prefix) only after params.yaml is written, with a NotFoundError."""
+    path = getattr(task, "init_checkpoint", "") or ""
+    if not path:
+        return
+    if tf.io.gfile.isdir(path):
+        if tf.train.latest_checkpoint(path):
+            return
+    elif tf.io.gfile.exists(path + ".index"):
+        return
+    raise UserError(
+        f"task.init_checkpoint={path!r}: no checkpoint there; give a folder "
+        "holding one (an export of export_bert.py, a run's --model_dir) or "
+        "a checkpoint prefix (PATH.index exists).")
+
+
 def check_checkpoint_fits(checkpoint, root):
     """Raises UserError if a variable of `root` (the trainer's checkpoint
     object) has another shape in `checkpoint`, naming it and both shapes."""

@@ -186,6 +186,10 @@ def resolve(params, mode, model_dir, cache_dir=None, own_records=False):
     if not own_records:
         recorded_run.check_same_run(params, recorded, model_dir)
     run_checks.check_resumable(latest, model_dir)
+    if latest:
+        run_checks.check_trainer_checkpoint(latest, model_dir)
+    elif "train" in mode:  # read by a fresh run only
+        run_checks.check_init_checkpoint(params.task)
     if mode == "eval" and not latest:
         raise UserError(
             f"--mode=eval needs a checkpoint in --model_dir={model_dir!r} and "
