@@ -78,6 +78,25 @@ def test_read_vocab_of_a_missing_file_names_it(tmp_path):
         files.read_vocab(missing, "--vocab_file")
 
 
+def test_read_vocab_refuses_what_no_tokenizer_reads_right(tmp_path):
+    """Not UTF-8 (a tokenizer's UnicodeDecodeError), or a piece twice
+    (tensorflow-text's lookup table fails; BERT's FullTokenizer takes the
+    later id without a word)."""
+    binary, twice = tmp_path / "ckpt.index", tmp_path / "twice.txt"
+    binary.write_bytes(b"[PAD]\n\xb6\xff\n")
+    twice.write_text("[PAD]\n[UNK]\nmodel\n##s\nmodel\n")
+    with pytest.raises(UserError) as error:
+        files.read_vocab(str(binary))
+    assert str(error.value) == (
+        f"vocab_file={str(binary)!r} is not UTF-8 text (invalid start "
+        "byte); give a WordPiece vocab, one piece a line.")
+    with pytest.raises(UserError) as error:
+        files.read_vocab(str(twice), flag="--vocab_file")
+    assert str(error.value) == (
+        f"--vocab_file={str(twice)!r} has 'model' twice (lines 3 and 5); "
+        "each piece must have one id.")
+
+
 def test_read_vocab_of_a_directory_says_so(tmp_path):
     """Read as a file, a local directory has no lines: it was taken for an
     empty vocab ("has no [PAD] ... token", "has 0 pieces")."""

@@ -112,6 +112,22 @@ def test_a_vocab_without_special_pieces_is_one_line(mnli, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("content,message", [
+    (b"[PAD]\n\xb6\xff\n", "is not UTF-8 text"),
+    (b"[PAD]\n[UNK]\n[CLS]\n[SEP]\nthe\nthe\n", "has 'the' twice"),
+], ids=["binary", "twice"])
+def test_a_vocab_no_tokenizer_reads_right_is_one_line(mnli, tmp_path,
+                                                      content, message):
+    """A UnicodeDecodeError traceback, or records made with one of a
+    repeated piece's two ids without a word."""
+    glue_dir, _, _, _ = mnli
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_bytes(content)
+    with pytest.raises(UserError, match=message):
+        glue_data.convert(glue_dir, "mnli", str(vocab), str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
 def run_tool(*args):
     return subprocess.run(
         [sys.executable, os.path.join(ROOT, "tools", "finetuning_data.py"),

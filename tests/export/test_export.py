@@ -311,7 +311,8 @@ BAD_INPUTS = [
      "needs all of [PAD], [UNK], [CLS], [SEP], [MASK]"),
     ("vocab_ids_moved", "has [CLS] at id 1, but the run's token_allow_list "
      "is [100, 101, 102, 103]: not the vocab the run was trained with"),
-    ("binary_vocab", "cannot be read as UTF-8 text"),
+    ("binary_vocab", "is not UTF-8 text (invalid start byte); give a "
+     "WordPiece vocab"),
     ("not_empty", "is not empty; pass --overwrite to replace it"),
     ("parent_is_file", "/out/bert' is under '"),
 ]

@@ -79,17 +79,30 @@ def read_vocab(path: str, flag: str = "vocab_file") -> list[str]:
     lines dropped).
 
     Raises:
-        UserError: if the file does not exist or is a directory.
+        UserError: if the file does not exist, is a directory, is not UTF-8
+            text, or has a piece twice (a lookup table cannot hold it, and
+            a tokenizer would silently use one of the two ids).
     """
     if not tf.io.gfile.exists(path):
         raise UserError(f"{flag}={path!r} does not exist.")
     if tf.io.gfile.isdir(path):
         raise UserError(f"{flag}={path!r} is a directory; give the vocab "
                         "file in it (one word piece a line, e.g. vocab.txt).")
-    with tf.io.gfile.GFile(path) as f:
-        tokens = [line.rstrip("\r\n") for line in f]
+    try:
+        with tf.io.gfile.GFile(path) as f:
+            tokens = [line.rstrip("\r\n") for line in f]
+    except UnicodeDecodeError as e:
+        raise UserError(
+            f"{flag}={path!r} is not UTF-8 text ({e.reason}); give a "
+            "WordPiece vocab, one piece a line.") from None
     while tokens and not tokens[-1]:
         tokens.pop()
+    first = {}
+    for line, token in enumerate(tokens, 1):
+        if token and first.setdefault(token, line) != line:
+            raise UserError(
+                f"{flag}={path!r} has {token!r} twice (lines {first[token]} "
+                f"and {line}); each piece must have one id.")
     return tokens
 
 

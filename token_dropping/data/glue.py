@@ -30,8 +30,8 @@ from absl import logging
 from official.nlp.data import classifier_data_lib
 from official.nlp.tools import tokenization
 
-from token_dropping.common.checks import as_int
 from token_dropping.common import files
+from token_dropping.common.checks import as_int
 from token_dropping.common.errors import UserError
 from token_dropping.common.paths import check_apart
 from token_dropping.common.paths import check_output_path
@@ -238,6 +238,7 @@ def convert(glue_dir, task, vocab_file, output_dir, *, do_lower_case=True,
     check_output_path(output_dir, "output_dir", directory=True)
     check_apart(output_dir, "output_dir", [("glue_dir", glue_dir),
                                            ("vocab_file", vocab_file)])
+    files.read_vocab(vocab_file)  # UTF-8, one id a piece
     tokenizer = tokenization.FullTokenizer(vocab_file, do_lower_case)
     missing = [t for t in ("[CLS]", "[SEP]", "[UNK]")
                if t not in tokenizer.vocab]

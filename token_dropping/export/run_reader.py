@@ -194,11 +194,10 @@ def find_vocab(vocab_file, params, vocab_size):
         raise UserError(f"vocab file {vocab_file!r} not found; pass "
                         "--vocab_file=...")
     try:
-        pieces = files.read_vocab(vocab_file)
-    except (UnicodeDecodeError, tf.errors.OpError) as e:
-        raise UserError(f"vocab file {vocab_file!r} cannot be read as UTF-8 "
-                        f"text ({first_line(e)}): not a WordPiece vocab."
-                        ) from None
+        pieces = files.read_vocab(vocab_file)  # UTF-8, one id a piece
+    except tf.errors.OpError as e:
+        raise UserError(f"vocab file {vocab_file!r} cannot be read "
+                        f"({first_line(e)}).") from None
     if len(pieces) < vocab_size and vocab_file == run_vocab:
         # What training accepted (train/checks.py warned): the ids fit, the
         # rows past the vocab were never a token's.
