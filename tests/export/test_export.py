@@ -604,6 +604,12 @@ def test_the_runs_own_records_decide_lower_case_and_a_smaller_vocab_exports(
         assert json.load(f)["do_lower_case"] is True
     with open(result.vocab_file) as f:
         assert len(f.read().splitlines()) == 150
+    # The run's own vocab given again, spelled another way, is the run's.
+    spelled = str(vocab.parent / ".." / "showcased_models" / "vocab.txt")
+    again = export_bert(str(model_dir), str(tmp_path / "again"),
+                        vocab_file=spelled, huggingface=False)
+    with open(again.vocab_file) as f:
+        assert len(f.read().splitlines()) == 150
 
 
 def test_lower_case_is_guessed_only_when_nothing_records_it(run, caplog):

@@ -198,7 +198,8 @@ def find_vocab(vocab_file, params, vocab_size):
     except tf.errors.OpError as e:
         raise UserError(f"vocab file {vocab_file!r} cannot be read "
                         f"({first_line(e)}).") from None
-    if len(pieces) < vocab_size and vocab_file == run_vocab:
+    if (len(pieces) < vocab_size and run_vocab
+            and paths.same_path(vocab_file, run_vocab)):
         # What training accepted (train/checks.py warned): the ids fit, the
         # rows past the vocab were never a token's.
         logging.warning(
