@@ -139,6 +139,10 @@ def test_cli_bad_input_is_one_clear_line():
     (dict(preset="huge"), "preset='huge' is not one of"),
     (dict(preset="base", token_keep_k=600),
      "token_keep_k=600 exceeds seq_length=512"),
+    # The table would overwrite a .md output; a folder failed at the end.
+    (dict(output="results.md"), "--output='results.md' must be a .json file "
+     "path"),
+    (dict(output="out/"), "--output='out/' must be a .json file path"),
 ])
 def test_invalid_arguments_name_the_value(arguments, message):
     with pytest.raises(UserError, match=message):

@@ -148,6 +148,10 @@ def check_arguments(preset="base", steps=10, warmup_steps=2, output=None,
         UserError: one line naming the invalid value.
     """
     if output:
+        if not output.endswith(".json"):  # .md and .png are written beside
+            raise UserError(
+                f"--output={output!r} must be a .json file path; the table "
+                "and the chart are written beside it (.md, .png).")
         check_output_path(output, "--output", directory=False)
     as_positive_int("steps", steps)
     as_int("warmup_steps", warmup_steps, 1, why="the first call compiles")
