@@ -60,6 +60,18 @@ STUDY = os.path.join(ROOT, "tools", "study.py")
      "experiment; there are all_reduce_alg,"),
     (dict(params_override="runtime.num_gpus 1"), "--params_override="
      "'runtime.num_gpus 1' is neither comma-separated KEY=VALUE pairs"),
+    # What the study sets in every run: a 3-step stable run failed after
+    # the data was built, a seq_length after the probe was.
+    (dict(params_override="trainer.train_steps=3"), "--params_override "
+     "sets trainer.train_steps, which the study sets in every run; use "
+     "--budgets."),
+    (dict(params_override="trainer.optimizer_config.learning_rate.type="
+          "constant"), "--params_override sets trainer.optimizer_config."
+     "learning_rate.type, which the study sets in every run; use "
+     "--learning_rate, --warmup_steps and --decay_fraction."),
+    (dict(params_override="task.train_data.seq_length=16"),
+     "--params_override sets task.train_data.seq_length, which the study "
+     "sets in every run; use --data_dir's dataset."),
 ])
 def test_bad_arguments_are_refused_before_anything_runs(kwargs, message,
                                                          tmp_path):
