@@ -28,6 +28,9 @@ from token_dropping.common.errors import UserError
     (lambda: PrepareDataConfig(input_format="xml").validate(),
      "input_format='xml'"),
     (lambda: PrepareDataConfig(runner="Spark!").validate(), "runner='Spark!'"),
+    # Validation takes the first document: the message blamed the source.
+    (lambda: PrepareDataConfig(max_documents=1).validate(),
+     "max_documents=1 leaves nothing to train on"),
     (lambda: TextFileCorpus("a.txt", input_format="xml"),
      "input_format='xml'"),
     (lambda: PackageDocsCorpus(heldout_share=2), "heldout_share=2"),

@@ -166,6 +166,12 @@ class PrepareDataConfig:
             as_int(name, getattr(self, name), 1)
         if self.max_documents is not None:
             as_int("max_documents", self.max_documents, 1, why="or None")
+            if self.max_documents < 2 and self.validation_fraction > 0:
+                raise UserError(
+                    f"max_documents={self.max_documents} leaves nothing to "
+                    "train on: validation always takes the first document "
+                    f"(validation_fraction={self.validation_fraction}); give "
+                    "at least 2, or validation_fraction=0.")
         self._validate_workers()
         if not self.vocab_file:
             vocab.check_learnable_vocab_size(self.vocab_size)
