@@ -87,6 +87,10 @@ def test_a_sweep_point_trains_its_values_and_costs_what_flops_says():
      "token-dropping encoder"),
     ("drop_layers=3to6", "--sweep=drop_layers: '3to6' is not a layer range"),
     ("token_keep_k=32,32", "--sweep='token_keep_k=32,32' repeats a value."),
+    # The same number written twice: two points of one name and config.
+    ("token_keep_k=8,+8", "--sweep='token_keep_k=8,+8' repeats a value."),
+    ("drop_layers=1-7,01-7", "--sweep='drop_layers=1-7,01-7' repeats a "
+     "value."),
     ("token_keep_k=[1]", "--sweep=token_keep_k: '[1]' is not a number"),
 ])
 def test_a_bad_sweep_is_one_line_naming_it(flag, message):

@@ -76,10 +76,11 @@ def parse(flags):
                                                  "drop_end_layer"}):
             raise UserError(f"--sweep: {field!r} is swept twice; give its "
                             "values in one flag.")
-        if len(set(texts)) != len(texts):
+        parsed = tuple(_value(field, t) for t in texts)
+        if len(set(parsed)) != len(parsed):  # as read: 8 and +8 are one
             raise UserError(f"--sweep={flag!r} repeats a value.")
         seen.add(field)
-        axes.append((field, tuple(_value(field, t) for t in texts)))
+        axes.append((field, parsed))
     return tuple(axes)
 
 
