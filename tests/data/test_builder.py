@@ -318,8 +318,12 @@ def test_bad_inputs_name_the_value(corpus_files, tmp_path):
     files, _ = corpus_files
     empty = write_text(tmp_path / "empty.txt", "\n\n")
     specials_only = write_lines(tmp_path / "v.txt", vocab.SPECIAL_TOKENS)
+    with pytest.raises(ValueError, match="has only special tokens"):
+        build_pretraining_data(_config(files, vocab_file=specials_only),
+                               str(tmp_path / "out0"))
+    one_piece = write_lines(tmp_path / "w.txt", [*vocab.SPECIAL_TOKENS, "a"])
     with pytest.raises(ValueError, match="holds no text"):
-        build_pretraining_data(_config(empty, vocab_file=specials_only),
+        build_pretraining_data(_config(empty, vocab_file=one_piece),
                                str(tmp_path / "out0"))
     bad_vocab = write_lines(tmp_path / "bad_vocab.txt", ["[PAD]", "a", "b"])
     with pytest.raises(ValueError, match=r"bad_vocab.txt' has no \[UNK\]"):

@@ -7,6 +7,7 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 
 from data_testdata import tiny_documents, write_lines
+from token_dropping.common.errors import UserError
 from token_dropping.data import vocab
 
 
@@ -62,6 +63,20 @@ def test_vocab_without_special_tokens_is_rejected_by_name(tmp_path):
         vocab.special_token_ids(path)
     with pytest.raises(ValueError, match="does not exist"):
         vocab.special_token_ids(str(tmp_path / "missing.txt"))
+
+
+def test_a_vocab_of_special_tokens_only_is_rejected(tmp_path):
+    """Masking's random replacements had no word piece to draw from (a
+    numpy "high <= 0" from prepare_data)."""
+    path = write_lines(tmp_path / "specials.txt",
+                       ["[PAD]", "[unused0]", "[UNK]", "[CLS]", "[SEP]",
+                        "[MASK]"])
+    with pytest.raises(UserError) as error:
+        vocab.read_vocab(str(path))
+    assert str(error.value) == (
+        f"vocab_file={str(path)!r} has only special tokens (6, all [...]); a "
+        "WordPiece vocab needs word pieces too.")
+    assert not vocab.is_special("##s") and vocab.is_special("[unused7]")
 
 
 def test_too_small_vocab_size_is_rejected():

@@ -10,7 +10,6 @@ examples go through `ShardedRecordWriter`'s seeded shuffle into the shards.
 """
 
 import hashlib
-import re
 
 import numpy as np
 
@@ -19,9 +18,9 @@ from token_dropping.data import masking
 from token_dropping.data import record_writer
 from token_dropping.data import sequence_packer
 from token_dropping.data import token_packer
+from token_dropping.data import vocab
 from token_dropping.data import wordpiece
 
-_SPECIAL_TOKEN = re.compile(r"^\[[^\]]*\]$")
 # Sequences masked and serialized together: enough to make numpy's per-call
 # cost small, few enough that a batch's arrays stay small.
 _MASK_BATCH_SEQUENCES = 256
@@ -231,7 +230,7 @@ def _masker(config, tokens, special) -> masking.MaskedLmMasker:
         mask_id=special["mask_id"],
         special_ids=[special["cls_id"], special["sep_id"]],
         replacement_ids=[i for i, t in enumerate(tokens)
-                         if not _SPECIAL_TOKEN.match(t)],
+                         if not vocab.is_special(t)],
         max_predictions_per_seq=config.max_predictions_per_seq,
         masked_lm_prob=config.masked_lm_prob,
         continuation_ids=continuations if config.whole_word_masking else None)

@@ -11,6 +11,7 @@ For any vocabulary the special ids are looked up by token, never assumed.
 """
 
 import json
+import re
 import time
 from typing import Callable, Iterable
 
@@ -34,6 +35,14 @@ SPECIAL_TOKENS_FILENAME = "special_tokens.json"
 _MIN_LEARNED_PIECES = 64  # Room for an alphabet plus a few word pieces.
 
 
+_BRACKETED = re.compile(r"^\[[^\]]*\]$")  # [PAD], [unused7], ...
+
+
+def is_special(token: str) -> bool:
+    """Whether `token` is a bracketed special piece, not a word piece."""
+    return bool(_BRACKETED.match(token))
+
+
 def read_vocab(vocab_file: str) -> list[str]:
     """Reads a vocab file (one token per line) and checks the special tokens.
 
@@ -47,6 +56,11 @@ def read_vocab(vocab_file: str) -> list[str]:
             f"vocab_file={vocab_file!r} has no {', '.join(missing)} token; a "
             "WordPiece vocab for BERT needs all of "
             f"{', '.join(SPECIAL_TOKENS)}.")
+    if all(is_special(token) for token in tokens):
+        raise UserError(  # masking's random 10% draws from word pieces
+            f"vocab_file={vocab_file!r} has only special tokens "
+            f"({len(tokens)}, all [...]); a WordPiece vocab needs word "
+            "pieces too.")
     return tokens
 
 

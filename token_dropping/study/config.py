@@ -16,6 +16,8 @@ from typing import Optional
 import tensorflow as tf
 from token_dropping.train import experiment_configs as experiments
 from token_dropping.train import driver as training
+from token_dropping.train import overrides
+from token_dropping.train import recorded_run
 from token_dropping.data import dataset_info
 from token_dropping.common.checks import as_positive_int
 from token_dropping.common.errors import UserError
@@ -176,6 +178,40 @@ def model_specs(config):
     return study_sweep.expand(specs, study_sweep.parse(config.sweep))
 
 
+# What the study sets in every run, and the flag that sets it instead;
+# a key matches an entry equal to it or under it (ending in ".").
+_STUDY_SETS = (
+    ("trainer.train_steps", "--budgets"),
+    ("trainer.steps_per_loop", "--eval_every"),
+    ("trainer.summary_interval", "--eval_every"),
+    ("trainer.validation_interval", "--eval_every"),
+    ("trainer.validation_steps", "--eval_every (the whole validation set "
+     "each time)"),
+    ("trainer.checkpoint_interval", "--eval_every"),
+    ("trainer.optimizer_config.", "--learning_rate, --warmup_steps and "
+     "--decay_fraction"),
+    ("task.train_data.input_path", "--data_dir"),
+    ("task.train_data.seed", "--seeds"),
+    ("task.train_data.seq_length", "--data_dir's dataset"),
+    ("task.train_data.max_predictions_per_seq", "--data_dir's dataset"),
+    ("task.validation_data.", "--data_dir's dataset"),
+)
+
+
+def check_override(params_override):
+    """Raises UserError if `--params_override` sets what the study sets in
+    every run (`_STUDY_SETS`): it would be overridden in one run and not in
+    another, or break the study's own steps (a stable run shorter than its
+    budgets)."""
+    values = recorded_run.flatten(overrides.read(params_override))
+    for key in sorted(values):
+        for entry, flag in _STUDY_SETS:
+            if key == entry or (entry.endswith(".") and key.startswith(entry)):
+                raise UserError(
+                    f"--params_override sets {key}, which the study sets in "
+                    f"every run; use {flag}.")
+
+
 def check_config(config):
     """One line per bad value, before anything is built or trained."""
     if not config.output_dir:
@@ -186,6 +222,7 @@ def check_config(config):
         raise UserError("--runs_dir is required (checkpoints, exports and "
                         "the built data go there).")
     check_output_path(config.runs_dir, "--runs_dir", directory=True)
+    check_override(config.params_override)
     if config.size not in experiments.SIZES:
         raise UserError(f"--size={config.size!r} is not one of "
                         f"{', '.join(experiments.SIZES)}.")

@@ -42,7 +42,6 @@ from token_dropping.study import annealing
 from token_dropping.study import records as study_records
 from token_dropping.train import driver as training
 from token_dropping.train import overrides
-from token_dropping.train import recorded_run
 from token_dropping.train.actions import scalars
 from token_dropping.model.encoder_config import TokenDropBertEncoderConfig
 from token_dropping.common.errors import UserError
@@ -88,40 +87,6 @@ def flops_per_step(params):
     its stages, ScTD's full pass over its interval): `flops.config_train_flops`.
     """
     return flops.config_train_flops(params.task)
-
-
-# What the study sets in every run, and the flag that sets it instead;
-# a key matches an entry equal to it or under it (ending in ".").
-_STUDY_SETS = (
-    ("trainer.train_steps", "--budgets"),
-    ("trainer.steps_per_loop", "--eval_every"),
-    ("trainer.summary_interval", "--eval_every"),
-    ("trainer.validation_interval", "--eval_every"),
-    ("trainer.validation_steps", "--eval_every (the whole validation set "
-     "each time)"),
-    ("trainer.checkpoint_interval", "--eval_every"),
-    ("trainer.optimizer_config.", "--learning_rate, --warmup_steps and "
-     "--decay_fraction"),
-    ("task.train_data.input_path", "--data_dir"),
-    ("task.train_data.seed", "--seeds"),
-    ("task.train_data.seq_length", "--data_dir's dataset"),
-    ("task.train_data.max_predictions_per_seq", "--data_dir's dataset"),
-    ("task.validation_data.", "--data_dir's dataset"),
-)
-
-
-def check_override(params_override):
-    """Raises UserError if `--params_override` sets what the study sets in
-    every run (`_STUDY_SETS`): it would be overridden in one run and not in
-    another, or break the study's own steps (a stable run shorter than its
-    budgets)."""
-    values = recorded_run.flatten(overrides.read(params_override))
-    for key in sorted(values):
-        for entry, flag in _STUDY_SETS:
-            if key == entry or (entry.endswith(".") and key.startswith(entry)):
-                raise UserError(
-                    f"--params_override sets {key}, which the study sets in "
-                    f"every run; use {flag}.")
 
 
 def make_params(spec, *, train_steps, eval_every, loop_steps,
@@ -181,7 +146,6 @@ def make_params(spec, *, train_steps, eval_every, loop_steps,
     except (KeyError, ValueError, TypeError, AttributeError) as e:
         raise UserError(f"{spec.name}: encoder fields {sorted(values)}: "
                         f"{first_line(e)}") from None
-    check_override(params_override)
     return overrides.apply(params, params_override)
 
 
