@@ -143,6 +143,13 @@ def test_cli_bad_input_is_one_clear_line():
     (dict(output="results.md"), "--output='results.md' must be a .json file "
      "path"),
     (dict(output="out/"), "--output='out/' must be a .json file path"),
+    # Applied to the token-dropping model only: a 64-wide one measured
+    # against a 128-wide BERT, or a traceback from the run.
+    (dict(preset="tiny", params_override="task.model.encoder.any."
+          "hidden_size=64"), "--params_override sets task.model.encoder.any."
+     "hidden_size, a size both models must share; use --hidden_size."),
+    (dict(preset="tiny", params_override="task.train_data."
+          "global_batch_size=4"), "use --batch_size."),
 ])
 def test_invalid_arguments_name_the_value(arguments, message):
     with pytest.raises(UserError, match=message):

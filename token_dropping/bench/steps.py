@@ -27,7 +27,9 @@ from official.core import train_utils
 from token_dropping.train import experiment_configs  # noqa: F401  (registers the sizes)
 from token_dropping.model.selection import row_index
 from token_dropping.train.driver import fill_schedule_steps
+from token_dropping.common.errors import UserError
 from token_dropping.train import overrides
+from token_dropping.train import recorded_run
 
 # BERT's special ids (as in the uncased vocab) for the synthetic batches.
 _CLS, _SEP, _MASK = 101, 102, 103
@@ -91,9 +93,35 @@ def experiment_config(model, experiment_size, sizes, params_override=None):
         max_predictions_per_seq=sizes["max_predictions_per_seq"],
         global_batch_size=sizes["batch_size"]))
     if model == "token_drop" and params_override:
+        _check_no_sizes(params_override)
         params = overrides.apply(params, params_override)
     fill_schedule_steps(params)
     return params
+
+
+# The sizes the benchmark gives both models, by the flag that sets them.
+_SIZE_KEYS = {
+    "num_layers": "--num_layers", "hidden_size": "--hidden_size",
+    "num_attention_heads": "--num_attention_heads",
+    "intermediate_size": "--inner_dim", "vocab_size": "--vocab_size",
+    "max_position_embeddings": "--seq_length", "token_keep_k":
+    "--token_keep_k", "drop_start_layer": "--drop_start_layer",
+    "drop_end_layer": "--drop_end_layer", "seq_length": "--seq_length",
+    "max_predictions_per_seq": "--max_predictions_per_seq",
+    "global_batch_size": "--batch_size"}
+
+
+def _check_no_sizes(params_override):
+    """Raises UserError if `params_override` sets a size: it applies to the
+    token-dropping model only, so the two would differ in more than
+    dropping (and the FLOP rows would still count the flags' sizes)."""
+    for key in sorted(recorded_run.flatten(overrides.read(params_override))):
+        name = key.rsplit(".", 1)[-1]
+        if name in _SIZE_KEYS and key.startswith(
+                ("task.model.encoder.", "task.train_data.")):
+            raise UserError(
+                f"--params_override sets {key}, a size both models must "
+                f"share; use {_SIZE_KEYS[name]}.")
 
 
 @dataclasses.dataclass
