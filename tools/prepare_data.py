@@ -141,6 +141,11 @@ def main(argv):
     home = paths.unexpanded_home(flags.FLAGS)
     if home:
         sys.exit(f"prepare_data.py: error: {home}")
+    if flags.FLAGS.vocab_file and flags.FLAGS["vocab_size"].present:
+        sys.exit(f"prepare_data.py: error: --vocab_size="
+                 f"{flags.FLAGS.vocab_size} sizes a vocab to learn, but "
+                 f"--vocab_file={flags.FLAGS.vocab_file!r} is given (its "
+                 "pieces decide the size); give one of them.")
     signal.signal(signal.SIGTERM, _stop)
     config = data.PrepareDataConfig(
         **{name: flags.FLAGS[name].value for name in _HELP})

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from in_process import tool_in_process
 from data_testdata import bert_format, tiny_documents, write_lines, write_text
 from token_dropping.data import DatasetInfo
 from token_dropping.data import vocab
@@ -57,4 +58,20 @@ def test_cli_bad_input_is_one_line_and_exit_code_2(inputs, tmp_path):
         "prepare_data.py: error: seq_length=2 leaves no room for text next to "
         "[CLS] and [SEP]; use seq_length >= 3.")
     assert not [l for l in lines[:-1] if l.startswith("prepare_data.py")]
+    assert not os.path.exists(tmp_path / "out")
+
+
+def test_a_vocab_size_beside_a_vocab_file_is_refused(inputs, tmp_path):
+    """The file decides the size: --vocab_size was ignored without a word
+    (and recorded in the manifest's config)."""
+    _, text, vocab_file = inputs
+    done = tool_in_process(
+        "prepare_data.py", f"--output_dir={tmp_path}/out",
+        f"--input_files={text}", f"--vocab_file={vocab_file}",
+        "--vocab_size=30522")
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        "prepare_data.py: error: --vocab_size=30522 sizes a vocab to learn, "
+        f"but --vocab_file={str(vocab_file)!r} is given (its pieces decide "
+        "the size); give one of them.")
     assert not os.path.exists(tmp_path / "out")
