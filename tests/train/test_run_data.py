@@ -52,6 +52,18 @@ def test_every_pattern_of_a_comma_separated_path_must_match(tmp_path):
     resolve_data(tiny(f"{good},{good}"), "train")  # both match: fine
 
 
+def test_a_directory_as_input_path_names_the_files_to_give(tmp_path):
+    """tf.data read it mid-run: "Is a directory [Op:IteratorGetNext]"."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    write_records(str(folder / "train-00000-of-00001.tfrecord"))
+    with pytest.raises(UserError) as error:
+        resolve_data(tiny(str(folder)), "train")
+    assert str(error.value) == (
+        f"task.train_data.input_path: {str(folder)!r} matches the directory "
+        f"{str(folder)!r}; name the record files in it, e.g. {folder}/train-*.")
+
+
 def test_the_first_file_of_the_first_pattern_is_the_one_checked(tmp_path):
     good = write_records(str(tmp_path / "a.tfrecord"))
     empty = str(tmp_path / "b.tfrecord")

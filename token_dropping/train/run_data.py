@@ -115,8 +115,19 @@ def _glob(params, name, data):
                    "input_path empty for the embedded default corpus."
                    if is_pretraining(params) else
                    f"Make {_FINETUNING_RECORDS}."))
+        folders = [m for m in matches if tf.io.gfile.isdir(m)]
+        if folders:  # tf.data's "Is a directory" mid-run otherwise
+            raise UserError(
+                f"task.{name}.input_path: {pattern!r} matches the directory "
+                f"{folders[0]!r}; name the record files in it, e.g. "
+                f"{folders[0].rstrip('/')}/{_split_files(name)}.")
         files += sorted(matches)
     return files
+
+
+def _split_files(name):
+    """The record files' pattern prepare_data gives a split, for hints."""
+    return "train-*" if name == "train_data" else "validation-*"
 
 
 def _read_manifest(first_file):
