@@ -128,6 +128,16 @@ def test_a_vocab_no_tokenizer_reads_right_is_one_line(mnli, tmp_path,
     assert not (tmp_path / "out").exists()
 
 
+def test_a_file_as_glue_dir_names_the_folder_to_give(mnli, tmp_path):
+    """It looked for '.../train.tsv/train.tsv' and said no such file."""
+    glue_dir, _, _, _ = mnli
+    train = os.path.join(glue_dir, "train.tsv")
+    with pytest.raises(UserError) as error:
+        glue_data.convert(train, "mnli", "unused", str(tmp_path / "out"))
+    assert str(error.value).startswith(
+        f"glue_dir={train!r} is a file; give the folder holding train.tsv")
+
+
 def run_tool(*args):
     return subprocess.run(
         [sys.executable, os.path.join(ROOT, "tools", "finetuning_data.py"),

@@ -302,6 +302,10 @@ BAD_INPUTS = [
     ("deeper", "the checkpoint has 16 encoder variables it lacks, e.g. "
      "_transformer_layers/2/"),
     ("corrupt", "ckpt-9 is damaged or cut short"),
+    ("index_file", "ckpt-2.index' is one of a checkpoint's files; give its "
+     "prefix, --checkpoint="),
+    ("data_file", "ckpt-2.data-00000-of-00001' is one of a checkpoint's "
+     "files; give its prefix, --checkpoint="),
     ("no_vocab", "No vocabulary: the run's params.yaml has no "
      "task.vocab_file; pass --vocab_file"),
     ("missing_vocab", "vocab file '/nonexistent/vocab.txt' not found"),
@@ -343,6 +347,12 @@ def test_bad_input_is_one_clear_error_and_writes_nothing(case, message, run,
     elif case == "corrupt":
         (tmp_path / "ckpt-9.index").write_bytes(b"not a checkpoint")
         kwargs["checkpoint"] = str(tmp_path / "ckpt-9")
+    elif case == "index_file":
+        kwargs["checkpoint"] = run["checkpoint"] + ".index"
+        message += run["checkpoint"] + "."
+    elif case == "data_file":
+        kwargs["checkpoint"] = run["checkpoint"] + ".data-00000-of-00001"
+        message += run["checkpoint"] + "."
     elif case == "no_vocab":
         model_dir = copy_run_without_checkpoint(run, tmp_path / "run", "")
         kwargs["checkpoint"] = run["checkpoint"]

@@ -228,6 +228,11 @@ def convert(glue_dir, task, vocab_file, output_dir, *, do_lower_case=True,
         raise UserError(f"task={task!r} is not one of "
                         f"{', '.join(sorted(PROCESSORS))}.")
     processor = PROCESSORS[task]()
+    if tf.io.gfile.exists(glue_dir) and not tf.io.gfile.isdir(glue_dir):
+        raise UserError(
+            f"glue_dir={glue_dir!r} is a file; give the folder holding "
+            f"{processor.columns['train'].file} and "
+            f"{processor.columns['dev'].file}.")
     for path in (os.path.join(glue_dir, processor.columns["train"].file),
                  os.path.join(glue_dir, processor.columns["dev"].file),
                  vocab_file):

@@ -97,6 +97,11 @@ def _find_checkpoint(model_dir, checkpoint):
                 raise UserError(f"--checkpoint={checkpoint!r}: no "
                                 "checkpoint in that directory.")
             return found
+        if checkpoint.endswith(".index") or ".data-" in checkpoint:
+            prefix = checkpoint.split(".data-")[0].removesuffix(".index")
+            raise UserError(
+                f"--checkpoint={checkpoint!r} is one of a checkpoint's files; "
+                f"give its prefix, --checkpoint={prefix}.")
         if not tf.io.gfile.exists(checkpoint + ".index"):
             raise UserError(
                 f"--checkpoint={checkpoint!r}: no such checkpoint (expected "
