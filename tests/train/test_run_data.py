@@ -104,6 +104,35 @@ def test_only_the_splits_the_mode_reads(tmp_path):
         resolve_data(params, "train_and_eval")
 
 
+def test_fine_tuning_records_of_another_length_are_named(tmp_path):
+    """Model Garden's parser failed mid-run ("Can't parse serialized
+    Example") after params.yaml was written."""
+    path = str(tmp_path / "sst2_train.tf_record")
+    with tf.io.TFRecordWriter(path) as writer:
+        ints = lambda v: tf.train.Feature(int64_list=tf.train.Int64List(
+            value=v))
+        writer.write(tf.train.Example(features=tf.train.Features(feature=dict(
+            input_ids=ints([101, 7, 102]), input_mask=ints([1, 1, 1]),
+            segment_ids=ints([0, 0, 0]), label_ids=ints([1])))).
+            SerializeToString())
+    params = exp_factory.get_exp_config("bert/sentence_prediction")
+    params.task.train_data.input_path = path
+    params.task.train_data.seq_length = 16
+    with pytest.raises(UserError) as error:
+        resolve_data(params, "train")
+    assert str(error.value) == (
+        f"task.train_data.seq_length=16 but the records in {path} were made "
+        "with max_seq_length=3; set task.train_data.seq_length=3 (or remake "
+        "the records).")
+    params.task.train_data.seq_length = 3
+    resolve_data(params, "train")
+    # A file that is not records (SQuAD's dev JSON) is the loader's.
+    other = tmp_path / "dev.json"
+    other.write_text('{"data": []}')
+    params.task.train_data.input_path = str(other)
+    resolve_data(params, "train")
+
+
 def test_model_garden_fake_data_is_left_alone():
     params = tiny("dummy", validation_path="dummy")
     resolve_data(params, "train_and_eval")  # no glob, no default corpus

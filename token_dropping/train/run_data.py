@@ -21,6 +21,7 @@ import os
 import numpy as np
 import tensorflow as tf
 from absl import logging
+from google.protobuf import message as protobuf_message
 from official.nlp.data import pretrain_dataloader
 
 from token_dropping import data as token_data
@@ -59,6 +60,8 @@ def resolve_data(params, mode, cache_dir=None):
             _apply_manifest(params, name, data, info)
         elif is_pretraining(params):
             _check_first_record(params, name, data, files[0])
+        else:
+            _check_finetuning_length(name, data, files[0])
 
 
 def _use_default_corpus(params, mode, cache_dir):
@@ -233,6 +236,27 @@ def _check_first_record(params, name, data, path):
             f"encoder's vocab_size={vocab_size}; set task.model.encoder."
             f"{params.task.model.encoder.type}.vocab_size to the records' "
             "vocabulary size.")
+
+
+def _check_finetuning_length(name, data, path):
+    """Fine-tuning records (tools/finetuning_data.py, Model Garden's script)
+    hold `input_ids` of their max_seq_length; another seq_length failed
+    mid-run in Model Garden's parser. A file that does not read as records
+    (SQuAD's dev JSON) is the loader's."""
+    seq_length = getattr(data, "seq_length", None)
+    try:
+        raw = next(iter(tf.data.TFRecordDataset(path).take(1)), None)
+        features = (tf.train.Example.FromString(raw.numpy()).features.feature
+                    if raw is not None else {})
+    except (tf.errors.OpError, protobuf_message.DecodeError):
+        return  # not records
+    ids = features.get("input_ids") or features.get("input_word_ids")
+    if seq_length and ids is not None and len(_values(ids)) != seq_length:
+        length = len(_values(ids))
+        raise UserError(
+            f"task.{name}.seq_length={seq_length} but the records in {path} "
+            f"were made with max_seq_length={length}; set task.{name}."
+            f"seq_length={length} (or remake the records).")
 
 
 def _values(feature):
