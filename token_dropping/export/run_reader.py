@@ -143,8 +143,8 @@ def check_checkpoint_run(model_dir, source, vocab_file):
     if (not differing and not vocab_file and mine.get(vocab)
             and theirs.get(vocab) and mine[vocab] != theirs[vocab]):
         # Unknown when either cannot be read (`find_vocab` says why).
-        contents = [_contents(mine[vocab]), _contents(theirs[vocab])]
-        if None not in contents and contents[0] != contents[1]:
+        digests = [_digest(mine[vocab]), _digest(theirs[vocab])]
+        if None not in digests and digests[0] != digests[1]:
             differing = [vocab]
     if differing:
         key = differing[0]
@@ -176,13 +176,10 @@ def _described(run_dir):
     return {key: values[key] for key in keys if key in values}
 
 
-def _contents(path):
-    """A file's bytes, or None when it cannot be read."""
-    if not path:
-        return None
+def _digest(path):
+    """A file's SHA-256 (`files.sha256`), or None when it cannot be read."""
     try:
-        with tf.io.gfile.GFile(path, "rb") as f:
-            return f.read()
+        return files.sha256(path)
     except tf.errors.OpError:
         return None
 
