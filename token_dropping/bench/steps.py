@@ -29,7 +29,6 @@ from token_dropping.model.selection import row_index
 from token_dropping.train.driver import fill_schedule_steps
 from token_dropping.common.errors import UserError
 from token_dropping.train import overrides
-from token_dropping.train import recorded_run
 
 # BERT's special ids (as in the uncased vocab) for the synthetic batches.
 _CLS, _SEP, _MASK = 101, 102, 103
@@ -115,7 +114,7 @@ def _check_no_sizes(params_override):
     """Raises UserError if `params_override` sets a size: it applies to the
     token-dropping model only, so the two would differ in more than
     dropping (and the FLOP rows would still count the flags' sizes)."""
-    for key in sorted(recorded_run.flatten(overrides.read(params_override))):
+    for key in overrides.dotted_keys(params_override):
         name = key.rsplit(".", 1)[-1]
         if name in _SIZE_KEYS and key.startswith(
                 ("task.model.encoder.", "task.train_data.")):

@@ -178,8 +178,8 @@ def model_specs(config):
     return study_sweep.expand(specs, study_sweep.parse(config.sweep))
 
 
-# What the study sets in every run, and the flag that sets it instead;
-# a key matches an entry equal to it or under it (ending in ".").
+# What the study sets in every run, and the flag that sets it instead
+# (an entry names a key or, ending in ".", a section: `recorded_run.covers`).
 _STUDY_SETS = (
     ("trainer.train_steps", "--budgets"),
     ("trainer.steps_per_loop", "--eval_every"),
@@ -203,10 +203,9 @@ def check_override(params_override):
     every run (`_STUDY_SETS`): it would be overridden in one run and not in
     another, or break the study's own steps (a stable run shorter than its
     budgets)."""
-    values = recorded_run.flatten(overrides.read(params_override))
-    for key in sorted(values):
+    for key in overrides.dotted_keys(params_override):
         for entry, flag in _STUDY_SETS:
-            if key == entry or (entry.endswith(".") and key.startswith(entry)):
+            if recorded_run.covers(entry, key):
                 raise UserError(
                     f"--params_override sets {key}, which the study sets in "
                     f"every run; use {flag}.")

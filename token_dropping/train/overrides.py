@@ -24,6 +24,7 @@ from official.modeling.hyperparams import params_dict
 
 from token_dropping.common.errors import UserError
 from token_dropping.common.errors import first_line
+from token_dropping.train import recorded_run
 
 # Model Garden's advice after an unknown key, meant for its Python API.
 _API_HINT = " To extend the existing keys, use `override` with `is_strict` = False."
@@ -78,6 +79,11 @@ def _yaml(text, what):
         problem = getattr(e, "problem", None) or first_line(e)
         raise UserError(f"{what} is not valid YAML: {problem}{where}."
                         ) from None
+
+
+def dotted_keys(text, what="--params_override"):
+    """The sorted dotted keys (`task.train_data.seq_length`) `text` sets."""
+    return sorted(recorded_run.flatten(read(text, what)))
 
 
 def apply(params, text, what="--params_override"):

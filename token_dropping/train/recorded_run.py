@@ -100,10 +100,15 @@ def read(model_dir):
             "--model_dir.") from None
 
 
+def covers(entry, key):
+    """Whether a list's `entry` names the dotted `key`: equal to it, or a
+    prefix of it ending in "." or "_" (a section, a family of fields)."""
+    return key == entry or (entry.endswith((".", "_"))
+                            and key.startswith(entry))
+
+
 def may_change(key):
-    return any(key == entry or (entry.endswith((".", "_"))
-                                and key.startswith(entry))
-               for entry in MAY_CHANGE)
+    return any(covers(entry, key) for entry in MAY_CHANGE)
 
 
 def differences(params, recorded):
