@@ -197,14 +197,12 @@ def _check_format(name, data, is_text, where):
 def _check_first_record(params, name, data, path):
     """Step 4: one record of a dataset without a manifest."""
     try:
-        raw = next(iter(tf.data.TFRecordDataset(path).take(1)), None)
-        example = raw is not None and tf.train.Example.FromString(raw.numpy())
+        features = _first_features(path)
     except (tf.errors.OpError, ValueError) as e:
         raise UserError(f"task.{name}.input_path: cannot read a record from "
                         f"{path}: {first_line(e)}") from None
-    if raw is None:
+    if features is None:
         raise UserError(f"task.{name}.input_path: {path} has no records.")
-    features = example.features.feature
     _check_format(name, data, set(features) == set(TEXT_FEATURE_NAMES), path)
     if not isinstance(data, pretrain_dataloader.BertPretrainDataConfig):
         return
@@ -245,18 +243,25 @@ def _check_finetuning_length(name, data, path):
     (SQuAD's dev JSON) is the loader's."""
     seq_length = getattr(data, "seq_length", None)
     try:
-        raw = next(iter(tf.data.TFRecordDataset(path).take(1)), None)
-        features = (tf.train.Example.FromString(raw.numpy()).features.feature
-                    if raw is not None else {})
+        features = _first_features(path) or {}
     except (tf.errors.OpError, protobuf_message.DecodeError):
         return  # not records
-    ids = features.get("input_ids") or features.get("input_word_ids")
-    if seq_length and ids is not None and len(_values(ids)) != seq_length:
-        length = len(_values(ids))
+    ids = features.get("input_ids", features.get("input_word_ids"))
+    length = None if ids is None else len(_values(ids))
+    if seq_length and length is not None and length != seq_length:
         raise UserError(
             f"task.{name}.seq_length={seq_length} but the records in {path} "
             f"were made with max_seq_length={length}; set task.{name}."
             f"seq_length={length} (or remake the records).")
+
+
+def _first_features(path):
+    """The features of the first `tf.train.Example` in the records at
+    `path`; None when there is none."""
+    raw = next(iter(tf.data.TFRecordDataset(path).take(1)), None)
+    if raw is None:
+        return None
+    return tf.train.Example.FromString(raw.numpy()).features.feature
 
 
 def _values(feature):
