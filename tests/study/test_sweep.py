@@ -157,6 +157,11 @@ def test_a_point_named_in_models_is_the_sweeps_model():
     ("bert.token_keep_k=8", "--models: 'bert.token_keep_k=8' sets "
      "token-dropping fields on BERT"),
     ("bogus.token_keep_k=8", "--models: 'bogus' is neither one of"),
+    # Spelled otherwise, one model would be two models' runs and rows.
+    ("token_drop.token_keep_k=+8", "--models='token_drop.token_keep_k=+8':"
+     " write it token_drop.token_keep_k=8, the name its runs"),
+    ("token_drop.drop_layers=01-7", "--models='token_drop.drop_layers="
+     "01-7': write it token_drop.drop_layers=1-7,"),
 ])
 def test_a_bad_point_in_models_is_one_line(tmp_path, name, message):
     config = study.StudyConfig(output_dir=str(tmp_path / "out"),
@@ -165,3 +170,21 @@ def test_a_bad_point_in_models_is_one_line(tmp_path, name, message):
     with pytest.raises(UserError) as e:
         study.check_config(config)
     assert str(e.value).startswith(message) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("models", [
+    ("bert", "token_drop.token_keep_k=32"),
+    # Would make token_drop.token_keep_k=32 twice.
+    ("bert", "token_drop", "token_drop.token_keep_k=32"),
+    ("bert", "token_drop.drop_start_layer=2"),
+])
+def test_a_model_that_sets_a_swept_field_is_refused(tmp_path, models):
+    config = study.StudyConfig(output_dir=str(tmp_path / "out"),
+                               runs_dir=str(tmp_path / "runs"),
+                               models=models,
+                               sweep=("token_keep_k=16,32", "drop_layers=1-7"))
+    with pytest.raises(UserError) as e:
+        study.check_config(config)
+    assert str(e.value).startswith(f"--models={models[-1]!r} sets ")
+    assert str(e.value).endswith(", which --sweep sweeps; give the model "
+                                 "without it.")

@@ -119,7 +119,13 @@ def split_name(name):
             raise UserError(f"--models={name!r}: {field!r} has "
                             f"{len(values)} values; a model takes one "
                             "(several are --sweep's job).")
-    return model, points(axes)[0][1] if axes else ()
+    if not axes:
+        return model, ()
+    (point, overrides), = points(axes)
+    if f"{model}.{point}" != name:  # 032 and 32 would be two models' runs
+        raise UserError(f"--models={name!r}: write it {model}.{point}, the "
+                        "name its runs (and --sweep's point) go by.")
+    return model, overrides
 
 
 def expand(specs, axes):
@@ -127,11 +133,18 @@ def expand(specs, axes):
     (`points`), in order; BERT and any other model stay as they are."""
     if not axes:
         return list(specs)
+    swept = {field for _, overrides in points(axes)[:1]
+             for field, _ in overrides}
     out = []
     for spec in specs:
         if spec.is_baseline:
             out.append(spec)
             continue
+        named = {field for field, _ in split_name(spec.name)[1]} & swept
+        if named:
+            raise UserError(f"--models={spec.name!r} sets "
+                            f"{', '.join(sorted(named))}, which --sweep "
+                            "sweeps; give the model without it.")
         for name, overrides in points(axes):
             out.append(dataclasses.replace(
                 spec, name=f"{spec.name}.{name}",
