@@ -111,7 +111,8 @@ def split_name(name):
     """`(model, ((field, value), ...))` of a point's name as `expand` makes
     it (`token_drop.token_keep_k=32.drop_layers=1-7`): one point given
     in `--models`. A name without settings is `(name, ())`; UserError (one
-    line) on a bad setting."""
+    line) on a bad setting, or on one spelled otherwise than `points` names
+    it (`token_keep_k=+8` for `token_keep_k=8`: two names, one model)."""
     model, *settings = re.split(r"\.(?=[A-Za-z_]\w*=)", name)
     axes = parse(settings)
     for field, values in axes:
@@ -130,7 +131,8 @@ def split_name(name):
 
 def expand(specs, axes):
     """`specs` with every token-dropping one replaced by its sweep points
-    (`points`), in order; BERT and any other model stay as they are."""
+    (`points`), in order; BERT and any other model stay as they are.
+    UserError (one line) if a model's name sets a swept field."""
     if not axes:
         return list(specs)
     swept = {field for _, overrides in points(axes)[:1]
