@@ -179,6 +179,21 @@ def test_replacing_directory_swaps_in_the_new_one_whole(tmp_path):
     assert os.listdir(tmp_path) == ["export"]
 
 
+def test_replacing_a_linked_directory_replaces_its_target(tmp_path):
+    # A link to an export elsewhere (a bigger disk): the new export goes
+    # where the link points, the link stays, and nothing is left beside.
+    real = tmp_path / "disk" / "export"
+    _touch(real / "a.txt", "old")
+    os.symlink(real, tmp_path / "link")
+    with files.replacing_directory(str(tmp_path / "link")) as partial:
+        _touch(tmp_path / partial / "b.txt", "new")
+    assert os.path.islink(tmp_path / "link")
+    assert _tree(real) == {"b.txt": "new"}
+    assert _tree(tmp_path / "link") == {"b.txt": "new"}
+    assert sorted(os.listdir(tmp_path)) == ["disk", "link"]
+    assert os.listdir(tmp_path / "disk") == ["export"]
+
+
 def test_a_failed_directory_leaves_the_old_one(tmp_path):
     out = tmp_path / "export"
     _touch(out / "a.txt", "old")

@@ -168,7 +168,8 @@ def write_json(path: str, value, **dump_options) -> None:
 @contextlib.contextmanager
 def replacing_directory(path: str):
     """Yields a new temporary sibling directory to fill; when the block ends
-    it takes `path`'s place, or is removed if the block raised.
+    it takes `path`'s place, or is removed if the block raised. A symbolic
+    link's target is replaced; the link stays.
 
     An old `path` is moved aside first and removed only once the new one is
     in; if the move in fails, it is put back.
@@ -178,6 +179,10 @@ def replacing_directory(path: str):
     ...     write_checkpoint(directory)
     """
     path = path.rstrip("/")
+    if os.path.islink(path):
+        # The directory the link names takes the new one (the link stays):
+        # moving the link aside and removing it would empty its target.
+        path = os.path.realpath(path)
     partial = _sibling(path, "partial")
     tf.io.gfile.makedirs(partial)
     try:
