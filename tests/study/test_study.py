@@ -418,6 +418,45 @@ def test_a_finished_runs_flops_are_counted_stage_by_stage(tmp_path):
     assert rows[0]["train_flops"] > 100 * average * 1.1
 
 
+def test_a_run_started_again_from_step_0_is_a_new_run(tmp_path,
+                                                     monkeypatch):
+    # A stable run stopped before its first checkpoint, with a record and a
+    # kept fork of other settings: started again, it records this run's
+    # settings under a new id (its branches are then redone), and the fork
+    # of weights that are gone is not kept for them.
+    from official.core import exp_factory
+    import token_dropping  # noqa: F401  (registers the experiments)
+    from token_dropping.study import annealing
+    from token_dropping.study import records as study_records
+    from token_dropping.study import runs as study_runs
+    from token_dropping.train import driver as training
+    model_dir = str(tmp_path)
+    study_records.write(model_dir, dict(settings={"lr": 0.002}, run_id="old"))
+    fork = annealing.fork_path(model_dir, 6)
+    os.makedirs(os.path.dirname(fork))
+    with open(fork + ".json", "w") as f:
+        json.dump(dict(step=6, wall_seconds=1.0), f)
+    assert annealing.kept_forks(model_dir) == [6]
+
+    class Stopped(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Stopped  # killed in the first loop, again
+    monkeypatch.setattr(training, "train", stop)
+    params = exp_factory.get_exp_config("bert_tiny")
+    params.trainer.train_steps = 10
+    spec = study_runs.ModelSpec("bert", "bert_tiny", "BERT")
+    with pytest.raises(Stopped):
+        study_runs.pretrain(spec, 1, params, model_dir, None, 7.0,
+                            settings={"lr": 0.001},
+                            phase=study_runs.Phase(None, forks=(6,)))
+    record = study_records.read(model_dir)
+    assert record["settings"] == {"lr": 0.001}
+    assert record["run_id"] != "old"
+    assert annealing.kept_forks(model_dir) == []
+
+
 def test_the_summary_minutes_count_only_this_studys_steps(tmp_path):
     # A runs_dir shared with an earlier study holds that study's timings too.
     path = tmp_path / "timings.json"
