@@ -52,6 +52,10 @@ def rerun(model_dir, override, experiment="token_drop_bert_tiny",
      "initial_learning_rate=0.5",
      "trainer.optimizer_config.learning_rate.polynomial."
      "initial_learning_rate", None, "0.5"),
+    # A section unset in the record (None), set now: the optimizer's slots
+    # would not restore and its schedule would start again.
+    ("trainer.optimizer_config.ema.average_decay=0.99",
+     "trainer.optimizer_config.ema", "None", "{"),
 ])
 def test_a_rerun_with_other_settings_is_refused_before_writing(
         run, override, key, old, new):
@@ -93,6 +97,24 @@ def test_a_baseline_run_is_not_resumed_as_token_dropping(run, tmp_path):
         training.resolve(params, "train", model_dir)
     assert "task.model.encoder.type" in recorded_run.differences(
         params, recorded_run.read(model_dir))
+
+
+def test_a_section_switched_off_is_a_difference(run):
+    # The other way round: recorded with EMA, asked for without it.
+    model_dir = run["model_dir"]
+    recorded = recorded_run.read(model_dir)
+    params = rerun(model_dir, "trainer.train_steps=6")
+    assert recorded_run.differences(params, recorded) == []
+    key = "trainer.optimizer_config.ema"
+    assert recorded.pop(key) is None
+    recorded[key + ".average_decay"] = 0.99
+    assert recorded_run.differences(params, recorded) == [key]
+    # A field only one side has, under a section both set, is not one
+    # (another version's field).
+    recorded[key] = None
+    del recorded[key + ".average_decay"]
+    recorded["trainer.optimizer_config.optimizer.adamw.new_field"] = 1
+    assert recorded_run.differences(params, recorded) == []
 
 
 def test_a_rerun_may_train_longer_elsewhere_and_report_less_often(

@@ -114,15 +114,40 @@ def may_change(key):
 def differences(params, recorded):
     """Keys (sorted) whose value `params` (an experiment config) asks for
     differs from `recorded`'s (`read`), leaving out `MAY_CHANGE`, keys only
-    one side has (a field another version added), a training data seed
+    one side has (a field another version added; but a section one side
+    leaves unset and the other sets is a key: `_emptied`), a training data seed
     left unset (the recorded one is used: `resume_data.fix_data_seed`), and
     the keep_k schedule steps of a run without a schedule."""
     return _differing(flatten(params.as_dict()), recorded)
 
 
+def _emptied(key, other):
+    """The section above `key` that `other` records as unset (None or {}),
+    or None: a section switched on or off (`trainer.optimizer_config.ema`
+    flattens to its fields on one side, to itself on the other)."""
+    parts = key.split(".")
+    for end in range(1, len(parts)):
+        section = ".".join(parts[:end])
+        if section in other and other[section] in (None, {}):
+            return section
+    return None
+
+
+def _section(flat, key):
+    """`key`'s value in the flattened config `flat`: the value, or the
+    section's fields."""
+    if key in flat:
+        return flat[key]
+    return {k[len(key) + 1:]: v for k, v in flat.items()
+            if k.startswith(key + ".")}
+
+
 def _differing(current, recorded):
     """`differences` of the flattened config `current`."""
-    keys = []
+    switched = {_emptied(key, other) for one, other in (
+        (current, recorded), (recorded, current)) for key in set(one) - set(
+            other)} - {None}
+    keys = sorted(key for key in switched if not may_change(key))
     for key in sorted(set(current) & set(recorded)):
         if may_change(key) or current[key] == recorded[key]:
             continue
@@ -132,7 +157,7 @@ def _differing(current, recorded):
                                           or recorded.get(SCHEDULE)):
             continue  # no keep_k schedule: steps it would refer to
         keys.append(key)
-    return keys
+    return sorted(keys)
 
 
 def check_same_run(params, recorded, model_dir):
@@ -146,12 +171,12 @@ def check_same_run(params, recorded, model_dir):
     if not keys:
         return
     key = keys[0]
-    value = current[key]
+    old, value = _section(recorded, key), _section(current, key)
     more = f" (and {len(keys) - 1} more settings)" if len(keys) > 1 else ""
     path = os.path.join(model_dir, PARAMS_FILE)
     raise UserError(
         f"--model_dir={model_dir} holds a run trained with {key}="
-        f"{recorded[key]!r} ({path}), but this command asks for {key}="
+        f"{old!r} ({path}), but this command asks for {key}="
         f"{value!r}{more}; to continue that run give it its own settings "
         f"(--config_file={path}), to train these use a new --model_dir, and "
         f"to change that run's settings on purpose edit {path} first.")
