@@ -66,6 +66,7 @@ from token_dropping.common.errors import first_line
 from token_dropping.common.paths import check_apart
 from token_dropping.common.paths import check_output_path
 from token_dropping.train import random_state
+from token_dropping.train import run_vocab
 
 CHECKPOINT_NAME = "bert_model.ckpt"  # BERT's conventional name
 _IMPORTANCE = "_token_importance"  # TokenDropBertEncoder's extra child
@@ -133,8 +134,10 @@ def export_bert(model_dir, output_dir, checkpoint=None, vocab_file=None,
     encoder_config = run_reader.bert_encoder_config(params)
     source = run_reader.find_checkpoint(model_dir, checkpoint)
     run_reader.check_checkpoint_run(model_dir, source, vocab_file)
+    flag = "--vocab_file" if vocab_file else "task.vocab_file (params.yaml)"
     vocab_file, pieces = run_reader.find_vocab(vocab_file, params,
                                      encoder_config.get().vocab_size)
+    run_vocab.check(os.path.dirname(source), vocab_file, flag)
     lower_case, lower_case_source = _lower_case(do_lower_case, vocab_file,
                                                 params)
     # What the export reads, now all known, stays apart from what it replaces.

@@ -57,6 +57,7 @@ from token_dropping.train.params import encoder_config
 from token_dropping.train import overrides
 from token_dropping.train import random_state
 from token_dropping.train import recorded_run
+from token_dropping.train import run_vocab
 from token_dropping.train.run_data import resolve_data
 from token_dropping.train.runner import ExperimentRunner
 from token_dropping.train.summaries import TokenDropSummaries
@@ -188,6 +189,9 @@ def resolve(params, mode, model_dir, cache_dir=None, own_records=False):
     run_checks.check_resumable(latest, model_dir)
     if latest:
         run_checks.check_trainer_checkpoint(latest, model_dir)
+        if "train" in mode:
+            run_vocab.check(model_dir, run_vocab.vocab_of(params),
+                            "the records' vocab (task.vocab_file)")
     elif "train" in mode:  # read by a fresh run only
         run_checks.check_init_checkpoint(params.task)
     if mode == "eval" and not latest:
@@ -270,6 +274,8 @@ def train(params, *, mode, model_dir, latest=None,
     chief = strategy.extended.should_checkpoint
     if "train" in mode and chief:
         train_utils.serialize_config(params, model_dir)
+        if not latest:  # what a resume and an export compare with
+            run_vocab.record(model_dir, run_vocab.vocab_of(params))
 
     progress = ProgressLog(trainer.global_step, params.trainer.train_steps,
                            params.task.train_data.global_batch_size,
