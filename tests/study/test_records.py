@@ -114,3 +114,34 @@ def test_the_schedule_steps_count_only_with_a_schedule():
     assert records.first_difference(
         scheduled, dict(scheduled, **{"task.keep_k_schedule_steps": 2346})
     ) == (("task.keep_k_schedule_steps", 1564, 2346), 1)
+
+
+def test_the_random_model_reading_is_redone_for_another_architecture(
+        tmp_path, monkeypatch):
+    # The random-model control is read from a random model of the
+    # baseline's architecture: another architecture is another reading
+    # (it was reused whatever the model).
+    from official.core import exp_factory
+    import token_dropping  # noqa: F401  (registers the experiments)
+    from token_dropping.study import cloze
+    from token_dropping.study import finetune as study_finetune
+    from token_dropping.study import predictions as study_predictions
+    calls = []
+
+    def score(model_dir, params, glue_dir, vocab_file, dev_documents):
+        calls.append(params.task.model.mlm_initializer_range)
+        return study_predictions.DevPredictions(
+            index=(0, 1), documents=("a", "b"), labels=(0, 1),
+            predicted=(0, 0), probability=(0.5, 0.5))
+    monkeypatch.setattr(cloze, "score", score)
+    params = exp_factory.get_exp_config("bert_tiny")
+
+    def read():
+        return study_finetune.score_run(
+            None, params, "", "", None, str(tmp_path / "random_init"),
+            "probe-key", dev_documents=("a", "b"))
+    assert not read().reused
+    assert read().reused and len(calls) == 1
+    params.task.model.mlm_initializer_range = 0.5
+    assert not read().reused
+    assert calls == [0.02, 0.5]

@@ -145,6 +145,8 @@ def score_run(model_dir, params, glue_dir, vocab_file, init_settings,
     None; returns a `FinetuneResult`, reused as `finetune_run`'s are."""
     settings = dict(init=init_settings or "random model", probe=probe_key,
                     zero_shot="cloze.score")
+    if not model_dir:  # a random model of the baseline's architecture
+        settings["model"] = study_records.flatten(params.task.model.as_dict())
     if study_records.is_current(result_dir, settings):
         kept = _kept(result_dir, dev_documents)
         if kept is not None:
