@@ -1,6 +1,7 @@
 """TFDS sources: a tiny dataset builder defined and prepared here, offline."""
 
 import os
+import shutil
 
 import pytest
 import tensorflow_datasets as tfds
@@ -80,3 +81,30 @@ def test_bad_tfds_settings_name_the_value(data_dir, tmp_path, kwargs, message):
         kwargs["data_dir"] = str(tmp_path)
     with pytest.raises(ValueError, match=message):
         next(iter(TfdsCorpus(**kwargs).documents()))
+
+
+def test_a_dataset_prepared_again_with_other_examples_is_rebuilt(
+        data_dir, tmp_path, monkeypatch):
+    # The same name, version and folder, prepared again from other text: the
+    # records made from the first are not reused.
+    prepared = str(tmp_path / "tfds")
+    TokenDroppingTinyDocs(data_dir=prepared).download_and_prepare(
+        download_dir=os.path.join(prepared, "downloads"))
+    config = PrepareDataConfig(
+        tfds_name="token_dropping_tiny_docs", tfds_split="train",
+        tfds_data_dir=prepared, vocab_size=300, seq_length=32,
+        max_predictions_per_seq=5)
+    first = build_pretraining_data(config, str(tmp_path / "out"))
+    records = sorted((tmp_path / "out").glob("train*"))
+    before = {p.name: p.read_bytes() for p in records}
+    monkeypatch.setitem(globals(), "DOCUMENTS",  # one document more
+                        tiny_documents(13, seed=7))
+    shutil.rmtree(os.path.join(prepared, "token_dropping_tiny_docs"))
+    TokenDroppingTinyDocs(data_dir=prepared).download_and_prepare(
+        download_dir=os.path.join(prepared, "downloads"))
+    second = build_pretraining_data(config, str(tmp_path / "out"))
+    assert second.num_train_examples + second.num_validation_examples > (
+        first.num_train_examples + first.num_validation_examples)
+    after = {p.name: p.read_bytes()
+             for p in sorted((tmp_path / "out").glob("train*"))}
+    assert after != before

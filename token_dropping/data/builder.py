@@ -178,7 +178,8 @@ def dataset_fingerprint(config, source: dict, given_vocab) -> str:
     """A hash of everything that decides the records' bytes.
 
     That is the config, the source as `describe()` gives it (for text files
-    the size and SHA-256 of each), the vocab file's tokens, and the versions
+    the size and SHA-256 of each; for TFDS the version and each split's
+    shard lengths and bytes), the vocab file's tokens, and the versions
     of this builder and of tensorflow-text (its tokenizer and vocab learner).
     """
     described = {

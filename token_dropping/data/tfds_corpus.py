@@ -34,9 +34,17 @@ class TfdsCorpus:
         self.undecodable_replacements = 0
 
     def describe(self) -> dict:
-        """What the corpus is, for the manifest."""
+        """What the corpus is, for the manifest and the fingerprint: with the
+        prepared dataset's version and each split's shard lengths and bytes
+        (TFDS's `dataset_info.json`), so a dataset prepared again under the
+        same name, other examples in it, makes a different dataset."""
+        info = self._builder().info
         return {"name": "tfds", "tfds_name": self.name, "split": self.split,
-                "data_dir": self.data_dir, "text_key": self.text_key}
+                "data_dir": self.data_dir, "text_key": self.text_key,
+                "version": str(info.version), "splits": {
+                    name: dict(shard_lengths=list(split.shard_lengths),
+                               num_bytes=split.num_bytes)
+                    for name, split in sorted(info.splits.items())}}
 
     def _builder(self):
         """The dataset builder, checked to be prepared and to hold the text."""
