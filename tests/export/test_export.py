@@ -38,6 +38,7 @@ from helpers import run_tool, write_vocab
 from in_process import tool_in_process
 from token_dropping.train import driver as training
 from token_dropping.train import run_data
+from token_dropping.train import run_vocab
 from token_dropping.common.errors import UserError
 from token_dropping.model.encoder import TokenDropBertEncoder
 from token_dropping.export import run_reader
@@ -603,6 +604,7 @@ def test_the_runs_own_records_decide_lower_case_and_a_smaller_vocab_exports(
     (model_dir / "params.yaml").write_text(params.replace(
         run["vocab"], str(vocab)).replace(train,
                                           str(records / "train.tfrecord")))
+    run_vocab.record(str(model_dir), str(vocab))  # as that run kept it
     result = export_bert(str(model_dir), str(tmp_path / "out"))
     assert result.do_lower_case is True
     assert result.do_lower_case_source == (
