@@ -239,6 +239,10 @@ def test_a_variant_is_part_of_the_timed_step():
 @pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"),
                     reason="peak RSS reset needs Linux /proc")
 def test_memory_child_reports_peak_rss():
-    measured = benchmark_memory.memory_child("token_drop", "tiny",
-                                             tiny_sizes(), xla=False, steps=1)
-    assert measured["peak_rss_mb"] >= measured["rss_before_build_mb"] > 0
+    # In a fresh process, as the benchmark measures: in pytest's own, after
+    # other tests, memory freed during the build can leave the reset
+    # high-water mark below the RSS before it (seen: 2712 against 2793 MB).
+    measured = benchmark_memory._memory_in_child_process(
+        "token_drop", "tiny", tiny_sizes(), xla=False, steps=1,
+        params_override=None)
+    assert measured["peak_rss_mb"] > measured["rss_before_build_mb"] > 0
