@@ -18,8 +18,10 @@ from official.common import flags as tfm_flags
 
 import token_dropping  # noqa: F401  (registers the experiments)
 from token_dropping.common.errors import UserError
+from token_dropping.data.dataset_info import STATIC_FORMAT
 from token_dropping.export import bert as export
 from token_dropping.train import driver as training
+from token_dropping.train import recorded_run
 from token_dropping.train import run_vocab
 
 if "experiment" not in flags.FLAGS:
@@ -68,9 +70,52 @@ def test_a_resume_on_another_vocab_is_refused(copies):
         _rerun(model_dir, f"task.vocab_file={rebuilt}")
     message = str(e.value)
     assert message.startswith(
-        f"the records' vocab (task.vocab_file)={rebuilt!r} is not the "
-        f"vocabulary the run in {model_dir} was trained with ")
+        f"{rebuilt!r} (task.vocab_file) is not the vocabulary the run in "
+        f"{model_dir} was trained with ")
     assert "\n" not in message
+
+
+def _dataset(folder, records, vocab, model_dir):
+    """A prepare_data folder: the records, its vocab, a manifest of the
+    run's shapes and special ids (`dataset_info` reads it)."""
+    recorded = recorded_run.read(model_dir)
+    encoder = "task.model.encoder.any."
+    os.makedirs(folder)
+    shutil.copy(records, os.path.join(folder, "train.tfrecord"))
+    shutil.copy(vocab, os.path.join(folder, "vocab.txt"))
+    with open(os.path.join(folder, "manifest.json"), "w") as f:
+        json.dump(dict(
+            format=STATIC_FORMAT, vocab_file="vocab.txt",
+            special_tokens_file="special_tokens.json",
+            seq_length=recorded["task.train_data.seq_length"],
+            max_predictions_per_seq=recorded[
+                "task.train_data.max_predictions_per_seq"],
+            special_tokens=dict(
+                vocab_size=recorded[encoder + "vocab_size"],
+                token_allow_list=recorded[encoder + "token_allow_list"],
+                token_deny_list=recorded[encoder + "token_deny_list"]),
+            splits=dict(train=dict(input_path="train.tfrecord",
+                                   num_examples=16))), f)
+    return os.path.join(folder, "train.tfrecord")
+
+
+def test_records_moved_to_a_rebuilt_dataset_are_checked_by_its_vocab(
+        run, copies, tmp_path):
+    # Resumed as the docs say (--config_file=params.yaml: task.vocab_file
+    # still names the old file), the records moved to a dataset rebuilt
+    # from changed text: its manifest's vocab is what the ids mean.
+    model_dir, moved, rebuilt = copies
+    records = os.path.join(os.path.dirname(run["vocab"]), "train.tfrecord")
+    same = _dataset(str(tmp_path / "same"), records, moved, model_dir)
+    assert _rerun(model_dir, f"task.train_data.input_path={same}")
+    other = _dataset(str(tmp_path / "other"), records, rebuilt, model_dir)
+    with pytest.raises(UserError) as e:
+        _rerun(model_dir, f"task.train_data.input_path={other}")
+    manifest = tmp_path / "other" / "manifest.json"
+    assert str(e.value).startswith(
+        f"{str(tmp_path / 'other' / 'vocab.txt')!r} (the records' manifest "
+        f"{manifest}) is not the vocabulary the run in {model_dir} was "
+        "trained with ")
 
 
 def test_an_export_with_another_vocab_is_refused(copies, tmp_path):
@@ -79,7 +124,7 @@ def test_an_export_with_another_vocab_is_refused(copies, tmp_path):
         export.export_bert(model_dir, str(tmp_path / "out"),
                            vocab_file=rebuilt)
     assert str(e.value).startswith(
-        f"--vocab_file={rebuilt!r} is not the vocabulary the run in "
+        f"{rebuilt!r} (--vocab_file) is not the vocabulary the run in "
         f"{model_dir} was trained with ")
     assert not os.path.exists(tmp_path / "out")
 

@@ -190,8 +190,7 @@ def resolve(params, mode, model_dir, cache_dir=None, own_records=False):
     if latest:
         run_checks.check_trainer_checkpoint(latest, model_dir)
         if "train" in mode:
-            run_vocab.check(model_dir, run_vocab.vocab_of(params),
-                            "the records' vocab (task.vocab_file)")
+            run_vocab.check(model_dir, *run_vocab.vocab_of(params))
     elif "train" in mode:  # read by a fresh run only
         run_checks.check_init_checkpoint(params.task)
     if mode == "eval" and not latest:
@@ -275,7 +274,7 @@ def train(params, *, mode, model_dir, latest=None,
     if "train" in mode and chief:
         train_utils.serialize_config(params, model_dir)
         if not latest:  # what a resume and an export compare with
-            run_vocab.record(model_dir, run_vocab.vocab_of(params))
+            run_vocab.record(model_dir, run_vocab.vocab_of(params)[0])
 
     progress = ProgressLog(trainer.global_step, params.trainer.train_steps,
                            params.task.train_data.global_batch_size,

@@ -11,13 +11,13 @@ training run records its vocab's SHA-256 in `model_dir/training_vocab.json`
 with it (`check`). Runs made before this file have none: nothing is
 compared.
 
-The vocab is `task.vocab_file` (filled from the records' manifest by
-`run_data`), or for a task without that field (Model Garden's BERT) the
-manifest's beside the training records.
+The vocab is the one the training records' manifest names (`input_path`
+may move to records rebuilt elsewhere while `task.vocab_file`, given back
+with `--config_file`, still names the old file), else `task.vocab_file`.
 
 Example:
->>> check(model_dir, vocab_of(params), "task.vocab_file")  # on resume
->>> record(model_dir, vocab_of(params))  # a fresh run, before training
+>>> check(model_dir, *vocab_of(params))  # on resume
+>>> record(model_dir, vocab_of(params)[0])  # a fresh run, before training
 """
 
 import json
@@ -28,26 +28,29 @@ import tensorflow as tf
 from token_dropping.common import files
 from token_dropping.common.errors import UserError
 from token_dropping.data.dataset_info import MANIFEST_FILENAME
-from token_dropping.data.dataset_info import DatasetInfo
+from token_dropping.data.dataset_info import read_manifest
 
 FILE = "training_vocab.json"
 
 
 def vocab_of(params):
-    """The run's vocab file, or "" when neither the task nor the training
-    records' manifest names one."""
-    vocab_file = getattr(params.task, "vocab_file", "") or ""
-    if vocab_file:
-        return vocab_file
+    """`(vocab file, where it was named)` of the run's training records:
+    the manifest's beside them (what the records were made with, even when
+    `task.vocab_file` still names an older file), else `task.vocab_file`;
+    `("", "")` when neither names one."""
     data = getattr(params.task, "train_data", None)
     pattern = str(getattr(data, "input_path", "") or "").split(",")[0]
     matches = sorted(tf.io.gfile.glob(pattern)) if pattern else []
-    if not matches:
-        return ""
-    manifest = os.path.join(os.path.dirname(matches[0]), MANIFEST_FILENAME)
-    if not tf.io.gfile.exists(manifest):
-        return ""
-    return DatasetInfo.from_manifest(manifest).vocab_file or ""
+    if matches:
+        folder = os.path.dirname(matches[0])
+        manifest = os.path.join(folder, MANIFEST_FILENAME)
+        if tf.io.gfile.exists(manifest):
+            named = read_manifest(manifest).get("vocab_file")
+            if named:
+                return os.path.join(folder, named), (
+                    f"the records' manifest {manifest}")
+    vocab_file = getattr(params.task, "vocab_file", "") or ""
+    return (vocab_file, "task.vocab_file") if vocab_file else ("", "")
 
 
 def record(model_dir, vocab_file):
@@ -60,10 +63,10 @@ def record(model_dir, vocab_file):
             indent=1)
 
 
-def check(run_dir, vocab_file, flag):
+def check(run_dir, vocab_file, where):
     """Raises UserError if `run_dir` recorded another vocab than
-    `vocab_file` (given by `flag`); nothing recorded or no vocab given:
-    nothing to compare."""
+    `vocab_file` (named by `where`: a flag or a file); nothing recorded or
+    no vocab given: nothing to compare."""
     path = os.path.join(run_dir, FILE)
     if not (vocab_file and tf.io.gfile.exists(path)
             and tf.io.gfile.exists(vocab_file)):
@@ -72,7 +75,7 @@ def check(run_dir, vocab_file, flag):
         recorded = json.load(f)
     if files.sha256(vocab_file) != recorded["sha256"]:
         raise UserError(
-            f"{flag}={vocab_file!r} is not the vocabulary the run in "
+            f"{vocab_file!r} ({where}) is not the vocabulary the run in "
             f"{run_dir} was trained with ({recorded['vocab_file']!r} then, "
             f"SHA-256 {recorded['sha256'][:12]}..., {path}): its ids would "
             "name other pieces. Give the records and vocab it was trained "
