@@ -2,6 +2,7 @@
 and one-line refusals before anything is built."""
 
 import itertools
+import re
 
 import pytest
 
@@ -186,5 +187,38 @@ def test_a_model_that_sets_a_swept_field_is_refused(tmp_path, models):
     with pytest.raises(UserError) as e:
         study.check_config(config)
     assert str(e.value).startswith(f"--models={models[-1]!r} sets ")
-    assert str(e.value).endswith(", which --sweep sweeps; give the model "
-                                 "without it.")
+    assert str(e.value).endswith(", which --sweep sweeps; give a model "
+                                 "that leaves it unset.")
+
+
+def test_a_variant_that_fixes_a_swept_field_is_refused(tmp_path):
+    # token_drop_random is selection=random: sweeping selection would make
+    # token_drop_random.selection=mlm_loss (two selections) and
+    # token_drop.selection=random (token_drop_random, again).
+    config = study.StudyConfig(output_dir=str(tmp_path / "out"),
+                               runs_dir=str(tmp_path / "runs"),
+                               models=("bert", "token_drop",
+                                       "token_drop_random"),
+                               sweep=("selection=random,mlm_loss",))
+    with pytest.raises(UserError, match=re.escape(
+            "--models='token_drop_random' sets selection, which --sweep "
+            "sweeps")):
+        study.check_config(config)
+
+
+@pytest.mark.parametrize("models, same", [
+    (("token_drop.token_keep_k=32.drop_layers=1-7",
+      "token_drop.drop_layers=1-7.token_keep_k=32"),
+     "token_drop.token_keep_k=32.drop_layers=1-7"),
+    (("token_drop.drop_layers=1-7",
+      "token_drop.drop_start_layer=1.drop_end_layer=7"),
+     "token_drop.drop_layers=1-7"),
+])
+def test_one_model_under_two_names_is_refused(tmp_path, models, same):
+    config = study.StudyConfig(output_dir=str(tmp_path / "out"),
+                               runs_dir=str(tmp_path / "runs"),
+                               models=("bert",) + models)
+    with pytest.raises(UserError) as e:
+        study.check_config(config)
+    assert str(e.value) == (f"--models: {models[1]!r} is the model {same!r} "
+                            "under another name; give it once.")

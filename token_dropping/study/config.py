@@ -276,6 +276,13 @@ def check_config(config):
                             "token_drop.")
     study_sweep.parse(config.sweep)  # one line on a bad --sweep
     specs = model_specs(config)
+    seen = {}
+    for spec in specs:  # e.g. drop_layers=1-7 and drop_start_layer=1...
+        same = seen.setdefault((spec.experiment, tuple(sorted(
+            dict(spec.encoder).items()))), spec.name)
+        if same != spec.name:
+            raise UserError(f"--models: {spec.name!r} is the model "
+                            f"{same!r} under another name; give it once.")
     baselines = [spec.name for spec in specs if spec.is_baseline]
     if config.sweep and len(specs) == len(baselines):
         raise UserError(f"--sweep={config.sweep[0]!r} needs a token-dropping"

@@ -132,7 +132,8 @@ def split_name(name):
 def expand(specs, axes):
     """`specs` with every token-dropping one replaced by its sweep points
     (`points`), in order; BERT and any other model stay as they are.
-    UserError (one line) if a model's name sets a swept field."""
+    UserError (one line) if a model sets a swept field (in its name, or as
+    the variant it is: `token_drop_random`'s selection)."""
     if not axes:
         return list(specs)
     swept = {field for _, overrides in points(axes)[:1]
@@ -142,11 +143,11 @@ def expand(specs, axes):
         if spec.is_baseline:
             out.append(spec)
             continue
-        named = {field for field, _ in split_name(spec.name)[1]} & swept
+        named = {field for field, _ in spec.encoder} & swept
         if named:
             raise UserError(f"--models={spec.name!r} sets "
                             f"{', '.join(sorted(named))}, which --sweep "
-                            "sweeps; give the model without it.")
+                            "sweeps; give a model that leaves it unset.")
         for name, overrides in points(axes):
             out.append(dataclasses.replace(
                 spec, name=f"{spec.name}.{name}",
