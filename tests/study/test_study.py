@@ -420,10 +420,11 @@ def test_a_finished_runs_flops_are_counted_stage_by_stage(tmp_path):
 
 def test_a_run_started_again_from_step_0_is_a_new_run(tmp_path,
                                                      monkeypatch):
-    # A stable run stopped before its first checkpoint, with a record and a
-    # kept fork of other settings: started again, it records this run's
-    # settings under a new id (its branches are then redone), and the fork
-    # of weights that are gone is not kept for them.
+    # A stable run stopped before its first checkpoint, with a record, a
+    # kept fork and a finished branch of other settings: started again, it
+    # records this run's settings under a new id, and the fork and branch
+    # of weights that are gone are removed (the finished branch was reused
+    # as this run's).
     from official.core import exp_factory
     import token_dropping  # noqa: F401  (registers the experiments)
     from token_dropping.study import annealing
@@ -437,6 +438,11 @@ def test_a_run_started_again_from_step_0_is_a_new_run(tmp_path,
     with open(fork + ".json", "w") as f:
         json.dump(dict(step=6, wall_seconds=1.0), f)
     assert annealing.kept_forks(model_dir) == [6]
+    branch = annealing.branch_dir(model_dir, 8)  # finished, from the fork
+    os.makedirs(branch)
+    with open(os.path.join(branch, study_runs.DONE), "w") as f:
+        json.dump(dict(steps=8), f)
+    assert study_runs.is_done(branch, 8)
 
     class Stopped(Exception):
         pass
@@ -455,6 +461,7 @@ def test_a_run_started_again_from_step_0_is_a_new_run(tmp_path,
     assert record["settings"] == {"lr": 0.001}
     assert record["run_id"] != "old"
     assert annealing.kept_forks(model_dir) == []
+    assert not os.path.exists(branch)
 
 
 def test_the_summary_minutes_count_only_this_studys_steps(tmp_path):
@@ -514,7 +521,10 @@ def test_models_must_be_pretraining_with_one_bert(tmp_path, monkeypatch):
              "--models: 'bert/sentence_prediction' is "),
             (("token_drop", "token_drop_random"),
              "has 0 BERT models (none); the study needs exactly one"),
-            (("bert", "bert_mini"), "has 2 BERT models (bert, bert_mini)")]:
+            (("bert", "bert_tiny"), "has 2 BERT models (bert, bert_tiny)"),
+            # bert at the study's size (mini) is bert_mini.
+            (("bert", "bert_mini"), "--models: 'bert_mini' is the model "
+             "'bert' under another name")]:
         with pytest.raises(UserError, match=re.escape(message)) as e:
             study.run_study(dataclasses.replace(base, models=models))
         assert "\n" not in str(e.value)

@@ -98,6 +98,21 @@ def fork_path(stable_dir, step):
     return os.path.join(stable_dir, FORKS, f"ckpt-{step}")
 
 
+def branch_dir(stable_dir, budget):
+    """Where the stable run's decay branch to `budget` trains."""
+    return os.path.join(stable_dir, f"decay-{budget}")
+
+
+def forget_branches(stable_dir):
+    """Removes the stable run's kept forks and its decay branches: a stable
+    run started again from step 0 is a new run (the old weights are gone,
+    and a finished branch of them would be read as this run's)."""
+    for path in [os.path.join(stable_dir, FORKS)] + tf.io.gfile.glob(
+            branch_dir(stable_dir, "*")):
+        if tf.io.gfile.isdir(path):
+            tf.io.gfile.rmtree(path)
+
+
 def _marker(stable_dir, step):
     return fork_path(stable_dir, step) + ".json"
 

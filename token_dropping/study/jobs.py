@@ -160,7 +160,7 @@ def _seed_jobs(config, spec, seed, plan, params_of, manifest_path,
         params = params_of(spec, budget, seed, budget=budget,
                            eval_every=budget,
                            schedule_steps=plan.final_budget)
-        branch_dir = os.path.join(stable_dir, f"decay-{budget}")
+        branch_dir = annealing.branch_dir(stable_dir, budget)
         branch = f"{spec.name} (seed {seed}, decay to {budget})"
         _resolve(branch, params, branch_dir)
         job = Job(spec, seed, params, branch_dir, None,

@@ -304,9 +304,9 @@ def pretrain(spec, seed, params, model_dir, latest, floor, settings=None,
 
     `floor` is the unigram cross-entropy each evaluation is logged against.
     `settings` (`study_records.pretraining_settings`) is recorded, with a
-    new run id, whenever the run starts from step 0 (a record or forks there
-    are of weights gone: a run stopped before its first checkpoint); the
-    caller has checked a resumed or finished run's record. `phase` (a
+    new run id, whenever the run starts from step 0 (a record, forks or
+    branches there are of weights gone: a run stopped before its first
+    checkpoint); the caller has checked a resumed or finished run's record. `phase` (a
     `Phase`): the stable run or a decay branch (the branch starts from its
     fork, copied into `model_dir` by the caller: `latest`).
 
@@ -319,9 +319,8 @@ def pretrain(spec, seed, params, model_dir, latest, floor, settings=None,
     start_step = (int(latest.rsplit("-", 1)[-1]) if latest else 0)
     rows = [r for r in rows if r["step"] <= start_step]
     tf.io.gfile.makedirs(model_dir)
-    forks = os.path.join(model_dir, annealing.FORKS)
-    if latest is None and tf.io.gfile.exists(forks):
-        tf.io.gfile.rmtree(forks)  # of weights that are gone
+    if latest is None and getattr(phase, "budget", None) is None:
+        annealing.forget_branches(model_dir)  # of weights that are gone
     if settings is not None and (latest is None
                                  or study_records.read(model_dir) is None):
         study_records.write(model_dir, dict(

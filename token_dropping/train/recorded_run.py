@@ -147,7 +147,8 @@ def _differing(current, recorded):
     switched = {_emptied(key, other) for one, other in (
         (current, recorded), (recorded, current)) for key in set(one) - set(
             other)} - {None}
-    keys = sorted(key for key in switched if not may_change(key))
+    keys = sorted(key for key in switched
+                  if not (may_change(key) or may_change(key + ".")))
     for key in sorted(set(current) & set(recorded)):
         if may_change(key) or current[key] == recorded[key]:
             continue
