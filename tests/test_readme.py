@@ -350,19 +350,22 @@ def test_the_readme_code_map_is_the_package_tree():
 def test_the_readme_results_are_the_committed_results():
     results = _readme_section("Results at a glance")
     sources = "".join(_text(p) for p in pages() if re.fullmatch(
-        r"docs/(study|study_remedies|frontier|frontier_reach)/summary\.md"
+        r"docs/(study|study_remedies|frontier|frontier_reach|"
+        r"frontier_remedies)/summary\.md"
         r"|docs/benchmark/\w+\.md", p))
     figures = re.findall(r"(?<![\d.])[+-]?\d+\.\d{3}(?![\d.])", results)
     assert len(figures) >= 4
     # The study's paragraph quotes the committed study's summary, the
-    # frontier's the committed frontier's (and its finer-grid reading).
+    # frontier's the committed frontier's (its finer-grid reading and its
+    # remedies).
     study = results[results.index("**Does it pay?**"):]
     frontier = study[study.index("**Which way of dropping pays most?**"):]
     study = study[:-len(frontier)]
     for paragraph, summary, known in (
             (study, ["docs/study/summary.md"], {"0.755", "0.767"}),
             (frontier, ["docs/frontier/summary.md",
-                        "docs/frontier_reach/summary.md"], set())):
+                        "docs/frontier_reach/summary.md",
+                        "docs/frontier_remedies/summary.md"], set())):
         quoted = set(re.findall(r"(?<![\d.])[+-]?\d+\.\d{2,3}(?![\d.])",
                                 paragraph)) - known
         assert len(quoted) >= 4, summary
