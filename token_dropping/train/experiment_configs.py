@@ -42,7 +42,7 @@ _SIZES = {
         token_keep_k=64,  # of seq_length 128
         data=dict(seq_length=128, max_predictions_per_seq=20,
                   global_batch_size=32),
-        # About 5 minutes of training on 2 CPU cores (2-3 steps/s).
+        # About 3 minutes of training on 2 idle CPU cores (4-5 steps/s).
         trainer=dict(train_steps=800, warmup_steps=80, steps_per_loop=100,
                      checkpoint_interval=400, validation_interval=400,
                      validation_steps=10, learning_rate=1e-3)),
