@@ -61,7 +61,8 @@ def test_a_directory_as_input_path_names_the_files_to_give(tmp_path):
         resolve_data(tiny(str(folder)), "train")
     assert str(error.value) == (
         f"task.train_data.input_path: {str(folder)!r} matches the directory "
-        f"{str(folder)!r}; name the record files in it, e.g. {folder}/train-*.")
+        f"{str(folder)!r}; name the record files in it, e.g. "
+        f"{folder}/train-*.")
 
 
 def test_the_first_file_of_the_first_pattern_is_the_one_checked(tmp_path):

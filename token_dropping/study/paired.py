@@ -16,7 +16,6 @@ Example:
 """
 
 import csv
-import math
 from typing import NamedTuple
 
 import tensorflow as tf
@@ -57,15 +56,6 @@ def read_rows(path):
     return {key: sorted(points) for key, points in rows.items()}
 
 
-def _steps_at(points, compute):
-    """The steps at `compute` between annealed runs, linear in log-compute."""
-    for (c0, _, s0), (c1, _, s1) in zip(points, points[1:]):
-        if c0 <= compute <= c1:
-            w = math.log(compute / c0) / math.log(c1 / c0)
-            return s0 + w * (s1 - s0)
-    return None
-
-
 def paired_readings(rows, reference):
     """A `PairedReading` per model but BERT, in name order (the reference's
     own differences are 0)."""
@@ -74,7 +64,7 @@ def paired_readings(rows, reference):
         raise UserError(f"reference={reference!r} is not a token-dropping "
                         f"model of this study ({', '.join(models)}).")
     seeds = sorted(s for m, s in rows if m == BASELINE)
-    out, readings = [], {}
+    readings = {}
     for model in models:
         share, loss, steps = {}, {}, {}
         for seed in seeds:
@@ -88,13 +78,13 @@ def paired_readings(rows, reference):
             reach = stats.compute_to_reach(curve, target)
             share[seed] = None if reach is None else reach / compute
             loss[seed] = stats.loss_at(curve, compute)
-            at = None if reach is None else _steps_at(points, reach)
+            # Steps between annealed runs, read as losses are.
+            at = None if reach is None else stats.loss_at(
+                [(c, s) for c, _, s in points], reach)
             steps[seed] = None if at is None else at / bert_steps
         readings[model] = share, loss, steps
-    for model in models:
-        share, loss, steps = readings[model]
-        out.append(PairedReading(
-            model, stats.paired_interval(share, readings[reference][0]),
-            stats.paired_interval(loss, readings[reference][1]),
-            stats.mean_interval(steps.values())))
-    return out
+    base_share, base_loss, _ = readings[reference]
+    return [PairedReading(model, stats.paired_interval(share, base_share),
+                          stats.paired_interval(loss, base_loss),
+                          stats.mean_interval(steps.values()))
+            for model, (share, loss, steps) in readings.items()]

@@ -306,9 +306,10 @@ def pretrain(spec, seed, params, model_dir, latest, floor, settings=None,
     `settings` (`study_records.pretraining_settings`) is recorded, with a
     new run id, whenever the run starts from step 0 (a record, forks or
     branches there are of weights gone: a run stopped before its first
-    checkpoint); the caller has checked a resumed or finished run's record. `phase` (a
-    `Phase`): the stable run or a decay branch (the branch starts from its
-    fork, copied into `model_dir` by the caller: `latest`).
+    checkpoint); the caller has checked a resumed or finished run's
+    record. `phase` (a `Phase`): the stable run or a decay branch (the
+    branch starts from its fork, copied into `model_dir` by the caller:
+    `latest`).
 
     Returns:
         The run's rows, one per evaluation, in step order.
