@@ -55,7 +55,7 @@ def resolve_data(params, mode, cache_dir=None):
         if data.input_path == DUMMY:
             continue
         files = _glob(params, name, data)
-        info = infos.get(name) or _read_manifest(files[0])
+        info = infos.get(name) or read_manifest_beside(files[0])
         if info is not None:
             _apply_manifest(params, name, data, info)
         elif is_pretraining(params):
@@ -133,7 +133,9 @@ def _split_files(name):
     return "train-*" if name == "train_data" else "validation-*"
 
 
-def _read_manifest(first_file):
+def read_manifest_beside(first_file):
+    """The `DatasetInfo` of the manifest beside a dataset's first record
+    file, or None when there is none (records made elsewhere)."""
     manifest = os.path.join(os.path.dirname(first_file), MANIFEST_FILENAME)
     if not tf.io.gfile.exists(manifest):
         return None

@@ -27,8 +27,7 @@ import tensorflow as tf
 
 from token_dropping.common import files
 from token_dropping.common.errors import UserError
-from token_dropping.data.dataset_info import MANIFEST_FILENAME
-from token_dropping.data.dataset_info import read_manifest
+from token_dropping.train import run_data
 
 FILE = "training_vocab.json"
 
@@ -41,14 +40,9 @@ def vocab_of(params):
     data = getattr(params.task, "train_data", None)
     pattern = str(getattr(data, "input_path", "") or "").split(",")[0]
     matches = sorted(tf.io.gfile.glob(pattern)) if pattern else []
-    if matches:
-        folder = os.path.dirname(matches[0])
-        manifest = os.path.join(folder, MANIFEST_FILENAME)
-        if tf.io.gfile.exists(manifest):
-            named = read_manifest(manifest).get("vocab_file")
-            if named:
-                return os.path.join(folder, named), (
-                    f"the records' manifest {manifest}")
+    info = run_data.read_manifest_beside(matches[0]) if matches else None
+    if info is not None:
+        return info.vocab_file, f"the records' manifest {info.manifest_path}"
     vocab_file = getattr(params.task, "vocab_file", "") or ""
     return (vocab_file, "task.vocab_file") if vocab_file else ("", "")
 
